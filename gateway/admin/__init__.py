@@ -1,0 +1,1 @@
+"""The control plane: operator, auditor and admin endpoints under ``/admin``."""

@@ -1,0 +1,70 @@
+"""Who is calling the admin API, and may they.
+
+Roles: ``admin`` (everything, keys included), ``operator`` (register releases, move channels,
+read them), ``auditor`` (read releases, channels, history, lineage, audit), ``app`` (data
+plane only). The first admin key comes from ``GATEWAY_ADMIN_TOKEN`` and is never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from gateway.admin.errors import AdminError
+from releases.apikeys import ApiKey, KeyRing, matches, secret_digest
+from releases.models import Actor, Role
+
+BOOTSTRAP_ADMIN = "bootstrap-admin"
+
+READ: frozenset[Role] = frozenset({"admin", "operator", "auditor"})
+WRITE: frozenset[Role] = frozenset({"admin", "operator"})
+AUDIT: frozenset[Role] = frozenset({"admin", "auditor"})
+KEYS: frozenset[Role] = frozenset({"admin"})
+
+
+def presented_key(request: Request) -> str | None:
+    """``Authorization: Bearer <key>`` or ``x-api-key: <key>``."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    """Resolves a presented secret to a key: the bootstrap admin token, or a stored key."""
+
+    keyring: KeyRing
+    admin_token_digest: str | None
+
+    @classmethod
+    def create(cls, keyring: KeyRing, admin_token: str | None) -> Authenticator:
+        return cls(keyring, secret_digest(admin_token) if admin_token else None)
+
+    async def identify(self, secret: str) -> ApiKey | None:
+        if self.admin_token_digest is not None and matches(secret, self.admin_token_digest):
+            return ApiKey(
+                name=BOOTSTRAP_ADMIN,
+                role="admin",
+                channels=["*"],
+                created_by="GATEWAY_ADMIN_TOKEN",
+                created_at="",
+            )
+        return await self.keyring.lookup(secret)
+
+    async def require(self, request: Request, roles: frozenset[Role]) -> Actor:
+        """The caller as an actor, or 401 (no or bad key) / 403 (role not allowed)."""
+        secret = presented_key(request)
+        if secret is None:
+            raise AdminError(401, "unauthorized", "no key: send Authorization: Bearer <key>")
+        key = await self.identify(secret)
+        if key is None:
+            raise AdminError(401, "unauthorized", "the key is not valid")
+        if key.role not in roles:
+            allowed = ", ".join(sorted(roles))
+            raise AdminError(
+                403, "forbidden", f"a key with role {key.role!r} may not do this (needs: {allowed})"
+            )
+        return Actor(name=key.name, role=key.role)

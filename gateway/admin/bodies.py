@@ -1,0 +1,79 @@
+"""Reading admin request bodies and headers: size limit, JSON or YAML, If-Match."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from starlette.requests import Request
+
+from gateway.admin.errors import AdminError
+from releases.errors import InvalidRequest
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise AdminError(413, "body_too_large", f"the body is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise AdminError(413, "body_too_large", f"the body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_document(request: Request, limit: int, *, allow_yaml: bool = False) -> Any:
+    """The body as JSON, or where allowed as YAML unless it is declared JSON; empty is ``{}``."""
+    raw = await read_body(request, limit)
+    if not raw.strip():
+        return {}
+    as_yaml = allow_yaml and "json" not in request.headers.get("content-type", "")
+    try:
+        return yaml.safe_load(raw) if as_yaml else json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "YAML" if as_yaml else "JSON"
+        raise AdminError(400, "invalid_body", f"the body is not valid {kind}: {exc}") from None
+
+
+async def read_object(request: Request, limit: int) -> dict[str, Any]:
+    document = await read_document(request, limit)
+    if not isinstance(document, dict):
+        raise AdminError(400, "invalid_body", "the body must be a JSON object")
+    return document
+
+
+def expected_generation(request: Request, body: dict[str, Any]) -> int | None:
+    """The generation a channel write expects: ``If-Match`` (plain or quoted), else the body's
+    ``expected_generation``; None when neither is given."""
+    header = request.headers.get("if-match")
+    value: object = body.get("expected_generation")
+    if header is not None:
+        value = header.strip().removeprefix("W/").strip('"')
+    if value is None:
+        return None
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+    ):
+        raise AdminError(
+            400,
+            "invalid_generation",
+            f"If-Match must be a channel generation number, got {value!r}",
+        )
+    return int(value)
+
+
+def text_field(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    """A string field of a body; 422 naming the field when it is missing or not a string."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"the body needs a {name!r} string", name)
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name!r} must be a string", name)
+    return value

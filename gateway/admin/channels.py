@@ -1,0 +1,102 @@
+"""Admin endpoints for channels: show, promote, canary, shadow, rollback, history.
+
+Every write takes ``If-Match: <generation>`` (or ``expected_generation`` in the body) and an
+optional ``reason``; the actor is the calling key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.admin.auth import READ, WRITE
+from gateway.admin.bodies import expected_generation, read_object, text_field
+from gateway.services import Services, services
+from releases.models import Actor, Channel
+
+
+def channel_response(channel: Channel) -> JSONResponse:
+    # The generation doubles as an ETag, so a client can echo it back in If-Match.
+    return JSONResponse(
+        channel.model_dump(mode="json"), headers={"ETag": f'"{channel.generation}"'}
+    )
+
+
+async def list_channels(request: Request) -> JSONResponse:
+    s = services(request)
+    await s.auth.require(request, READ)
+    return JSONResponse([c.model_dump(mode="json") for c in await s.registry.channels()])
+
+
+async def show_channel(request: Request) -> JSONResponse:
+    s = services(request)
+    await s.auth.require(request, READ)
+    return channel_response(await s.registry.channel(request.path_params["channel"]))
+
+
+async def history(request: Request) -> JSONResponse:
+    s = services(request)
+    await s.auth.require(request, READ)
+    entries = await s.registry.history(request.path_params["channel"])
+    return JSONResponse([e.model_dump(mode="json") for e in entries])
+
+
+async def _write(request: Request) -> tuple[Services, Actor, dict[str, Any], str, int | None]:
+    """What every channel write needs: services, actor, body, reason, expected generation."""
+    s = services(request)
+    actor = await s.auth.require(request, WRITE)
+    body = await read_object(request, s.settings.max_admin_body_bytes)
+    reason = text_field(body, "reason") or request.query_params.get("reason", "")
+    return s, actor, body, reason, expected_generation(request, body)
+
+
+async def promote(request: Request) -> JSONResponse:
+    s, actor, body, reason, expected = await _write(request)
+    release = text_field(body, "release", required=True)
+    assert release is not None
+    channel = await s.registry.promote(
+        request.path_params["channel"], release, actor, reason, expected
+    )
+    return channel_response(channel)
+
+
+async def set_canary(request: Request) -> JSONResponse:
+    s, actor, body, reason, expected = await _write(request)
+    release = text_field(body, "release", required=True)
+    assert release is not None
+    channel = await s.registry.set_canary(
+        request.path_params["channel"], release, body.get("weight"), actor, reason, expected
+    )
+    return channel_response(channel)
+
+
+async def clear_canary(request: Request) -> JSONResponse:
+    s, actor, _, reason, expected = await _write(request)
+    channel = await s.registry.clear_canary(request.path_params["channel"], actor, reason, expected)
+    return channel_response(channel)
+
+
+async def set_shadow(request: Request) -> JSONResponse:
+    s, actor, body, reason, expected = await _write(request)
+    release = text_field(body, "release", required=True)
+    assert release is not None
+    channel = await s.registry.set_shadow(
+        request.path_params["channel"], release, body.get("sample"), actor, reason, expected
+    )
+    return channel_response(channel)
+
+
+async def clear_shadow(request: Request) -> JSONResponse:
+    s, actor, _, reason, expected = await _write(request)
+    channel = await s.registry.clear_shadow(request.path_params["channel"], actor, reason, expected)
+    return channel_response(channel)
+
+
+async def rollback(request: Request) -> JSONResponse:
+    s, actor, body, reason, expected = await _write(request)
+    channel = await s.registry.rollback(
+        request.path_params["channel"], actor, text_field(body, "to"), reason, expected
+    )
+    return channel_response(channel)

@@ -1,0 +1,42 @@
+"""Admin endpoints for releases: register, list, show, diff."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.admin.auth import READ, WRITE
+from gateway.admin.bodies import read_document
+from gateway.services import services
+from releases.diff import diff_releases
+
+
+async def create_release(request: Request) -> JSONResponse:
+    """Register a spec (JSON or YAML); 201 when new, 200 when the same content exists."""
+    s = services(request)
+    actor = await s.auth.require(request, WRITE)
+    spec = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
+    release, created = await s.registry.register(spec, actor)
+    return JSONResponse(release.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+async def list_releases(request: Request) -> JSONResponse:
+    s = services(request)
+    await s.auth.require(request, READ)
+    found = await s.registry.releases(request.query_params.get("name"))
+    return JSONResponse([r.model_dump(mode="json") for r in found])
+
+
+async def show_release(request: Request) -> JSONResponse:
+    s = services(request)
+    await s.auth.require(request, READ)
+    release = await s.registry.release(request.path_params["release_id"])
+    return JSONResponse(release.model_dump(mode="json"))
+
+
+async def diff(request: Request) -> JSONResponse:
+    s = services(request)
+    await s.auth.require(request, READ)
+    a = await s.registry.release(request.path_params["a"])
+    b = await s.registry.release(request.path_params["b"])
+    return JSONResponse(diff_releases(a, b))

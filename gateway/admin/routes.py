@@ -1,0 +1,32 @@
+"""The ``/admin`` route table."""
+
+from __future__ import annotations
+
+from starlette.routing import Mount, Route
+
+from gateway.admin import audit, channels, keys, releases
+
+CHANNEL = "/channels/{channel:str}"
+
+admin = Mount(
+    "/admin",
+    routes=[
+        Route("/releases", releases.create_release, methods=["POST"]),
+        Route("/releases", releases.list_releases, methods=["GET"]),
+        Route("/releases/{release_id:str}", releases.show_release, methods=["GET"]),
+        Route("/releases/{a:str}/diff/{b:str}", releases.diff, methods=["GET"]),
+        Route("/channels", channels.list_channels, methods=["GET"]),
+        Route(CHANNEL, channels.show_channel, methods=["GET"]),
+        Route(CHANNEL + "/promote", channels.promote, methods=["POST"]),
+        Route(CHANNEL + "/canary", channels.set_canary, methods=["PUT"]),
+        Route(CHANNEL + "/canary", channels.clear_canary, methods=["DELETE"]),
+        Route(CHANNEL + "/shadow", channels.set_shadow, methods=["PUT"]),
+        Route(CHANNEL + "/shadow", channels.clear_shadow, methods=["DELETE"]),
+        Route(CHANNEL + "/rollback", channels.rollback, methods=["POST"]),
+        Route(CHANNEL + "/history", channels.history, methods=["GET"]),
+        Route("/keys", keys.create_key, methods=["POST"]),
+        Route("/keys", keys.list_keys, methods=["GET"]),
+        Route("/keys/{name:str}", keys.delete_key, methods=["DELETE"]),
+        Route("/audit", audit.list_audit, methods=["GET"]),
+    ],
+)

@@ -1,0 +1,79 @@
+"""The ASGI app factory: routes, error handlers, and a lifespan that owns the Redis client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
+from gateway.admin.routes import admin
+from gateway.config import Settings
+from gateway.services import Services, services
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The registry is reachable."""
+    try:
+        await services(request).redis.ping()
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        return JSONResponse({"status": "unavailable", "registry": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(
+        exc.status_code, kind, f"{request.method} {request.url.path}: {exc.detail}"
+    )
+
+
+async def registry_unreachable(request: Request, exc: Exception) -> Response:
+    return error_response(
+        503, "registry_unreachable", f"the registry (Redis) is unreachable: {exc}"
+    )
+
+
+def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> Starlette:
+    """Build the gateway app. ``redis`` may be passed in (tests); otherwise one is created
+    from ``settings.redis_url`` at start-up and closed at shutdown."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = redis if redis is not None else Redis.from_url(settings.redis_url)
+        app.state.services = Services.create(settings, client)
+        try:
+            yield
+        finally:
+            if redis is None:
+                await client.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            admin,
+        ],
+        exception_handlers={
+            **EXCEPTION_HANDLERS,
+            HTTPException: http_error,
+            RedisConnectionError: registry_unreachable,
+            RedisTimeoutError: registry_unreachable,
+        },
+        lifespan=lifespan,
+    )

@@ -1,0 +1,85 @@
+"""Configuration: ``GATEWAY_*`` environment variables and the providers file.
+
+Only providers named in the providers file are ever called; a release names one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Providers whose public ids carry a date when pinned (gpt-4o-2024-08-06, gpt-4-0613,
+# claude-3-5-sonnet-20241022); their undated ids are aliases that move.
+OPENAI_DATED = r".+-(\d{4}-\d{2}-\d{2}|\d{4})"
+ANTHROPIC_DATED = r".+-\d{8}"
+OPENAI_HOST = "api.openai.com"
+
+
+class ProviderConfig(BaseModel):
+    """One upstream: its API kind, base URL and where its key comes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["openai", "anthropic"]
+    base_url: str = Field(pattern=r"^https?://")
+    api_key_env: str | None = None
+    # A model id must fully match this to count as pinned. Default: dated ids on OpenAI's and
+    # Anthropic's own APIs, anything but "latest" on self-hosted OpenAI-compatible servers.
+    pinned_model: str | None = None
+
+    def pinned_pattern(self) -> re.Pattern[str]:
+        if self.pinned_model is not None:
+            return re.compile(self.pinned_model)
+        if self.kind == "anthropic":
+            return re.compile(ANTHROPIC_DATED)
+        if urlsplit(self.base_url).hostname == OPENAI_HOST:
+            return re.compile(OPENAI_DATED)
+        return re.compile(r".+")
+
+
+class ProvidersFile(BaseModel):
+    """The providers file named by ``GATEWAY_CONFIG`` (YAML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    providers: dict[str, ProviderConfig] = {}
+
+    @classmethod
+    def load(cls, path: Path | None) -> ProvidersFile:
+        if path is None:
+            return cls()
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+            return cls.model_validate(raw)
+        except (OSError, yaml.YAMLError, ValidationError) as exc:
+            raise ConfigError(f"cannot use providers file {path}: {exc}") from exc
+
+    def pinned_models(self) -> dict[str, re.Pattern[str]]:
+        return {name: p.pinned_pattern() for name, p in self.providers.items()}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which part and why."""
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads from its environment (``GATEWAY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Registry keys live under "{prefix}"; several gateways can share a Redis with other prefixes.
+    redis_prefix: str = Field(default="gw", pattern=r"^[A-Za-z0-9_.-]+$")
+    config: Path | None = None
+    admin_token: SecretStr | None = None
+    signing_key: SecretStr | None = None
+    max_admin_body_bytes: int = 1_048_576
+
+    def providers(self) -> ProvidersFile:
+        return ProvidersFile.load(self.config)

@@ -1,0 +1,18 @@
+"""``gateway serve``: run the app under uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+
+def serve(host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
+    """Serve until interrupted. With ``workers > 1`` each process holds its own state."""
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        lifespan="on",
+        log_level="info",
+    )

@@ -1,0 +1,105 @@
+"""The registry's records: releases, channels and the entries that record every change.
+
+These are what Redis stores (as JSON) and what the admin API answers, field for field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Role = Literal["admin", "operator", "auditor", "app"]
+ROLES: tuple[Role, ...] = ("admin", "operator", "auditor", "app")
+
+
+def utc_now() -> str:
+    """ISO 8601 in UTC with milliseconds, the one time format of every record."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: the key's name and role."""
+
+    name: str
+    role: Role
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Release(_Record):
+    """An immutable, content-addressed release. ``spec`` is the normalised spec as registered."""
+
+    id: str
+    name: str
+    version: int
+    digest: str
+    spec: dict[str, Any]
+    created_by: str
+    created_at: str
+    signature: str | None = None
+
+
+class Canary(_Record):
+    """A release taking ``weight`` percent (0-100, two decimals) of a channel's traffic."""
+
+    release: str
+    weight: float
+
+
+class Shadow(_Record):
+    """A release sent a copy of ``sample`` percent of requests; its answers are never returned."""
+
+    release: str
+    sample: float
+
+
+class Channel(_Record):
+    """A named, mutable pointer at releases. ``generation`` grows by one on every change.
+
+    ``previous_stables`` is the rollback stack: the stables this one replaced, oldest first.
+    """
+
+    name: str
+    stable: str
+    canary: Canary | None = None
+    shadow: Shadow | None = None
+    generation: int
+    updated_by: str
+    updated_at: str
+    previous_stables: list[str] = []
+
+    def release_ids(self) -> list[str]:
+        """Every release the channel points at (each must be registered)."""
+        ids = [self.stable]
+        if self.canary is not None:
+            ids.append(self.canary.release)
+        if self.shadow is not None:
+            ids.append(self.shadow.release)
+        return ids
+
+
+class ChangeEntry(_Record):
+    """One change, as it lands in the audit log (and, for channels, in the channel's history).
+
+    ``seq``/``prev``/``hash`` chain the audit log: each entry carries the hash of the one before.
+    """
+
+    seq: int
+    action: str
+    target_kind: Literal["release", "channel", "key"]
+    target: str
+    actor: str
+    role: str
+    reason: str
+    at: str
+    generation: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    prev: str
+    hash: str

@@ -1,0 +1,281 @@
+"""The release registry: register releases, move channels, roll back, read history.
+
+Every write follows one pattern: read the state the change is computed from (one round trip),
+compute the next state in Python, and commit it with a server-side compare-and-set that also
+appends the history and audit entries and announces the change. If anyone changed that state
+in between, nothing is written and the change is recomputed from the new state; a caller's
+``If-Match`` generation that no longer holds ends it with ``StaleGeneration`` instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from releases import channels as transitions
+from releases.audit import append_entry
+from releases.content import content_digest, release_id
+from releases.errors import FieldError, InvalidSpec, NotFound, StaleGeneration
+from releases.models import Actor, ChangeEntry, Channel, Release, utc_now
+from releases.spec import validate_spec
+from releases.store import RegistryStore, until_committed
+
+Transition = Callable[[Channel | None, str], Channel | None]
+
+
+class Registry:
+    """Releases and channels on Redis; see the module docstring for how writes stay atomic."""
+
+    def __init__(self, store: RegistryStore, pinned_models: Mapping[str, re.Pattern[str]]) -> None:
+        self.store = store
+        self.keys = store.keyspace
+        self.pinned_models = pinned_models
+
+    # -- releases -----------------------------------------------------------------------------
+
+    async def register(self, raw_spec: Any, actor: Actor) -> tuple[Release, bool]:
+        """Register a spec; return the release and whether it is new.
+
+        The same content under the same name returns the existing release, never a new version.
+        """
+        spec = validate_spec(raw_spec, self.pinned_models)
+        if (
+            spec.parent is not None
+            and await self.store.hget(self.keys.releases, spec.parent) is None
+        ):
+            raise InvalidSpec(
+                [FieldError("parent", f"{spec.parent!r} is not a registered release")]
+            )
+        digest = content_digest(spec)
+        digest_field = f"{spec.name}:{digest}"
+
+        async def attempt() -> tuple[Release, bool]:
+            existing, version, head_raw = await self.store.read_many(
+                ("hget", self.keys.release_digests, digest_field),
+                ("hget", self.keys.release_versions, spec.name),
+                ("get", self.keys.audit_head, None),
+            )
+            if existing is not None:
+                return await self.release(existing), False
+            number = int(version or 0) + 1
+            release = Release(
+                id=release_id(spec.name, number, digest),
+                name=spec.name,
+                version=number,
+                digest=digest,
+                spec=spec.model_dump(mode="json", exclude_none=True),
+                created_by=actor.name,
+                created_at=utc_now(),
+            )
+            plan = (
+                self.store.plan()
+                .expect_field(self.keys.release_digests, digest_field, None)
+                .expect_field(self.keys.release_versions, spec.name, version)
+                .hset(self.keys.releases, release.id, release.model_dump_json())
+                .hset(self.keys.release_digests, digest_field, release.id)
+                .hset(self.keys.release_versions, spec.name, str(number))
+                .announce("release", release.id)
+            )
+            summary = {"id": release.id, "digest": digest, "version": number}
+            append_entry(
+                plan,
+                head_raw,
+                actor,
+                "release.register",
+                "release",
+                release.id,
+                reason=spec.notes,
+                generation=None,
+                before=None,
+                after=summary,
+            )
+            await self.store.commit(plan)
+            return release, True
+
+        return await until_committed(attempt)
+
+    async def release(self, release_id_: str) -> Release:
+        raw = await self.store.hget(self.keys.releases, release_id_)
+        if raw is None:
+            raise NotFound(f"release {release_id_!r} is not registered")
+        return Release.model_validate_json(raw)
+
+    async def releases(self, name: str | None = None) -> list[Release]:
+        """All releases (or one name's), by name, newest version first."""
+        everything = await self.store.hgetall(self.keys.releases)
+        found = [Release.model_validate_json(raw) for raw in everything.values()]
+        if name is not None:
+            found = [r for r in found if r.name == name]
+        return sorted(found, key=lambda r: (r.name, -r.version))
+
+    # -- channels -----------------------------------------------------------------------------
+
+    async def channel(self, name: str) -> Channel:
+        raw = await self.store.hget(self.keys.channels, name)
+        if raw is None:
+            raise NotFound(f"channel {name!r} does not exist")
+        return Channel.model_validate_json(raw)
+
+    async def channels(self) -> list[Channel]:
+        everything = await self.store.hgetall(self.keys.channels)
+        return sorted(
+            (Channel.model_validate_json(raw) for raw in everything.values()), key=lambda c: c.name
+        )
+
+    async def history(self, name: str) -> list[ChangeEntry]:
+        """Every change of the channel, newest first."""
+        entries = [
+            ChangeEntry.model_validate_json(raw)
+            for raw in await self.store.list_range(self.keys.history(name))
+        ]
+        if not entries and await self.store.hget(self.keys.channels, name) is None:
+            raise NotFound(f"channel {name!r} does not exist")
+        return entries[::-1]
+
+    async def promote(
+        self,
+        name: str,
+        release: str,
+        actor: Actor,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> Channel:
+        return await self._change_channel(
+            name,
+            "channel.promote",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.promote(current, name, release, actor, at),
+        )
+
+    async def set_canary(
+        self,
+        name: str,
+        release: str,
+        weight: object,
+        actor: Actor,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> Channel:
+        return await self._change_channel(
+            name,
+            "channel.canary.set",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.set_canary(current, name, release, weight, actor, at),
+        )
+
+    async def clear_canary(
+        self, name: str, actor: Actor, reason: str = "", expected_generation: int | None = None
+    ) -> Channel:
+        return await self._change_channel(
+            name,
+            "channel.canary.clear",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.clear_canary(current, name, actor, at),
+        )
+
+    async def set_shadow(
+        self,
+        name: str,
+        release: str,
+        sample: object,
+        actor: Actor,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> Channel:
+        return await self._change_channel(
+            name,
+            "channel.shadow.set",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.set_shadow(current, name, release, sample, actor, at),
+        )
+
+    async def clear_shadow(
+        self, name: str, actor: Actor, reason: str = "", expected_generation: int | None = None
+    ) -> Channel:
+        return await self._change_channel(
+            name,
+            "channel.shadow.clear",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.clear_shadow(current, name, actor, at),
+        )
+
+    async def rollback(
+        self,
+        name: str,
+        actor: Actor,
+        to: str | None = None,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> Channel:
+        return await self._change_channel(
+            name,
+            "channel.rollback",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.rollback(current, name, to, actor, at),
+        )
+
+    async def _change_channel(
+        self,
+        name: str,
+        action: str,
+        actor: Actor,
+        reason: str,
+        expected_generation: int | None,
+        transition: Transition,
+    ) -> Channel:
+        async def attempt() -> Channel:
+            raw, head_raw = await self.store.read_many(
+                ("hget", self.keys.channels, name), ("get", self.keys.audit_head, None)
+            )
+            current = Channel.model_validate_json(raw) if raw is not None else None
+            actual = current.generation if current is not None else 0
+            if expected_generation is not None and expected_generation != actual:
+                raise StaleGeneration(name, expected_generation, actual)
+            at = utc_now()
+            after = transition(current, at)
+            if after is None:  # nothing to change (e.g. clearing a canary that is not there)
+                assert current is not None
+                return current
+            plan = self.store.plan()
+            entry_json = append_entry(
+                plan,
+                head_raw,
+                actor,
+                action,
+                "channel",
+                name,
+                reason=reason,
+                generation=after.generation,
+                before=current.model_dump(mode="json") if current is not None else None,
+                after=after.model_dump(mode="json"),
+            )
+            plan.expect_field(self.keys.channels, name, raw)
+            plan.hset(self.keys.channels, name, after.model_dump_json())
+            plan.rpush(self.keys.history(name), entry_json)
+            plan.announce("channel", name)
+            for release in after.release_ids():
+                plan.require_field(self.keys.releases, release)
+            await self.store.commit(plan)
+            return after
+
+        return await until_committed(attempt)
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    async def audit(self) -> list[ChangeEntry]:
+        """The whole audit log, newest first."""
+        raws = await self.store.list_range(self.keys.audit)
+        return [ChangeEntry.model_validate_json(raw) for raw in reversed(raws)]

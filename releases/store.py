@@ -1,0 +1,153 @@
+"""Everything that touches Redis for the registry.
+
+Writes are compare-and-set: the registry reads the state a change is computed from, then
+commits a *plan* through one Lua script that re-checks that state on the server and applies
+every write (record, history, audit entry, change counter, announcement) or none of them.
+A check that fails means someone else changed the state first; the caller recomputes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+
+from releases.errors import Conflict, NotFound
+from releases.keyspace import Keyspace
+
+COMMIT_SCRIPT = resources.files("releases").joinpath("lua/commit.lua").read_text()
+
+# Attempts before a write under relentless contention gives up (each failed one means another
+# write succeeded, so the registry as a whole always makes progress).
+MAX_ATTEMPTS = 500
+
+T = TypeVar("T")
+
+
+class StaleState(Exception):
+    """A plan's check failed on the server: the state moved since it was read."""
+
+
+@dataclass
+class Plan:
+    """The writes of one change and the state they assume, for ``commit.lua``."""
+
+    keyspace: Keyspace
+    keys: list[str] = field(default_factory=list)
+    ops: dict[str, Any] = field(default_factory=dict)
+
+    def _index(self, key: str) -> int:
+        if key not in self.keys:
+            self.keys.append(key)
+        return self.keys.index(key) + 1
+
+    def _add(self, op: str, *args: Any) -> Plan:
+        self.ops.setdefault(op, []).append(list(args))
+        return self
+
+    def expect_field(self, key: str, field_: str, value: str | None) -> Plan:
+        """Hash field ``field_`` must hold ``value`` (None: must be absent)."""
+        return self._add("check", self._index(key), field_, value or "")
+
+    def expect_value(self, key: str, value: str | None) -> Plan:
+        """String key must hold ``value`` (None: must be absent)."""
+        return self._add("check", self._index(key), "", value or "")
+
+    def require_field(self, key: str, field_: str) -> Plan:
+        return self._add("exists", self._index(key), field_)
+
+    def hset(self, key: str, field_: str, value: str) -> Plan:
+        return self._add("hset", self._index(key), field_, value)
+
+    def hdel(self, key: str, field_: str) -> Plan:
+        return self._add("hdel", self._index(key), field_)
+
+    def set(self, key: str, value: str) -> Plan:
+        return self._add("set", self._index(key), value)
+
+    def rpush(self, key: str, value: str) -> Plan:
+        return self._add("rpush", self._index(key), value)
+
+    def announce(self, kind: str, name: str) -> Plan:
+        """Bump the registry-wide change counter and publish ``<counter> <kind> <name>``."""
+        self.ops["incr"] = self._index(self.keyspace.change_counter)
+        self.ops["publish"] = [self.keyspace.changes_channel, f"{kind} {name}"]
+        return self
+
+
+class RegistryStore:
+    """Reads and compare-and-set commits against one Redis (server, Sentinel or Cluster)."""
+
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self.redis = redis
+        self.keyspace = keyspace
+        self._commit = redis.register_script(COMMIT_SCRIPT)
+
+    def plan(self) -> Plan:
+        return Plan(self.keyspace)
+
+    async def commit(self, plan: Plan) -> int:
+        """Apply the plan atomically; return the new change counter.
+
+        Raises ``StaleState`` when a check failed and ``NotFound`` for a missing release.
+        """
+        if "incr" not in plan.ops:
+            raise ValueError("every registry change must be announced")
+        result = await self._commit(keys=plan.keys, args=[json.dumps(plan.ops)])
+        status = _text(result[0])
+        if status == "ok":
+            return int(result[1])
+        if status == "stale":
+            raise StaleState(int(result[1]))
+        raise NotFound(f"release {_text(result[1])!r} is not registered")
+
+    async def hget(self, key: str, field_: str) -> str | None:
+        return _text_or_none(await self.redis.hget(key, field_))
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(key)
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def hmget(self, key: str, fields: list[str]) -> list[str | None]:
+        if not fields:
+            return []
+        return [_text_or_none(v) for v in await self.redis.hmget(key, fields)]
+
+    async def read_many(self, *reads: tuple[str, str, str | None]) -> list[str | None]:
+        """Several reads in one round trip: ``("hget", key, field)`` or ``("get", key, None)``."""
+        pipe = self.redis.pipeline(transaction=False)
+        for op, key, field_ in reads:
+            if op == "hget":
+                assert field_ is not None
+                pipe.hget(key, field_)
+            else:
+                pipe.get(key)
+        return [_text_or_none(v) for v in await pipe.execute()]
+
+    async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
+        return [_text(v) for v in await self.redis.lrange(key, start, stop)]
+
+    async def list_length(self, key: str) -> int:
+        return int(await self.redis.llen(key))
+
+
+async def until_committed(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a read-compute-commit attempt until its compare-and-set holds."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return await attempt()
+        except StaleState:
+            continue
+    raise Conflict("the registry is changing too fast to apply this change; retry it")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _text_or_none(value: bytes | str | None) -> str | None:
+    return None if value is None else _text(value)

@@ -1,0 +1,39 @@
+"""Release specs and settings for tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+PROVIDERS_YAML = """
+providers:
+  openai:    {kind: openai,    base_url: https://api.openai.com/v1, api_key_env: OPENAI_API_KEY}
+  anthropic: {kind: anthropic, base_url: https://api.anthropic.com,  api_key_env: ANTHROPIC_API_KEY}
+  local:     {kind: openai,    base_url: http://127.0.0.1:9100/v1}
+"""
+
+ADMIN_TOKEN = "test-admin-token"
+
+BASE_SPEC: dict[str, Any] = {
+    "name": "support-bot",
+    "model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+    "prompt": {
+        "system": "You are the support assistant for {{product}}.",
+        "messages": [],
+        "variables": ["product"],
+    },
+    "tools": [],
+    "params": {"temperature": 0.2, "max_tokens": 512, "stop": ["\n\n"], "seed": 7},
+    "client_overridable": ["max_tokens"],
+    "notes": "first cut",
+}
+
+
+def spec(**overrides: Any) -> dict[str, Any]:
+    """BASE_SPEC with top-level fields replaced; ``params`` entries are merged."""
+    result = copy.deepcopy(BASE_SPEC)
+    params = overrides.pop("params", None)
+    result.update(overrides)
+    if params is not None:
+        result["params"] = {**result["params"], **params}
+    return result

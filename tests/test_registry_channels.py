@@ -1,0 +1,153 @@
+"""Channels: promote, canary, shadow, rollback, generations, history and announcements."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.services import Services
+from releases.errors import Conflict, InvalidRequest, NotFound, StaleGeneration
+from releases.models import Actor, Release
+from tests.conftest import OPERATOR
+from tests.factories import spec
+
+CH = "support-bot-prod"
+
+
+async def three_releases(services: Services) -> list[Release]:
+    return [
+        (await services.registry.register(spec(params={"seed": seed}), OPERATOR))[0]
+        for seed in (1, 2, 3)
+    ]
+
+
+async def test_promote_creates_the_channel_at_generation_one(services: Services) -> None:
+    [r1, *_] = await three_releases(services)
+    channel = await services.registry.promote(CH, r1.id, OPERATOR, "launch")
+    assert (channel.stable, channel.generation, channel.canary) == (r1.id, 1, None)
+    assert channel.updated_by == "ops-alice"
+    assert await services.registry.channel(CH) == channel
+
+
+async def test_promote_to_an_unregistered_release_changes_nothing(services: Services) -> None:
+    [r1, *_] = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR)
+    with pytest.raises(NotFound, match="support-bot-v9-abcdef"):
+        await services.registry.promote(CH, "support-bot-v9-abcdef", OPERATOR)
+    assert (await services.registry.channel(CH)).generation == 1
+    assert len(await services.registry.history(CH)) == 1
+
+
+async def test_rollback_restores_previous_stable_and_clears_canary_in_one_step(services: Services) -> None:
+    r1, r2, r3 = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR)
+    await services.registry.promote(CH, r2.id, OPERATOR)
+    await services.registry.set_canary(CH, r3.id, 5, OPERATOR)
+    rolled = await services.registry.rollback(CH, OPERATOR, reason="error rate up")
+    assert (rolled.stable, rolled.canary, rolled.generation) == (r1.id, None, 4)
+    entry = (await services.registry.history(CH))[0]
+    assert (entry.action, entry.actor, entry.role, entry.reason) == (
+        "channel.rollback", "ops-alice", "operator", "error rate up",
+    )
+    assert entry.before is not None and entry.after is not None
+    assert (entry.before["stable"], entry.before["canary"]["release"]) == (r2.id, r3.id)
+    assert (entry.after["stable"], entry.after["canary"]) == (r1.id, None)
+
+
+async def test_a_second_rollback_goes_further_back(services: Services) -> None:
+    r1, r2, r3 = await three_releases(services)
+    for release in (r1, r2, r3):
+        await services.registry.promote(CH, release.id, OPERATOR)
+    assert (await services.registry.rollback(CH, OPERATOR)).stable == r2.id
+    assert (await services.registry.rollback(CH, OPERATOR)).stable == r1.id
+    with pytest.raises(Conflict, match="no previous stable"):
+        await services.registry.rollback(CH, OPERATOR)
+
+
+async def test_rollback_to_a_named_release(services: Services) -> None:
+    r1, r2, r3 = await three_releases(services)
+    for release in (r1, r2, r3):
+        await services.registry.promote(CH, release.id, OPERATOR)
+    channel = await services.registry.rollback(CH, OPERATOR, to=r1.id, reason="back to known good")
+    assert channel.stable == r1.id
+    assert channel.previous_stables == []  # r2 was above r1 on the stack: gone with it
+    with pytest.raises(Conflict, match="already the stable"):
+        await services.registry.rollback(CH, OPERATOR, to=r1.id)
+
+
+async def test_history_is_newest_first_with_generations(services: Services) -> None:
+    r1, r2, r3 = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR, "launch")
+    await services.registry.set_shadow(CH, r3.id, "12.5", OPERATOR, "try r3")
+    await services.registry.promote(CH, r2.id, OPERATOR, "r2 is better")
+    history = await services.registry.history(CH)
+    assert [(e.generation, e.action, e.reason) for e in history] == [
+        (3, "channel.promote", "r2 is better"),
+        (2, "channel.shadow.set", "try r3"),
+        (1, "channel.promote", "launch"),
+    ]
+    assert history[-1].before is None
+    assert history[0].after is not None and history[0].after["shadow"] == {"release": r3.id, "sample": 12.5}
+
+
+async def test_concurrent_promotes_with_one_if_match_let_exactly_one_win(services: Services) -> None:
+    r1, r2, r3 = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR)
+    outcomes = await asyncio.gather(
+        services.registry.promote(CH, r2.id, OPERATOR, expected_generation=1),
+        services.registry.promote(CH, r3.id, Actor("ops-bob", "operator"), expected_generation=1),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["Channel", "StaleGeneration"]
+    history = await services.registry.history(CH)
+    assert [e.generation for e in history] == [2, 1]
+
+
+async def test_stale_if_match_is_refused_and_changes_nothing(services: Services) -> None:
+    r1, r2, _ = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR)
+    with pytest.raises(StaleGeneration, match="generation 1, not 7"):
+        await services.registry.promote(CH, r2.id, OPERATOR, expected_generation=7)
+    assert (await services.registry.channel(CH)).stable == r1.id
+
+
+async def test_canary_weight_takes_at_most_two_decimals(services: Services) -> None:
+    r1, r2, _ = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR)
+    for bad in (5.125, 101, -1, "five", True, None):
+        with pytest.raises(InvalidRequest):
+            await services.registry.set_canary(CH, r2.id, bad, OPERATOR)
+    channel = await services.registry.set_canary(CH, r2.id, 12.25, OPERATOR)
+    assert channel.canary is not None and channel.canary.weight == 12.25
+
+
+async def test_promote_clears_the_canary_and_clearing_twice_changes_nothing(services: Services) -> None:
+    r1, r2, _ = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR)
+    await services.registry.set_canary(CH, r2.id, 5, OPERATOR)
+    promoted = await services.registry.promote(CH, r2.id, OPERATOR, "canary looks good")
+    assert (promoted.stable, promoted.canary, promoted.previous_stables) == (r2.id, None, [r1.id])
+    unchanged = await services.registry.clear_canary(CH, OPERATOR)
+    assert unchanged.generation == promoted.generation
+
+
+async def test_canary_on_a_missing_channel_is_not_found(services: Services) -> None:
+    r1, *_ = await three_releases(services)
+    with pytest.raises(NotFound, match="promote a release to create it"):
+        await services.registry.set_canary("nope", r1.id, 5, OPERATOR)
+
+
+async def test_every_change_bumps_the_counter_and_is_announced(services: Services, redis: Redis) -> None:
+    keys = services.registry.keys
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.changes_channel)
+    assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+    r1, *_ = await three_releases(services)
+    await services.registry.promote(CH, r1.id, OPERATOR)
+    messages = [(await pubsub.get_message(timeout=5))["data"].decode() for _ in range(4)]
+    assert messages[-1] == f"4 channel {CH}"
+    assert messages[0] == f"1 release {r1.id}"
+    assert int(await redis.get(keys.change_counter)) == 4
+    await pubsub.aclose()

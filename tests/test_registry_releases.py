@@ -1,0 +1,91 @@
+"""Registering releases: ids, versions, deduplication, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from gateway.services import Services
+from releases.content import content_digest
+from releases.errors import InvalidSpec
+from releases.spec import validate_spec
+from tests.conftest import OPERATOR
+from tests.factories import spec
+
+
+async def test_first_registration_is_version_one_with_content_addressed_id(services: Services) -> None:
+    release, created = await services.registry.register(spec(), OPERATOR)
+    assert created
+    assert release.version == 1
+    assert re.fullmatch(r"support-bot-v1-[0-9a-f]{6}", release.id)
+    assert release.id.endswith(release.digest[:6])
+    assert release.created_by == "ops-alice"
+    assert release.spec["model"]["id"] == "gpt-4o-2024-08-06"
+
+
+async def test_same_content_returns_the_existing_release(services: Services) -> None:
+    first, _ = await services.registry.register(spec(), OPERATOR)
+    # Notes are not content; key order is not content.
+    again, created = await services.registry.register(spec(notes="reworded notes"), OPERATOR)
+    assert not created
+    assert again == first
+    assert [r.id for r in await services.registry.releases("support-bot")] == [first.id]
+
+
+async def test_changed_content_gets_the_next_version(services: Services) -> None:
+    first, _ = await services.registry.register(spec(), OPERATOR)
+    second, created = await services.registry.register(spec(params={"temperature": 0.3}), OPERATOR)
+    assert created
+    assert second.version == 2
+    assert second.digest != first.digest
+    listed = await services.registry.releases("support-bot")
+    assert [r.version for r in listed] == [2, 1]
+
+
+def test_digest_ignores_name_notes_parent_and_key_order() -> None:
+    pinned = {"openai": re.compile(r".+-\d{4}-\d{2}-\d{2}")}
+    a = validate_spec(spec(), pinned)
+    b = validate_spec(
+        {**spec(name="other-bot", notes="x", parent="support-bot-v1-abcdef"), "params": dict(reversed(list(spec()["params"].items())))},
+        pinned,
+    )
+    c = validate_spec(spec(params={"temperature": 1}), pinned)
+    d = validate_spec(spec(params={"temperature": 1.0}), pinned)
+    assert content_digest(a) == content_digest(b)
+    assert content_digest(c) == content_digest(d)  # 1 and 1.0 are the same temperature
+    assert content_digest(a) != content_digest(c)
+
+
+async def test_concurrent_registrations_of_one_content_make_one_version(services: Services) -> None:
+    results = await asyncio.gather(*(services.registry.register(spec(), OPERATOR) for _ in range(50)))
+    assert len({release.id for release, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert [r.version for r in await services.registry.releases("support-bot")] == [1]
+
+
+async def test_concurrent_registrations_of_different_contents_make_gapless_versions(services: Services) -> None:
+    specs = [spec(params={"seed": seed}) for seed in range(50)]
+    results = await asyncio.gather(*(services.registry.register(s, OPERATOR) for s in specs))
+    assert all(created for _, created in results)
+    versions = sorted(release.version for release, _ in results)
+    assert versions == list(range(1, 51))
+    assert len({release.id for release, _ in results}) == 50
+    # Every registration is audited once, in one unbroken chain.
+    audit = await services.registry.audit()
+    assert [e.seq for e in audit] == list(range(50, 0, -1))
+    assert all(newer.prev == older.hash for newer, older in zip(audit, audit[1:], strict=False))
+
+
+async def test_unknown_parent_is_refused(services: Services) -> None:
+    with pytest.raises(InvalidSpec) as refused:
+        await services.registry.register(spec(parent="support-bot-v9-abcdef"), OPERATOR)
+    assert refused.value.errors[0].field == "parent"
+    assert await services.registry.releases() == []
+
+
+async def test_registration_names_its_parent(services: Services) -> None:
+    first, _ = await services.registry.register(spec(), OPERATOR)
+    child, _ = await services.registry.register(spec(params={"seed": 8}, parent=first.id), OPERATOR)
+    assert child.spec["parent"] == first.id

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint install system-packages clean
 
 run: install
-	$(BIN)/python deploy/local/run.py
+	$(BIN)/python deploy/local/run.py $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

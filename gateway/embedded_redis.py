@@ -42,7 +42,9 @@ class EmbeddedRedis:
     def command(self) -> list[str]:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RedisServerError("redis-server is not installed: `make test` or `make run` installs it")
+            raise RedisServerError(
+                "redis-server is not installed: `make test` or `make run` installs it"
+            )
         return [
             binary,
             "--port", str(self.port),
@@ -68,7 +70,9 @@ class EmbeddedRedis:
                 break
         else:
             self.process.wait()
-            raise RedisServerError(f"redis-server exited ({self.process.returncode}):\n{''.join(log)}")
+            raise RedisServerError(
+                f"redis-server exited ({self.process.returncode}):\n{''.join(log)}"
+            )
         # Keep draining the log so a full pipe can never block the server.
         stdout = self.process.stdout
         drain = threading.Thread(target=lambda: deque(stdout, maxlen=0), daemon=True)

@@ -37,12 +37,15 @@ def _prompt_diff(a: Release, b: Release) -> dict[str, Any] | None:
     if pa == pb:
         return None
     system_a, system_b = pa.get("system", ""), pb.get("system", "")
-    system_diff = "".join(
+    # lineterm="" and an explicit join: prompts rarely end in a newline, and keepends would
+    # glue the last "-" and "+" lines together.
+    system_diff = "\n".join(
         difflib.unified_diff(
-            system_a.splitlines(keepends=True),
-            system_b.splitlines(keepends=True),
+            system_a.splitlines(),
+            system_b.splitlines(),
             fromfile=f"{a.id}/prompt.system",
             tofile=f"{b.id}/prompt.system",
+            lineterm="",
         )
     )
     vars_a, vars_b = set(pa.get("variables", [])), set(pb.get("variables", []))

@@ -35,8 +35,9 @@ class InvalidSpec(RegistryError):
     kind = "invalid_spec"
 
     def __post_init__(self) -> None:
-        summary = "; ".join(f"{e.field}: {e.message}" for e in self.errors)
-        RegistryError.__init__(self, f"invalid input: {summary}")
+        # The message names the fields; ``errors`` (the API's ``details``) says what is wrong.
+        fields = ", ".join(e.field or "(body)" for e in self.errors)
+        RegistryError.__init__(self, f"refused: invalid {fields}")
 
 
 class InvalidRequest(RegistryError):

@@ -13,7 +13,9 @@ from tests.conftest import OPERATOR
 from tests.factories import spec
 
 
-async def test_releases_channels_and_history_survive_a_restart(tmp_path: Path, providers_file: Path) -> None:
+async def test_releases_channels_and_history_survive_a_restart(
+    tmp_path: Path, providers_file: Path
+) -> None:
     server = EmbeddedRedis(tmp_path / "data", appendonly=True)
     server.start()
     try:

@@ -40,7 +40,9 @@ async def test_promote_to_an_unregistered_release_changes_nothing(services: Serv
     assert len(await services.registry.history(CH)) == 1
 
 
-async def test_rollback_restores_previous_stable_and_clears_canary_in_one_step(services: Services) -> None:
+async def test_rollback_restores_previous_stable_and_clears_canary_in_one_step(
+    services: Services,
+) -> None:
     r1, r2, r3 = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR)
     await services.registry.promote(CH, r2.id, OPERATOR)
@@ -49,7 +51,10 @@ async def test_rollback_restores_previous_stable_and_clears_canary_in_one_step(s
     assert (rolled.stable, rolled.canary, rolled.generation) == (r1.id, None, 4)
     entry = (await services.registry.history(CH))[0]
     assert (entry.action, entry.actor, entry.role, entry.reason) == (
-        "channel.rollback", "ops-alice", "operator", "error rate up",
+        "channel.rollback",
+        "ops-alice",
+        "operator",
+        "error rate up",
     )
     assert entry.before is not None and entry.after is not None
     assert (entry.before["stable"], entry.before["canary"]["release"]) == (r2.id, r3.id)
@@ -89,10 +94,15 @@ async def test_history_is_newest_first_with_generations(services: Services) -> N
         (1, "channel.promote", "launch"),
     ]
     assert history[-1].before is None
-    assert history[0].after is not None and history[0].after["shadow"] == {"release": r3.id, "sample": 12.5}
+    assert history[0].after is not None and history[0].after["shadow"] == {
+        "release": r3.id,
+        "sample": 12.5,
+    }
 
 
-async def test_concurrent_promotes_with_one_if_match_let_exactly_one_win(services: Services) -> None:
+async def test_concurrent_promotes_with_one_if_match_let_exactly_one_win(
+    services: Services,
+) -> None:
     r1, r2, r3 = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR)
     outcomes = await asyncio.gather(
@@ -123,7 +133,9 @@ async def test_canary_weight_takes_at_most_two_decimals(services: Services) -> N
     assert channel.canary is not None and channel.canary.weight == 12.25
 
 
-async def test_promote_clears_the_canary_and_clearing_twice_changes_nothing(services: Services) -> None:
+async def test_promote_clears_the_canary_and_clearing_twice_changes_nothing(
+    services: Services,
+) -> None:
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR)
     await services.registry.set_canary(CH, r2.id, 5, OPERATOR)
@@ -139,7 +151,9 @@ async def test_canary_on_a_missing_channel_is_not_found(services: Services) -> N
         await services.registry.set_canary("nope", r1.id, 5, OPERATOR)
 
 
-async def test_every_change_bumps_the_counter_and_is_announced(services: Services, redis: Redis) -> None:
+async def test_every_change_bumps_the_counter_and_is_announced(
+    services: Services, redis: Redis
+) -> None:
     keys = services.registry.keys
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.changes_channel)

@@ -15,7 +15,9 @@ from tests.conftest import OPERATOR
 from tests.factories import spec
 
 
-async def test_first_registration_is_version_one_with_content_addressed_id(services: Services) -> None:
+async def test_first_registration_is_version_one_with_content_addressed_id(
+    services: Services,
+) -> None:
     release, created = await services.registry.register(spec(), OPERATOR)
     assert created
     assert release.version == 1
@@ -48,7 +50,10 @@ def test_digest_ignores_name_notes_parent_and_key_order() -> None:
     pinned = {"openai": re.compile(r".+-\d{4}-\d{2}-\d{2}")}
     a = validate_spec(spec(), pinned)
     b = validate_spec(
-        {**spec(name="other-bot", notes="x", parent="support-bot-v1-abcdef"), "params": dict(reversed(list(spec()["params"].items())))},
+        {
+            **spec(name="other-bot", notes="x", parent="support-bot-v1-abcdef"),
+            "params": dict(reversed(list(spec()["params"].items()))),
+        },
         pinned,
     )
     c = validate_spec(spec(params={"temperature": 1}), pinned)
@@ -59,13 +64,17 @@ def test_digest_ignores_name_notes_parent_and_key_order() -> None:
 
 
 async def test_concurrent_registrations_of_one_content_make_one_version(services: Services) -> None:
-    results = await asyncio.gather(*(services.registry.register(spec(), OPERATOR) for _ in range(50)))
+    results = await asyncio.gather(
+        *(services.registry.register(spec(), OPERATOR) for _ in range(50))
+    )
     assert len({release.id for release, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert [r.version for r in await services.registry.releases("support-bot")] == [1]
 
 
-async def test_concurrent_registrations_of_different_contents_make_gapless_versions(services: Services) -> None:
+async def test_concurrent_registrations_of_different_contents_make_gapless_versions(
+    services: Services,
+) -> None:
     specs = [spec(params={"seed": seed}) for seed in range(50)]
     results = await asyncio.gather(*(services.registry.register(s, OPERATOR) for s in specs))
     assert all(created for _, created in results)

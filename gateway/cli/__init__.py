@@ -1,0 +1,304 @@
+"""The ``gateway`` command: run the gateway, and drive its admin API from a terminal.
+
+Every command but ``serve`` is one admin API call. The gateway's address comes from
+``--url`` or ``GATEWAY_URL`` and the key from ``--token`` or ``GATEWAY_TOKEN``. Answers are
+printed as tables for people, or as the API's own JSON with ``--json`` for scripts.
+
+Exit codes: 0 done; 1 the gateway refused the request (or ``audit verify`` found a broken
+log); 2 the command line was wrong, a file could not be read or the gateway did not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from gateway.cli import commands, render
+from gateway.cli.client import DEFAULT_URL, AdminClient, ApiError, GatewayUnreachable
+from gateway.cli.commands import Handler, InputError, UsageError
+
+__all__ = ["AdminClient", "build_parser", "connect", "main"]
+
+ROLES = ("app", "operator", "auditor", "admin")
+
+EPILOG = f"""\
+environment:
+  GATEWAY_URL     the gateway's address (default {DEFAULT_URL})
+  GATEWAY_TOKEN   the key sent as "Authorization: Bearer <key>"
+
+exit codes: 0 done, 1 refused by the gateway or broken audit log,
+            2 bad command line, unreadable file or gateway not answering"""
+
+
+def connect(
+    url: str, token: str | None, transport: httpx.BaseTransport | None = None
+) -> AdminClient:
+    """The admin client for one command; ``transport`` is the seam tests swap."""
+    try:
+        return AdminClient(url, token, transport=transport)
+    except httpx.InvalidURL as exc:
+        raise InputError(f"{url!r} is not a valid gateway URL: {exc}") from exc
+
+
+def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
+    """Run one ``gateway`` command and answer its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or argparse's own usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.local is not None:
+        local: Callable[[argparse.Namespace], int] = args.local
+        return local(args)
+
+    url = args.url or os.environ.get("GATEWAY_URL") or DEFAULT_URL
+    token = args.token or os.environ.get("GATEWAY_TOKEN")
+    handler: Handler = args.handler
+    try:
+        with connect(url, token, transport) as client:
+            try:
+                return handler(client, args)
+            except ApiError as exc:
+                return _report_api_error(exc, args, has_token=client.has_token)
+    except UsageError as exc:
+        args.parser.print_usage(sys.stderr)
+        print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except GatewayUnreachable as exc:
+        _report_unreachable(exc)
+        return 2
+
+
+def _report_api_error(exc: ApiError, args: argparse.Namespace, *, has_token: bool) -> int:
+    if args.json:
+        body = exc.body
+        if body is None:
+            body = {"error": {"type": exc.error_type, "message": exc.message}}
+        print(render.pretty_json(body))
+    print(str(exc), file=sys.stderr)
+    for detail in exc.details:
+        print(f"  {detail.field}: {detail.message}", file=sys.stderr)
+    if exc.status == httpx.codes.UNAUTHORIZED and not has_token:
+        print("  no key was sent: set GATEWAY_TOKEN or pass --token", file=sys.stderr)
+    return 1
+
+
+def _report_unreachable(exc: GatewayUnreachable) -> None:
+    if exc.timed_out:
+        print(f"error: the gateway at {exc.url} did not answer in time", file=sys.stderr)
+    else:
+        print(f"error: cannot reach the gateway at {exc.url} ({exc.reason})", file=sys.stderr)
+    print(
+        "  is it running? Start one with `make run`, or point GATEWAY_URL (or --url) at it",
+        file=sys.stderr,
+    )
+
+
+# The command tree.
+
+
+def _percent(text: str) -> float:
+    """A percentage sent as a JSON number; the gateway checks the range and the decimals."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):  # NaN and infinity have no JSON form
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Subcommands use SUPPRESS so they only set a flag actually given after them, leaving
+    # one given before the subcommand (`gateway --json release list`) in place.
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("--url", default=default(None), help="gateway URL (env GATEWAY_URL)")
+    parser.add_argument(
+        "--token", default=default(None), help="API key to send (env GATEWAY_TOKEN)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the API's JSON answer, for scripts",
+    )
+
+
+def _group(subparsers: Any, name: str, help_text: str) -> Any:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help_text, description=help_text
+    )
+    _add_connection_flags(parser, top=False)
+    return parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+
+def _command(subparsers: Any, name: str, help_text: str, handler: Handler) -> Any:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help_text, description=help_text
+    )
+    _add_connection_flags(parser, top=False)
+    parser.set_defaults(handler=handler, parser=parser)
+    return parser
+
+
+def _add_change_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", help="why, recorded in the channel history and audit log")
+    parser.add_argument(
+        "--if-match",
+        type=int,
+        metavar="GEN",
+        help="apply only if the channel is still at generation GEN (else 409, nothing changes)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``gateway`` command tree."""
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="An inference gateway that pins releases: run it, and manage its\n"
+        "releases, channels, keys and audit log through the admin API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_connection_flags(parser, top=True)
+    parser.set_defaults(local=None)
+    tree = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    serve = tree.add_parser(
+        "serve", help="run the gateway server", description="run the gateway server"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default %(default)s)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default %(default)s)"
+    )
+    serve.set_defaults(local=commands.serve)
+    _add_release_commands(tree)
+    _add_channel_commands(tree)
+    _add_key_commands(tree)
+    p = _command(
+        tree,
+        "lineage",
+        "show which release and channel slice produced a response",
+        commands.lineage,
+    )
+    p.add_argument(
+        "response_id", metavar="RESPONSE_ID", help="the X-Gateway-Response-Id of the response"
+    )
+    audit = _group(tree, "audit", "read and verify the audit log")
+    _command(audit, "list", "list audit entries, newest first", commands.audit_list)
+    _command(
+        audit,
+        "verify",
+        "check the audit log's hash chain and signatures (exit 1 if broken)",
+        commands.audit_verify,
+    )
+    return parser
+
+
+def _add_release_commands(tree: Any) -> None:
+    release = _group(tree, "release", "register, list, show and compare releases")
+    p = _command(
+        release,
+        "create",
+        "register a release spec (same content answers the existing release)",
+        commands.release_create,
+    )
+    p.add_argument(
+        "-f", "--file", required=True, metavar="SPEC", help="spec file, YAML (.yaml/.yml) or JSON"
+    )
+    p = _command(release, "list", "list releases", commands.release_list)
+    p.add_argument("--name", help="only releases of this name")
+    p = _command(release, "show", "show one release and its spec", commands.release_show)
+    p.add_argument("id", metavar="ID", help="release id, e.g. support-bot-v7-a3f9c2")
+    p = _command(release, "diff", "show what differs between two releases", commands.release_diff)
+    p.add_argument("a", metavar="A", help="release id")
+    p.add_argument("b", metavar="B", help="release id")
+
+
+def _add_channel_commands(tree: Any) -> None:
+    channel = _group(tree, "channel", "show and move channels: promote, canary, shadow, rollback")
+    _command(channel, "list", "list channels", commands.channel_list)
+    p = _command(channel, "show", "show a channel's releases and generation", commands.channel_show)
+    p.add_argument("channel", metavar="CH", help="channel name")
+    p = _command(
+        channel,
+        "promote",
+        "make REL the stable release and clear the canary (the eval gate may refuse: 412)",
+        commands.channel_promote,
+    )
+    p.add_argument("channel", metavar="CH", help="channel name (created if new)")
+    p.add_argument("release", metavar="REL", help="release id")
+    _add_change_flags(p)
+    for slice_name, amount, meaning in (
+        ("canary", "weight", "share of traffic"),
+        ("shadow", "sample", "share of requests mirrored"),
+    ):
+        p = _command(
+            channel,
+            slice_name,
+            f"set the {slice_name} release and its {meaning}, or --clear it",
+            commands.slice_command(slice_name, amount),
+        )
+        p.add_argument("channel", metavar="CH", help="channel name")
+        p.add_argument("release", metavar="REL", nargs="?", help="release id (not with --clear)")
+        p.add_argument(
+            f"--{amount}",
+            type=_percent,
+            metavar="PCT",
+            help=f"{meaning} in percent, 0-100, up to two decimals",
+        )
+        p.add_argument("--clear", action="store_true", help=f"remove the {slice_name}")
+        _add_change_flags(p)
+    p = _command(
+        channel,
+        "rollback",
+        "make the previous stable (or --to REL) stable again and clear the canary",
+        commands.channel_rollback,
+    )
+    p.add_argument("channel", metavar="CH", help="channel name")
+    p.add_argument(
+        "--to", metavar="REL", help="roll back to this release instead of the previous stable"
+    )
+    _add_change_flags(p)
+    p = _command(
+        channel, "history", "list a channel's changes, newest first", commands.channel_history
+    )
+    p.add_argument("channel", metavar="CH", help="channel name")
+
+
+def _add_key_commands(tree: Any) -> None:
+    key = _group(tree, "key", "create, list and delete API keys")
+    p = _command(
+        key, "create", "create a key and print its secret (shown only once)", commands.key_create
+    )
+    p.add_argument("name", metavar="NAME", help="key name")
+    p.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
+    # append with a None default: a list default would be extended in place, not replaced.
+    p.add_argument(
+        "--channel",
+        dest="channels",
+        action="append",
+        metavar="CH",
+        help="channel the key may call; repeat for more (default: all, '*')",
+    )
+    p.add_argument("--reason", help="why, recorded in the audit log")
+    _command(key, "list", "list keys (never their secrets)", commands.key_list)
+    p = _command(key, "delete", "delete a key", commands.key_delete)
+    p.add_argument("name", metavar="NAME", help="key name")
+    p.add_argument("--reason", help="why, recorded in the audit log")

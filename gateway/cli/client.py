@@ -1,0 +1,271 @@
+"""A thin synchronous client of the gateway's admin API, used by the ``gateway`` command.
+
+One method per admin call; each returns the decoded JSON answer. Failures surface as two
+exceptions the command line turns into exit codes: :class:`ApiError` (the gateway answered
+with an error) and :class:`GatewayUnreachable` (it did not answer at all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+# Admin calls are small and the registry answers fast; a long read timeout would only hide
+# a stuck gateway from the operator waiting at the terminal.
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class FieldDetail:
+    """One invalid field named by the gateway: a dotted path and why it was refused."""
+
+    field: str
+    message: str
+
+
+@dataclass
+class ApiError(Exception):
+    """The gateway answered with an error status; ``body`` is its JSON answer, if any."""
+
+    status: int
+    error_type: str
+    message: str
+    details: list[FieldDetail] = field(default_factory=list)
+    body: Any = None
+
+    def __str__(self) -> str:
+        return f"error ({self.status}): {self.message}"
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        """Read the API's ``{"error": {...}}`` shape, tolerating proxies that answer otherwise."""
+        try:
+            body: Any = response.json()
+        except ValueError:
+            text = response.text.strip()[:200] or response.reason_phrase
+            return cls(status=response.status_code, error_type="http_error", message=text)
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            return cls(
+                status=response.status_code,
+                error_type="http_error",
+                message=response.reason_phrase,
+                body=body,
+            )
+        details = [
+            FieldDetail(field=str(d.get("field", "")), message=str(d.get("message", "")))
+            for d in error.get("details") or []
+            if isinstance(d, dict)
+        ]
+        return cls(
+            status=response.status_code,
+            error_type=str(error.get("type", "error")),
+            message=str(error.get("message", response.reason_phrase)),
+            details=details,
+            body=body,
+        )
+
+
+class GatewayUnreachable(Exception):
+    """No answer from the gateway: refused connection, DNS failure or timeout."""
+
+    def __init__(self, url: str, cause: httpx.TransportError) -> None:
+        self.url = url
+        self.timed_out = isinstance(cause, httpx.TimeoutException)
+        self.reason = str(cause) or type(cause).__name__
+        super().__init__(f"no answer from the gateway at {url}: {self.reason}")
+
+
+def _segment(value: str) -> str:
+    """Quote one path segment, so an id with ``/`` or ``?`` cannot reach another endpoint."""
+    return quote(value, safe="")
+
+
+def _without_none(body: dict[str, Any]) -> dict[str, Any]:
+    # Optional fields are left out rather than sent as null: the API treats a missing
+    # ``reason`` or ``to`` as "not given", which null might not be.
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _decode(response: httpx.Response) -> Any:
+    """The JSON of a success answer; ``None`` for an empty one (a 204)."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ApiError(
+            status=response.status_code,
+            error_type="invalid_response",
+            message=f"the gateway answered {response.request.url.path} with a body that is not JSON",
+        ) from exc
+
+
+def _if_match(generation: int | None) -> dict[str, str]:
+    return {} if generation is None else {"If-Match": str(generation)}
+
+
+class AdminClient:
+    """Synchronous admin API client: base URL, bearer token and an optional transport seam."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.has_token = bool(token)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(
+                method, path, json=json, content=content, params=params, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(self.base_url, exc) from exc
+        if response.is_error:
+            raise ApiError.from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return _decode(self._call(method, path, **kwargs))
+
+    # Releases
+
+    def create_release(self, body: bytes, content_type: str) -> tuple[bool, dict[str, Any]]:
+        """Register a spec; answers ``(created, release)``, ``created`` False if it existed."""
+        response = self._call(
+            "POST", "/admin/releases", content=body, headers={"Content-Type": content_type}
+        )
+        return response.status_code == httpx.codes.CREATED, _decode(response)
+
+    def list_releases(self, name: str | None = None) -> Any:
+        return self._json("GET", "/admin/releases", params={"name": name} if name else None)
+
+    def get_release(self, release_id: str) -> Any:
+        return self._json("GET", f"/admin/releases/{_segment(release_id)}")
+
+    def diff_releases(self, a: str, b: str) -> Any:
+        return self._json("GET", f"/admin/releases/{_segment(a)}/diff/{_segment(b)}")
+
+    # Channels
+
+    def list_channels(self) -> Any:
+        return self._json("GET", "/admin/channels")
+
+    def get_channel(self, channel: str) -> Any:
+        return self._json("GET", f"/admin/channels/{_segment(channel)}")
+
+    def channel_history(self, channel: str) -> Any:
+        return self._json("GET", f"/admin/channels/{_segment(channel)}/history")
+
+    def promote(
+        self, channel: str, release: str, *, reason: str | None, if_match: int | None
+    ) -> Any:
+        return self._json(
+            "POST",
+            f"/admin/channels/{_segment(channel)}/promote",
+            json=_without_none({"release": release, "reason": reason}),
+            headers=_if_match(if_match),
+        )
+
+    def rollback(
+        self, channel: str, *, to: str | None, reason: str | None, if_match: int | None
+    ) -> Any:
+        return self._json(
+            "POST",
+            f"/admin/channels/{_segment(channel)}/rollback",
+            json=_without_none({"to": to, "reason": reason}),
+            headers=_if_match(if_match),
+        )
+
+    def set_slice(
+        self,
+        channel: str,
+        slice_name: str,
+        body: dict[str, Any],
+        *,
+        reason: str | None,
+        if_match: int | None,
+    ) -> Any:
+        """PUT the canary (``{release, weight}``) or shadow (``{release, sample}``) slice."""
+        return self._json(
+            "PUT",
+            f"/admin/channels/{_segment(channel)}/{slice_name}",
+            json=_without_none({**body, "reason": reason}),
+            headers=_if_match(if_match),
+        )
+
+    def clear_slice(
+        self, channel: str, slice_name: str, *, reason: str | None, if_match: int | None
+    ) -> Any:
+        """DELETE the canary or shadow slice."""
+        return self._json(
+            "DELETE",
+            f"/admin/channels/{_segment(channel)}/{slice_name}",
+            json=_without_none({"reason": reason}),
+            headers=_if_match(if_match),
+        )
+
+    # Keys, lineage, audit
+
+    def create_key(self, name: str, role: str, channels: list[str], reason: str | None) -> Any:
+        body = _without_none({"name": name, "role": role, "channels": channels, "reason": reason})
+        return self._json("POST", "/admin/keys", json=body)
+
+    def list_keys(self) -> Any:
+        return self._json("GET", "/admin/keys")
+
+    def delete_key(self, name: str, reason: str | None) -> Any:
+        return self._json(
+            "DELETE", f"/admin/keys/{_segment(name)}", json=_without_none({"reason": reason})
+        )
+
+    def lineage(self, response_id: str) -> Any:
+        return self._json("GET", f"/admin/lineage/{_segment(response_id)}")
+
+    def audit_entries(self) -> Any:
+        return self._json("GET", "/admin/audit")
+
+    def verify_audit(self) -> Any:
+        return self._json("GET", "/admin/audit/verify")

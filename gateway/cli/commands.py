@@ -1,0 +1,143 @@
+"""One function per ``gateway`` command: read the arguments, make the call, print the answer.
+
+Each takes the :class:`AdminClient` and the parsed arguments and answers the exit code; the
+command tree that wires them up is in :mod:`gateway.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.cli import render
+from gateway.cli.client import YAML_SUFFIXES, AdminClient
+
+Handler = Callable[[AdminClient, argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """Arguments argparse accepts but that do not make sense together (``--clear`` with REL)."""
+
+
+class InputError(Exception):
+    """A local input the command needs cannot be used (a spec file that does not exist)."""
+
+
+def _emit(args: argparse.Namespace, answer: Any, view: Callable[[Any], str]) -> int:
+    print(render.pretty_json(answer) if args.json else view(answer))
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    # Imported here so admin commands do not pay for loading the server and its providers.
+    from gateway.server import serve as run_server
+
+    run_server(host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def release_create(client: AdminClient, args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"spec file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read spec file {path}: {exc.strerror}") from None
+    is_yaml = path.suffix.lower() in YAML_SUFFIXES
+    created, release = client.create_release(
+        body, "application/yaml" if is_yaml else "application/json"
+    )
+    return _emit(args, release, lambda r: render.release_created(created, r))
+
+
+def release_list(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.list_releases(args.name), render.release_list)
+
+
+def release_show(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.get_release(args.id), render.release_detail)
+
+
+def release_diff(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.diff_releases(args.a, args.b), render.release_diff)
+
+
+def channel_list(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.list_channels(), render.channel_list)
+
+
+def channel_show(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.get_channel(args.channel), render.channel_detail)
+
+
+def channel_promote(client: AdminClient, args: argparse.Namespace) -> int:
+    answer = client.promote(args.channel, args.release, reason=args.reason, if_match=args.if_match)
+    return _emit(args, answer, render.channel_detail)
+
+
+def channel_rollback(client: AdminClient, args: argparse.Namespace) -> int:
+    answer = client.rollback(args.channel, to=args.to, reason=args.reason, if_match=args.if_match)
+    return _emit(args, answer, render.channel_detail)
+
+
+def slice_command(slice_name: str, amount: str) -> Handler:
+    """The canary (``--weight``) or shadow (``--sample``) command: set it, or ``--clear`` it."""
+
+    def run(client: AdminClient, args: argparse.Namespace) -> int:
+        value: float | None = getattr(args, amount)
+        if args.clear:
+            if args.release is not None or value is not None:
+                raise UsageError(f"--clear takes neither REL nor --{amount}")
+            answer = client.clear_slice(
+                args.channel, slice_name, reason=args.reason, if_match=args.if_match
+            )
+        else:
+            if args.release is None or value is None:
+                raise UsageError(f"give REL and --{amount}, or --clear")
+            answer = client.set_slice(
+                args.channel,
+                slice_name,
+                {"release": args.release, amount: value},
+                reason=args.reason,
+                if_match=args.if_match,
+            )
+        return _emit(args, answer, render.channel_detail)
+
+    return run
+
+
+def channel_history(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.channel_history(args.channel), render.history)
+
+
+def key_create(client: AdminClient, args: argparse.Namespace) -> int:
+    channels = args.channels or ["*"]
+    return _emit(
+        args, client.create_key(args.name, args.role, channels, args.reason), render.key_created
+    )
+
+
+def key_list(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.list_keys(), render.key_list)
+
+
+def key_delete(client: AdminClient, args: argparse.Namespace) -> int:
+    answer = client.delete_key(args.name, args.reason)
+    return _emit(args, answer, lambda _: f"deleted key {args.name}")
+
+
+def lineage(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.lineage(args.response_id), render.pretty_json)
+
+
+def audit_list(client: AdminClient, args: argparse.Namespace) -> int:
+    return _emit(args, client.audit_entries(), render.audit_list)
+
+
+def audit_verify(client: AdminClient, args: argparse.Namespace) -> int:
+    result = client.verify_audit()
+    _emit(args, result, render.audit_verdict)
+    return 0 if isinstance(result, dict) and result.get("ok") is True else 1

@@ -1,0 +1,75 @@
+"""`make run`'s script: Redis it owns, the example channel, Ctrl-C, and data kept across runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main as cli
+from gateway.embedded_redis import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(run_dir: Path, port: int, redis_port: int) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "deploy/local/run.py"), "--port", str(port),
+         "--redis-port", str(redis_port), "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    for line in process.stdout:  # the script prints this once the gateway's socket listens
+        if "Ctrl-C stops" in line:
+            return process
+    raise AssertionError(f"make run's script exited early ({process.wait()})")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    return rest
+
+
+def channel_via_cli(port: int, token: str, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    code = cli(
+        [
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--token",
+            token,
+            "--json",
+            "channel",
+            "show",
+            "support-bot-prod",
+        ]
+    )
+    assert code == 0
+    shown: dict[str, object] = json.loads(capsys.readouterr().out)
+    return shown
+
+
+def test_make_run_serves_the_example_channel_and_keeps_it_across_restarts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port, redis_port = free_port(), free_port()
+    process = start(tmp_path, port, redis_port)
+    try:
+        token = (tmp_path / "admin-token").read_text().strip()
+        first = channel_via_cli(port, token, capsys)
+        assert str(first["stable"]).startswith("support-bot-v1-")
+        assert first["generation"] == 1
+    finally:
+        assert "stopped the gateway and its Redis" in stop(process)
+
+    process = start(tmp_path, port, redis_port)
+    try:
+        again = channel_via_cli(port, token, capsys)
+    finally:
+        stop(process)
+    assert again == first  # same release, same generation: the example is not registered twice

@@ -17,7 +17,11 @@ from starlette.routing import Route
 from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
 from gateway.admin.routes import admin
 from gateway.config import Settings
+from gateway.providers import close_providers, open_providers
+from gateway.proxy.handler import DataPlane
+from gateway.proxy.routes import routes as proxy_routes
 from gateway.services import Services, services
+from gateway.snapshot import RegistryView
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -26,11 +30,18 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The registry is reachable."""
+    """Ready when the registry answers or a snapshot is held (requests are served from it)."""
+    view: RegistryView = request.app.state.view
     try:
         await services(request).redis.ping()
     except (RedisConnectionError, RedisTimeoutError, OSError):
-        return JSONResponse({"status": "unavailable", "registry": "unreachable"}, status_code=503)
+        if view.current is None:
+            return JSONResponse(
+                {"status": "unavailable", "registry": "unreachable"}, status_code=503
+            )
+        return JSONResponse(
+            {"status": "ok", "registry": "unreachable", "snapshot": view.current.counter}
+        )
     return JSONResponse({"status": "ok"})
 
 
@@ -56,10 +67,20 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = redis if redis is not None else Redis.from_url(settings.redis_url)
-        app.state.services = Services.create(settings, client)
+        services = Services.create(settings, client)
+        view = RegistryView(client, services.registry.keys)
+        await view.start()
+        providers = open_providers(settings.providers())
+        app.state.services = services
+        app.state.view = view
+        app.state.dataplane = DataPlane(
+            view, providers, settings.max_body_bytes, services.auth.admin_token_digest
+        )
         try:
             yield
         finally:
+            await view.stop()
+            await close_providers(providers)
             if redis is None:
                 await client.aclose()
 
@@ -67,6 +88,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *proxy_routes,
             admin,
         ],
         exception_handlers={

@@ -5,6 +5,7 @@ Only providers named in the providers file are ever called; a release names one 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -21,17 +22,33 @@ ANTHROPIC_DATED = r".+-\d{8}"
 OPENAI_HOST = "api.openai.com"
 
 
+class TimeoutsConfig(BaseModel):
+    """Seconds to connect, to wait between bytes read, and to wait for a pooled connection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connect: float = Field(default=5.0, gt=0)
+    read: float = Field(default=120.0, gt=0)
+    pool: float = Field(default=10.0, gt=0)
+
+
 class ProviderConfig(BaseModel):
-    """One upstream: its API kind, base URL and where its key comes from."""
+    """One upstream: its API kind, base URL, where its key comes from, and its limits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["openai", "anthropic"]
     base_url: str = Field(pattern=r"^https?://")
     api_key_env: str | None = None
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    max_connections: int = Field(default=256, ge=1)
     # A model id must fully match this to count as pinned. Default: dated ids on OpenAI's and
     # Anthropic's own APIs, anything but "latest" on self-hosted OpenAI-compatible servers.
     pinned_model: str | None = None
+
+    def api_key(self) -> str | None:
+        """The provider's key, read from the environment variable the file names."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
 
     def pinned_pattern(self) -> re.Pattern[str]:
         if self.pinned_model is not None:
@@ -80,6 +97,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     signing_key: SecretStr | None = None
     max_admin_body_bytes: int = 1_048_576
+    # Data-plane request bodies above this get 413 (images and long contexts make them big).
+    max_body_bytes: int = 8_388_608
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)

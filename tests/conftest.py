@@ -4,19 +4,22 @@ registry objects on it, and a live gateway on loopback."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.fakeprovider import create_fake_provider
 from gateway.services import Services
 from releases.models import Actor
 from tests.factories import ADMIN_TOKEN, PROVIDERS_YAML
 from tests.live import LiveServer
+from tests.stack import PROVIDERS_TEMPLATE, UPSTREAM_KEYS
 
 OPERATOR = Actor(name="ops-alice", role="operator")
 
@@ -62,3 +65,51 @@ def gateway(settings: Settings) -> Iterator[LiveServer]:
     server = LiveServer(create_app(settings)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[LiveServer]:
+    """The fake provider, shared by the session; ``fake_control`` resets it for each test."""
+    server = LiveServer(create_fake_provider()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_control(fake: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fake.url) as client:
+        client.delete("/_fake/requests").raise_for_status()
+        client.delete("/_fake/behaviour").raise_for_status()
+        yield client
+
+
+@pytest.fixture
+def dp_settings(
+    settings: Settings, fake: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings whose providers are the fake provider (and one address nothing listens on)."""
+    for name, value in UPSTREAM_KEYS.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "providers.yaml"
+    path.write_text(PROVIDERS_TEMPLATE.format(url=fake.url))
+    return settings.model_copy(update={"config": path})
+
+
+@pytest.fixture
+def dp_services(dp_settings: Settings, redis: Redis) -> Services:
+    return Services.create(dp_settings, redis)
+
+
+@pytest.fixture
+def start_gateway(dp_settings: Settings) -> Iterator[Callable[..., LiveServer]]:
+    """Starts gateway replicas on the data-plane settings; all are stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(settings: Settings | None = None) -> LiveServer:
+        server = LiveServer(create_app(settings or dp_settings)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import signal
 import subprocess
@@ -54,6 +55,32 @@ def channel_via_cli(port: int, token: str, capsys: pytest.CaptureFixture[str]) -
     return shown
 
 
+def readme_example(name: str) -> str:
+    """The README's code block after ``<!-- example: NAME -->``: the README must stay true."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(f"<!-- example: {name} -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_sdk_examples_work_after_make_run(tmp_path: Path) -> None:
+    port, redis_port = free_port(), free_port()
+    process = start(tmp_path, port, redis_port)
+    try:
+        for name, channel in (("openai", "support-bot-prod"), ("anthropic", "claude-bot-prod")):
+            code = readme_example(name)
+            code = code.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            code = code.replace(".run/app-key", str(tmp_path / "app-key"))
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 0, done.stderr
+            tag = ast.literal_eval(done.stdout.strip())
+            assert tag["channel"] == channel and tag["slice"] == "stable"
+            assert tag["release_id"].startswith(channel.removesuffix("-prod") + "-v1-")
+    finally:
+        stop(process)
+
+
 def test_make_run_serves_the_example_channel_and_keeps_it_across_restarts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -65,7 +92,7 @@ def test_make_run_serves_the_example_channel_and_keeps_it_across_restarts(
         assert str(first["stable"]).startswith("support-bot-v1-")
         assert first["generation"] == 1
     finally:
-        assert "stopped the gateway and its Redis" in stop(process)
+        assert "stopped the gateway, the fake provider and Redis" in stop(process)
 
     process = start(tmp_path, port, redis_port)
     try:

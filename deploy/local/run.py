@@ -1,7 +1,7 @@
-"""``make run``: a local Redis it owns, an example release and channel, and the gateway.
+"""``make run``: a local Redis and the fake provider it owns, example channels, the gateway.
 
 Data lives under ``.run/`` (git-ignored, AOF on), so a restart keeps everything. Ctrl-C stops
-the gateway and the Redis it started.
+the gateway, the fake provider and the Redis it started.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +26,13 @@ from gateway.services import Services
 from releases.models import Actor
 
 HERE = Path(__file__).resolve().parent
+EXAMPLES = {  # channel -> release spec
+    "support-bot-prod": HERE / "example-release.yaml",
+    "claude-bot-prod": HERE / "example-anthropic-release.yaml",
+}
 EXAMPLE_CHANNEL = "support-bot-prod"
+EXAMPLE_APP_KEY = "example-app"
+FAKE_PROVIDER_PORT = 9100  # where deploy/local/providers.yaml points
 SETUP_ACTOR = Actor(name="make-run", role="admin")
 
 
@@ -47,18 +54,39 @@ def admin_token(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def ensure_example(settings: Settings) -> str:
-    """Register the example release; promote it where the channel does not exist yet."""
+async def ensure_examples(settings: Settings, run_dir: Path) -> dict[str, str]:
+    """Register the example releases and promote each where its channel does not exist yet;
+    make sure ``.run/app-key`` holds a valid application key. Returns channel -> stable."""
     client = Redis.from_url(settings.redis_url)
     try:
-        registry = Services.create(settings, client).registry
-        spec = yaml.safe_load((HERE / "example-release.yaml").read_text())
-        release, _ = await registry.register(spec, SETUP_ACTOR)
-        if EXAMPLE_CHANNEL not in {c.name for c in await registry.channels()}:
-            await registry.promote(EXAMPLE_CHANNEL, release.id, SETUP_ACTOR, "example channel")
-        return (await registry.channel(EXAMPLE_CHANNEL)).stable
+        services = Services.create(settings, client)
+        registry = services.registry
+        existing = {c.name for c in await registry.channels()}
+        for channel, path in EXAMPLES.items():
+            release, _ = await registry.register(yaml.safe_load(path.read_text()), SETUP_ACTOR)
+            if channel not in existing:
+                await registry.promote(channel, release.id, SETUP_ACTOR, "example channel")
+        key_file = run_dir / "app-key"
+        if (
+            not key_file.exists()
+            or await services.keyring.lookup(key_file.read_text().strip()) is None
+        ):
+            if EXAMPLE_APP_KEY in {k.name for k in await services.keyring.list()}:
+                await services.keyring.delete(EXAMPLE_APP_KEY, SETUP_ACTOR, "replaced by make run")
+            _, secret = await services.keyring.create(EXAMPLE_APP_KEY, "app", ["*"], SETUP_ACTOR)
+            key_file.write_text(secret)
+            key_file.chmod(0o600)
+        return {c.name: c.stable for c in await registry.channels() if c.name in EXAMPLES}
     finally:
         await client.aclose()
+
+
+def start_fake_provider() -> subprocess.Popen[bytes]:
+    """The bundled fake provider, in its own process so Ctrl-C reaches it like the others."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.fakeprovider", "--port", str(FAKE_PROVIDER_PORT)],
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -80,28 +108,35 @@ def main(argv: list[str] | None = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     token = admin_token(run_dir)
     sock = listen(args.host, args.port)  # before anything else, so a busy port fails fast
-    with EmbeddedRedis(run_dir / "redis", port=args.redis_port, appendonly=True) as redis:
-        settings = Settings(
-            redis_url=redis.url,
-            config=HERE / "providers.yaml",
-            admin_token=token,
-        )
-        stable = asyncio.run(ensure_example(settings))
-        url = f"http://{args.host}:{args.port}"
-        print(
-            f"\nGateway on {url}  (Redis {redis.url}, data in {run_dir})\n"
-            f"Channel {EXAMPLE_CHANNEL} -> {stable}\n\n"
-            f"In another shell:\n"
-            f"  export GATEWAY_URL={url} GATEWAY_TOKEN=$(cat {run_dir / 'admin-token'})\n"
-            f"  .venv/bin/gateway channel show {EXAMPLE_CHANNEL}\n\n"
-            f"Ctrl-C stops the gateway and its Redis.\n",
-            flush=True,
-        )
-        config = uvicorn.Config(create_app(settings), lifespan="on", log_level="info")
-        # uvicorn re-raises Ctrl-C after its graceful shutdown; that is the way out.
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(config).run(sockets=[sock])
-    print("stopped the gateway and its Redis", flush=True)
+    fake = start_fake_provider()
+    try:
+        with EmbeddedRedis(run_dir / "redis", port=args.redis_port, appendonly=True) as redis:
+            settings = Settings(
+                redis_url=redis.url,
+                config=HERE / "providers.yaml",
+                admin_token=token,
+            )
+            stables = asyncio.run(ensure_examples(settings, run_dir))
+            url = f"http://{args.host}:{args.port}"
+            channels = "".join(f"Channel {ch} -> {rel}\n" for ch, rel in sorted(stables.items()))
+            print(
+                f"\nGateway on {url}  (Redis {redis.url}, data in {run_dir}, "
+                f"fake provider on 127.0.0.1:{FAKE_PROVIDER_PORT})\n{channels}\n"
+                f"In another shell:\n"
+                f"  export GATEWAY_URL={url} GATEWAY_TOKEN=$(cat {run_dir / 'admin-token'})\n"
+                f"  .venv/bin/gateway channel show {EXAMPLE_CHANNEL}\n"
+                f"Applications use the key in {run_dir / 'app-key'} (see the README).\n\n"
+                f"Ctrl-C stops the gateway, the fake provider and Redis.\n",
+                flush=True,
+            )
+            config = uvicorn.Config(create_app(settings), lifespan="on", log_level="info")
+            # uvicorn re-raises Ctrl-C after its graceful shutdown; that is the way out.
+            with contextlib.suppress(KeyboardInterrupt):
+                uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        fake.terminate()
+        fake.wait(timeout=30)
+    print("stopped the gateway, the fake provider and Redis", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,22 +9,15 @@ import yaml
 from starlette.requests import Request
 
 from gateway.admin.errors import AdminError
+from gateway.bodies import BodyTooLarge, read_limited
 from releases.errors import InvalidRequest
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise AdminError(413, "body_too_large", f"the body is over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise AdminError(413, "body_too_large", f"the body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited(request, limit)
+    except BodyTooLarge as exc:
+        raise AdminError(413, "body_too_large", str(exc)) from None
 
 
 async def read_document(request: Request, limit: int, *, allow_yaml: bool = False) -> Any:

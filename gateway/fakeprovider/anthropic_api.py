@@ -1,0 +1,121 @@
+"""Anthropic's surface of the fake: ``POST /v1/messages``, streaming and not."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.fakeprovider.provider import fake_provider
+from gateway.fakeprovider.replies import FAKE_FAILURE, Answer, answer_for
+from gateway.fakeprovider.stream import EventStream
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_REQUIRED: tuple[tuple[str, type, str], ...] = (
+    ("model", str, "a valid string"),
+    ("messages", list, "a valid list"),
+    ("max_tokens", int, "a valid integer"),
+)
+
+
+def anthropic_error(status: int, message: str) -> JSONResponse:
+    """Anthropic's error shape, with the ``type`` Anthropic uses for that status."""
+    kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return JSONResponse(
+        {"type": "error", "error": {"type": kind, "message": message}}, status_code=status
+    )
+
+
+def request_problem(body: Any) -> JSONResponse | None:
+    """The 400 Anthropic would answer for a body without ``model``, ``messages`` or an
+    integer ``max_tokens``; None when the body is usable."""
+    if not isinstance(body, dict):
+        return anthropic_error(400, "The request body must be a JSON object.")
+    for name, kind, described in _REQUIRED:
+        if name not in body:
+            return anthropic_error(400, f"{name}: Field required")
+        # bool is an int in Python, but `"max_tokens": true` is not a number in JSON.
+        value = body[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return anthropic_error(400, f"{name}: Input should be {described}")
+    return None
+
+
+def message(message_id: str, body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": [{"type": "text", "text": answer.text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
+        "fake_received": body,
+    }
+
+
+def event(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+
+def message_events(message_id: str, body: dict[str, Any], answer: Answer) -> list[bytes]:
+    """Anthropic's SSE sequence: message_start, one text block streamed in pieces,
+    message_delta with the stop reason and usage, message_stop."""
+    start = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": answer.input_tokens, "output_tokens": 1},
+    }
+    events = [
+        event("message_start", {"message": start}),
+        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+    ]
+    events += [
+        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+        for piece in answer.pieces()
+    ]
+    events += [
+        event("content_block_stop", {"index": 0}),
+        event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": answer.output_tokens},
+            },
+        ),
+        event("message_stop", {}),
+    ]
+    return events
+
+
+async def create_message(request: Request) -> Response:
+    provider = fake_provider(request)
+    body = await provider.receive(request)
+    if (problem := request_problem(body)) is not None:
+        return problem
+    behaviour = provider.behaviours.for_model(body["model"])
+    await behaviour.stall()
+    if behaviour.status is not None:
+        return anthropic_error(behaviour.status, FAKE_FAILURE)
+    answer = answer_for(body["messages"], system=body.get("system"), reply=behaviour.reply)
+    message_id = f"msg_fake_{provider.next_id()}"
+    if body.get("stream") is True:
+        events = message_events(message_id, body, answer)
+        return EventStream(events, provider.stats, behaviour.chunk_delay)
+    return JSONResponse(message(message_id, body, answer))

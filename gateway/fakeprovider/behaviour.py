@@ -1,0 +1,56 @@
+"""What the fake has been told to do: be slow, fail with a status, or answer fixed text."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Behaviour(BaseModel):
+    """One instruction, for every model (``model`` null) or for one model id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = None
+    delay: float = Field(default=0.0, ge=0, description="seconds before answering")
+    chunk_delay: float = Field(default=0.0, ge=0, description="seconds between stream events")
+    status: int | None = Field(default=None, ge=400, le=599, description="fail with this status")
+    reply: str | None = Field(default=None, description="answer this text instead of the echo")
+
+    async def stall(self) -> None:
+        """Be as slow as told before answering."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+
+
+NORMAL = Behaviour()
+
+
+class Behaviours:
+    """The instruction for every model, and per-model instructions that win over it."""
+
+    def __init__(self) -> None:
+        self._every_model = NORMAL
+        self._by_model: dict[str, Behaviour] = {}
+
+    def set(self, behaviour: Behaviour) -> None:
+        """Replace (not merge) the instruction for ``behaviour.model``."""
+        if behaviour.model is None:
+            self._every_model = behaviour
+        else:
+            self._by_model[behaviour.model] = behaviour
+
+    def reset(self) -> None:
+        self._every_model = NORMAL
+        self._by_model.clear()
+
+    def for_model(self, model: str) -> Behaviour:
+        return self._by_model.get(model, self._every_model)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "every_model": self._every_model.model_dump(),
+            "models": {name: b.model_dump() for name, b in self._by_model.items()},
+        }

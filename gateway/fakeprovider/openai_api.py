@@ -1,0 +1,154 @@
+"""OpenAI's surface of the fake: ``POST /v1/chat/completions`` and ``GET /v1/models``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.fakeprovider.provider import fake_provider
+from gateway.fakeprovider.replies import FAKE_FAILURE, Answer, answer_for
+from gateway.fakeprovider.stream import EventStream
+
+# Fixed so responses are byte-for-byte the same on every run.
+CREATED = 1_700_000_000
+FINGERPRINT = "fp_fake"
+# Dated like real pinned ids. The fake answers for any model id; these are only what it lists.
+MODEL_IDS = ("fake-chat-2024-06-01", "fake-chat-mini-2024-06-01")
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    422: "unprocessable_entity_error",
+    429: "rate_limit_error",
+}
+_REQUIRED: tuple[tuple[str, type, str], ...] = (
+    ("model", str, "a string"),
+    ("messages", list, "an array"),
+)
+
+
+def openai_error(
+    status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    """OpenAI's error shape, with the ``type`` OpenAI uses for that status."""
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param, "code": code}},
+        status_code=status,
+    )
+
+
+def request_problem(body: Any) -> JSONResponse | None:
+    """The 400 OpenAI would answer for a body without a string ``model`` or a list of
+    ``messages``; None when the body is usable."""
+    if not isinstance(body, dict):
+        return openai_error(400, "The request body must be a JSON object.")
+    for name, kind, described in _REQUIRED:
+        if name not in body:
+            return openai_error(
+                400,
+                f"Missing required parameter: '{name}'.",
+                param=name,
+                code="missing_required_parameter",
+            )
+        if not isinstance(body[name], kind):
+            return openai_error(
+                400,
+                f"Invalid type for '{name}': expected {described}.",
+                param=name,
+                code="invalid_type",
+            )
+    return None
+
+
+def completion(response_id: str, body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": body["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage(answer),
+        "system_fingerprint": FINGERPRINT,
+        "fake_received": body,
+    }
+
+
+def usage(answer: Answer) -> dict[str, int]:
+    return {
+        "prompt_tokens": answer.input_tokens,
+        "completion_tokens": answer.output_tokens,
+        "total_tokens": answer.total_tokens,
+    }
+
+
+def chunk_events(response_id: str, body: dict[str, Any], answer: Answer) -> list[bytes]:
+    """The SSE events of a streamed completion: role, one delta per piece, finish, the usage
+    chunk when ``stream_options.include_usage`` asks for it, then ``[DONE]``."""
+    options = body.get("stream_options")
+    with_usage = isinstance(options, dict) and options.get("include_usage") is True
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        data: dict[str, Any] = {
+            "id": response_id,
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": body["model"],
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        }
+        if with_usage:
+            # As OpenAI does: every chunk carries "usage", null until the last one.
+            data["usage"] = None
+        data.update(extra)
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    def choice(delta: dict[str, str], finish_reason: str | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+
+    events = [chunk([choice({"role": "assistant", "content": ""})])]
+    events += [chunk([choice({"content": piece})]) for piece in answer.pieces()]
+    events.append(chunk([choice({}, "stop")]))
+    if with_usage:
+        events.append(chunk([], usage=usage(answer)))
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+async def chat_completions(request: Request) -> Response:
+    provider = fake_provider(request)
+    body = await provider.receive(request)
+    if (problem := request_problem(body)) is not None:
+        return problem
+    behaviour = provider.behaviours.for_model(body["model"])
+    await behaviour.stall()
+    if behaviour.status is not None:
+        return openai_error(behaviour.status, FAKE_FAILURE)
+    answer = answer_for(body["messages"], reply=behaviour.reply)
+    response_id = f"chatcmpl-fake-{provider.next_id()}"
+    if body.get("stream") is True:
+        events = chunk_events(response_id, body, answer)
+        return EventStream(events, provider.stats, behaviour.chunk_delay)
+    return JSONResponse(completion(response_id, body, answer))
+
+
+async def list_models(request: Request) -> Response:
+    await fake_provider(request).receive(request)
+    models = [
+        {"id": model_id, "object": "model", "created": CREATED, "owned_by": "fake-provider"}
+        for model_id in MODEL_IDS
+    ]
+    return JSONResponse({"object": "list", "data": models})

@@ -1,0 +1,36 @@
+"""Turning the providers file into live providers with pooled upstream clients."""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.config import ProvidersFile
+from gateway.proxy.handler import Provider
+from gateway.upstream import AiohttpUpstream, Timeouts
+
+log = logging.getLogger("gateway.providers")
+
+
+def open_providers(config: ProvidersFile) -> dict[str, Provider]:
+    """One pooled client per configured provider; call inside the running event loop."""
+    providers: dict[str, Provider] = {}
+    for name, provider in config.providers.items():
+        api_key = provider.api_key()
+        if provider.api_key_env and api_key is None:
+            log.warning(
+                "provider %s: %s is not set; calling it without a key", name, provider.api_key_env
+            )
+        timeouts = Timeouts(**provider.timeouts.model_dump())
+        providers[name] = Provider(
+            name=name,
+            kind=provider.kind,
+            base_url=provider.base_url.rstrip("/"),
+            api_key=api_key,
+            upstream=AiohttpUpstream(timeouts, provider.max_connections),
+        )
+    return providers
+
+
+async def close_providers(providers: dict[str, Provider]) -> None:
+    for provider in providers.values():
+        await provider.upstream.aclose()

@@ -1,0 +1,54 @@
+"""Resolving a request's ``model`` to the release that will answer it, from one snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.snapshot import Snapshot
+from releases.apikeys import ApiKey
+
+RELEASE_PREFIX = "release:"
+NO_CHANNEL = "-"
+# Keys that may call one release directly (evals, replay, debugging), bypassing channels.
+DIRECT_ROLES = frozenset({"admin", "operator"})
+
+
+class ResolveError(Exception):
+    """Why a model name resolves to nothing the key may call: status, code, message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which channel and slice serve a request, and with which release."""
+
+    channel: str
+    slice: str
+    release_id: str
+
+
+def resolve(snapshot: Snapshot, key: ApiKey, model: str) -> Route:
+    if model.startswith(RELEASE_PREFIX):
+        release_id = model.removeprefix(RELEASE_PREFIX)
+        if key.role not in DIRECT_ROLES:
+            raise ResolveError(
+                403, "direct_release_forbidden", f"key {key.name!r} may not call releases directly"
+            )
+        if release_id not in snapshot.releases:
+            raise ResolveError(
+                404, "release_not_found", f"release {release_id!r} is not registered"
+            )
+        return Route(NO_CHANNEL, "direct", release_id)
+    channel = snapshot.channels.get(model)
+    if channel is None:
+        raise ResolveError(404, "channel_not_found", f"channel {model!r} does not exist")
+    if not key.may_call(model):
+        raise ResolveError(
+            403, "channel_forbidden", f"key {key.name!r} may not call channel {model!r}"
+        )
+    return Route(channel.name, "stable", channel.stable)

@@ -1,0 +1,46 @@
+"""A streaming response that always notices a caller hanging up.
+
+It listens for ``http.disconnect`` beside the stream, whatever ASGI version the server speaks,
+and always closes the body iterator, so the provider's connection is dropped at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+
+import anyio
+from starlette.types import Receive, Scope, Send
+
+
+class ProxyStream:
+    """An ASGI response streaming ``body`` (an async generator) with ``headers``."""
+
+    def __init__(
+        self, body: AsyncGenerator[bytes, None], status: int, headers: Mapping[str, str]
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch)
+                await self._stream(send)
+                group.cancel_scope.cancel()
+        finally:
+            await self.body.aclose()
+
+    async def _stream(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status, "headers": self.raw_headers}
+        )
+        async for chunk in self.body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,150 @@
+"""The in-process view of the registry that requests resolve against.
+
+No request touches Redis: each replica holds a ``Snapshot`` (channels, releases, keys and the
+registry's change counter), loaded at start-up, reloaded when the registry announces a change,
+and compared against the change counter every 250 ms in case an announcement was lost. A
+request takes the current snapshot once and uses it from start to end, so it never sees half
+of a change. If Redis goes away the last snapshot keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from releases.apikeys import ApiKey
+from releases.keyspace import Keyspace
+from releases.models import Channel, Release
+
+log = logging.getLogger("gateway.snapshot")
+
+
+@dataclass(frozen=True)
+class RefreshTiming:
+    """How often the counter backstop runs and how fast a lost Redis is retried."""
+
+    backstop_interval: float = 0.25
+    retry_min: float = 0.1
+    retry_max: float = 2.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view of the registry at change counter ``counter``."""
+
+    counter: int
+    channels: Mapping[str, Channel]
+    releases: Mapping[str, Release]
+    keys: Mapping[str, ApiKey]  # by sha256 of the secret
+    loaded_at: float = field(default_factory=time.monotonic)
+
+
+class RegistryView:
+    """Keeps ``current`` fresh; ``start()`` in the app's lifespan, ``stop()`` at shutdown."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keyspace: Keyspace,
+        timing: RefreshTiming = RefreshTiming(),
+        on_load: Callable[[Snapshot], None] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keyspace
+        self.timing = timing
+        self.on_load = on_load
+        self.current: Snapshot | None = None
+        self._reload_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Load once if Redis answers (a replica without a snapshot answers 503), then keep
+        listening and checking in the background either way."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.reload()
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="snapshot-listen"),
+            asyncio.create_task(self._backstop(), name="snapshot-backstop"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def reload(self) -> Snapshot:
+        """Read the registry in one transaction; fetch only releases not held yet (they never
+        change, and none is ever deleted while a channel points at it)."""
+        async with self._reload_lock:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.get(self.keys.change_counter)
+            pipe.hgetall(self.keys.channels)
+            pipe.hgetall(self.keys.api_keys)
+            pipe.hkeys(self.keys.releases)
+            counter, channels_raw, keys_raw, release_ids = await pipe.execute()
+            held = self.current.releases if self.current is not None else {}
+            releases = {rid: held[rid] for rid in map(_text, release_ids) if rid in held}
+            missing = [rid for rid in map(_text, release_ids) if rid not in held]
+            if missing:
+                for raw in await self.redis.hmget(self.keys.releases, missing):
+                    if raw is not None:
+                        release = Release.model_validate_json(raw)
+                        releases[release.id] = release
+            snapshot = Snapshot(
+                counter=int(counter or 0),
+                channels={
+                    _text(k): Channel.model_validate_json(v) for k, v in channels_raw.items()
+                },
+                releases=releases,
+                keys={_text(k): ApiKey.model_validate_json(v) for k, v in keys_raw.items()},
+            )
+            self.current = snapshot
+            if self.on_load is not None:
+                self.on_load(snapshot)
+            return snapshot
+
+    async def _listen(self) -> None:
+        """Reload on every announcement; resubscribe (and reload) after losing Redis."""
+        delay = self.timing.retry_min
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.keys.changes_channel)
+                    await self.reload()  # after subscribing, so no change falls in between
+                    delay = self.timing.retry_min
+                    async for message in pubsub.listen():
+                        if message["type"] == "message" and self._is_news(message["data"]):
+                            await self.reload()
+            except (RedisError, OSError) as exc:
+                log.warning("registry unreachable, serving the last snapshot: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.timing.retry_max)
+
+    def _is_news(self, data: bytes | str) -> bool:
+        """An announcement ``<counter> <kind> <name>`` older than what we hold needs no reload
+        (a burst of changes is read once, not once per change)."""
+        counter = _text(data).partition(" ")[0]
+        held = self.current.counter if self.current is not None else -1
+        return not counter.isdigit() or int(counter) > held
+
+    async def _backstop(self) -> None:
+        """A lost announcement is caught here: the counter moved, so reload."""
+        while True:
+            await asyncio.sleep(self.timing.backstop_interval)
+            try:
+                counter = int(await self.redis.get(self.keys.change_counter) or 0)
+                if self.current is None or counter != self.current.counter:
+                    await self.reload()
+            except (RedisError, OSError):
+                continue  # the listener logs and retries; keep serving what we have
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,115 @@
+"""Calling providers: one pooled client per provider behind a small interface of ours.
+
+The implementation is aiohttp (measured against httpx in benchmarks/RESULTS.md). Timeouts and
+pool limits are explicit values from the providers file. Failures surface as two errors the
+data plane maps to 504 (``UpstreamTimeout``) and 502 (``UpstreamUnavailable``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds: to connect, between bytes read, and to wait for a free pooled connection."""
+
+    connect: float = 5.0
+    read: float = 120.0
+    pool: float = 10.0
+
+
+class UpstreamError(Exception):
+    """The provider could not be reached or did not answer in time."""
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+class UpstreamUnavailable(UpstreamError):
+    pass
+
+
+class UpstreamResponse(Protocol):
+    """A provider's answer; the body is read whole (``read``) or as it arrives (``chunks``)."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """One provider's pooled client."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"the provider stopped sending: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"the provider's answer broke off: {exc}") from exc
+        finally:
+            self._response.release()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"the provider stopped sending: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"the provider's stream broke off: {exc}") from exc
+
+    def close(self) -> None:
+        # Closing (not releasing) a half-read response drops its connection, which is how a
+        # caller's disconnect reaches the provider.
+        self._response.close()
+
+
+class AiohttpUpstream:
+    """An aiohttp session with its own connection pool; create it inside the running loop."""
+
+    def __init__(self, timeouts: Timeouts, max_connections: int) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=timeouts.pool + timeouts.connect,  # aiohttp counts the pool wait here
+                sock_connect=timeouts.connect,
+                sock_read=timeouts.read,
+            ),
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        try:
+            response = await self._session.post(url, data=body, headers=dict(headers))
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"no answer from {url} in time") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailable(f"cannot reach {url}: {exc}") from exc
+        return _AiohttpResponse(response)
+
+    async def aclose(self) -> None:
+        await self._session.close()

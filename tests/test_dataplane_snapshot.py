@@ -1,0 +1,136 @@
+"""Resolution from the in-process snapshot: propagation, lost messages, Redis going away."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from redis.asyncio import Redis
+
+from gateway.config import Settings
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.services import Services
+from releases.models import Release
+from tests.factories import ADMIN_TOKEN
+from tests.live import LiveServer
+from tests.stack import OPERATOR, openai_spec, publish
+
+CH = "support-bot-prod"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": json.dumps({"product": "Acme"})}
+PROPAGATION_DEADLINE = 1.0
+
+
+def spec_saying(words: str) -> dict[str, object]:
+    return openai_spec(prompt={"system": f"{words} for {{{{product}}}}.", "variables": ["product"]})
+
+
+def ask(gateway: LiveServer) -> httpx.Response:
+    return httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": CH, "messages": [{"role": "user", "content": "hi"}]},
+        headers=AUTH,
+    )
+
+
+def served_release(gateway: LiveServer, releases: dict[str, Release]) -> str:
+    """The release that answered; asserts the response is wholly that release's."""
+    answer = ask(gateway)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    release_id = answer.headers["x-gateway-release"]
+    assert body["gateway"]["release_id"] == release_id
+    system = releases[release_id].spec["prompt"]["system"].replace("{{product}}", "Acme")
+    assert body["fake_received"]["messages"][0]["content"] == system  # no mixing
+    return release_id
+
+
+def wait_until_served(gateway: LiveServer, release_id: str, releases: dict[str, Release], deadline: float) -> float:
+    """Ask back to back until ``release_id`` answers; the seconds it took (fails past deadline)."""
+    started = time.monotonic()
+    while served_release(gateway, releases) != release_id:
+        assert time.monotonic() - started < deadline, f"{release_id} not served within {deadline}s"
+    return time.monotonic() - started
+
+
+async def test_a_rollback_reaches_a_second_replica_within_a_second(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    one = await publish(dp_services, spec_saying("Release one"), CH)
+    two = await publish(dp_services, spec_saying("Release two"), CH)
+    releases = {one.id: one, two.id: two}
+    first, second = start_gateway(), start_gateway()
+    assert served_release(first, releases) == served_release(second, releases) == two.id
+
+    rolled = httpx.post(f"{first.url}/admin/channels/{CH}/rollback", json={"reason": "test"}, headers=AUTH)
+    assert rolled.status_code == 200
+    assert wait_until_served(second, one.id, releases, PROPAGATION_DEADLINE) < PROPAGATION_DEADLINE
+    assert served_release(first, releases) == one.id
+
+
+async def test_a_lost_change_message_is_caught_by_the_counter_backstop(
+    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    one = await publish(dp_services, spec_saying("Release one"), CH)
+    two = await publish(dp_services, spec_saying("Release two"), CH)
+    releases = {one.id: one, two.id: two}
+    gateway = start_gateway()
+    assert served_release(gateway, releases) == two.id
+
+    # A change whose announcement never arrives: the record and the counter move, no PUBLISH.
+    keys = dp_services.registry.keys
+    channel = await dp_services.registry.channel(CH)
+    moved = channel.model_copy(update={"stable": one.id, "generation": channel.generation + 1})
+    await redis.hset(keys.channels, CH, moved.model_dump_json())
+    await redis.incr(keys.change_counter)
+
+    assert wait_until_served(gateway, one.id, releases, PROPAGATION_DEADLINE) < PROPAGATION_DEADLINE
+
+
+async def test_without_redis_requests_are_served_from_the_snapshot_and_new_replicas_answer_503(
+    tmp_path: Path, dp_settings: Settings, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
+    server.start()
+    try:
+        settings = dp_settings.model_copy(update={"redis_url": server.url})
+        client = Redis.from_url(server.url)
+        services = Services.create(settings, client)
+        one = await publish(services, spec_saying("Release one"), CH)
+        two = await publish(services, spec_saying("Release two"), CH)
+        releases = {one.id: one, two.id: two}
+        warm = start_gateway(settings)
+        assert served_release(warm, releases) == two.id
+
+        server.stop()
+        for _ in range(3):
+            assert served_release(warm, releases) == two.id
+        assert httpx.get(f"{warm.url}/readyz").json()["registry"] == "unreachable"
+
+        cold = start_gateway(settings)
+        refused = ask(cold)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "registry_unavailable"
+        assert refused.headers["x-gateway-response-id"].startswith("gwr_")
+        anthropic_refused = httpx.post(
+            f"{cold.url}/v1/messages",
+            json={"model": CH, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]},
+            headers=AUTH,
+        )
+        assert anthropic_refused.status_code == 503 and anthropic_refused.json()["type"] == "error"
+        assert httpx.get(f"{cold.url}/readyz").status_code == 503
+
+        # Redis back: both replicas follow the next change (they resubscribe by themselves).
+        server.start()
+        await client.aclose()
+        client = Redis.from_url(server.url)
+        services = Services.create(settings, client)
+        await services.registry.rollback(CH, OPERATOR, reason="after the outage")
+        recovery = 10.0  # reconnect backoff is at most 2 s
+        wait_until_served(warm, one.id, releases, recovery)
+        wait_until_served(cold, one.id, releases, recovery)
+        await client.aclose()
+    finally:
+        server.stop()

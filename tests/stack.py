@@ -58,7 +58,10 @@ def openai_spec(**overrides: Any) -> dict[str, Any]:
 
 
 def anthropic_spec(**overrides: Any) -> dict[str, Any]:
-    defaults = {"name": "claude-bot", "model": {"provider": "fake-anthropic", "id": "fake-claude-20240601"}}
+    defaults = {
+        "name": "claude-bot",
+        "model": {"provider": "fake-anthropic", "id": "fake-claude-20240601"},
+    }
     return openai_spec(**{**defaults, **overrides})
 
 

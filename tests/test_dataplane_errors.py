@@ -22,7 +22,9 @@ TAG_HEADERS = ("x-gateway-response-id", "x-gateway-release", "x-gateway-channel"
 class Endpoint:
     """One chat endpoint: its path, a valid body, and how to read its error shape."""
 
-    def __init__(self, name: str, path: str, spec: Callable[..., dict[str, Any]], dated: str) -> None:
+    def __init__(
+        self, name: str, path: str, spec: Callable[..., dict[str, Any]], dated: str
+    ) -> None:
         self.name, self.path, self.spec, self.dated = name, path, spec, dated
 
     def body(self, model: str, **extra: Any) -> dict[str, Any]:
@@ -43,7 +45,9 @@ class Endpoint:
 
 
 ENDPOINTS = [
-    pytest.param(Endpoint("openai", "/v1/chat/completions", openai_spec, "2024-01-01"), id="openai"),
+    pytest.param(
+        Endpoint("openai", "/v1/chat/completions", openai_spec, "2024-01-01"), id="openai"
+    ),
     pytest.param(Endpoint("anthropic", "/v1/messages", anthropic_spec, "20240101"), id="anthropic"),
 ]
 
@@ -104,31 +108,56 @@ def test_client_errors(setup: dict[str, Any], endpoint: Endpoint) -> None:
     check(call(setup, endpoint, big), endpoint, 413, "limit")
     check(call(setup, endpoint, endpoint.body(ok), key=None), endpoint, 401, "Authorization")
     check(call(setup, endpoint, endpoint.body(ok), key="gwk_wrong"), endpoint, 401, "not valid")
-    check(call(setup, endpoint, endpoint.body(f"{endpoint.name}-broken")), endpoint, 403, "may not call")
+    check(
+        call(setup, endpoint, endpoint.body(f"{endpoint.name}-broken")),
+        endpoint,
+        403,
+        "may not call",
+    )
     other = "anthropic-ok" if endpoint.name == "openai" else "openai-ok"
     check(call(setup, endpoint, endpoint.body(other)), endpoint, 400, "endpoint")
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_upstream_errors(setup: dict[str, Any], endpoint: Endpoint, fake_control: httpx.Client) -> None:
-    fake_control.put("/_fake/behaviour", json={"model": f"fake-broken-{endpoint.dated}", "status": 500})
-    fake_control.put("/_fake/behaviour", json={"model": f"fake-sleepy-{endpoint.dated}", "delay": 2.0})
+def test_upstream_errors(
+    setup: dict[str, Any], endpoint: Endpoint, fake_control: httpx.Client
+) -> None:
+    fake_control.put(
+        "/_fake/behaviour", json={"model": f"fake-broken-{endpoint.dated}", "status": 500}
+    )
+    fake_control.put(
+        "/_fake/behaviour", json={"model": f"fake-sleepy-{endpoint.dated}", "delay": 2.0}
+    )
     broken = call(setup, endpoint, endpoint.body(f"{endpoint.name}-broken"), key="admin")
     check(broken, endpoint, 502, "answered 500")
     assert broken.headers["x-gateway-channel"] == f"{endpoint.name}-broken"
-    check(call(setup, endpoint, endpoint.body(f"{endpoint.name}-sleepy"), key="admin"), endpoint, 504, "in time")
-    check(call(setup, endpoint, endpoint.body(f"{endpoint.name}-gone"), key="admin"), endpoint, 502, "could not be reached")
+    check(
+        call(setup, endpoint, endpoint.body(f"{endpoint.name}-sleepy"), key="admin"),
+        endpoint,
+        504,
+        "in time",
+    )
+    check(
+        call(setup, endpoint, endpoint.body(f"{endpoint.name}-gone"), key="admin"),
+        endpoint,
+        502,
+        "could not be reached",
+    )
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_a_provider_refusal_reaches_the_caller_as_is(
     setup: dict[str, Any], endpoint: Endpoint, fake_control: httpx.Client
 ) -> None:
-    fake_control.put("/_fake/behaviour", json={"model": f"fake-broken-{endpoint.dated}", "status": 429})
+    fake_control.put(
+        "/_fake/behaviour", json={"model": f"fake-broken-{endpoint.dated}", "status": 429}
+    )
     answer = call(setup, endpoint, endpoint.body(f"{endpoint.name}-broken"), key="admin")
     assert answer.status_code == 429
     assert "fake failure" in endpoint.error_message(answer)
-    assert answer.headers["x-gateway-release"].startswith("support-bot" if endpoint.name == "openai" else "claude-bot")
+    assert answer.headers["x-gateway-release"].startswith(
+        "support-bot" if endpoint.name == "openai" else "claude-bot"
+    )
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -139,10 +168,16 @@ def test_a_caller_hanging_up_mid_stream_cancels_the_upstream_call(
     before = fake_control.get("/_fake/stats").json()["streams_cancelled"]
     headers = {"Authorization": f"Bearer {setup['key']}", "X-Gateway-Variables": VARIABLES}
     url = setup["gateway"].url + endpoint.path
-    body = endpoint.body(f"{endpoint.name}-ok", stream=True, messages=[{"role": "user", "content": "a b c d e f g h"}])
+    body = endpoint.body(
+        f"{endpoint.name}-ok",
+        stream=True,
+        messages=[{"role": "user", "content": "a b c d e f g h"}],
+    )
     with httpx.stream("POST", url, json=body, headers=headers) as response:
         assert response.status_code == 200
         first = next(response.iter_lines())
         assert first  # the stream had started
-    waited = fake_control.get("/_fake/wait", params={"counter": "streams_cancelled", "value": before + 1, "timeout": 5})
+    waited = fake_control.get(
+        "/_fake/wait", params={"counter": "streams_cancelled", "value": before + 1, "timeout": 5}
+    )
     assert waited.json()["reached"], "the provider never saw the caller hang up"

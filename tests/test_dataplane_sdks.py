@@ -13,7 +13,7 @@ import openai
 from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
-from tests.stack import FEW_SHOT, TOOL, anthropic_spec, openai_spec, publish
+from tests.stack import TOOL, anthropic_spec, openai_spec, publish
 
 VARIABLES = {"X-Gateway-Variables": json.dumps({"product": "Acme"})}
 
@@ -43,7 +43,9 @@ async def test_openai_sdk_non_streaming_is_answered_by_the_stable_release_and_ta
 ) -> None:
     release = await publish(dp_services, openai_spec(), "support-bot-prod")
     gateway = start_gateway()
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=app_key(gateway, ["support-bot-prod"]), max_retries=0)
+    client = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key=app_key(gateway, ["support-bot-prod"]), max_retries=0
+    )
 
     raw = client.chat.completions.with_raw_response.create(
         model="support-bot-prod",
@@ -78,7 +80,12 @@ async def test_openai_sdk_non_streaming_is_answered_by_the_stable_release_and_ta
         {"role": "user", "content": "Where is my order?"},
     ]
     assert body["tools"] == [TOOL]
-    assert (body["temperature"], body["max_tokens"], body["seed"], body["stop"]) == (0.2, 100, 7, ["\n\n"])
+    assert (body["temperature"], body["max_tokens"], body["seed"], body["stop"]) == (
+        0.2,
+        100,
+        7,
+        ["\n\n"],
+    )
 
 
 async def test_openai_sdk_streaming_gets_the_tag_in_the_first_chunk(
@@ -86,7 +93,9 @@ async def test_openai_sdk_streaming_gets_the_tag_in_the_first_chunk(
 ) -> None:
     release = await publish(dp_services, openai_spec(), "support-bot-prod")
     gateway = start_gateway()
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=app_key(gateway, ["*"]), max_retries=0)
+    client = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key=app_key(gateway, ["*"]), max_retries=0
+    )
 
     with client.chat.completions.with_streaming_response.create(
         model="support-bot-prod",
@@ -99,7 +108,10 @@ async def test_openai_sdk_streaming_gets_the_tag_in_the_first_chunk(
         assert response.headers["content-type"].startswith("text/event-stream")
         chunks = list(response.parse())
 
-    assert chunks[0].model_extra is not None and chunks[0].model_extra["gateway"]["release_id"] == release.id
+    assert (
+        chunks[0].model_extra is not None
+        and chunks[0].model_extra["gateway"]["release_id"] == release.id
+    )
     assert all("gateway" not in (c.model_extra or {}) for c in chunks[1:])
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: stream me a reply"
@@ -114,7 +126,9 @@ async def test_anthropic_sdk_non_streaming_and_streaming(
 ) -> None:
     release = await publish(dp_services, anthropic_spec(), "claude-prod")
     gateway = start_gateway()
-    client = anthropic.Anthropic(base_url=gateway.url, api_key=app_key(gateway, ["claude-prod"]), max_retries=0)
+    client = anthropic.Anthropic(
+        base_url=gateway.url, api_key=app_key(gateway, ["claude-prod"]), max_retries=0
+    )
 
     raw = client.messages.with_raw_response.create(
         model="claude-prod",
@@ -128,7 +142,10 @@ async def test_anthropic_sdk_non_streaming_and_streaming(
     assert tags(raw.headers) == (release.id, "claude-prod", "stable")
     assert raw.headers["x-gateway-overridden"] == "stop_sequences"
     assert message.content[0].text == "echo: Hello there"  # type: ignore[union-attr]
-    assert message.model_extra is not None and message.model_extra["gateway"]["release_id"] == release.id
+    assert (
+        message.model_extra is not None
+        and message.model_extra["gateway"]["release_id"] == release.id
+    )
 
     sent = last_upstream(fake_control)
     assert sent["path"] == "/v1/messages"
@@ -142,7 +159,11 @@ async def test_anthropic_sdk_non_streaming_and_streaming(
         {"role": "assistant", "content": "Hello! How can I help with Acme?"},
     ]
     assert body["tools"] == [
-        {"name": "lookup_order", "description": "Find an order", "input_schema": TOOL["function"]["parameters"]}
+        {
+            "name": "lookup_order",
+            "description": "Find an order",
+            "input_schema": TOOL["function"]["parameters"],
+        }
     ]
     assert (body["temperature"], body["max_tokens"], body["stop_sequences"]) == (0.2, 64, ["\n\n"])
     assert "seed" not in body  # Anthropic has no seed
@@ -158,7 +179,9 @@ async def test_anthropic_sdk_non_streaming_and_streaming(
     assert final.content[0].text == "echo: Stream please"  # type: ignore[union-attr]
     first = events[0]
     assert first.type == "message_start"
-    assert first.model_extra is not None and first.model_extra["gateway"]["release_id"] == release.id
+    assert (
+        first.model_extra is not None and first.model_extra["gateway"]["release_id"] == release.id
+    )
 
 
 async def test_models_lists_the_channels_the_key_may_call(
@@ -167,7 +190,9 @@ async def test_models_lists_the_channels_the_key_may_call(
     await publish(dp_services, openai_spec(), "support-bot-prod")
     await publish(dp_services, openai_spec(), "support-bot-staging")
     gateway = start_gateway()
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=app_key(gateway, ["support-bot-prod"]), max_retries=0)
+    client = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key=app_key(gateway, ["support-bot-prod"]), max_retries=0
+    )
     assert [m.id for m in client.models.list()] == ["support-bot-prod"]
 
 
@@ -178,12 +203,18 @@ async def test_a_release_can_be_called_directly_by_an_operator_key_only(
     gateway = start_gateway()
     admin = openai.OpenAI(base_url=gateway.url + "/v1", api_key=ADMIN_TOKEN, max_retries=0)
     raw = admin.chat.completions.with_raw_response.create(
-        model=f"release:{release.id}", messages=[{"role": "user", "content": "hi"}], extra_headers=VARIABLES
+        model=f"release:{release.id}",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=VARIABLES,
     )
     assert tags(raw.headers) == (release.id, "-", "direct")
-    app = openai.OpenAI(base_url=gateway.url + "/v1", api_key=app_key(gateway, ["*"]), max_retries=0)
+    app = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key=app_key(gateway, ["*"]), max_retries=0
+    )
     try:
-        app.chat.completions.create(model=f"release:{release.id}", messages=[{"role": "user", "content": "hi"}])
+        app.chat.completions.create(
+            model=f"release:{release.id}", messages=[{"role": "user", "content": "hi"}]
+        )
     except openai.PermissionDeniedError as exc:
         assert exc.response.headers["x-gateway-release"] == "-"
     else:

@@ -19,7 +19,10 @@ from tests.live import LiveServer
 from tests.stack import OPERATOR, openai_spec, publish
 
 CH = "support-bot-prod"
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": json.dumps({"product": "Acme"})}
+AUTH = {
+    "Authorization": f"Bearer {ADMIN_TOKEN}",
+    "X-Gateway-Variables": json.dumps({"product": "Acme"}),
+}
 PROPAGATION_DEADLINE = 1.0
 
 
@@ -47,7 +50,9 @@ def served_release(gateway: LiveServer, releases: dict[str, Release]) -> str:
     return release_id
 
 
-def wait_until_served(gateway: LiveServer, release_id: str, releases: dict[str, Release], deadline: float) -> float:
+def wait_until_served(
+    gateway: LiveServer, release_id: str, releases: dict[str, Release], deadline: float
+) -> float:
     """Ask back to back until ``release_id`` answers; the seconds it took (fails past deadline)."""
     started = time.monotonic()
     while served_release(gateway, releases) != release_id:
@@ -64,14 +69,19 @@ async def test_a_rollback_reaches_a_second_replica_within_a_second(
     first, second = start_gateway(), start_gateway()
     assert served_release(first, releases) == served_release(second, releases) == two.id
 
-    rolled = httpx.post(f"{first.url}/admin/channels/{CH}/rollback", json={"reason": "test"}, headers=AUTH)
+    rolled = httpx.post(
+        f"{first.url}/admin/channels/{CH}/rollback", json={"reason": "test"}, headers=AUTH
+    )
     assert rolled.status_code == 200
     assert wait_until_served(second, one.id, releases, PROPAGATION_DEADLINE) < PROPAGATION_DEADLINE
     assert served_release(first, releases) == one.id
 
 
 async def test_a_lost_change_message_is_caught_by_the_counter_backstop(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     one = await publish(dp_services, spec_saying("Release one"), CH)
     two = await publish(dp_services, spec_saying("Release two"), CH)
@@ -90,7 +100,10 @@ async def test_a_lost_change_message_is_caught_by_the_counter_backstop(
 
 
 async def test_without_redis_requests_are_served_from_the_snapshot_and_new_replicas_answer_503(
-    tmp_path: Path, dp_settings: Settings, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    tmp_path: Path,
+    dp_settings: Settings,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     server.start()

@@ -20,6 +20,7 @@ from gateway.config import Settings
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import routes as proxy_routes
+from gateway.proxy.shadow import ShadowLimits, ShadowRunner
 from gateway.services import Services, services
 from gateway.snapshot import RegistryView
 
@@ -71,15 +72,20 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         view = RegistryView(client, services.registry.keys)
         await view.start()
         providers = open_providers(settings.providers())
+        shadows = ShadowRunner(
+            ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency)
+        )
+        shadows.start()
         app.state.services = services
         app.state.view = view
         app.state.dataplane = DataPlane(
-            view, providers, settings.max_body_bytes, services.auth.admin_token_digest
+            view, providers, settings.max_body_bytes, services.auth.admin_token_digest, shadows
         )
         try:
             yield
         finally:
             await view.stop()
+            await shadows.stop()
             await close_providers(providers)
             if redis is None:
                 await client.aclose()

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     max_admin_body_bytes: int = 1_048_576
     # Data-plane request bodies above this get 413 (images and long contexts make them big).
     max_body_bytes: int = 8_388_608
+    # Shadow calls waiting beyond this are dropped (and counted), never queued without bound.
+    shadow_queue_size: int = Field(default=1000, ge=1)
+    shadow_concurrency: int = Field(default=16, ge=1)
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)

@@ -17,6 +17,7 @@ class LiveServer:
     """Serves ``app`` on 127.0.0.1 until ``stop()``."""
 
     def __init__(self, app: ASGIApp) -> None:
+        self.app = app
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
         # listening socket says TCP, and without it every response waits ~40 ms for a delayed ACK.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -53,6 +53,17 @@ def _anthropic_headers(api_key: str | None, caller: Mapping[str, str]) -> dict[s
     return headers
 
 
+def _openai_user(body: Mapping[str, Any]) -> str | None:
+    user = body.get("user")
+    return user if isinstance(user, str) and user else None
+
+
+def _anthropic_user(body: Mapping[str, Any]) -> str | None:
+    metadata = body.get("metadata")
+    user = metadata.get("user_id") if isinstance(metadata, dict) else None
+    return user if isinstance(user, str) and user else None
+
+
 @dataclass(frozen=True)
 class Dialect:
     """One API the gateway speaks, named by the provider kind that serves it."""
@@ -62,6 +73,7 @@ class Dialect:
     inject: Injector
     error_body: Callable[[int, str, str], dict[str, Any]]
     upstream_headers: Callable[[str | None, Mapping[str, str]], dict[str, str]]
+    caller_user: Callable[[Mapping[str, Any]], str | None]
 
     def error_bytes(self, status: int, code: str, message: str) -> bytes:
         return orjson.dumps(self.error_body(status, code, message))
@@ -74,7 +86,14 @@ class Dialect:
         return b"data: " + data + b"\n\n"
 
 
-OPENAI = Dialect("openai", "/chat/completions", inject_openai, _openai_error, _openai_headers)
+OPENAI = Dialect(
+    "openai", "/chat/completions", inject_openai, _openai_error, _openai_headers, _openai_user
+)
 ANTHROPIC = Dialect(
-    "anthropic", "/v1/messages", inject_anthropic, _anthropic_error, _anthropic_headers
+    "anthropic",
+    "/v1/messages",
+    inject_anthropic,
+    _anthropic_error,
+    _anthropic_headers,
+    _anthropic_user,
 )

@@ -25,6 +25,7 @@ from gateway.bodies import BodyTooLarge, read_limited
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.dialects import OPENAI, Dialect
 from gateway.proxy.resolve import ResolveError, Route, resolve
+from gateway.proxy.shadow import ShadowJob, ShadowRunner
 from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import ProxyStream
 from gateway.snapshot import RegistryView, Snapshot
@@ -35,6 +36,7 @@ log = logging.getLogger("gateway.proxy")
 
 UNKNOWN = "-"
 VARIABLES_HEADER = "x-gateway-variables"
+STICKY_HEADER = "x-gateway-sticky-key"
 PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
 SSE_HEADERS = {
     "content-type": "text/event-stream",
@@ -103,11 +105,13 @@ class DataPlane:
         providers: Mapping[str, Provider],
         max_body_bytes: int,
         admin_token_digest: str | None,
+        shadows: ShadowRunner,
     ) -> None:
         self.view = view
         self.providers = providers
         self.max_body_bytes = max_body_bytes
         self.admin_token_digest = admin_token_digest
+        self.shadows = shadows
         self._prepared: dict[str, PreparedRelease] = {}
 
     async def handle(self, request: Request, dialect: Dialect) -> ASGIApp:
@@ -121,34 +125,25 @@ class DataPlane:
                 raise ProxyError(
                     400, "missing_model", "set model to a channel name (or release:<id>)"
                 )
+            sticky = request.headers.get(STICKY_HEADER) or dialect.caller_user(body)
             try:
-                route = resolve(snapshot, key, model)
+                route = resolve(snapshot, key, model, sticky)
             except ResolveError as exc:
                 raise ProxyError(exc.status, exc.code, exc.message) from None
             tag = Tag(tag.response_id, route.release_id, route.channel, route.slice)
-            release = self._prepare(snapshot, route)
-            provider = self.providers.get(release.provider)
-            if provider is None:
-                raise ProxyError(
-                    503,
-                    "provider_not_configured",
-                    f"provider {release.provider!r} of {release.id} is not configured here",
-                )
-            if provider.kind != dialect.kind:
-                raise ProxyError(
-                    400,
-                    "wrong_endpoint",
-                    f"{release.id} is served by a {provider.kind} provider; call it through the "
-                    f"{'Anthropic /v1/messages' if provider.kind == 'anthropic' else 'OpenAI /v1/chat/completions'} endpoint",
-                )
+            release = self._prepare(snapshot, route.release_id)
+            provider = self._provider(release, dialect)
+            values = variables(request, body)
             try:
-                upstream_body, overridden = dialect.inject(body, release, variables(request, body))
+                upstream_body, overridden = dialect.inject(body, release, values)
             except MissingVariable as exc:
                 raise ProxyError(
                     400, "missing_variable",
                     f"the prompt of {release.id} needs variable {exc.name!r}: send it in "
                     "metadata.gateway_variables or the X-Gateway-Variables header",
                 ) from None  # fmt: skip
+            if route.shadow_release_id is not None:
+                self._shadow(request, snapshot, dialect, route, tag, body, values)
             headers = tag.headers()
             if overridden:
                 headers["x-gateway-overridden"] = ", ".join(overridden)
@@ -202,12 +197,66 @@ class DataPlane:
             raise ProxyError(400, "invalid_json", "the body must be a JSON object")
         return body
 
-    def _prepare(self, snapshot: Snapshot, route: Route) -> PreparedRelease:
-        prepared = self._prepared.get(route.release_id)
+    def _prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
+        prepared = self._prepared.get(release_id)
         if prepared is None:
-            prepared = PreparedRelease.of(snapshot.releases[route.release_id])
-            self._prepared[route.release_id] = prepared
+            prepared = PreparedRelease.of(snapshot.releases[release_id])
+            self._prepared[release_id] = prepared
         return prepared
+
+    def _provider(self, release: PreparedRelease, dialect: Dialect) -> Provider:
+        provider = self.providers.get(release.provider)
+        if provider is None:
+            raise ProxyError(
+                503,
+                "provider_not_configured",
+                f"provider {release.provider!r} of {release.id} is not configured here",
+            )
+        if provider.kind != dialect.kind:
+            endpoint = (
+                "Anthropic /v1/messages"
+                if provider.kind == "anthropic"
+                else "OpenAI /v1/chat/completions"
+            )
+            raise ProxyError(
+                400,
+                "wrong_endpoint",
+                f"{release.id} is served by a {provider.kind} provider; call it through the {endpoint} endpoint",
+            )
+        return provider
+
+    def _shadow(
+        self,
+        request: Request,
+        snapshot: Snapshot,
+        dialect: Dialect,
+        route: Route,
+        tag: Tag,
+        body: dict[str, Any],
+        values: dict[str, str],
+    ) -> None:
+        """Queue the shadow copy; whatever goes wrong with it is counted, never raised."""
+        assert route.shadow_release_id is not None
+        release = self._prepare(snapshot, route.shadow_release_id)
+        try:
+            provider = self._provider(release, dialect)
+        except ProxyError:
+            self.shadows.stats.failed += 1
+            return
+        self.shadows.submit(
+            ShadowJob(
+                response_id=new_response_id(),
+                primary_response_id=tag.response_id,
+                channel=route.channel,
+                release=release,
+                url=provider.base_url + dialect.upstream_path,
+                headers=dialect.upstream_headers(provider.api_key, request.headers),
+                upstream=provider.upstream,
+                body=body,
+                variables=values,
+                inject=dialect.inject,
+            )
+        )
 
     async def _forward(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.proxy.slices import in_canary, shadow_release
 from gateway.snapshot import Snapshot
 from releases.apikeys import ApiKey
 
@@ -25,14 +26,16 @@ class ResolveError(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    """Which channel and slice serve a request, and with which release."""
+    """Which channel and slice serve a request, with which release, and which release (if
+    any) gets a shadow copy of it."""
 
     channel: str
     slice: str
     release_id: str
+    shadow_release_id: str | None = None
 
 
-def resolve(snapshot: Snapshot, key: ApiKey, model: str) -> Route:
+def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None) -> Route:
     if model.startswith(RELEASE_PREFIX):
         release_id = model.removeprefix(RELEASE_PREFIX)
         if key.role not in DIRECT_ROLES:
@@ -51,4 +54,7 @@ def resolve(snapshot: Snapshot, key: ApiKey, model: str) -> Route:
         raise ResolveError(
             403, "channel_forbidden", f"key {key.name!r} may not call channel {model!r}"
         )
-    return Route(channel.name, "stable", channel.stable)
+    shadow = shadow_release(channel)
+    if channel.canary is not None and in_canary(channel, sticky_key):
+        return Route(channel.name, "canary", channel.canary.release, shadow)
+    return Route(channel.name, "stable", channel.stable, shadow)

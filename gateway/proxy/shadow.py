@@ -1,0 +1,138 @@
+"""Shadow traffic: a copy of a request sent to another release, whose answer is discarded.
+
+The request path only puts a small job on a bounded queue (or counts a drop when it is full);
+a fixed number of workers build and send the shadow calls. Nothing a shadow does can delay,
+fail or change the primary response. A streamed primary gets a non-streamed shadow call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.injection import MissingVariable, PreparedRelease
+from gateway.upstream import Upstream, UpstreamError
+
+log = logging.getLogger("gateway.shadow")
+
+STREAM_FIELDS = ("stream", "stream_options")
+
+
+@dataclass(frozen=True)
+class ShadowLimits:
+    """How many shadow calls may wait, and how many may be in flight at once."""
+
+    queue_size: int = 1000
+    concurrency: int = 16
+
+
+@dataclass
+class ShadowStats:
+    """Counters exported as metrics: every job ends in exactly one of the last four."""
+
+    queued: int = 0
+    completed: int = 0  # the provider answered (any status)
+    failed: int = 0  # unreachable, timed out, or the request could not be built
+    dropped: int = 0  # the queue was full
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    """Everything a worker needs to send one shadow call."""
+
+    response_id: str
+    primary_response_id: str
+    channel: str
+    release: PreparedRelease
+    url: str
+    headers: Mapping[str, str]
+    upstream: Upstream
+    body: Mapping[str, Any]
+    variables: Mapping[str, str]
+    inject: Callable[
+        [Mapping[str, Any], PreparedRelease, Mapping[str, str]], tuple[dict[str, Any], list[str]]
+    ]
+
+
+@dataclass(frozen=True)
+class ShadowResult:
+    """What became of a shadow call (lineage records it)."""
+
+    job: ShadowJob
+    status: int | None
+    latency: float
+    error: str | None = None
+
+
+@dataclass
+class ShadowRunner:
+    """A bounded queue and a pool of workers; ``start`` and ``stop`` with the app."""
+
+    limits: ShadowLimits = field(default_factory=ShadowLimits)
+    on_done: Callable[[ShadowResult], None] | None = None
+    stats: ShadowStats = field(default_factory=ShadowStats)
+
+    def __post_init__(self) -> None:
+        self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(self.limits.queue_size)
+        self._workers: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"shadow-{i}")
+            for i in range(self.limits.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, job: ShadowJob) -> bool:
+        """Queue a shadow call without waiting; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+            return False
+        self.stats.queued += 1
+        return True
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await self._queue.get()
+            started = loop.time()
+            status: int | None = None
+            error: str | None = None
+            try:
+                status = await self._send(job)
+                self.stats.completed += 1
+            except (UpstreamError, MissingVariable, ValueError, TypeError, KeyError) as exc:
+                self.stats.failed += 1
+                error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a shadow must never take a worker down with it
+                self.stats.failed += 1
+                error = f"{type(exc).__name__}: {exc}"
+                log.exception("shadow call %s failed unexpectedly", job.response_id)
+            finally:
+                self._queue.task_done()
+            if self.on_done is not None:
+                with contextlib.suppress(Exception):
+                    self.on_done(ShadowResult(job, status, loop.time() - started, error))
+
+    async def _send(self, job: ShadowJob) -> int:
+        body = {k: v for k, v in job.body.items() if k not in STREAM_FIELDS}
+        upstream_body, _ = job.inject(body, job.release, job.variables)
+        response = await job.upstream.post(job.url, orjson.dumps(upstream_body), job.headers)
+        await response.read()
+        return response.status

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install system-packages clean
+.PHONY: run test lint install system-packages bench-hop clean
 
 run: install
 	$(BIN)/python deploy/local/run.py $(ARGS)
@@ -34,6 +34,12 @@ system-packages:
 		echo "installing:$$missing (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# Hand-run benchmark of upstream HTTP clients (benchmarks/RESULTS.md); needs wrk and httpx-aiohttp.
+bench-hop: install
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/pip install --quiet httpx-aiohttp
+	$(BIN)/python benchmarks/hop/run.py
 
 clean:
 	rm -rf $(VENV) .run

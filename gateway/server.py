@@ -15,4 +15,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
         workers=workers,
         lifespan="on",
         log_level="info",
+        # Measured (benchmarks/RESULTS.md): +66% throughput over the stock loop, and uvloop sets
+        # TCP_NODELAY on every connection, which the stock loop skips for --workers sockets.
+        loop="uvloop",
+        http="httptools",
     )

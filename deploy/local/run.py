@@ -129,7 +129,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"Ctrl-C stops the gateway, the fake provider and Redis.\n",
                 flush=True,
             )
-            config = uvicorn.Config(create_app(settings), lifespan="on", log_level="info")
+            config = uvicorn.Config(
+                create_app(settings),
+                lifespan="on",
+                log_level="info",
+                loop="uvloop",
+                http="httptools",
+            )
             # uvicorn re-raises Ctrl-C after its graceful shutdown; that is the way out.
             with contextlib.suppress(KeyboardInterrupt):
                 uvicorn.Server(config).run(sockets=[sock])

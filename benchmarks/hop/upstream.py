@@ -1,0 +1,160 @@
+"""Static upstream for the hop benchmark: a raw ``asyncio.Protocol`` HTTP/1.1 keep-alive server.
+
+It answers every request (any method, any path) with the same ~300-byte chat-completion JSON,
+so the upstream costs next to nothing and the hop in front of it is what gets measured. It
+parses just enough HTTP/1.1 for a load generator or a pooled client: the request line and
+headers up to the blank line, a ``Content-Length`` body (read and discarded), keep-alive unless
+the client sends ``Connection: close``, and pipelined requests in one read. No chunked request
+bodies. It runs on uvloop when uvloop is importable, else on the stock asyncio loop.
+
+Run it alone::
+
+    .venv/bin/python benchmarks/hop/upstream.py --port 9100
+    wrk -t1 -c16 -d8s -s benchmarks/hop/post.lua http://127.0.0.1:9100/v1/chat/completions
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import socket
+import sys
+from typing import cast
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9100
+LISTEN_BACKLOG = 1024
+HEADER_END = b"\r\n\r\n"
+MAX_HEADER_BYTES = 64 * 1024
+
+RESPONSE_BODY = json.dumps(
+    {
+        "id": "chatcmpl-hop-benchmark-0001",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "static-upstream",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the static upstream."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+    },
+    separators=(",", ":"),
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: " + str(len(RESPONSE_BODY)).encode() + b"\r\n"
+    b"\r\n" + RESPONSE_BODY
+)
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class StaticHttpProtocol(asyncio.Protocol):
+    """One connection: split the byte stream into requests, answer each with ``RESPONSE``."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while self._transport is not None:
+            end = self._buffer.find(HEADER_END)
+            if end < 0:
+                if len(self._buffer) > MAX_HEADER_BYTES:
+                    self._reject()
+                return
+            body_length, keep_alive = self._parse_head(bytes(self._buffer[:end]))
+            if body_length < 0:
+                self._reject()
+                return
+            request_end = end + len(HEADER_END) + body_length
+            if len(self._buffer) < request_end:
+                return  # the body is still on its way
+            del self._buffer[:request_end]
+            self._transport.write(RESPONSE)
+            if not keep_alive:
+                self._transport.close()
+                self._transport = None
+
+    @staticmethod
+    def _parse_head(head: bytes) -> tuple[int, bool]:
+        """(Content-Length or -1 when malformed, keep-alive) from a request's head."""
+        request_line, *header_lines = head.split(b"\r\n")
+        body_length = 0
+        keep_alive = not request_line.endswith(b"HTTP/1.0")
+        for line in header_lines:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                try:
+                    body_length = int(value.strip())
+                except ValueError:
+                    return -1, False
+            elif name == b"connection":
+                keep_alive = value.strip().lower() != b"close"
+            elif name == b"transfer-encoding":
+                return -1, False  # chunked request bodies are out of scope
+        return body_length, keep_alive
+
+    def _reject(self) -> None:
+        if self._transport is not None:
+            self._transport.write(BAD_REQUEST)
+            self._transport.close()
+            self._transport = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+
+def install_uvloop() -> str:
+    """Use uvloop when it is installed; return the loop's name for the log line."""
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+async def serve(host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    # loop.create_server resolves the host with getaddrinfo, so the listening socket carries
+    # proto=IPPROTO_TCP and asyncio sets TCP_NODELAY on every accepted connection.
+    server = await loop.create_server(
+        StaticHttpProtocol, host, port, family=socket.AF_INET, backlog=LISTEN_BACKLOG
+    )
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    loop_name = install_uvloop()
+    print(
+        f"static upstream on http://{args.host}:{args.port} ({loop_name}, "
+        f"{len(RESPONSE_BODY)}-byte body)",
+        file=sys.stderr,
+        flush=True,
+    )
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import statistics
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 
 from gateway.config import Settings
-from gateway.proxy.shadow import ShadowStats
+from gateway.proxy.shadow import ShadowResult, ShadowStats
 from gateway.services import Services
 from releases.models import Release
 from tests.factories import ADMIN_TOKEN
@@ -215,3 +216,29 @@ async def test_a_rollback_during_a_canary_removes_the_canary_on_every_replica(
                 "stable",
                 stable.id,
             )
+
+
+async def test_each_shadow_call_has_its_own_response_id_linked_to_the_primary(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    shadow, _ = await dp_services.registry.register(
+        openai_spec(model={"provider": "fake-openai", "id": SHADOW_MODEL}), OPERATOR
+    )
+    await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
+    gateway = start_gateway()
+    httpx.get(f"{gateway.url}/healthz")  # answered only once start-up has made the app state
+    done: queue.Queue[ShadowResult] = queue.Queue()
+    gateway.app.state.dataplane.shadows.on_done = done.put  # type: ignore[attr-defined]
+
+    primary = ask(gateway)
+    result = done.get(timeout=5)  # blocks until the worker reports, no sleeping
+    assert result.job.primary_response_id == primary.headers["x-gateway-response-id"]
+    assert result.job.tag.response_id != result.job.primary_response_id
+    assert result.job.tag.response_id.startswith("gwr_")
+    assert (result.job.tag.release, result.job.tag.channel, result.job.tag.slice) == (
+        shadow.id,
+        CH,
+        "shadow",
+    )
+    assert (result.status, result.error) == (200, None)

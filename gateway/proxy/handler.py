@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import secrets
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +27,13 @@ from gateway.proxy.resolve import ResolveError, Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowRunner
 from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import ProxyStream
+from gateway.proxy.tagging import Tag, new_response_id
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 from releases.apikeys import ApiKey
 
 log = logging.getLogger("gateway.proxy")
 
-UNKNOWN = "-"
 VARIABLES_HEADER = "x-gateway-variables"
 STICKY_HEADER = "x-gateway-sticky-key"
 PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
@@ -56,32 +55,6 @@ class ProxyError(Exception):
 
 
 @dataclass(frozen=True)
-class Tag:
-    """Which response this is and what produced it."""
-
-    response_id: str
-    release: str = UNKNOWN
-    channel: str = UNKNOWN
-    slice: str = UNKNOWN
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "x-gateway-response-id": self.response_id,
-            "x-gateway-release": self.release,
-            "x-gateway-channel": self.channel,
-            "x-gateway-slice": self.slice,
-        }
-
-    def body(self) -> dict[str, str]:
-        return {
-            "response_id": self.response_id,
-            "release_id": self.release,
-            "channel": self.channel,
-            "slice": self.slice,
-        }
-
-
-@dataclass(frozen=True)
 class Provider:
     """A configured provider as the data plane uses it."""
 
@@ -90,10 +63,6 @@ class Provider:
     base_url: str
     api_key: str | None
     upstream: Upstream
-
-
-def new_response_id() -> str:
-    return "gwr_" + secrets.token_hex(12)
 
 
 class DataPlane:
@@ -245,9 +214,8 @@ class DataPlane:
             return
         self.shadows.submit(
             ShadowJob(
-                response_id=new_response_id(),
+                tag=Tag(new_response_id(), release.id, route.channel, "shadow"),
                 primary_response_id=tag.response_id,
-                channel=route.channel,
                 release=release,
                 url=provider.base_url + dialect.upstream_path,
                 headers=dialect.upstream_headers(provider.api_key, request.headers),

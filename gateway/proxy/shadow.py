@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.injection import MissingVariable, PreparedRelease
+from gateway.proxy.tagging import Tag
 from gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("gateway.shadow")
@@ -46,9 +47,8 @@ class ShadowStats:
 class ShadowJob:
     """Everything a worker needs to send one shadow call."""
 
-    response_id: str
+    tag: Tag  # its own response id, the channel, slice "shadow"
     primary_response_id: str
-    channel: str
     release: PreparedRelease
     url: str
     headers: Mapping[str, str]
@@ -123,7 +123,7 @@ class ShadowRunner:
             except Exception as exc:  # a shadow must never take a worker down with it
                 self.stats.failed += 1
                 error = f"{type(exc).__name__}: {exc}"
-                log.exception("shadow call %s failed unexpectedly", job.response_id)
+                log.exception("shadow call %s failed unexpectedly", job.tag.response_id)
             finally:
                 self._queue.task_done()
             if self.on_done is not None:

@@ -1,0 +1,38 @@
+"""Response ids and the tag every response carries: which release, channel and slice."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+UNKNOWN = "-"
+
+
+def new_response_id() -> str:
+    return "gwr_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class Tag:
+    """Which response this is and what produced it."""
+
+    response_id: str
+    release: str = UNKNOWN
+    channel: str = UNKNOWN
+    slice: str = UNKNOWN
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-gateway-response-id": self.response_id,
+            "x-gateway-release": self.release,
+            "x-gateway-channel": self.channel,
+            "x-gateway-slice": self.slice,
+        }
+
+    def body(self) -> dict[str, str]:
+        return {
+            "response_id": self.response_id,
+            "release_id": self.release,
+            "channel": self.channel,
+            "slice": self.slice,
+        }

@@ -5,6 +5,7 @@ Only providers named in the providers file are ever called; a release names one 
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -96,6 +98,8 @@ class Settings(BaseSettings):
     config: Path | None = None
     admin_token: SecretStr | None = None
     signing_key: SecretStr | None = None
+    # Public keys (base64, comma-separated) of earlier signing keys whose entries still verify.
+    trusted_keys: str = ""
     max_admin_body_bytes: int = 1_048_576
     # Data-plane request bodies above this get 413 (images and long contexts make them big).
     max_body_bytes: int = 8_388_608
@@ -105,3 +109,15 @@ class Settings(BaseSettings):
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)
+
+    def trusted_public_keys(self) -> list[Ed25519PublicKey]:
+        try:
+            return [
+                Ed25519PublicKey.from_public_bytes(base64.b64decode(k.strip(), validate=True))
+                for k in self.trusted_keys.split(",")
+                if k.strip()
+            ]
+        except ValueError as exc:
+            raise ConfigError(
+                f"GATEWAY_TRUSTED_KEYS: each key must be a base64 raw Ed25519 public key ({exc})"
+            ) from exc

@@ -12,6 +12,7 @@ from gateway.config import Settings
 from releases.apikeys import KeyRing
 from releases.keyspace import Keyspace
 from releases.registry import Registry
+from releases.signing import Signer, Verifier
 from releases.store import RegistryStore
 
 
@@ -24,18 +25,24 @@ class Services:
     registry: Registry
     keyring: KeyRing
     auth: Authenticator
+    signer: Signer
+    verifier: Verifier
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> Services:
         store = RegistryStore(redis, Keyspace(settings.redis_prefix))
-        keyring = KeyRing(store)
+        signing_key = settings.signing_key.get_secret_value() if settings.signing_key else None
+        signer = Signer.from_setting(signing_key)
+        keyring = KeyRing(store, signer)
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
         return cls(
             settings=settings,
             redis=redis,
-            registry=Registry(store, settings.providers().pinned_models()),
+            registry=Registry(store, settings.providers().pinned_models(), signer),
             keyring=keyring,
             auth=Authenticator.create(keyring, token),
+            signer=signer,
+            verifier=Verifier.trusting(signer.public_key, *settings.trusted_public_keys()),
         )
 
 

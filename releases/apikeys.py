@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from releases.audit import append_entry
 from releases.errors import Conflict, FieldError, InvalidSpec, NotFound
 from releases.models import ROLES, Actor, Role, utc_now
+from releases.signing import Signer
 from releases.spec import NAME_PATTERN
 from releases.store import RegistryStore, until_committed
 
@@ -50,9 +51,10 @@ def matches(secret: str, digest: str) -> bool:
 class KeyRing:
     """Creates, lists, deletes and looks up keys; every change is audited like any other."""
 
-    def __init__(self, store: RegistryStore) -> None:
+    def __init__(self, store: RegistryStore, signer: Signer) -> None:
         self.store = store
         self.keys = store.keyspace
+        self.signer = signer
 
     async def create(
         self, name: str, role: str, channels: list[str], actor: Actor, reason: str = ""
@@ -87,6 +89,7 @@ class KeyRing:
             append_entry(
                 plan,
                 head_raw,
+                self.signer,
                 actor,
                 "key.create",
                 "key",
@@ -120,6 +123,7 @@ class KeyRing:
             append_entry(
                 plan,
                 head_raw,
+                self.signer,
                 actor,
                 "key.delete",
                 "key",

@@ -12,6 +12,7 @@ from typing import Any
 
 from releases.content import canonical_json
 from releases.models import Actor, ChangeEntry, utc_now
+from releases.signing import Signer
 from releases.store import Plan
 
 GENESIS = "0" * 64
@@ -33,15 +34,20 @@ class AuditHead:
         return cls(seq=int(head["seq"]), hash=str(head["hash"]), raw=raw)
 
 
+UNHASHED = ("hash", "signature")
+
+
 def entry_hash(fields: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of an entry without its own ``hash``."""
+    """sha256 of the canonical JSON of an entry without its own ``hash`` and ``signature``
+    (the signature signs this hash)."""
     return hashlib.sha256(
-        canonical_json({k: v for k, v in fields.items() if k != "hash"})
+        canonical_json({k: v for k, v in fields.items() if k not in UNHASHED})
     ).hexdigest()
 
 
 def chain_entry(
     head: AuditHead,
+    signer: Signer,
     *,
     action: str,
     target_kind: str,
@@ -69,6 +75,7 @@ def chain_entry(
         "prev": head.hash,
     }
     fields["hash"] = entry_hash(fields)
+    fields["signature"] = signer.sign(fields["hash"].encode())
     entry = ChangeEntry.model_validate(fields)
     new_head = json.dumps({"seq": entry.seq, "hash": entry.hash}, separators=(",", ":"))
     return entry, new_head
@@ -77,6 +84,7 @@ def chain_entry(
 def append_entry(
     plan: Plan,
     head_raw: str | None,
+    signer: Signer,
     actor: Actor,
     action: str,
     target_kind: str,
@@ -94,6 +102,7 @@ def append_entry(
     head = AuditHead.parse(head_raw)
     entry, new_head = chain_entry(
         head,
+        signer,
         action=action,
         target_kind=target_kind,
         target=target,

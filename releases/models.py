@@ -44,6 +44,17 @@ class Release(_Record):
     created_at: str
     signature: str | None = None
 
+    def signed_fields(self) -> dict[str, Any]:
+        """What a release's signature covers: who registered which content, when."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+        }
+
 
 class Canary(_Record):
     """A release taking ``weight`` percent (0-100, two decimals) of a channel's traffic."""
@@ -103,3 +114,4 @@ class ChangeEntry(_Record):
     after: dict[str, Any] | None
     prev: str
     hash: str
+    signature: str | None = None

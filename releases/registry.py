@@ -15,11 +15,13 @@ from typing import Any
 
 from releases import channels as transitions
 from releases.audit import append_entry
-from releases.content import content_digest, release_id
+from releases.content import canonical_json, content_digest, release_id
 from releases.errors import FieldError, InvalidSpec, NotFound, StaleGeneration
 from releases.models import Actor, ChangeEntry, Channel, Release, utc_now
+from releases.signing import Signer, Verifier
 from releases.spec import validate_spec
 from releases.store import RegistryStore, until_committed
+from releases.verify import VerifyReport, verify
 
 Transition = Callable[[Channel | None, str], Channel | None]
 
@@ -27,10 +29,13 @@ Transition = Callable[[Channel | None, str], Channel | None]
 class Registry:
     """Releases and channels on Redis; see the module docstring for how writes stay atomic."""
 
-    def __init__(self, store: RegistryStore, pinned_models: Mapping[str, re.Pattern[str]]) -> None:
+    def __init__(
+        self, store: RegistryStore, pinned_models: Mapping[str, re.Pattern[str]], signer: Signer
+    ) -> None:
         self.store = store
         self.keys = store.keyspace
         self.pinned_models = pinned_models
+        self.signer = signer
 
     # -- releases -----------------------------------------------------------------------------
 
@@ -68,6 +73,8 @@ class Registry:
                 created_by=actor.name,
                 created_at=utc_now(),
             )
+            signature = self.signer.sign(canonical_json(release.signed_fields()))
+            release = release.model_copy(update={"signature": signature})
             plan = (
                 self.store.plan()
                 .expect_field(self.keys.release_digests, digest_field, None)
@@ -81,6 +88,7 @@ class Registry:
             append_entry(
                 plan,
                 head_raw,
+                self.signer,
                 actor,
                 "release.register",
                 "release",
@@ -253,6 +261,7 @@ class Registry:
             entry_json = append_entry(
                 plan,
                 head_raw,
+                self.signer,
                 actor,
                 action,
                 "channel",
@@ -279,3 +288,8 @@ class Registry:
         """The whole audit log, newest first."""
         raws = await self.store.list_range(self.keys.audit)
         return [ChangeEntry.model_validate_json(raw) for raw in reversed(raws)]
+
+    async def verify(self, verifier: Verifier) -> VerifyReport:
+        """Walk the audit chain and check every release record (see ``releases.verify``)."""
+        entries, head, releases = await self.store.audit_material()
+        return verify(entries, head, releases, verifier)

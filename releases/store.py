@@ -131,6 +131,17 @@ class RegistryStore:
     async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
         return [_text(v) for v in await self.redis.lrange(key, start, stop)]
 
+    async def audit_material(self) -> tuple[list[str], str | None, list[str]]:
+        """The audit entries (oldest first), the head and every release record, read in one
+        transaction so they describe one moment."""
+        keys = self.keyspace
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lrange(keys.audit, 0, -1)
+        pipe.get(keys.audit_head)
+        pipe.hvals(keys.releases)
+        entries, head, releases = await pipe.execute()
+        return [_text(e) for e in entries], _text_or_none(head), [_text(r) for r in releases]
+
     async def list_length(self, key: str) -> int:
         return int(await self.redis.llen(key))
 

@@ -17,7 +17,7 @@ from gateway.embedded_redis import EmbeddedRedis
 from gateway.fakeprovider import create_fake_provider
 from gateway.services import Services
 from releases.models import Actor
-from tests.factories import ADMIN_TOKEN, PROVIDERS_YAML
+from tests.factories import ADMIN_TOKEN, PROVIDERS_YAML, SIGNING_KEY
 from tests.live import LiveServer
 from tests.stack import PROVIDERS_TEMPLATE, UPSTREAM_KEYS
 
@@ -45,6 +45,7 @@ def settings(redis_server: EmbeddedRedis, providers_file: Path) -> Settings:
         redis_prefix=f"t{uuid.uuid4().hex[:12]}",
         config=providers_file,
         admin_token=ADMIN_TOKEN,
+        signing_key=SIGNING_KEY,
     )
 
 

@@ -13,6 +13,8 @@ providers:
 """
 
 ADMIN_TOKEN = "test-admin-token"
+# A fixed Ed25519 test key (base64 of the raw 32 bytes), so signatures verify across replicas.
+SIGNING_KEY = "ItZHiv3hSalXG5p4rJVUPK4Ks3WvvLeVA6MuqKz6sZA="
 
 BASE_SPEC: dict[str, Any] = {
     "name": "support-bot",

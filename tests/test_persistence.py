@@ -10,7 +10,7 @@ from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.services import Services
 from tests.conftest import OPERATOR
-from tests.factories import spec
+from tests.factories import SIGNING_KEY, spec
 
 
 async def test_releases_channels_and_history_survive_a_restart(
@@ -19,7 +19,7 @@ async def test_releases_channels_and_history_survive_a_restart(
     server = EmbeddedRedis(tmp_path / "data", appendonly=True)
     server.start()
     try:
-        settings = Settings(redis_url=server.url, config=providers_file)
+        settings = Settings(redis_url=server.url, config=providers_file, signing_key=SIGNING_KEY)
         client = Redis.from_url(server.url)
         registry = Services.create(settings, client).registry
         r1, _ = await registry.register(spec(), OPERATOR)

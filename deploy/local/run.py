@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -24,6 +26,7 @@ from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.services import Services
 from releases.models import Actor
+from releases.signing import generate_key_text
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = {  # channel -> release spec
@@ -45,11 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def admin_token(run_dir: Path) -> str:
-    """One token per run directory, kept so the CLI's GATEWAY_TOKEN stays valid across runs."""
-    path = run_dir / "admin-token"
+def kept_secret(run_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """A secret made once per run directory and kept, so it stays valid across runs."""
+    path = run_dir / name
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -106,7 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    token = admin_token(run_dir)
+    token = kept_secret(run_dir, "admin-token", lambda: secrets.token_urlsafe(32))
+    signing_key = os.environ.get("GATEWAY_SIGNING_KEY") or kept_secret(
+        run_dir, "signing-key", generate_key_text
+    )
     sock = listen(args.host, args.port)  # before anything else, so a busy port fails fast
     fake = start_fake_provider()
     try:
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                 redis_url=redis.url,
                 config=HERE / "providers.yaml",
                 admin_token=token,
+                signing_key=signing_key,
             )
             stables = asyncio.run(ensure_examples(settings, run_dir))
             url = f"http://{args.host}:{args.port}"

@@ -28,5 +28,7 @@ admin = Mount(
         Route("/keys", keys.list_keys, methods=["GET"]),
         Route("/keys/{name:str}", keys.delete_key, methods=["DELETE"]),
         Route("/audit", audit.list_audit, methods=["GET"]),
+        Route("/audit/verify", audit.verify, methods=["GET"]),
+        Route("/audit/public-key", audit.public_key, methods=["GET"]),
     ],
 )

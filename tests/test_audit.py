@@ -1,0 +1,208 @@
+"""The audit log: hash-chained, signed, and every kind of tampering caught and named."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from redis.asyncio import Redis
+
+from gateway.cli import main as cli
+from gateway.config import Settings
+from gateway.services import Services
+from releases.audit import entry_hash
+from releases.models import Actor
+from tests.factories import ADMIN_TOKEN, spec
+from tests.live import LiveServer
+
+OPS = [Actor("ops-alice", "operator"), Actor("ops-bob", "operator"), Actor("ops-carol", "operator")]
+
+
+async def busy_registry(services: Services) -> list[str]:
+    """Releases, channel moves and a key: a log with every kind of entry. Returns release ids."""
+    ids = [
+        (await services.registry.register(spec(params={"seed": s}), OPS[0]))[0].id
+        for s in (1, 2, 3)
+    ]
+    await services.registry.promote("ch", ids[0], OPS[0], "launch")
+    await services.registry.set_canary("ch", ids[1], 5, OPS[1], "try v2")
+    await services.registry.set_shadow("ch", ids[2], 10, OPS[1], "watch v3")
+    await services.registry.promote("ch", ids[1], OPS[2], "v2 is good")
+    await services.registry.rollback("ch", OPS[2], reason="v2 is not good")
+    await services.keyring.create("support-app", "app", ["ch"], Actor("root", "admin"), "new app")
+    return ids
+
+
+async def report(services: Services) -> dict[str, object]:
+    return (await services.registry.verify(services.verifier)).as_json()
+
+
+async def test_an_untouched_log_verifies(services: Services) -> None:
+    await busy_registry(services)
+    assert await report(services) == {"ok": True, "entries": 9, "releases": 3, "first_bad": None}
+
+
+async def test_every_entry_says_who_what_when_why_and_is_signed(services: Services) -> None:
+    await busy_registry(services)
+    rollback = next(e for e in await services.registry.audit() if e.action == "channel.rollback")
+    assert (rollback.actor, rollback.role, rollback.reason, rollback.generation) == (
+        "ops-carol", "operator", "v2 is not good", 5,
+    )  # fmt: skip
+    assert rollback.before is not None and rollback.after is not None
+    assert rollback.at.endswith("Z")
+    assert rollback.signature is not None and rollback.signature.startswith("ed25519:")
+
+
+async def edit(
+    redis: Redis, services: Services, index: int, change: Callable[[dict[str, object]], None]
+) -> None:
+    key = services.registry.keys.audit
+    entry = json.loads(await redis.lindex(key, index))
+    change(entry)
+    await redis.lset(key, index, json.dumps(entry))
+
+
+async def test_an_edited_entry_is_named(services: Services, redis: Redis) -> None:
+    await busy_registry(services)
+    await edit(redis, services, 5, lambda e: e.update(reason="nothing to see"))
+    result = await report(services)
+    assert result["ok"] is False
+    assert result["first_bad"] == {
+        "kind": "audit_entry", "index": 5, "seq": 6, "reason": "its content does not match its hash (the entry was edited)",
+    }  # fmt: skip
+
+
+async def test_an_edited_and_rehashed_entry_fails_on_its_signature(
+    services: Services, redis: Redis
+) -> None:
+    await busy_registry(services)
+
+    def forge(entry: dict[str, object]) -> None:
+        entry["actor"] = "someone-else"
+        entry["hash"] = entry_hash(entry)  # a forger can hash, but cannot sign
+
+    await edit(redis, services, 3, forge)
+    first_bad = (await report(services))["first_bad"]
+    assert isinstance(first_bad, dict) and first_bad["seq"] == 4
+    assert first_bad["reason"].startswith(("signature", "does not link"))
+
+
+async def test_a_deleted_entry_is_named(services: Services, redis: Redis) -> None:
+    await busy_registry(services)
+    key = services.registry.keys.audit
+    doomed = await redis.lindex(key, 4)
+    await redis.lrem(key, 1, doomed)
+    first_bad = (await report(services))["first_bad"]
+    assert first_bad is not None and first_bad["index"] == 4 and first_bad["seq"] == 6
+    assert "deleted" in first_bad["reason"]
+
+
+async def test_reordered_entries_are_named(services: Services, redis: Redis) -> None:
+    await busy_registry(services)
+    key = services.registry.keys.audit
+    a, b = await redis.lindex(key, 6), await redis.lindex(key, 7)
+    await redis.lset(key, 6, b)
+    await redis.lset(key, 7, a)
+    first_bad = (await report(services))["first_bad"]
+    assert first_bad is not None and first_bad["index"] == 6 and first_bad["seq"] == 8
+
+
+async def test_a_truncated_tail_is_caught_by_the_head(services: Services, redis: Redis) -> None:
+    await busy_registry(services)
+    await redis.rpop(services.registry.keys.audit)
+    first_bad = (await report(services))["first_bad"]
+    assert first_bad is not None and first_bad["kind"] == "audit_head"
+
+
+async def test_a_changed_release_record_is_named(services: Services, redis: Redis) -> None:
+    ids = await busy_registry(services)
+    key = services.registry.keys.releases
+    record = json.loads(await redis.hget(key, ids[1]))
+    record["spec"]["params"]["temperature"] = 0.9
+    await redis.hset(key, ids[1], json.dumps(record))
+    assert (await report(services))["first_bad"] == {
+        "kind": "release", "id": ids[1], "reason": "its spec does not match its digest (the release was edited)",
+    }  # fmt: skip
+    record["spec"]["params"]["temperature"] = 0.2
+    record["created_by"] = "someone-else"
+    await redis.hset(key, ids[1], json.dumps(record))
+    first_bad = (await report(services))["first_bad"]
+    assert (
+        first_bad is not None and first_bad["id"] == ids[1] and "signature" in first_bad["reason"]
+    )
+
+
+async def test_concurrent_changes_from_several_clients_make_one_unbroken_chain(
+    settings: Settings, services: Services
+) -> None:
+    ids = await busy_registry(services)
+    clients = [Redis.from_url(settings.redis_url) for _ in range(3)]
+    replicas = [Services.create(settings, client) for client in clients]
+
+    async def churn(services_: Services, actor: Actor) -> None:
+        for i in range(10):
+            await services_.registry.set_canary("ch", ids[1 + i % 2], i + 1, actor, f"step {i}")
+            await services_.registry.set_shadow("ch", ids[2], i + 1, actor)
+
+    await asyncio.gather(*(churn(r, actor) for r, actor in zip(replicas, OPS, strict=True)))
+    result = await report(services)
+    assert result["ok"] is True and result["entries"] == 9 + 60
+    history = await services.registry.history("ch")
+    assert [e.generation for e in history] == list(range(65, 0, -1))
+    for client in clients:
+        await client.aclose()
+
+
+def test_auditors_read_and_verify_over_the_api_and_app_keys_cannot(
+    gateway: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=gateway.url, headers=admin) as client:
+        client.post("/admin/releases", json=spec())
+        keys = {
+            role: client.post(
+                "/admin/keys", json={"name": f"{role}-key", "role": role, "channels": ["*"]}
+            ).json()["key"]
+            for role in ("auditor", "app")
+        }
+    with httpx.Client(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {keys['auditor']}"}
+    ) as auditor:
+        assert auditor.get("/admin/audit/verify").json() == {
+            "ok": True,
+            "entries": 3,
+            "releases": 1,
+            "first_bad": None,
+        }
+        assert [e["action"] for e in auditor.get("/admin/audit", params={"actor": "bootstrap-admin"}).json()] == [
+            "key.create", "key.create", "release.register",
+        ]  # fmt: skip
+        assert auditor.get("/admin/audit", params={"channel": "ch"}).json() == []
+    with httpx.Client(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {keys['app']}"}
+    ) as app:
+        assert app.get("/admin/audit/verify").status_code == 403
+        assert app.get("/admin/audit").status_code == 403
+    assert cli(["--url", gateway.url, "--token", keys["auditor"], "audit", "verify"]) == 0
+    assert "3 entries" in capsys.readouterr().out
+
+
+def test_anyone_can_check_a_signature_with_the_served_public_key(gateway: LiveServer) -> None:
+    with httpx.Client(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as client:
+        release = client.post("/admin/releases", json=spec()).json()
+        entry = client.get("/admin/audit").json()[0]
+    document = httpx.get(f"{gateway.url}/admin/audit/public-key").json()  # no key needed
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(document["public_key"]))
+    scheme, key_id, signature = entry["signature"].split(":")
+    assert (scheme, key_id) == ("ed25519", document["key_id"])
+    public.verify(
+        base64.b64decode(signature), entry["hash"].encode()
+    )  # raises if it does not verify
+    assert release["signature"].split(":")[1] == document["key_id"]

@@ -23,6 +23,7 @@ from gateway.proxy.routes import routes as proxy_routes
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner
 from gateway.services import Services, services
 from gateway.snapshot import RegistryView
+from releases.lineage import LineageLimits, LineageWriter, SpillDir
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -78,14 +79,33 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         shadows.start()
         app.state.services = services
         app.state.view = view
-        app.state.dataplane = DataPlane(
-            view, providers, settings.max_body_bytes, services.auth.admin_token_digest, shadows
+        lineage = LineageWriter(
+            client,
+            services.registry.keys,
+            SpillDir(settings.lineage_spill_dir),
+            LineageLimits(
+                buffer_size=settings.lineage_buffer_size,
+                flush_interval=settings.lineage_flush_interval,
+                retention_seconds=settings.lineage_retention_days * 86_400,
+            ),
         )
+        lineage.start()
+        dataplane = DataPlane(
+            view,
+            providers,
+            settings.max_body_bytes,
+            services.auth.admin_token_digest,
+            shadows,
+            lineage,
+        )
+        shadows.on_done = dataplane.record_shadow
+        app.state.dataplane = dataplane
         try:
             yield
         finally:
             await view.stop()
             await shadows.stop()
+            await lineage.close()  # after the shadows, whose records it also holds
             await close_providers(providers)
             if redis is None:
                 await client.aclose()

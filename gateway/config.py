@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     # Shadow calls waiting beyond this are dropped (and counted), never queued without bound.
     shadow_queue_size: int = Field(default=1000, ge=1)
     shadow_concurrency: int = Field(default=16, ge=1)
+    # Lineage records Redis cannot take are kept here (one file per process) until it can.
+    lineage_spill_dir: Path = Path("lineage-spill")
+    lineage_retention_days: int = Field(default=30, ge=1)
+    # Records waiting for Redis beyond this go to the spill file rather than memory.
+    lineage_buffer_size: int = Field(default=10_000, ge=1)
+    lineage_flush_interval: float = Field(default=0.05, gt=0)
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)

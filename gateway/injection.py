@@ -135,6 +135,14 @@ def inject_openai(
     if release.tools:
         out["tools"] = list(release.tools)
     apply_params(out, release, OPENAI_FIELDS, overridden)
+    if out.get("stream") is True:
+        # Lineage records usage for every stream: ask for it (the caller then also gets the
+        # final usage chunk OpenAI defines, with empty choices).
+        options = out.get("stream_options")
+        out["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
     out["model"] = release.model_id
     return out, overridden
 

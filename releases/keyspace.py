@@ -69,6 +69,10 @@ class Keyspace:
         """Hash: key name -> sha256 of its secret."""
         return f"{self.tag}:api-key-names"
 
+    def lineage(self, response_id: str) -> str:
+        """One lineage record. No hash tag: records spread over every slot of a Cluster."""
+        return f"{self.prefix}:lineage:{response_id}"
+
     @property
     def changes_channel(self) -> str:
         """Pub/sub channel announcing each change (``<counter> <kind> <name>``)."""

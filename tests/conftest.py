@@ -38,7 +38,7 @@ def providers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(redis_server: EmbeddedRedis, providers_file: Path) -> Settings:
+def settings(redis_server: EmbeddedRedis, providers_file: Path, tmp_path: Path) -> Settings:
     # A fresh prefix per test: tests share one server but never see each other's keys.
     return Settings(
         redis_url=redis_server.url,
@@ -46,6 +46,7 @@ def settings(redis_server: EmbeddedRedis, providers_file: Path) -> Settings:
         config=providers_file,
         admin_token=ADMIN_TOKEN,
         signing_key=SIGNING_KEY,
+        lineage_spill_dir=tmp_path / "lineage-spill",
     )
 
 

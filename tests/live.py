@@ -6,6 +6,7 @@ connections wait in the backlog until the app has started. No readiness polling 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 
@@ -27,7 +28,14 @@ class LiveServer:
         self.port: int = self.sock.getsockname()[1]
         config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        # Our own loop, so tests can run a coroutine on the server's loop (run_coroutine_threadsafe).
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+        self.loop.close()
 
     @property
     def url(self) -> str:

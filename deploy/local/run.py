@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
                 config=HERE / "providers.yaml",
                 admin_token=token,
                 signing_key=signing_key,
+                lineage_spill_dir=run_dir / "lineage-spill",
             )
             stables = asyncio.run(ensure_examples(settings, run_dir))
             url = f"http://{args.host}:{args.port}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from gateway.admin import audit, channels, keys, releases
+from gateway.admin import audit, channels, keys, lineage, releases
 
 CHANNEL = "/channels/{channel:str}"
 
@@ -27,6 +27,7 @@ admin = Mount(
         Route("/keys", keys.create_key, methods=["POST"]),
         Route("/keys", keys.list_keys, methods=["GET"]),
         Route("/keys/{name:str}", keys.delete_key, methods=["DELETE"]),
+        Route("/lineage/{response_id:str}", lineage.show_lineage, methods=["GET"]),
         Route("/audit", audit.list_audit, methods=["GET"]),
         Route("/audit/verify", audit.verify, methods=["GET"]),
         Route("/audit/public-key", audit.public_key, methods=["GET"]),

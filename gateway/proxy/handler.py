@@ -7,9 +7,8 @@ endpoint's own shape. Nothing here waits on Redis.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
+import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,39 +18,33 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from gateway.admin.auth import presented_key
 from gateway.bodies import BodyTooLarge, read_limited
 from gateway.injection import MissingVariable, PreparedRelease
+from gateway.proxy.caller import authenticate, variables
 from gateway.proxy.dialects import OPENAI, Dialect
+from gateway.proxy.errors import ProxyError
+from gateway.proxy.exchange import Exchange
 from gateway.proxy.resolve import ResolveError, Route, resolve
-from gateway.proxy.shadow import ShadowJob, ShadowRunner
+from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
 from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
+from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 from releases.apikeys import ApiKey
+from releases.lineage import LineageWriter
 
 log = logging.getLogger("gateway.proxy")
 
-VARIABLES_HEADER = "x-gateway-variables"
 STICKY_HEADER = "x-gateway-sticky-key"
+CLIENT_CLOSED = 499  # nginx's status for a caller that hung up before the answer ended
 PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
 SSE_HEADERS = {
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
-
-
-class ProxyError(Exception):
-    """A request the gateway answers itself: status, a reason code, a message to act on."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -75,16 +68,18 @@ class DataPlane:
         max_body_bytes: int,
         admin_token_digest: str | None,
         shadows: ShadowRunner,
+        lineage: LineageWriter | None = None,
     ) -> None:
         self.view = view
         self.providers = providers
         self.max_body_bytes = max_body_bytes
         self.admin_token_digest = admin_token_digest
         self.shadows = shadows
+        self.lineage = lineage
         self._prepared: dict[str, PreparedRelease] = {}
 
     async def handle(self, request: Request, dialect: Dialect) -> ASGIApp:
-        tag = Tag(new_response_id())
+        exchange = Exchange(Tag(new_response_id()))
         try:
             snapshot = self._snapshot()
             key = self._authenticate(request, snapshot)
@@ -99,8 +94,10 @@ class DataPlane:
                 route = resolve(snapshot, key, model, sticky)
             except ResolveError as exc:
                 raise ProxyError(exc.status, exc.code, exc.message) from None
-            tag = Tag(tag.response_id, route.release_id, route.channel, route.slice)
+            tag = Tag(exchange.tag.response_id, route.release_id, route.channel, route.slice)
+            exchange.tag, exchange.generation = tag, route.generation
             release = self._prepare(snapshot, route.release_id)
+            exchange.provider, exchange.model_id = release.provider, release.model_id
             provider = self._provider(release, dialect)
             values = variables(request, body)
             try:
@@ -116,9 +113,10 @@ class DataPlane:
             headers = tag.headers()
             if overridden:
                 headers["x-gateway-overridden"] = ", ".join(overridden)
-            return await self._forward(request, dialect, provider, upstream_body, headers, tag)
+            return await self._forward(request, dialect, provider, upstream_body, headers, exchange)
         except ProxyError as exc:
-            return self._error(dialect, exc, tag)
+            exchange.finish(self.lineage, exc.status, error=exc.code)
+            return self._error(dialect, exc, exchange.tag)
 
     async def models(self, request: Request) -> Response:
         """The channels this key may call, in OpenAI's list format."""
@@ -216,6 +214,7 @@ class DataPlane:
             ShadowJob(
                 tag=Tag(new_response_id(), release.id, route.channel, "shadow"),
                 primary_response_id=tag.response_id,
+                generation=route.generation,
                 release=release,
                 url=provider.base_url + dialect.upstream_path,
                 headers=dialect.upstream_headers(provider.api_key, request.headers),
@@ -233,7 +232,7 @@ class DataPlane:
         provider: Provider,
         body: dict[str, Any],
         headers: dict[str, str],
-        tag: Tag,
+        exchange: Exchange,
     ) -> ASGIApp:
         url = provider.base_url + dialect.upstream_path
         upstream_headers = dialect.upstream_headers(provider.api_key, request.headers)
@@ -241,7 +240,7 @@ class DataPlane:
             response = await provider.upstream.post(url, orjson.dumps(body), upstream_headers)
             if body.get("stream") is True and response.status == 200:
                 return ProxyStream(
-                    self._stream(dialect, response, tag), 200, {**headers, **SSE_HEADERS}
+                    self._stream(dialect, response, exchange), 200, {**headers, **SSE_HEADERS}
                 )
             raw = await response.read()
         except UpstreamError as exc:
@@ -253,6 +252,7 @@ class DataPlane:
             )
         content_type = response.headers.get("content-type", "application/json")
         if response.status >= 400:  # the caller's request was refused: theirs to see, as is
+            exchange.finish(self.lineage, response.status, error="provider_refused")
             return Response(raw, response.status, headers, media_type=content_type)
         try:
             answer = orjson.loads(raw)
@@ -262,24 +262,68 @@ class DataPlane:
                 "upstream_invalid",
                 f"provider {provider.name!r} answered with a body that is not JSON",
             ) from None
+        provider_id = answer.get("id") if isinstance(answer, dict) else None
+        exchange.finish(
+            self.lineage,
+            response.status,
+            usage=usage_of(answer),
+            provider_response_id=provider_id if isinstance(provider_id, str) else None,
+        )
         if isinstance(answer, dict):
-            answer["gateway"] = tag.body()
+            answer["gateway"] = exchange.tag.body()
         return Response(
             orjson.dumps(answer), response.status, headers, media_type="application/json"
         )
 
     async def _stream(
-        self, dialect: Dialect, response: UpstreamResponse, tag: Tag
+        self, dialect: Dialect, response: UpstreamResponse, exchange: Exchange
     ) -> AsyncGenerator[bytes, None]:
+        observer = StreamObserver()
+        # Until the stream ends, an exit can only be the caller hanging up.
+        status, error = CLIENT_CLOSED, "client_disconnected"
         try:
-            async for piece in tag_first_event(response.chunks(), tag.body()):
+            async for piece in tag_first_event(response.chunks(), exchange.tag.body()):
+                observer.feed(piece)
                 yield piece
+            status, error = 200, None
         except UpstreamError as exc:
             # Headers are gone already; end the stream with an error event the SDKs raise on.
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
-            yield dialect.stream_error(status, "upstream_stream_broken", str(exc))
+            error = "upstream_stream_broken"
+            yield dialect.stream_error(status, error, str(exc))
         finally:
             response.close()
+            exchange.finish(
+                self.lineage,
+                status,
+                usage=observer.usage,
+                provider_response_id=observer.provider_response_id,
+                error=error,
+            )
+
+    def record_shadow(self, result: ShadowResult) -> None:
+        """The shadow runner's completion hook: a lineage record for the shadow call."""
+        job = result.job
+        exchange = Exchange(
+            job.tag,
+            started=time.perf_counter() - result.latency,
+            generation=job.generation,
+            provider=job.release.provider,
+            model_id=job.release.model_id,
+            primary_response_id=job.primary_response_id,
+        )
+        try:
+            answer = orjson.loads(result.body) if result.body else None
+        except orjson.JSONDecodeError:
+            answer = None
+        provider_id = answer.get("id") if isinstance(answer, dict) else None
+        exchange.finish(
+            self.lineage,
+            result.status or 502,
+            usage=usage_of(answer),
+            provider_response_id=provider_id if isinstance(provider_id, str) else None,
+            error=result.error,
+        )
 
     def _error(self, dialect: Dialect, error: ProxyError, tag: Tag) -> Response:
         return Response(
@@ -288,54 +332,6 @@ class DataPlane:
             tag.headers(),
             media_type="application/json",
         )
-
-
-def authenticate(request: Request, snapshot: Snapshot, admin_token_digest: str | None) -> ApiKey:
-    """The caller's key, from the snapshot (no Redis round trip), or a 401."""
-    secret = presented_key(request)
-    if secret is None:
-        raise ProxyError(
-            401,
-            "missing_api_key",
-            "send your gateway key as Authorization: Bearer <key> or x-api-key",
-        )
-    digest = hashlib.sha256(secret.encode()).hexdigest()
-    key = snapshot.keys.get(digest)
-    if key is not None:
-        return key
-    if admin_token_digest is not None and hmac.compare_digest(digest, admin_token_digest):
-        return ApiKey(
-            name="bootstrap-admin", role="admin", channels=["*"], created_by="", created_at=""
-        )
-    raise ProxyError(401, "invalid_api_key", "the key is not valid")
-
-
-def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
-    """Prompt variables: the X-Gateway-Variables header, then metadata.gateway_variables."""
-    found: dict[str, Any] = {}
-    header = request.headers.get(VARIABLES_HEADER)
-    if header:
-        try:
-            parsed = orjson.loads(header)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise ProxyError(400, "invalid_variables", "X-Gateway-Variables must be a JSON object")
-        found.update(parsed)
-    metadata = body.get("metadata")
-    in_body = metadata.get("gateway_variables") if isinstance(metadata, dict) else None
-    if in_body is not None:
-        if not isinstance(in_body, dict):
-            raise ProxyError(
-                400, "invalid_variables", "metadata.gateway_variables must be an object"
-            )
-        found.update(in_body)
-    for name, value in found.items():
-        if not isinstance(value, str | int | float | bool):
-            raise ProxyError(
-                400, "invalid_variables", f"variable {name!r} must be a string or a number"
-            )
-    return {name: str(value) for name, value in found.items()}
 
 
 def _pass_headers(response: UpstreamResponse, headers: dict[str, str]) -> None:

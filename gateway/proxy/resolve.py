@@ -33,6 +33,7 @@ class Route:
     slice: str
     release_id: str
     shadow_release_id: str | None = None
+    generation: int | None = None  # the channel's, as this request saw it
 
 
 def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None) -> Route:
@@ -56,5 +57,5 @@ def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None)
         )
     shadow = shadow_release(channel)
     if channel.canary is not None and in_canary(channel, sticky_key):
-        return Route(channel.name, "canary", channel.canary.release, shadow)
-    return Route(channel.name, "stable", channel.stable, shadow)
+        return Route(channel.name, "canary", channel.canary.release, shadow, channel.generation)
+    return Route(channel.name, "stable", channel.stable, shadow, channel.generation)

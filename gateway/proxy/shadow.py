@@ -49,6 +49,7 @@ class ShadowJob:
 
     tag: Tag  # its own response id, the channel, slice "shadow"
     primary_response_id: str
+    generation: int | None
     release: PreparedRelease
     url: str
     headers: Mapping[str, str]
@@ -68,6 +69,7 @@ class ShadowResult:
     status: int | None
     latency: float
     error: str | None = None
+    body: bytes | None = None
 
 
 @dataclass
@@ -114,8 +116,9 @@ class ShadowRunner:
             started = loop.time()
             status: int | None = None
             error: str | None = None
+            body: bytes | None = None
             try:
-                status = await self._send(job)
+                status, body = await self._send(job)
                 self.stats.completed += 1
             except (UpstreamError, MissingVariable, ValueError, TypeError, KeyError) as exc:
                 self.stats.failed += 1
@@ -128,11 +131,10 @@ class ShadowRunner:
                 self._queue.task_done()
             if self.on_done is not None:
                 with contextlib.suppress(Exception):
-                    self.on_done(ShadowResult(job, status, loop.time() - started, error))
+                    self.on_done(ShadowResult(job, status, loop.time() - started, error, body))
 
-    async def _send(self, job: ShadowJob) -> int:
+    async def _send(self, job: ShadowJob) -> tuple[int, bytes]:
         body = {k: v for k, v in job.body.items() if k not in STREAM_FIELDS}
         upstream_body, _ = job.inject(body, job.release, job.variables)
         response = await job.upstream.post(job.url, orjson.dumps(upstream_body), job.headers)
-        await response.read()
-        return response.status
+        return response.status, await response.read()

@@ -1,0 +1,48 @@
+"""``GET /admin/lineage/{response_id}``: which release produced a response, and the channel
+as it stood then."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.admin.auth import AUDIT
+from gateway.services import services
+from releases.errors import NotFound
+from releases.lineage import read_record
+from releases.registry import Registry
+
+
+async def show_lineage(request: Request) -> JSONResponse:
+    """The record, the whole release it names, and the channel's state at that generation."""
+    s = services(request)
+    await s.auth.require(request, AUDIT)
+    response_id = request.path_params["response_id"]
+    keys = s.registry.keys
+    record = await read_record(s.redis, keys, response_id)
+    if record is None:
+        # Read your own writes: on this replica the record may still be in the buffer.
+        await request.app.state.dataplane.lineage.flush()
+        record = await read_record(s.redis, keys, response_id)
+    if record is None:
+        raise NotFound(
+            f"no lineage record for response {response_id!r} (kept for the retention period)"
+        )
+    release = await s.registry.release(record["release_id"]) if record.get("release_id") else None
+    return JSONResponse(
+        {
+            "record": record,
+            "release": release.model_dump(mode="json") if release else None,
+            "channel": await _channel_then(s.registry, record),
+        }
+    )
+
+
+async def _channel_then(registry: Registry, record: dict[str, Any]) -> dict[str, Any] | None:
+    name, generation = record.get("channel"), record.get("channel_generation")
+    if not name or generation is None:
+        return None
+    entry = next((e for e in await registry.history(name) if e.generation == generation), None)
+    return {"name": name, "generation": generation, "state": entry.after if entry else None}

@@ -1,0 +1,66 @@
+"""What the caller sends besides the request itself: the key, prompt variables."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.admin.auth import presented_key
+from gateway.proxy.errors import ProxyError
+from gateway.snapshot import Snapshot
+from releases.apikeys import ApiKey
+
+VARIABLES_HEADER = "x-gateway-variables"
+
+
+def authenticate(request: Request, snapshot: Snapshot, admin_token_digest: str | None) -> ApiKey:
+    """The caller's key, from the snapshot (no Redis round trip), or a 401."""
+    secret = presented_key(request)
+    if secret is None:
+        raise ProxyError(
+            401,
+            "missing_api_key",
+            "send your gateway key as Authorization: Bearer <key> or x-api-key",
+        )
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    key = snapshot.keys.get(digest)
+    if key is not None:
+        return key
+    if admin_token_digest is not None and hmac.compare_digest(digest, admin_token_digest):
+        return ApiKey(
+            name="bootstrap-admin", role="admin", channels=["*"], created_by="", created_at=""
+        )
+    raise ProxyError(401, "invalid_api_key", "the key is not valid")
+
+
+def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
+    """Prompt variables: the X-Gateway-Variables header, then metadata.gateway_variables."""
+    found: dict[str, Any] = {}
+    header = request.headers.get(VARIABLES_HEADER)
+    if header:
+        try:
+            parsed = orjson.loads(header)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ProxyError(400, "invalid_variables", "X-Gateway-Variables must be a JSON object")
+        found.update(parsed)
+    metadata = body.get("metadata")
+    in_body = metadata.get("gateway_variables") if isinstance(metadata, dict) else None
+    if in_body is not None:
+        if not isinstance(in_body, dict):
+            raise ProxyError(
+                400, "invalid_variables", "metadata.gateway_variables must be an object"
+            )
+        found.update(in_body)
+    for name, value in found.items():
+        if not isinstance(value, str | int | float | bool):
+            raise ProxyError(
+                400, "invalid_variables", f"variable {name!r} must be a string or a number"
+            )
+    return {name: str(value) for name, value in found.items()}

@@ -1,0 +1,150 @@
+"""Writing lineage records: a bounded buffer, batched pipelined writes, spill and replay.
+
+``record()`` is all the request path does: an append to a list. A background task writes
+batches with one pipelined round trip each. When Redis fails, the batch goes to the spill file;
+when the buffer reaches its bound (Redis too slow or gone), the whole buffer does. Spilled
+records are replayed as soon as a write succeeds again. ``close()`` flushes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from releases.keyspace import Keyspace
+from releases.lineage.record import LineageRecord
+from releases.lineage.spill import SpillDir
+
+log = logging.getLogger("releases.lineage")
+
+
+@dataclass(frozen=True)
+class LineageLimits:
+    """Buffer bound, batch size, how often to write, and how long records are kept."""
+
+    buffer_size: int = 10_000
+    batch_size: int = 500
+    flush_interval: float = 0.05
+    retention_seconds: int = 30 * 24 * 3600
+
+
+@dataclass
+class LineageStats:
+    """Exported as metrics."""
+
+    written: int = 0
+    spilled: int = 0
+    replayed: int = 0
+    write_failures: int = 0
+
+
+@dataclass
+class LineageWriter:
+    redis: Redis
+    keyspace: Keyspace
+    spill: SpillDir
+    limits: LineageLimits = field(default_factory=LineageLimits)
+    stats: LineageStats = field(default_factory=LineageStats)
+
+    def __post_init__(self) -> None:
+        self._buffer: list[tuple[str, bytes]] = []  # (response id, record JSON)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._buffer)
+
+    def record(self, record: LineageRecord) -> None:
+        """Queue a record; never blocks on Redis."""
+        self._buffer.append((record.response_id, orjson.dumps(record)))
+        if len(self._buffer) >= self.limits.buffer_size:
+            # Redis is not keeping up: keep the records on disk rather than drop any.
+            self._spill(self._take(len(self._buffer)))
+        elif len(self._buffer) >= self.limits.batch_size:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="lineage-writer")
+
+    async def close(self) -> None:
+        """Stop the background task and write (or spill) everything still buffered."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.limits.flush_interval)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the buffer in batches, then replay spill files if Redis took everything."""
+        async with self._lock:
+            healthy = True
+            while self._buffer and healthy:
+                batch = self._take(self.limits.batch_size)
+                healthy = await self._write(batch)
+                if not healthy:
+                    self._spill(batch)
+                else:
+                    self.stats.written += len(batch)
+            if healthy and self.spill.pending():
+                await self._replay()
+
+    def _take(self, count: int) -> list[tuple[str, bytes]]:
+        batch, self._buffer = self._buffer[:count], self._buffer[count:]
+        return batch
+
+    def _spill(self, batch: list[tuple[str, bytes]]) -> None:
+        self.spill.append([line for _, line in batch])
+        self.stats.spilled += len(batch)
+
+    async def _write(self, batch: list[tuple[str, bytes]]) -> bool:
+        """One pipelined round trip for the batch; False when Redis could not take it."""
+        pipe = self.redis.pipeline(transaction=False)
+        for response_id, line in batch:
+            pipe.set(self.keyspace.lineage(response_id), line, ex=self.limits.retention_seconds)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.stats.write_failures += 1
+            log.warning(
+                "lineage: Redis did not take %d records (%s); spilling them", len(batch), exc
+            )
+            return False
+        return True
+
+    async def _replay(self) -> None:
+        for claimed in self.spill.claim():
+            records = [
+                (orjson.loads(line)["response_id"], line) for line in self.spill.lines(claimed)
+            ]
+            for start in range(0, len(records), self.limits.batch_size):
+                if not await self._write(records[start : start + self.limits.batch_size]):
+                    # Records already written will be written again next time: same key,
+                    # same content, so nothing is duplicated.
+                    self.spill.release(claimed)
+                    return
+            self.stats.replayed += len(records)
+            self.spill.done(claimed)
+
+
+async def read_record(redis: Redis, keyspace: Keyspace, response_id: str) -> dict[str, Any] | None:
+    raw = await redis.get(keyspace.lineage(response_id))
+    if raw is None:
+        return None
+    record: dict[str, Any] = orjson.loads(raw)
+    return record

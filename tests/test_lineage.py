@@ -1,0 +1,273 @@
+"""Lineage: a record for every response, never lost, readable by auditors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from gateway.cli import main as cli
+from gateway.config import Settings
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.services import Services
+from tests.factories import ADMIN_TOKEN
+from tests.live import LiveServer
+from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
+
+CH = "support-bot-prod"
+HEADERS = {
+    "Authorization": f"Bearer {ADMIN_TOKEN}",
+    "X-Gateway-Variables": json.dumps({"product": "Acme"}),
+}
+BODY = {"model": CH, "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def fire(
+    gateway: LiveServer, count: int, concurrency: int = 32, **extra: Any
+) -> dict[str, str]:
+    """``count`` requests, ``concurrency`` at a time; returns response id -> release id."""
+    served: dict[str, str] = {}
+    # aiohttp rather than httpx: here the load is the point, and aiohttp's client costs less.
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(gateway.url, headers=HEADERS, connector=connector) as client:
+
+        async def worker(n: int) -> None:
+            for _ in range(n):
+                async with client.post("/v1/chat/completions", json={**BODY, **extra}) as answer:
+                    assert answer.status == 200, await answer.text()
+                    await answer.read()
+                    response_id = answer.headers["x-gateway-response-id"]
+                    served[response_id] = answer.headers["x-gateway-release"]
+
+        share, rest = divmod(count, concurrency)
+        await asyncio.gather(*(worker(share + (i < rest)) for i in range(concurrency)))
+    return served
+
+
+def lookup(gateway: LiveServer, response_id: str, key: str = ADMIN_TOKEN) -> httpx.Response:
+    return httpx.get(
+        f"{gateway.url}/admin/lineage/{response_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+
+
+async def stored(
+    redis: Redis, services: Services, response_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    keys = [services.registry.keys.lineage(rid) for rid in response_ids]
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 1000):
+        for raw in await redis.mget(keys[start : start + 1000]):
+            if raw is not None:
+                record = json.loads(raw)
+                found[record["response_id"]] = record
+    return found
+
+
+async def test_ten_thousand_requests_make_ten_thousand_records_of_the_right_releases(
+    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+) -> None:
+    stable = await publish(dp_services, openai_spec(), CH)
+    canary, _ = await dp_services.registry.register(openai_spec(params={"seed": 99}), OPERATOR)
+    await dp_services.registry.set_canary(CH, canary.id, 50, OPERATOR)
+    gateway = start_gateway()
+    served = await fire(gateway, 10_000)
+    assert len(served) == 10_000 and set(served.values()) == {stable.id, canary.id}
+
+    assert lookup(gateway, next(iter(served))).status_code == 200  # flushes this replica's buffer
+    records = await stored(redis, dp_services, list(served))
+    assert len(records) == 10_000
+    for response_id, release_id in served.items():
+        record = records[response_id]
+        assert (record["release_id"], record["status"], record["channel"]) == (release_id, 200, CH)
+        assert record["slice"] == ("canary" if release_id == canary.id else "stable")
+        assert record["channel_generation"] == 2
+        assert record["usage"]["input_tokens"] > 0 and record["provider_response_id"].startswith(
+            "chatcmpl-"
+        )
+
+
+async def test_the_lineage_endpoint_shows_the_record_the_release_and_the_channel_then(
+    dp_services: Services,
+    start_gateway: Callable[..., LiveServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    release = await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    response_id = next(iter(await fire(gateway, 1, 1)))
+    newer = await publish(dp_services, openai_spec(params={"seed": 2}), CH)  # the channel moves on
+
+    shown = lookup(gateway, response_id).json()
+    assert shown["record"]["response_id"] == response_id
+    assert shown["release"]["id"] == release.id and shown["release"]["spec"]["params"]["seed"] == 7
+    assert shown["channel"]["generation"] == 1
+    assert shown["channel"]["state"]["stable"] == release.id != newer.id
+
+    keys = {}
+    for role in ("auditor", "app"):
+        made = httpx.post(f"{gateway.url}/admin/keys", json={"name": role, "role": role, "channels": ["*"]},
+                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+        keys[role] = made.json()["key"]
+    assert lookup(gateway, response_id, keys["auditor"]).status_code == 200
+    assert lookup(gateway, response_id, keys["app"]).status_code == 403
+    assert lookup(gateway, "gwr_nothing").status_code == 404
+    assert (
+        cli(["--url", gateway.url, "--token", keys["auditor"], "--json", "lineage", response_id])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["release"]["id"] == release.id
+
+
+async def test_streams_errors_and_shadows_get_records_too(
+    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    await publish(dp_services, anthropic_spec(), "claude-prod")
+    shadow, _ = await dp_services.registry.register(openai_spec(params={"seed": 5}), OPERATOR)
+    await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
+    gateway = start_gateway()
+    with httpx.Client(base_url=gateway.url, headers=HEADERS) as client:
+        with client.stream(
+            "POST", "/v1/chat/completions", json={**BODY, "stream": True}
+        ) as openai_stream:
+            openai_stream.read()
+        anthropic_body = {
+            "model": "claude-prod",
+            "max_tokens": 20,
+            "stream": True,
+            "messages": BODY["messages"],
+        }
+        with client.stream("POST", "/v1/messages", json=anthropic_body) as anthropic_stream:
+            anthropic_stream.read()
+        missing = client.post("/v1/chat/completions", json={**BODY, "model": "nope"})
+    ids = [r.headers["x-gateway-response-id"] for r in (openai_stream, anthropic_stream, missing)]
+    lookup(gateway, ids[0])  # flush
+    records = await stored(redis, dp_services, ids)
+
+    assert (
+        records[ids[0]]["usage"]["input_tokens"] > 0
+        and records[ids[0]]["usage"]["output_tokens"] > 0
+    )
+    assert (
+        records[ids[1]]["usage"]["input_tokens"] > 0
+        and records[ids[1]]["usage"]["output_tokens"] > 0
+    )
+    assert records[ids[1]]["provider_response_id"].startswith("msg_fake_")
+    assert (records[ids[2]]["status"], records[ids[2]]["release_id"], records[ids[2]]["error"]) == (
+        404,
+        None,
+        "channel_not_found",
+    )
+
+    shadows = []
+    async for key in redis.scan_iter(match=dp_services.registry.keys.lineage("*"), count=1000):
+        record = json.loads(await redis.get(key))
+        if record["slice"] == "shadow":
+            shadows.append(record)
+    assert shadows and all(s["release_id"] == shadow.id for s in shadows)
+    assert {s["primary_response_id"] for s in shadows} <= set(ids)
+
+
+def all_found(gateway: LiveServer, response_ids: Iterable[str]) -> bool:
+    """Every record found through the API (each miss makes that replica flush and replay)."""
+    with httpx.Client(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as client:
+        return all(client.get(f"/admin/lineage/{rid}").status_code == 200 for rid in response_ids)
+
+
+def spill_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("lineage-*"))
+
+
+async def count_records(redis: Redis, services: Services) -> int:
+    return len(
+        [
+            key
+            async for key in redis.scan_iter(match=services.registry.keys.lineage("*"), count=1000)
+        ]
+    )
+
+
+async def test_redis_stopped_for_part_of_a_run_loses_no_record_and_duplicates_none(
+    tmp_path: Path,
+    dp_settings: Settings,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
+    server.start()
+    spill = tmp_path / "spill"
+    settings = dp_settings.model_copy(update={"redis_url": server.url, "lineage_spill_dir": spill})
+    client = Redis.from_url(server.url)
+    try:
+        services = Services.create(settings, client)
+        await publish(services, openai_spec(), CH)
+        gateway = start_gateway(settings)
+        served = await fire(gateway, 200)
+
+        server.stop()
+        served |= await fire(gateway, 300)  # still answered, from the snapshot
+        writer = gateway.app.state.dataplane.lineage  # type: ignore[attr-defined]
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(writer.flush(), gateway.loop))
+        assert writer.stats.spilled > 0 and spill_files(spill)
+
+        server.start()
+        served |= await fire(gateway, 200)
+        assert all_found(gateway, served)
+        await client.aclose()
+        client = Redis.from_url(server.url)  # the old connections died with the server
+        assert await count_records(client, services) == len(served) == 700
+        assert spill_files(spill) == []
+        assert writer.stats.replayed == writer.stats.spilled
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_graceful_shutdown_loses_no_buffered_record(
+    dp_settings: Settings,
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway(dp_settings.model_copy(update={"lineage_flush_interval": 3600}))
+    served = await fire(gateway, 100)
+    assert gateway.app.state.dataplane.lineage.depth == 100  # type: ignore[attr-defined]
+    gateway.stop()
+    assert len(await stored(redis, dp_services, list(served))) == 100
+
+
+async def test_a_shutdown_without_redis_spills_and_the_next_replica_replays(
+    tmp_path: Path, dp_settings: Settings, start_gateway: Callable[..., LiveServer]
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
+    server.start()
+    spill = tmp_path / "spill"
+    settings = dp_settings.model_copy(update={"redis_url": server.url, "lineage_spill_dir": spill})
+    client = Redis.from_url(server.url)
+    try:
+        services = Services.create(settings, client)
+        await publish(services, openai_spec(), CH)
+        first = start_gateway(settings.model_copy(update={"lineage_flush_interval": 3600}))
+        served = await fire(first, 50)
+        server.stop()
+        first.stop()
+        assert sum(len(f.read_bytes().splitlines()) for f in spill_files(spill)) == 50
+
+        server.start()
+        second = start_gateway(settings)
+        assert all_found(second, served)
+        await client.aclose()
+        client = Redis.from_url(server.url)
+        assert await count_records(client, services) == 50 and spill_files(spill) == []
+    finally:
+        await client.aclose()
+        server.stop()

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
 from gateway.admin.routes import admin
 from gateway.config import Settings
+from gateway.metrics import metrics, metrics_registry
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import routes as proxy_routes
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         )
         shadows.on_done = dataplane.record_shadow
         app.state.dataplane = dataplane
+        app.state.metrics = metrics_registry(dataplane, view)
         try:
             yield
         finally:
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             *proxy_routes,
             admin,
         ],

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from gateway.cli import main as cli
@@ -271,3 +272,18 @@ async def test_a_shutdown_without_redis_spills_and_the_next_replica_replays(
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_the_lineage_buffer_and_shadow_queue_are_exported_as_metrics(
+    dp_settings: Settings, dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway(dp_settings.model_copy(update={"lineage_flush_interval": 3600}))
+    await fire(gateway, 30)
+    text = httpx.get(f"{gateway.url}/metrics").text
+    samples = {s.name: s for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples["gateway_lineage_buffer_depth"].value == 30
+    assert samples["gateway_lineage_spilled_total"].value == 0
+    assert samples["gateway_snapshot_loaded"].value == 1
+    assert samples["gateway_snapshot_generation"].value >= 2
+    assert "gateway_shadow_queue_depth" in samples

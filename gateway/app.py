@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,13 +19,15 @@ from starlette.routing import Route
 from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
 from gateway.admin.routes import admin
 from gateway.config import Settings
-from gateway.metrics import metrics, metrics_registry
+from gateway.metrics import RequestMetrics, metrics, register_state
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import routes as proxy_routes
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner
 from gateway.services import Services, services
 from gateway.snapshot import RegistryView
+from gateway.telemetry import Tracing
+from releases.keyspace import Keyspace
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
 
 
@@ -62,9 +66,31 @@ async def registry_unreachable(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> Starlette:
-    """Build the gateway app. ``redis`` may be passed in (tests); otherwise one is created
-    from ``settings.redis_url`` at start-up and closed at shutdown."""
+def open_lineage(settings: Settings, client: Redis, keys: Keyspace) -> LineageWriter | None:
+    if not settings.lineage_enabled:
+        return None
+    lineage = LineageWriter(
+        client,
+        keys,
+        SpillDir(settings.lineage_spill_dir),
+        LineageLimits(
+            buffer_size=settings.lineage_buffer_size,
+            flush_interval=settings.lineage_flush_interval,
+            retention_seconds=settings.lineage_retention_days * 86_400,
+        ),
+    )
+    lineage.start()
+    return lineage
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis: Redis | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Starlette:
+    """Build the gateway app. ``redis`` and ``tracer_provider`` may be passed in (tests);
+    otherwise they come from the settings, are made at start-up and closed at shutdown."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -78,19 +104,13 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency)
         )
         shadows.start()
-        app.state.services = services
-        app.state.view = view
-        lineage = LineageWriter(
-            client,
-            services.registry.keys,
-            SpillDir(settings.lineage_spill_dir),
-            LineageLimits(
-                buffer_size=settings.lineage_buffer_size,
-                flush_interval=settings.lineage_flush_interval,
-                retention_seconds=settings.lineage_retention_days * 86_400,
-            ),
+        lineage = open_lineage(settings, client, services.registry.keys)
+        tracing = (
+            Tracing(tracer_provider)
+            if tracer_provider is not None
+            else Tracing.from_environment(settings.trace_exporter)
         )
-        lineage.start()
+        metrics_registry = CollectorRegistry(auto_describe=False)
         dataplane = DataPlane(
             view,
             providers,
@@ -98,17 +118,24 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             services.auth.admin_token_digest,
             shadows,
             lineage,
+            RequestMetrics(metrics_registry),
+            tracing,
         )
         shadows.on_done = dataplane.record_shadow
+        register_state(metrics_registry, dataplane, view)
+        app.state.services = services
+        app.state.view = view
         app.state.dataplane = dataplane
-        app.state.metrics = metrics_registry(dataplane, view)
+        app.state.metrics = metrics_registry
         try:
             yield
         finally:
             await view.stop()
             await shadows.stop()
-            await lineage.close()  # after the shadows, whose records it also holds
+            if lineage is not None:
+                await lineage.close()  # after the shadows, whose records it also holds
             await close_providers(providers)
+            tracing.shutdown()
             if redis is None:
                 await client.aclose()
 

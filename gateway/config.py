@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # Shadow calls waiting beyond this are dropped (and counted), never queued without bound.
     shadow_queue_size: int = Field(default=1000, ge=1)
     shadow_concurrency: int = Field(default=16, ge=1)
+    # "auto": OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none; or "console", "otlp", "none".
+    trace_exporter: Literal["auto", "none", "console", "otlp"] = "auto"
+    # Off only to measure what lineage costs (benchmarks); nothing else should turn it off.
+    lineage_enabled: bool = True
     # Lineage records Redis cannot take are kept here (one file per process) until it can.
     lineage_spill_dir: Path = Path("lineage-spill")
     lineage_retention_days: int = Field(default=30, ge=1)

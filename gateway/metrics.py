@@ -8,17 +8,54 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.proxy.handler import DataPlane
 from gateway.snapshot import RegistryView
 
+if TYPE_CHECKING:
+    from gateway.proxy.handler import DataPlane
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The gateway's own cost is well under a millisecond; providers take up to minutes.
+ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class RequestMetrics:
+    """Per-request metrics, updated once when a request finishes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "gateway_requests", "Responses by channel, release, slice and status.",
+            ["channel", "release", "slice", "status"], registry=registry,
+        )  # fmt: skip
+        self.errors = Counter(
+            "gateway_errors",
+            "Error responses by channel and reason.",
+            ["channel", "code"],
+            registry=registry,
+        )
+        self.added = Histogram(
+            "gateway_added_latency_seconds", "Time the gateway adds to a request (total minus upstream).",
+            buckets=ADDED_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.upstream = Histogram(
+            "gateway_upstream_latency_seconds", "Time spent on the provider call.", ["provider"],
+            buckets=UPSTREAM_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.first_token = Histogram(
+            "gateway_time_to_first_token_seconds", "Time from request to the first streamed byte.",
+            ["channel"], buckets=UPSTREAM_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests", "Requests being answered now.", registry=registry
+        )
 
 
 class StateCollector(Collector):
@@ -84,10 +121,8 @@ class StateCollector(Collector):
             )
 
 
-def metrics_registry(dataplane: DataPlane, view: RegistryView) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
+def register_state(registry: CollectorRegistry, dataplane: DataPlane, view: RegistryView) -> None:
     registry.register(StateCollector(dataplane, view))
-    return registry
 
 
 async def metrics(request: Request) -> Response:

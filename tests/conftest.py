@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -107,8 +108,8 @@ def start_gateway(dp_settings: Settings) -> Iterator[Callable[..., LiveServer]]:
     """Starts gateway replicas on the data-plane settings; all are stopped after the test."""
     started: list[LiveServer] = []
 
-    def start(settings: Settings | None = None) -> LiveServer:
-        server = LiveServer(create_app(settings or dp_settings)).start()
+    def start(settings: Settings | None = None, **app_options: Any) -> LiveServer:
+        server = LiveServer(create_app(settings or dp_settings, **app_options)).start()
         started.append(server)
         return server
 

@@ -1,7 +1,8 @@
 """A real uvicorn server on loopback, in a thread, for end-to-end tests.
 
-The listening socket is bound before the server starts, so clients can connect at once: their
-connections wait in the backlog until the app has started. No readiness polling is needed.
+The listening socket is bound before the server starts, and ``start()`` returns once uvicorn
+has run the app's start-up (an event, not polling): the app state exists and every request
+is served at once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ import threading
 
 import uvicorn
 from starlette.types import ASGIApp
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying when its start-up (the app's lifespan included) is done."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
 
 
 class LiveServer:
@@ -27,7 +40,7 @@ class LiveServer:
         self.sock.listen(1024)
         self.port: int = self.sock.getsockname()[1]
         config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run)
 
@@ -43,6 +56,8 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         self.thread.start()
+        if not self.server.ready.wait(timeout=30):
+            raise RuntimeError("the server did not start within 30 s")
         return self
 
     def stop(self) -> None:

@@ -227,7 +227,6 @@ async def test_each_shadow_call_has_its_own_response_id_linked_to_the_primary(
     )
     await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
     gateway = start_gateway()
-    httpx.get(f"{gateway.url}/healthz")  # answered only once start-up has made the app state
     done: queue.Queue[ShadowResult] = queue.Queue()
     gateway.app.state.dataplane.shadows.on_done = done.put  # type: ignore[attr-defined]
 

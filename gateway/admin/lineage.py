@@ -24,8 +24,10 @@ async def show_lineage(request: Request) -> JSONResponse:
     record = await read_record(s.redis, keys, response_id)
     if record is None:
         # Read your own writes: on this replica the record may still be in the buffer.
-        await request.app.state.dataplane.lineage.flush()
-        record = await read_record(s.redis, keys, response_id)
+        lineage = request.app.state.dataplane.lineage
+        if lineage is not None:
+            await lineage.flush()
+            record = await read_record(s.redis, keys, response_id)
     if record is None:
         raise NotFound(
             f"no lineage record for response {response_id!r} (kept for the retention period)"

@@ -1,54 +1,122 @@
-"""One request as lineage sees it: filled in as the request is resolved, recorded once."""
+"""One request from arrival to its last byte: filled in as it is resolved, finished once.
+
+Finishing feeds everything that watches requests: lineage, metrics, the trace and the
+request log. ``finish`` is idempotent, so every way out of a request (an error, a whole
+answer, a stream that ended, one abandoned before it started) can call it safely.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
+import orjson
+
+from gateway.metrics import RequestMetrics
 from gateway.proxy.tagging import Tag
+from gateway.telemetry import RequestTrace
 from releases.lineage import LineageRecord, LineageWriter, Usage
 from releases.models import utc_now
+
+request_log = logging.getLogger("gateway.requests")
+
+
+@dataclass(frozen=True)
+class Sinks:
+    """Where finished requests go."""
+
+    lineage: LineageWriter | None = None
+    metrics: RequestMetrics | None = None
 
 
 @dataclass
 class Exchange:
-    """What is known of a request so far; ``finish`` writes its lineage record."""
+    """What is known of a request so far."""
 
     tag: Tag
+    trace: RequestTrace | None = None
     started: float = field(default_factory=time.perf_counter)
     at: str = field(default_factory=utc_now)
     generation: int | None = None
     provider: str | None = None
     model_id: str | None = None
     primary_response_id: str | None = None
+    upstream_started: float | None = None
+    upstream_elapsed: float | None = None
+    first_byte: float | None = None
+    finished: bool = False
+
+    def upstream_done(self) -> None:
+        if self.upstream_started is not None:
+            self.upstream_elapsed = time.perf_counter() - self.upstream_started
 
     def finish(
         self,
-        lineage: LineageWriter | None,
+        sinks: Sinks,
         status: int,
         *,
         usage: Usage | None = None,
         provider_response_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        if lineage is None:
+        if self.finished:
             return
+        self.finished = True
+        elapsed = time.perf_counter() - self.started
         known = self.tag.release != "-"
-        lineage.record(
-            LineageRecord(
-                response_id=self.tag.response_id,
-                at=self.at,
-                status=status,
-                latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
-                release_id=self.tag.release if known else None,
-                channel=self.tag.channel if known and self.tag.channel != "-" else None,
-                slice=self.tag.slice if known else None,
-                channel_generation=self.generation,
-                provider=self.provider,
-                model_id=self.model_id,
-                usage=usage,
-                provider_response_id=provider_response_id,
-                primary_response_id=self.primary_response_id,
-                error=error,
-            )
+        record = LineageRecord(
+            response_id=self.tag.response_id,
+            at=self.at,
+            status=status,
+            latency_ms=round(elapsed * 1000, 3),
+            release_id=self.tag.release if known else None,
+            channel=self.tag.channel if known and self.tag.channel != "-" else None,
+            slice=self.tag.slice if known else None,
+            channel_generation=self.generation,
+            provider=self.provider,
+            model_id=self.model_id,
+            usage=usage,
+            provider_response_id=provider_response_id,
+            primary_response_id=self.primary_response_id,
+            trace_id=self.trace.trace_id if self.trace is not None else None,
+            error=error,
         )
+        if sinks.lineage is not None:
+            sinks.lineage.record(record)
+        if sinks.metrics is not None:
+            self._measure(sinks.metrics, status, elapsed, error)
+        if self.trace is not None:
+            self.trace.end(status, self._attributes(record))
+        if request_log.isEnabledFor(logging.INFO):
+            request_log.info(orjson.dumps(record).decode())
+
+    def _measure(
+        self, metrics: RequestMetrics, status: int, elapsed: float, error: str | None
+    ) -> None:
+        channel = self.tag.channel
+        metrics.requests.labels(channel, self.tag.release, self.tag.slice, str(status)).inc()
+        if error is not None:
+            metrics.errors.labels(channel, error).inc()
+        upstream = self.upstream_elapsed or 0.0
+        metrics.added.observe(max(elapsed - upstream, 0.0))
+        if self.upstream_elapsed is not None and self.provider is not None:
+            metrics.upstream.labels(self.provider).observe(self.upstream_elapsed)
+        if self.first_byte is not None:
+            metrics.first_token.labels(channel).observe(self.first_byte - self.started)
+        if self.primary_response_id is None:  # shadows never counted as in flight
+            metrics.in_flight.dec()
+
+    def _attributes(self, record: LineageRecord) -> dict[str, object]:
+        usage = record.usage
+        return {
+            "gateway.channel": record.channel,
+            "gateway.release_id": record.release_id,
+            "gateway.slice": record.slice,
+            "gateway.response_id": record.response_id,
+            "gateway.provider": record.provider,
+            "gen_ai.request.model": record.model_id,
+            "gen_ai.usage.input_tokens": usage.input_tokens if usage else None,
+            "gen_ai.usage.output_tokens": usage.output_tokens if usage else None,
+            "gateway.error": record.error,
+        }

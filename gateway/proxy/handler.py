@@ -20,10 +20,11 @@ from starlette.types import ASGIApp
 
 from gateway.bodies import BodyTooLarge, read_limited
 from gateway.injection import MissingVariable, PreparedRelease
+from gateway.metrics import RequestMetrics
 from gateway.proxy.caller import authenticate, variables
 from gateway.proxy.dialects import OPENAI, Dialect
 from gateway.proxy.errors import ProxyError
-from gateway.proxy.exchange import Exchange
+from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.resolve import ResolveError, Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
 from gateway.proxy.sse import tag_first_event
@@ -31,6 +32,7 @@ from gateway.proxy.streaming import ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
 from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
+from gateway.telemetry import Tracing
 from gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 from releases.apikeys import ApiKey
 from releases.lineage import LineageWriter
@@ -69,6 +71,8 @@ class DataPlane:
         admin_token_digest: str | None,
         shadows: ShadowRunner,
         lineage: LineageWriter | None = None,
+        metrics: RequestMetrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.view = view
         self.providers = providers
@@ -76,10 +80,15 @@ class DataPlane:
         self.admin_token_digest = admin_token_digest
         self.shadows = shadows
         self.lineage = lineage
+        self.sinks = Sinks(lineage, metrics)
+        self.tracing = tracing
         self._prepared: dict[str, PreparedRelease] = {}
 
     async def handle(self, request: Request, dialect: Dialect) -> ASGIApp:
-        exchange = Exchange(Tag(new_response_id()))
+        trace = self.tracing.start(request.headers) if self.tracing is not None else None
+        exchange = Exchange(Tag(new_response_id()), trace)
+        if self.sinks.metrics is not None:
+            self.sinks.metrics.in_flight.inc()
         try:
             snapshot = self._snapshot()
             key = self._authenticate(request, snapshot)
@@ -115,8 +124,11 @@ class DataPlane:
                 headers["x-gateway-overridden"] = ", ".join(overridden)
             return await self._forward(request, dialect, provider, upstream_body, headers, exchange)
         except ProxyError as exc:
-            exchange.finish(self.lineage, exc.status, error=exc.code)
+            exchange.finish(self.sinks, exc.status, error=exc.code)
             return self._error(dialect, exc, exchange.tag)
+        except Exception:
+            exchange.finish(self.sinks, 500, error="internal_error")
+            raise
 
     async def models(self, request: Request) -> Response:
         """The channels this key may call, in OpenAI's list format."""
@@ -236,14 +248,24 @@ class DataPlane:
     ) -> ASGIApp:
         url = provider.base_url + dialect.upstream_path
         upstream_headers = dialect.upstream_headers(provider.api_key, request.headers)
+        if exchange.trace is not None:
+            upstream_headers.update(exchange.trace.upstream_headers())
+        exchange.upstream_started = time.perf_counter()
         try:
             response = await provider.upstream.post(url, orjson.dumps(body), upstream_headers)
             if body.get("stream") is True and response.status == 200:
                 return ProxyStream(
-                    self._stream(dialect, response, exchange), 200, {**headers, **SSE_HEADERS}
+                    self._stream(dialect, response, exchange),
+                    200,
+                    {**headers, **SSE_HEADERS},
+                    on_close=lambda: exchange.finish(
+                        self.sinks, CLIENT_CLOSED, error="client_disconnected"
+                    ),
                 )
             raw = await response.read()
+            exchange.upstream_done()
         except UpstreamError as exc:
+            exchange.upstream_done()
             raise _upstream_failure(provider, exc) from None
         _pass_headers(response, headers)
         if response.status >= 500:
@@ -252,7 +274,7 @@ class DataPlane:
             )
         content_type = response.headers.get("content-type", "application/json")
         if response.status >= 400:  # the caller's request was refused: theirs to see, as is
-            exchange.finish(self.lineage, response.status, error="provider_refused")
+            exchange.finish(self.sinks, response.status, error="provider_refused")
             return Response(raw, response.status, headers, media_type=content_type)
         try:
             answer = orjson.loads(raw)
@@ -264,7 +286,7 @@ class DataPlane:
             ) from None
         provider_id = answer.get("id") if isinstance(answer, dict) else None
         exchange.finish(
-            self.lineage,
+            self.sinks,
             response.status,
             usage=usage_of(answer),
             provider_response_id=provider_id if isinstance(provider_id, str) else None,
@@ -283,6 +305,8 @@ class DataPlane:
         status, error = CLIENT_CLOSED, "client_disconnected"
         try:
             async for piece in tag_first_event(response.chunks(), exchange.tag.body()):
+                if exchange.first_byte is None:
+                    exchange.first_byte = time.perf_counter()
                 observer.feed(piece)
                 yield piece
             status, error = 200, None
@@ -293,8 +317,9 @@ class DataPlane:
             yield dialect.stream_error(status, error, str(exc))
         finally:
             response.close()
+            exchange.upstream_done()
             exchange.finish(
-                self.lineage,
+                self.sinks,
                 status,
                 usage=observer.usage,
                 provider_response_id=observer.provider_response_id,
@@ -318,7 +343,7 @@ class DataPlane:
             answer = None
         provider_id = answer.get("id") if isinstance(answer, dict) else None
         exchange.finish(
-            self.lineage,
+            self.sinks,
             result.status or 502,
             usage=usage_of(answer),
             provider_response_id=provider_id if isinstance(provider_id, str) else None,

@@ -6,7 +6,7 @@ and always closes the body iterator, so the provider's connection is dropped at 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 import anyio
 from starlette.types import Receive, Scope, Send
@@ -16,9 +16,15 @@ class ProxyStream:
     """An ASGI response streaming ``body`` (an async generator) with ``headers``."""
 
     def __init__(
-        self, body: AsyncGenerator[bytes, None], status: int, headers: Mapping[str, str]
+        self,
+        body: AsyncGenerator[bytes, None],
+        status: int,
+        headers: Mapping[str, str],
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.body = body
+        # Runs last, whatever happened: a body that never started runs no code of its own.
+        self.on_close = on_close
         self.status = status
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
@@ -36,6 +42,8 @@ class ProxyStream:
                 group.cancel_scope.cancel()
         finally:
             await self.body.aclose()
+            if self.on_close is not None:
+                self.on_close()
 
     async def _stream(self, send: Send) -> None:
         await send(

@@ -1,0 +1,178 @@
+"""Traces, metrics and request logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+
+from gateway.services import Services
+from tests.factories import ADMIN_TOKEN
+from tests.live import LiveServer
+from tests.stack import openai_spec, publish
+
+CH = "support-bot-prod"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+HEADERS = {
+    "Authorization": f"Bearer {ADMIN_TOKEN}",
+    "X-Gateway-Variables": json.dumps({"product": "Acme"}),
+    "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+}
+BODY = {"model": CH, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def upstream_traceparent(fake_control: httpx.Client) -> str:
+    header: str = fake_control.get("/_fake/requests").json()[-1]["headers"]["traceparent"]
+    return header
+
+
+async def lineage_trace_id(gateway: LiveServer, response_id: str) -> str:
+    shown = httpx.get(
+        f"{gateway.url}/admin/lineage/{response_id}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    trace_id: str = shown.json()["record"]["trace_id"]
+    return trace_id
+
+
+async def test_a_request_span_and_an_upstream_span_continue_the_callers_trace(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    release = await publish(dp_services, openai_spec(), CH)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    gateway = start_gateway(tracer_provider=provider)
+
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, headers=HEADERS)
+    assert answer.status_code == 200
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    request, upstream = spans["gateway.request"], spans["gateway.upstream"]
+    assert format(request.context.trace_id, "032x") == TRACE_ID
+    assert (
+        request.parent is not None and format(request.parent.span_id, "016x") == "00f067aa0ba902b7"
+    )
+    assert upstream.parent is not None and upstream.parent.span_id == request.context.span_id
+    attributes = dict(request.attributes or {})
+    assert attributes["gateway.channel"] == CH and attributes["gateway.release_id"] == release.id
+    assert attributes["gateway.slice"] == "stable"
+    assert attributes["gateway.response_id"] == answer.headers["x-gateway-response-id"]
+    assert attributes["gateway.provider"] == "fake-openai"
+    assert attributes["gen_ai.request.model"] == "fake-chat-2024-06-01"
+    assert attributes["http.response.status_code"] == 200
+    assert int(attributes["gen_ai.usage.input_tokens"]) > 0  # type: ignore[call-overload]
+
+    sent = upstream_traceparent(fake_control).split("-")
+    assert (sent[1], sent[2]) == (TRACE_ID, format(upstream.context.span_id, "016x"))
+    assert await lineage_trace_id(gateway, answer.headers["x-gateway-response-id"]) == TRACE_ID
+
+
+async def test_without_an_exporter_the_trace_is_still_propagated_and_recorded(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    assert gateway.app.state.dataplane.tracing.tracer is None  # type: ignore[attr-defined]
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, headers=HEADERS)
+    assert upstream_traceparent(fake_control).split("-")[1] == TRACE_ID
+    assert await lineage_trace_id(gateway, answer.headers["x-gateway-response-id"]) == TRACE_ID
+
+    untraced = {k: v for k, v in HEADERS.items() if k != "traceparent"}
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, headers=untraced)
+    made_up = upstream_traceparent(fake_control).split("-")[1]
+    assert len(made_up) == 32 and made_up != TRACE_ID
+    assert await lineage_trace_id(gateway, answer.headers["x-gateway-response-id"]) == made_up
+
+
+async def test_metrics_count_requests_errors_latency_and_first_tokens(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    release = await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    with httpx.Client(base_url=gateway.url, headers=HEADERS) as client:
+        for _ in range(3):
+            assert client.post("/v1/chat/completions", json=BODY).status_code == 200
+        with client.stream("POST", "/v1/chat/completions", json={**BODY, "stream": True}) as stream:
+            stream.read()
+        assert (
+            client.post("/v1/chat/completions", json={**BODY, "model": "nope"}).status_code == 404
+        )
+        text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def value(family: str, sample: str, **labels: str) -> float:
+        return next(
+            s.value for s in families[family].samples
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+        )  # fmt: skip
+
+    assert (
+        value(
+            "gateway_requests",
+            "gateway_requests_total",
+            channel=CH,
+            release=release.id,
+            slice="stable",
+            status="200",
+        )
+        == 4
+    )
+    assert value("gateway_requests", "gateway_requests_total", status="404") == 1
+    assert value("gateway_errors", "gateway_errors_total", code="channel_not_found") == 1
+    assert value("gateway_added_latency_seconds", "gateway_added_latency_seconds_count") == 5
+    assert (
+        value(
+            "gateway_upstream_latency_seconds",
+            "gateway_upstream_latency_seconds_count",
+            provider="fake-openai",
+        )
+        == 4
+    )
+    assert (
+        value(
+            "gateway_time_to_first_token_seconds",
+            "gateway_time_to_first_token_seconds_count",
+            channel=CH,
+        )
+        == 1
+    )
+    assert value("gateway_in_flight_requests", "gateway_in_flight_requests") == 0
+
+
+async def test_one_json_log_line_per_request(
+    dp_services: Services,
+    start_gateway: Callable[..., LiveServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    with caplog.at_level(logging.INFO, logger="gateway.requests"):
+        answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, headers=HEADERS)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.requests"]
+    assert len(lines) == 1
+    assert (lines[0]["response_id"], lines[0]["release_id"], lines[0]["status"]) == (
+        answer.headers["x-gateway-response-id"], release.id, 200,
+    )  # fmt: skip
+    assert lines[0]["trace_id"] == TRACE_ID
+
+
+async def test_a_replica_with_lineage_off_still_serves(
+    dp_services: Services,
+    dp_settings: object,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway(dp_settings.model_copy(update={"lineage_enabled": False}))  # type: ignore[attr-defined]
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, headers=HEADERS)
+    assert answer.status_code == 200
+    keys = [k async for k in redis.scan_iter(match=dp_services.registry.keys.lineage("*"))]
+    assert keys == []

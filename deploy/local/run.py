@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.server import logging_config
 from gateway.services import Services
 from releases.models import Actor
 from releases.signing import generate_key_text
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
             config = uvicorn.Config(
                 create_app(settings),
                 lifespan="on",
-                log_level="info",
+                log_config=logging_config(),
+                access_log=False,
                 loop="uvloop",
                 http="httptools",
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -56,6 +56,15 @@ class RequestMetrics:
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being answered now.", registry=registry
         )
+        # labels() takes a lock and builds a key each call; the children are few, keep them.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def count(self, channel: str, release: str, slice_: str, status: int) -> None:
+        key = (channel, release, slice_, str(status))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(*key)
+        child.inc()
 
 
 class StateCollector(Collector):

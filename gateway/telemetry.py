@@ -10,7 +10,7 @@ OpenTelemetry SDK records the spans.
 from __future__ import annotations
 
 import os
-import secrets
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,15 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 PROPAGATOR = TraceContextTextMapPropagator()
 INVALID_TRACE = "0" * 32
+
+
+def new_trace_id() -> str:
+    # Random, not secret; see gateway.proxy.tagging.new_response_id for why not secrets.
+    return f"{random.getrandbits(128) or 1:032x}"
+
+
+def new_span_id() -> str:
+    return f"{random.getrandbits(64) or 1:016x}"
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:
@@ -63,7 +72,7 @@ class RequestTrace:
             PROPAGATOR.inject(carrier, context=trace.set_span_in_context(self.upstream_span))
             return carrier
         flags = "01" if self.sampled else "00"
-        return {"traceparent": f"00-{self.trace_id}-{secrets.token_hex(8)}-{flags}"}
+        return {"traceparent": f"00-{self.trace_id}-{new_span_id()}-{flags}"}
 
     def end(self, status: int, attributes: Mapping[str, Any]) -> None:
         if self.upstream_span is not None:
@@ -105,7 +114,7 @@ class Tracing:
         incoming = parse_traceparent(headers.get("traceparent"))
         if self.tracer is None:
             if incoming is None:
-                return RequestTrace(secrets.token_hex(16), sampled=True)
+                return RequestTrace(new_trace_id(), sampled=True)
             return RequestTrace(incoming[0], sampled=incoming[2])
         context = None
         if incoming is not None:

@@ -15,7 +15,14 @@ from gateway.admin.errors import AdminError
 from releases.apikeys import ApiKey, KeyRing, matches, secret_digest
 from releases.models import Actor, Role
 
-BOOTSTRAP_ADMIN = "bootstrap-admin"
+# The identity of GATEWAY_ADMIN_TOKEN: never stored, made once.
+BOOTSTRAP_KEY = ApiKey(
+    name="bootstrap-admin",
+    role="admin",
+    channels=["*"],
+    created_by="GATEWAY_ADMIN_TOKEN",
+    created_at="",
+)
 
 READ: frozenset[Role] = frozenset({"admin", "operator", "auditor"})
 WRITE: frozenset[Role] = frozenset({"admin", "operator"})
@@ -45,13 +52,7 @@ class Authenticator:
 
     async def identify(self, secret: str) -> ApiKey | None:
         if self.admin_token_digest is not None and matches(secret, self.admin_token_digest):
-            return ApiKey(
-                name=BOOTSTRAP_ADMIN,
-                role="admin",
-                channels=["*"],
-                created_by="GATEWAY_ADMIN_TOKEN",
-                created_at="",
-            )
+            return BOOTSTRAP_KEY
         return await self.keyring.lookup(secret)
 
     async def require(self, request: Request, roles: frozenset[Role]) -> Actor:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from gateway.admin.auth import presented_key
+from gateway.admin.auth import BOOTSTRAP_KEY, presented_key
 from gateway.proxy.errors import ProxyError
 from gateway.snapshot import Snapshot
 from releases.apikeys import ApiKey
@@ -32,9 +32,7 @@ def authenticate(request: Request, snapshot: Snapshot, admin_token_digest: str |
     if key is not None:
         return key
     if admin_token_digest is not None and hmac.compare_digest(digest, admin_token_digest):
-        return ApiKey(
-            name="bootstrap-admin", role="admin", channels=["*"], created_by="", created_at=""
-        )
+        return BOOTSTRAP_KEY
     raise ProxyError(401, "invalid_api_key", "the key is not valid")
 
 

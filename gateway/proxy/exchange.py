@@ -86,7 +86,7 @@ class Exchange:
             sinks.lineage.record(record)
         if sinks.metrics is not None:
             self._measure(sinks.metrics, status, elapsed, error)
-        if self.trace is not None:
+        if self.trace is not None and self.trace.span is not None:
             self.trace.end(status, self._attributes(record))
         if request_log.isEnabledFor(logging.INFO):
             request_log.info(orjson.dumps(record).decode())
@@ -95,7 +95,7 @@ class Exchange:
         self, metrics: RequestMetrics, status: int, elapsed: float, error: str | None
     ) -> None:
         channel = self.tag.channel
-        metrics.requests.labels(channel, self.tag.release, self.tag.slice, str(status)).inc()
+        metrics.count(channel, self.tag.release, self.tag.slice, status)
         if error is not None:
             metrics.errors.labels(channel, error).inc()
         upstream = self.upstream_elapsed or 0.0

@@ -21,6 +21,7 @@ from gateway.admin.routes import admin
 from gateway.config import Settings
 from gateway.metrics import RequestMetrics, metrics, register_state
 from gateway.providers import close_providers, open_providers
+from gateway.proxy.fastpath import FastPath
 from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import routes as proxy_routes
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner
@@ -88,7 +89,7 @@ def create_app(
     *,
     redis: Redis | None = None,
     tracer_provider: TracerProvider | None = None,
-) -> Starlette:
+) -> FastPath:
     """Build the gateway app. ``redis`` and ``tracer_provider`` may be passed in (tests);
     otherwise they come from the settings, are made at start-up and closed at shutdown."""
     settings = settings or Settings()
@@ -139,7 +140,7 @@ def create_app(
             if redis is None:
                 await client.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
@@ -155,3 +156,4 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    return FastPath(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from gateway.cli import main as cli
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.proxy.shadow import ShadowResult
 from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -133,6 +135,14 @@ async def test_streams_errors_and_shadows_get_records_too(
     shadow, _ = await dp_services.registry.register(openai_spec(params={"seed": 5}), OPERATOR)
     await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
     gateway = start_gateway()
+    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    shadow_done: queue.Queue[ShadowResult] = queue.Queue()
+
+    def record_and_tell(result: ShadowResult) -> None:
+        dataplane.record_shadow(result)
+        shadow_done.put(result)
+
+    dataplane.shadows.on_done = record_and_tell
     with httpx.Client(base_url=gateway.url, headers=HEADERS) as client:
         with client.stream(
             "POST", "/v1/chat/completions", json={**BODY, "stream": True}
@@ -148,7 +158,9 @@ async def test_streams_errors_and_shadows_get_records_too(
             anthropic_stream.read()
         missing = client.post("/v1/chat/completions", json={**BODY, "model": "nope"})
     ids = [r.headers["x-gateway-response-id"] for r in (openai_stream, anthropic_stream, missing)]
-    lookup(gateway, ids[0])  # flush
+    shadow_done.get(timeout=5)  # the one shadow call (of the OpenAI stream) has been recorded
+    assert gateway.loop is not None
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(dataplane.lineage.flush(), gateway.loop))
     records = await stored(redis, dp_services, ids)
 
     assert (

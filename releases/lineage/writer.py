@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from releases.keyspace import Keyspace
@@ -23,6 +24,8 @@ from releases.lineage.record import LineageRecord
 from releases.lineage.spill import SpillDir
 
 log = logging.getLogger("releases.lineage")
+
+BATCH_SCRIPT = resources.files("releases").joinpath("lua/lineage_batch.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,13 @@ class LineageWriter:
     stats: LineageStats = field(default_factory=LineageStats)
 
     def __post_init__(self) -> None:
+        # A script writes a whole batch as one command; Cluster spreads a batch over slots, so
+        # there a pipeline it is.
+        self._batch_script = (
+            None
+            if isinstance(self.redis, RedisCluster)
+            else self.redis.register_script(BATCH_SCRIPT)
+        )
         self._buffer: list[tuple[str, bytes]] = []  # (response id, record JSON)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -113,12 +123,18 @@ class LineageWriter:
         self.stats.spilled += len(batch)
 
     async def _write(self, batch: list[tuple[str, bytes]]) -> bool:
-        """One pipelined round trip for the batch; False when Redis could not take it."""
-        pipe = self.redis.pipeline(transaction=False)
-        for response_id, line in batch:
-            pipe.set(self.keyspace.lineage(response_id), line, ex=self.limits.retention_seconds)
+        """One round trip for the batch; False when Redis could not take it."""
+        keys = [self.keyspace.lineage(response_id) for response_id, _ in batch]
         try:
-            await pipe.execute()
+            if self._batch_script is not None:
+                await self._batch_script(
+                    keys=keys, args=[*(line for _, line in batch), self.limits.retention_seconds]
+                )
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                for key, (_, line) in zip(keys, batch, strict=True):
+                    pipe.set(key, line, ex=self.limits.retention_seconds)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self.stats.write_failures += 1
             log.warning(

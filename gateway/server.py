@@ -35,8 +35,14 @@ def logging_config(request_log: bool = True) -> dict[str, Any]:
     return config
 
 
-def serve(host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
-    """Serve until interrupted. With ``workers > 1`` each process holds its own state."""
+def serve(
+    host: str = "127.0.0.1", port: int = 8080, workers: int = 1, drain_seconds: float = 30.0
+) -> None:
+    """Serve until SIGTERM/SIGINT. With ``workers > 1`` each process holds its own state.
+
+    On SIGTERM the server stops accepting, lets in-flight requests finish for up to
+    ``drain_seconds``, then runs the shutdown that flushes lineage.
+    """
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -46,6 +52,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
         lifespan="on",
         log_config=logging_config(),
         access_log=False,  # the gateway's own request line says more
+        timeout_graceful_shutdown=drain_seconds,
         # Measured (benchmarks/RESULTS.md): +66% throughput over the stock loop, and uvloop sets
         # TCP_NODELAY on every connection, which the stock loop skips for --workers sockets.
         loop="uvloop",

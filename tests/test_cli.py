@@ -613,8 +613,12 @@ def test_serve_runs_the_server_with_host_port_and_workers(
     monkeypatch.setitem(sys.modules, "gateway.server", server)
 
     assert main(["serve", "--host", "0.0.0.0", "--port", "9000", "--workers", "4"]) == 0
+    assert main(["serve", "--drain-seconds", "5"]) == 0
 
-    assert calls == [{"host": "0.0.0.0", "port": 9000, "workers": 4}]
+    assert calls == [
+        {"host": "0.0.0.0", "port": 9000, "workers": 4, "drain_seconds": 30.0},
+        {"host": "127.0.0.1", "port": 8080, "workers": 1, "drain_seconds": 5.0},
+    ]
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -160,7 +160,9 @@ async def test_streams_errors_and_shadows_get_records_too(
     ids = [r.headers["x-gateway-response-id"] for r in (openai_stream, anthropic_stream, missing)]
     shadow_done.get(timeout=5)  # the one shadow call (of the OpenAI stream) has been recorded
     assert gateway.loop is not None
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(dataplane.lineage.flush(), gateway.loop))
+    await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(dataplane.lineage.flush(), gateway.loop)
+    )
     records = await stored(redis, dp_services, ids)
 
     assert (

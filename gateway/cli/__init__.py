@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="worker processes (default %(default)s)"
     )
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, how long in-flight requests may finish (default %(default)s)",
+    )
     serve.set_defaults(local=commands.serve)
     _add_release_commands(tree)
     _add_channel_commands(tree)

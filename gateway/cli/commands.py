@@ -34,7 +34,9 @@ def serve(args: argparse.Namespace) -> int:
     # Imported here so admin commands do not pay for loading the server and its providers.
     from gateway.server import serve as run_server
 
-    run_server(host=args.host, port=args.port, workers=args.workers)
+    run_server(
+        host=args.host, port=args.port, workers=args.workers, drain_seconds=args.drain_seconds
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ from gateway.proxy.fastpath import FastPath
 from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import routes as proxy_routes
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner
+from gateway.redis_client import connect, connect_listener
 from gateway.services import Services, services
 from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
@@ -96,9 +97,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = redis if redis is not None else Redis.from_url(settings.redis_url)
+        client = redis if redis is not None else connect(settings)
         services = Services.create(settings, client)
-        view = RegistryView(client, services.registry.keys)
+        view = RegistryView(
+            client, services.registry.keys, listener=lambda: connect_listener(settings)
+        )
         await view.start()
         providers = open_providers(settings.providers())
         shadows = ShadowRunner(

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Cluster: any node's address in redis_url (or a redis+cluster:// URL) and this set.
+    redis_cluster: bool = False
+    # Sentinel: "host:port,host:port" and the master's name; redis_url is then unused.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "mymaster"
     # Registry keys live under "{prefix}"; several gateways can share a Redis with other prefixes.
     redis_prefix: str = Field(default="gw", pattern=r"^[A-Za-z0-9_.-]+$")
     config: Path | None = None

@@ -22,8 +22,11 @@ from redis.exceptions import RedisError
 from releases.apikeys import ApiKey
 from releases.keyspace import Keyspace
 from releases.models import Channel, Release
+from releases.scripts import LuaScript
 
 log = logging.getLogger("gateway.snapshot")
+
+SNAPSHOT_SCRIPT = LuaScript("snapshot.lua")
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,11 @@ class RegistryView:
         keyspace: Keyspace,
         timing: RefreshTiming = RefreshTiming(),
         on_load: Callable[[Snapshot], None] | None = None,
+        listener: Callable[[], Redis | None] | None = None,
     ) -> None:
         self.redis = redis
+        # Makes the client that subscribes, when it must not be ``redis`` (Cluster).
+        self.listener = listener
         self.keys = keyspace
         self.timing = timing
         self.on_load = on_load
@@ -80,15 +86,21 @@ class RegistryView:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def reload(self) -> Snapshot:
-        """Read the registry in one transaction; fetch only releases not held yet (they never
+        """Read the registry in one atomic script; fetch only releases not held yet (they never
         change, and none is ever deleted while a channel points at it)."""
         async with self._reload_lock:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.get(self.keys.change_counter)
-            pipe.hgetall(self.keys.channels)
-            pipe.hgetall(self.keys.api_keys)
-            pipe.hkeys(self.keys.releases)
-            counter, channels_raw, keys_raw, release_ids = await pipe.execute()
+            counter, channels_flat, keys_flat, release_ids = await SNAPSHOT_SCRIPT(
+                self.redis,
+                [
+                    self.keys.change_counter,
+                    self.keys.channels,
+                    self.keys.api_keys,
+                    self.keys.releases,
+                ],
+                [],
+            )
+            channels_raw = dict(zip(channels_flat[::2], channels_flat[1::2], strict=True))
+            keys_raw = dict(zip(keys_flat[::2], keys_flat[1::2], strict=True))
             held = self.current.releases if self.current is not None else {}
             releases = {rid: held[rid] for rid in map(_text, release_ids) if rid in held}
             missing = [rid for rid in map(_text, release_ids) if rid not in held]
@@ -114,8 +126,10 @@ class RegistryView:
         """Reload on every announcement; resubscribe (and reload) after losing Redis."""
         delay = self.timing.retry_min
         while True:
+            own = self.listener() if self.listener is not None else None
+            subscriber = own or self.redis
             try:
-                async with self.redis.pubsub() as pubsub:
+                async with subscriber.pubsub() as pubsub:
                     await pubsub.subscribe(self.keys.changes_channel)
                     await self.reload()  # after subscribing, so no change falls in between
                     delay = self.timing.retry_min
@@ -126,6 +140,9 @@ class RegistryView:
                 log.warning("registry unreachable, serving the last snapshot: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.timing.retry_max)
+            finally:
+                if own is not None:
+                    await own.aclose()
 
     def _is_news(self, data: bytes | str) -> bool:
         """An announcement ``<counter> <kind> <name>`` older than what we hold needs no reload

@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
 from releases.errors import Conflict, NotFound
 from releases.keyspace import Keyspace
+from releases.scripts import LuaScript
 
-COMMIT_SCRIPT = resources.files("releases").joinpath("lua/commit.lua").read_text()
+COMMIT_SCRIPT = LuaScript("commit.lua")
+AUDIT_SCRIPT = LuaScript("audit_material.lua")
 
 # Attempts before a write under relentless contention gives up (each failed one means another
 # write succeeded, so the registry as a whole always makes progress).
@@ -85,7 +86,7 @@ class RegistryStore:
     def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
         self.redis = redis
         self.keyspace = keyspace
-        self._commit = redis.register_script(COMMIT_SCRIPT)
+        self._commit = COMMIT_SCRIPT
 
     def plan(self) -> Plan:
         return Plan(self.keyspace)
@@ -97,7 +98,7 @@ class RegistryStore:
         """
         if "incr" not in plan.ops:
             raise ValueError("every registry change must be announced")
-        result = await self._commit(keys=plan.keys, args=[json.dumps(plan.ops)])
+        result = await self._commit(self.redis, plan.keys, [json.dumps(plan.ops)])
         status = _text(result[0])
         if status == "ok":
             return int(result[1])
@@ -135,12 +136,10 @@ class RegistryStore:
         """The audit entries (oldest first), the head and every release record, read in one
         transaction so they describe one moment."""
         keys = self.keyspace
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lrange(keys.audit, 0, -1)
-        pipe.get(keys.audit_head)
-        pipe.hvals(keys.releases)
-        entries, head, releases = await pipe.execute()
-        return [_text(e) for e in entries], _text_or_none(head), [_text(r) for r in releases]
+        entries, head, releases = await AUDIT_SCRIPT(
+            self.redis, [keys.audit, keys.audit_head, keys.releases], []
+        )
+        return [_text(e) for e in entries], _text(head) or None, [_text(r) for r in releases]
 
     async def list_length(self, key: str) -> int:
         return int(await self.redis.llen(key))

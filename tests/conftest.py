@@ -14,8 +14,9 @@ from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.embedded_redis import EmbeddedRedis
+from gateway.embedded_redis import EmbeddedCluster, EmbeddedRedis
 from gateway.fakeprovider import create_fake_provider
+from gateway.redis_client import connect
 from gateway.services import Services
 from releases.models import Actor
 from tests.factories import ADMIN_TOKEN, PROVIDERS_YAML, SIGNING_KEY
@@ -29,6 +30,13 @@ OPERATOR = Actor(name="ops-alice", role="operator")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    """A real three-master Redis Cluster (tests/test_cluster.py)."""
+    with EmbeddedCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +61,7 @@ def settings(redis_server: EmbeddedRedis, providers_file: Path, tmp_path: Path) 
 
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
+    client = connect(settings)
     yield client
     await client.aclose()
 

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from gateway.cli import main as cli
 from gateway.config import Settings
+from gateway.redis_client import connect
 from gateway.services import Services
 from releases.audit import entry_hash
 from releases.models import Actor
@@ -141,7 +142,7 @@ async def test_concurrent_changes_from_several_clients_make_one_unbroken_chain(
     settings: Settings, services: Services
 ) -> None:
     ids = await busy_registry(services)
-    clients = [Redis.from_url(settings.redis_url) for _ in range(3)]
+    clients = [connect(settings) for _ in range(3)]
     replicas = [Services.create(settings, client) for client in clients]
 
     async def churn(services_: Services, actor: Actor) -> None:

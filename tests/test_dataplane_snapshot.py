@@ -108,7 +108,7 @@ async def test_without_redis_requests_are_served_from_the_snapshot_and_new_repli
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     server.start()
     try:
-        settings = dp_settings.model_copy(update={"redis_url": server.url})
+        settings = dp_settings.model_copy(update={"redis_url": server.url, "redis_cluster": False})
         client = Redis.from_url(server.url)
         services = Services.create(settings, client)
         one = await publish(services, spec_saying("Release one"), CH)

@@ -66,7 +66,11 @@ async def stored(
     keys = [services.registry.keys.lineage(rid) for rid in response_ids]
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), 1000):
-        for raw in await redis.mget(keys[start : start + 1000]):
+        # GETs in a pipeline, not MGET: on a Cluster the records live in many slots.
+        pipe = redis.pipeline(transaction=False)
+        for key in keys[start : start + 1000]:
+            pipe.get(key)
+        for raw in await pipe.execute():
             if raw is not None:
                 record = json.loads(raw)
                 found[record["response_id"]] = record
@@ -219,7 +223,9 @@ async def test_redis_stopped_for_part_of_a_run_loses_no_record_and_duplicates_no
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     server.start()
     spill = tmp_path / "spill"
-    settings = dp_settings.model_copy(update={"redis_url": server.url, "lineage_spill_dir": spill})
+    settings = dp_settings.model_copy(
+        update={"redis_url": server.url, "redis_cluster": False, "lineage_spill_dir": spill}
+    )
     client = Redis.from_url(server.url)
     try:
         services = Services.create(settings, client)
@@ -266,7 +272,9 @@ async def test_a_shutdown_without_redis_spills_and_the_next_replica_replays(
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     server.start()
     spill = tmp_path / "spill"
-    settings = dp_settings.model_copy(update={"redis_url": server.url, "lineage_spill_dir": spill})
+    settings = dp_settings.model_copy(
+        update={"redis_url": server.url, "redis_cluster": False, "lineage_spill_dir": spill}
+    )
     client = Redis.from_url(server.url)
     try:
         services = Services.create(settings, client)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -22,10 +21,11 @@ from redis.exceptions import RedisError
 from releases.keyspace import Keyspace
 from releases.lineage.record import LineageRecord
 from releases.lineage.spill import SpillDir
+from releases.scripts import LuaScript
 
 log = logging.getLogger("releases.lineage")
 
-BATCH_SCRIPT = resources.files("releases").joinpath("lua/lineage_batch.lua").read_text()
+BATCH_SCRIPT = LuaScript("lineage_batch.lua")
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,7 @@ class LineageWriter:
     def __post_init__(self) -> None:
         # A script writes a whole batch as one command; Cluster spreads a batch over slots, so
         # there a pipeline it is.
-        self._batch_script = (
-            None
-            if isinstance(self.redis, RedisCluster)
-            else self.redis.register_script(BATCH_SCRIPT)
-        )
+        self._batched = not isinstance(self.redis, RedisCluster)
         self._buffer: list[tuple[str, bytes]] = []  # (response id, record JSON)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -126,10 +122,9 @@ class LineageWriter:
         """One round trip for the batch; False when Redis could not take it."""
         keys = [self.keyspace.lineage(response_id) for response_id, _ in batch]
         try:
-            if self._batch_script is not None:
-                await self._batch_script(
-                    keys=keys, args=[*(line for _, line in batch), self.limits.retention_seconds]
-                )
+            if self._batched:
+                args = [*(line for _, line in batch), self.limits.retention_seconds]
+                await BATCH_SCRIPT(self.redis, keys, args)
             else:
                 pipe = self.redis.pipeline(transaction=False)
                 for key, (_, line) in zip(keys, batch, strict=True):

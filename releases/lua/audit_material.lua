@@ -1,0 +1,7 @@
+-- What verification reads, in one atomic step: KEYS = audit list, audit head, releases hash.
+-- Returns {entries oldest first, head or "", release records}.
+return {
+  redis.call("LRANGE", KEYS[1], 0, -1),
+  redis.call("GET", KEYS[2]) or "",
+  redis.call("HVALS", KEYS[3]),
+}

@@ -82,14 +82,15 @@ class Exchange:
             trace_id=self.trace.trace_id if self.trace is not None else None,
             error=error,
         )
+        line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
-            sinks.lineage.record(record)
+            sinks.lineage.record_json(record.response_id, line)
         if sinks.metrics is not None:
             self._measure(sinks.metrics, status, elapsed, error)
         if self.trace is not None and self.trace.span is not None:
             self.trace.end(status, self._attributes(record))
         if request_log.isEnabledFor(logging.INFO):
-            request_log.info(orjson.dumps(record).decode())
+            request_log.info(line.decode())
 
     def _measure(
         self, metrics: RequestMetrics, status: int, elapsed: float, error: str | None

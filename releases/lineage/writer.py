@@ -71,7 +71,11 @@ class LineageWriter:
 
     def record(self, record: LineageRecord) -> None:
         """Queue a record; never blocks on Redis."""
-        self._buffer.append((record.response_id, orjson.dumps(record)))
+        self.record_json(record.response_id, orjson.dumps(record))
+
+    def record_json(self, response_id: str, line: bytes) -> None:
+        """Queue a record already serialised (the request log writes the same bytes)."""
+        self._buffer.append((response_id, line))
         if len(self._buffer) >= self.limits.buffer_size:
             # Redis is not keeping up: keep the records on disk rather than drop any.
             self._spill(self._take(len(self._buffer)))

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install system-packages bench-hop clean
+.PHONY: run test lint install system-packages bench-hop bench clean
 
 run: install
 	$(BIN)/python deploy/local/run.py $(ARGS)
@@ -40,6 +40,18 @@ bench-hop: install
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/pip install --quiet httpx-aiohttp
 	$(BIN)/python benchmarks/hop/run.py
+
+# Hand-run benchmark of the gateway against nginx and a bare Python hop (benchmarks/RESULTS.md):
+# throughput, rollback propagation, memory over 1M requests, lineage cost (about 10 minutes).
+bench: install
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	$(BIN)/python benchmarks/gateway/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .run

@@ -20,26 +20,30 @@ It prints the environment, then one Markdown table of every run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
-import os
-import platform
 import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from types import FrameType
+
+# The repository root, so that benchmarks.harness imports when this runs as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.harness.machine import machine_facts, package_versions
+from benchmarks.harness.processes import (
+    HOST,
+    BenchmarkError,
+    Processes,
+    free_port,
+    request,
+    stop_on_signals,
+    wait_until_accepting,
+)
+from benchmarks.harness.wrk import format_stats, parse_wrk, require_wrk, run_wrk, wrk_version
 
 HERE = Path(__file__).resolve().parent
-HOST = "127.0.0.1"
 ROUTE = "/v1/chat/completions"
 WRK_SCRIPT = HERE / "post.lua"
 
@@ -52,13 +56,6 @@ CONCURRENCIES = (1, 16, 64)
 DURATION_S = 8
 WARMUP_S = 2
 WARMUP_CONCURRENCY = 16
-MAX_WRK_THREADS = 2  # two cores: more wrk threads would only steal CPU from the hop
-WRK_REQUEST_TIMEOUT_S = 5
-WRK_HARD_TIMEOUT_MARGIN_S = 15
-READY_TIMEOUT_S = 15.0
-READY_POLL_S = 0.05
-STOP_TIMEOUT_S = 5.0
-LOG_TAIL_CHARS = 2000
 
 STOCK_LOOP = ("asyncio", "h11")  # what plain `uvicorn` (no [standard] extra) runs on
 FAST_LOOP = ("uvloop", "httptools")  # `uvicorn[standard]`
@@ -77,19 +74,6 @@ REPORTED_PACKAGES = (
     "uvloop",
     "httptools",
 )
-
-LATENCY_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-RE_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
-RE_TOTAL = re.compile(r"^\s*(\d+) requests in", re.MULTILINE)
-RE_PERCENTILE = re.compile(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
-RE_SOCKET_ERRORS = re.compile(
-    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
-)
-RE_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
-
-
-class BenchmarkError(RuntimeError):
-    """A process did not come up, answered wrongly, or wrk failed."""
 
 
 @dataclass(frozen=True)
@@ -126,104 +110,15 @@ class Result:
     errors: int
 
 
-# ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-class Processes:
-    """Starts processes in their own sessions and stops exactly those (with their children)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = self._log_dir / f"{re.sub(r'[^A-Za-z0-9]+', '-', name)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,  # its own process group: uvicorn workers go with it
-            )
-        self._running[name] = (proc, log)
-
-    def check_alive(self, name: str) -> None:
-        proc, log = self._running[name]
-        if proc.poll() is not None:
-            raise BenchmarkError(f"{name} exited with {proc.returncode}:\n{self.log_tail(log)}")
-
-    def log_of(self, name: str) -> Path:
-        return self._running[name][1]
-
-    @staticmethod
-    def log_tail(log: Path) -> str:
-        return log.read_text(errors="replace")[-LOG_TAIL_CHARS:]
-
-    def stop(self, name: str) -> None:
-        proc, _ = self._running.pop(name)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=STOP_TIMEOUT_S)
-        # Workers left behind by a parent that died first are still in the group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for name in list(self._running):
-            self.stop(name)
-
-    @contextlib.contextmanager
-    def running(
-        self, name: str, argv: list[str], env: dict[str, str] | None = None
-    ) -> Iterator[None]:
-        self.start(name, argv, env)
-        try:
-            yield
-        finally:
-            self.stop(name)
-
-
-def wait_until_ready(procs: Processes, name: str, port: int) -> None:
-    """Bounded: poll until the port accepts a connection, or fail after READY_TIMEOUT_S."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        procs.check_alive(name)
-        try:
-            with socket.create_connection((HOST, port), timeout=READY_POLL_S):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise BenchmarkError(
-                    f"{name} not accepting on {HOST}:{port} after {READY_TIMEOUT_S}s:\n"
-                    f"{procs.log_tail(procs.log_of(name))}"
-                ) from None
-            time.sleep(READY_POLL_S)
+# ---------------------------------------------------------------- requests
 
 
 def post_once(port: int) -> tuple[int, str, bytes]:
-    """One real request (bounded by READY_TIMEOUT_S): status, content type, body."""
-    body = wrk_body()
-    conn = http.client.HTTPConnection(HOST, port, timeout=READY_TIMEOUT_S)
-    try:
-        conn.request("POST", ROUTE, body=body, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.getheader("content-type", ""), response.read()
-    finally:
-        conn.close()
+    """One real request (bounded): status, content type, body."""
+    status, headers, body = request(
+        port, "POST", ROUTE, wrk_body(), {"Content-Type": "application/json"}
+    )
+    return status, headers.get("content-type", ""), body
 
 
 def wrk_body() -> bytes:
@@ -236,60 +131,6 @@ def wrk_body() -> bytes:
 # ---------------------------------------------------------------- wrk
 
 
-def wrk_threads(concurrency: int) -> int:
-    return max(1, min(MAX_WRK_THREADS, concurrency))
-
-
-def run_wrk(port: int, concurrency: int, duration_s: int) -> str:
-    argv = [
-        "wrk",
-        f"-t{wrk_threads(concurrency)}",
-        f"-c{concurrency}",
-        f"-d{duration_s}s",
-        f"--timeout={WRK_REQUEST_TIMEOUT_S}s",
-        "--latency",
-        "-s",
-        str(WRK_SCRIPT),
-        f"http://{HOST}:{port}{ROUTE}",
-    ]
-    done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=duration_s + WRK_HARD_TIMEOUT_MARGIN_S,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchmarkError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
-    return done.stdout
-
-
-def parse_wrk(label: str, server: str, client: str, concurrency: int, output: str) -> Result:
-    rps = RE_RPS.search(output)
-    total = RE_TOTAL.search(output)
-    percentiles = {
-        int(p): float(value) * LATENCY_UNITS_MS[unit]
-        for p, value, unit in RE_PERCENTILE.findall(output)
-    }
-    if rps is None or total is None or 50 not in percentiles or 99 not in percentiles:
-        raise BenchmarkError(f"cannot parse wrk output for {label} c{concurrency}:\n{output}")
-    socket_errors = RE_SOCKET_ERRORS.search(output)
-    errors = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
-    non_2xx = RE_NON_2XX.search(output)
-    errors += int(non_2xx.group(1)) if non_2xx else 0
-    return Result(
-        label=label,
-        server=server,
-        client=client,
-        concurrency=concurrency,
-        rps=float(rps.group(1)),
-        p50_ms=percentiles[50],
-        p99_ms=percentiles[99],
-        requests=int(total.group(1)),
-        errors=errors,
-    )
-
-
 def measure(
     label: str,
     server: str,
@@ -299,17 +140,25 @@ def measure(
     args: argparse.Namespace,
 ) -> list[Result]:
     if args.warmup > 0:
-        run_wrk(port, WARMUP_CONCURRENCY, args.warmup)
+        run_wrk(port, ROUTE, WARMUP_CONCURRENCY, args.warmup, WRK_SCRIPT)
     results = []
     for concurrency in concurrencies:
-        output = run_wrk(port, concurrency, args.duration)
-        result = parse_wrk(label, server, client, concurrency, output)
-        print(
-            f"  c{concurrency:<3} {result.rps:>9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
-            f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
-            flush=True,
+        output = run_wrk(port, ROUTE, concurrency, args.duration, WRK_SCRIPT)
+        stats = parse_wrk(output, f"{label} c{concurrency}")
+        print(format_stats(concurrency, stats), flush=True)
+        results.append(
+            Result(
+                label=label,
+                server=server,
+                client=client,
+                concurrency=concurrency,
+                rps=stats.rps,
+                p50_ms=stats.p50_ms,
+                p99_ms=stats.p99_ms,
+                requests=stats.requests,
+                errors=stats.errors,
+            )
         )
-        results.append(result)
     return results
 
 
@@ -370,12 +219,12 @@ def bench_hop(
     env = {"HOP_CLIENT": variant.client, "HOP_UPSTREAM": f"http://{HOST}:{upstream_port}"}
     print(f"{variant.label} on :{port}", flush=True)
     with procs.running(variant.label, uvicorn_argv(variant, port), env):
-        wait_until_ready(procs, variant.label, port)
+        wait_until_accepting(procs, variant.label, port)
         status, content_type, body = post_once(port)
         if status != http.client.OK or body != expected or "json" not in content_type:
             raise BenchmarkError(
                 f"{variant.label} answered {status} {content_type!r} {body[:200]!r}:\n"
-                f"{procs.log_tail(procs.log_of(variant.label))}"
+                f"{procs.tail(variant.label)}"
             )
         return measure(variant.label, variant.server, variant.client, port, concurrencies, args)
 
@@ -390,8 +239,7 @@ def have_fast_loop() -> bool:
 
 
 def run(args: argparse.Namespace) -> list[Result]:
-    if shutil.which("wrk") is None:
-        raise BenchmarkError("wrk not found: apt-get install -y wrk")
+    require_wrk()
     concurrencies = tuple(args.concurrency)
     loops = [STOCK_LOOP]
     if args.uvloop and have_fast_loop():
@@ -406,7 +254,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             name = "upstream (direct, ceiling)"
             argv = [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]
             procs.start(name, argv)
-            wait_until_ready(procs, name, upstream_port)
+            wait_until_accepting(procs, name, upstream_port)
             _, _, expected = post_once(upstream_port)
             print(f"{name} on :{upstream_port}", flush=True)
             results += measure(name, "", "", upstream_port, concurrencies, args)
@@ -447,14 +295,9 @@ def run(args: argparse.Namespace) -> list[Result]:
 
 
 def environment() -> list[str]:
-    lines = [f"python {platform.python_version()} on {platform.platform()}"]
-    for package in REPORTED_PACKAGES:
-        try:
-            lines.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            lines.append(f"{package} (not installed)")
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    lines.append((wrk.stdout or wrk.stderr).splitlines()[0].strip())
+    lines = [f"{name} {value}" for name, value in machine_facts().items()]
+    lines += [f"{name} {version}" for name, version in package_versions(REPORTED_PACKAGES).items()]
+    lines.append(wrk_version())
     return lines
 
 
@@ -492,15 +335,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def raise_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGINT too: a shell starting us in the background may have set it to "ignore".
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, raise_on_signal)
+    stop_on_signals()
     started = time.monotonic()
     try:
         results = run(args)

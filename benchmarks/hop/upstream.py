@@ -1,11 +1,14 @@
 """Static upstream for the hop benchmark: a raw ``asyncio.Protocol`` HTTP/1.1 keep-alive server.
 
 It answers every request (any method, any path) with the same ~300-byte chat-completion JSON,
-so the upstream costs next to nothing and the hop in front of it is what gets measured. It
-parses just enough HTTP/1.1 for a load generator or a pooled client: the request line and
-headers up to the blank line, a ``Content-Length`` body (read and discarded), keep-alive unless
-the client sends ``Connection: close``, and pipelined requests in one read. No chunked request
-bodies. It runs on uvloop when uvloop is importable, else on the stock asyncio loop.
+so the upstream costs next to nothing and the hop in front of it is what gets measured. A
+request whose body asks for ``"stream": true`` gets a fixed OpenAI-style SSE stream instead
+(``text/event-stream``, chunked): five content chunks, a usage chunk and ``data: [DONE]``, all
+in one write. It parses just enough HTTP/1.1 for a load generator or a pooled client: the
+request line and headers up to the blank line, a ``Content-Length`` body (only searched for the
+stream flag), keep-alive unless the client sends ``Connection: close``, and pipelined requests
+in one read. No chunked request bodies. It runs on uvloop when uvloop is importable, else on
+the stock asyncio loop.
 
 Run it alone::
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import socket
 import sys
@@ -52,11 +56,58 @@ RESPONSE = (
     b"Content-Length: " + str(len(RESPONSE_BODY)).encode() + b"\r\n"
     b"\r\n" + RESPONSE_BODY
 )
+
+STREAM_ID = "chatcmpl-hop-benchmark-stream"
+STREAM_PIECES = ("Hello", " from", " the", " static", " upstream.")
+STREAM_REQUESTED = re.compile(rb'"stream"\s*:\s*true')
+
+
+def _sse_event(payload: object) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _chunk(delta: dict[str, str], finish_reason: str | None) -> dict[str, object]:
+    return {
+        "id": STREAM_ID,
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "static-upstream",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+STREAM_BODY = (
+    b"".join(
+        _sse_event(
+            _chunk(
+                {"role": "assistant", "content": piece} if i == 0 else {"content": piece},
+                "stop" if i == len(STREAM_PIECES) - 1 else None,
+            )
+        )
+        for i, piece in enumerate(STREAM_PIECES)
+    )
+    + _sse_event(
+        {
+            **_chunk({}, None),
+            "choices": [],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+        }
+    )
+    + b"data: [DONE]\n\n"
+)
+STREAM_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: text/event-stream\r\n"
+    b"Cache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"\r\n" + f"{len(STREAM_BODY):x}\r\n".encode() + STREAM_BODY + b"\r\n0\r\n\r\n"
+)
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class StaticHttpProtocol(asyncio.Protocol):
-    """One connection: split the byte stream into requests, answer each with ``RESPONSE``."""
+    """One connection: split the byte stream into requests, answer each with ``RESPONSE``
+    (or ``STREAM_RESPONSE`` when the body asks for a stream)."""
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
@@ -81,8 +132,10 @@ class StaticHttpProtocol(asyncio.Protocol):
             request_end = end + len(HEADER_END) + body_length
             if len(self._buffer) < request_end:
                 return  # the body is still on its way
+            body = bytes(self._buffer[end + len(HEADER_END) : request_end])
             del self._buffer[:request_end]
-            self._transport.write(RESPONSE)
+            streamed = body_length > 0 and STREAM_REQUESTED.search(body) is not None
+            self._transport.write(STREAM_RESPONSE if streamed else RESPONSE)
             if not keep_alive:
                 self._transport.close()
                 self._transport = None

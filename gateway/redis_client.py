@@ -24,11 +24,9 @@ def connect_listener(settings: Settings) -> Redis | None:
     """A separate client for SUBSCRIBE on Cluster, to the configured node: PUBLISH reaches
     every node, and redis-py's async cluster pub/sub cannot SUBSCRIBE to a classic channel.
     None where the main client subscribes itself."""
-    if not (settings.redis_cluster or settings.redis_url.startswith(CLUSTER_SCHEME)):
+    if not _is_cluster(settings):
         return None
-    return Redis.from_url(
-        "redis://" + settings.redis_url.removeprefix(CLUSTER_SCHEME).removeprefix("redis://")
-    )
+    return Redis.from_url(_node_url(settings.redis_url))
 
 
 def connect(settings: Settings) -> Redis | RedisCluster:
@@ -38,9 +36,15 @@ def connect(settings: Settings) -> Redis | RedisCluster:
             host, _, port = address.strip().rpartition(":")
             sentinels.append((host, int(port)))
         return Sentinel(sentinels).master_for(settings.redis_sentinel_master)
-    url = settings.redis_url
-    if settings.redis_cluster or url.startswith(CLUSTER_SCHEME):
-        return RedisCluster.from_url(
-            "redis://" + url.removeprefix(CLUSTER_SCHEME).removeprefix("redis://")
-        )
-    return Redis.from_url(url)
+    if _is_cluster(settings):
+        return RedisCluster.from_url(_node_url(settings.redis_url))
+    return Redis.from_url(settings.redis_url)
+
+
+def _is_cluster(settings: Settings) -> bool:
+    return settings.redis_cluster or settings.redis_url.startswith(CLUSTER_SCHEME)
+
+
+def _node_url(url: str) -> str:
+    """A plain redis:// URL of the configured node, from either spelling."""
+    return "redis://" + url.removeprefix(CLUSTER_SCHEME).removeprefix("redis://")

@@ -23,6 +23,7 @@ from releases.apikeys import ApiKey
 from releases.keyspace import Keyspace
 from releases.models import Channel, Release
 from releases.scripts import LuaScript
+from releases.store import as_text
 
 log = logging.getLogger("gateway.snapshot")
 
@@ -102,8 +103,9 @@ class RegistryView:
             channels_raw = dict(zip(channels_flat[::2], channels_flat[1::2], strict=True))
             keys_raw = dict(zip(keys_flat[::2], keys_flat[1::2], strict=True))
             held = self.current.releases if self.current is not None else {}
-            releases = {rid: held[rid] for rid in map(_text, release_ids) if rid in held}
-            missing = [rid for rid in map(_text, release_ids) if rid not in held]
+            ids = [as_text(rid) for rid in release_ids]
+            releases = {rid: held[rid] for rid in ids if rid in held}
+            missing = [rid for rid in ids if rid not in held]
             if missing:
                 for raw in await self.redis.hmget(self.keys.releases, missing):
                     if raw is not None:
@@ -112,10 +114,10 @@ class RegistryView:
             snapshot = Snapshot(
                 counter=int(counter or 0),
                 channels={
-                    _text(k): Channel.model_validate_json(v) for k, v in channels_raw.items()
+                    as_text(k): Channel.model_validate_json(v) for k, v in channels_raw.items()
                 },
                 releases=releases,
-                keys={_text(k): ApiKey.model_validate_json(v) for k, v in keys_raw.items()},
+                keys={as_text(k): ApiKey.model_validate_json(v) for k, v in keys_raw.items()},
             )
             self.current = snapshot
             if self.on_load is not None:
@@ -147,7 +149,7 @@ class RegistryView:
     def _is_news(self, data: bytes | str) -> bool:
         """An announcement ``<counter> <kind> <name>`` older than what we hold needs no reload
         (a burst of changes is read once, not once per change)."""
-        counter = _text(data).partition(" ")[0]
+        counter = as_text(data).partition(" ")[0]
         held = self.current.counter if self.current is not None else -1
         return not counter.isdigit() or int(counter) > held
 
@@ -161,7 +163,3 @@ class RegistryView:
                     await self.reload()
             except (RedisError, OSError):
                 continue  # the listener logs and retries; keep serving what we have
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -99,19 +99,19 @@ class RegistryStore:
         if "incr" not in plan.ops:
             raise ValueError("every registry change must be announced")
         result = await self._commit(self.redis, plan.keys, [json.dumps(plan.ops)])
-        status = _text(result[0])
+        status = as_text(result[0])
         if status == "ok":
             return int(result[1])
         if status == "stale":
             raise StaleState(int(result[1]))
-        raise NotFound(f"release {_text(result[1])!r} is not registered")
+        raise NotFound(f"release {as_text(result[1])!r} is not registered")
 
     async def hget(self, key: str, field_: str) -> str | None:
         return _text_or_none(await self.redis.hget(key, field_))
 
     async def hgetall(self, key: str) -> dict[str, str]:
         raw = await self.redis.hgetall(key)
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}
 
     async def hmget(self, key: str, fields: list[str]) -> list[str | None]:
         if not fields:
@@ -130,7 +130,7 @@ class RegistryStore:
         return [_text_or_none(v) for v in await pipe.execute()]
 
     async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
-        return [_text(v) for v in await self.redis.lrange(key, start, stop)]
+        return [as_text(v) for v in await self.redis.lrange(key, start, stop)]
 
     async def audit_material(self) -> tuple[list[str], str | None, list[str]]:
         """The audit entries (oldest first), the head and every release record, read in one
@@ -139,7 +139,7 @@ class RegistryStore:
         entries, head, releases = await AUDIT_SCRIPT(
             self.redis, [keys.audit, keys.audit_head, keys.releases], []
         )
-        return [_text(e) for e in entries], _text(head) or None, [_text(r) for r in releases]
+        return [as_text(e) for e in entries], as_text(head) or None, [as_text(r) for r in releases]
 
     async def list_length(self, key: str) -> int:
         return int(await self.redis.llen(key))
@@ -155,9 +155,10 @@ async def until_committed(attempt: Callable[[], Awaitable[T]]) -> T:
     raise Conflict("the registry is changing too fast to apply this change; retry it")
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """Redis replies as text, whether the client decodes them or not."""
     return value.decode() if isinstance(value, bytes) else value
 
 
 def _text_or_none(value: bytes | str | None) -> str | None:
-    return None if value is None else _text(value)
+    return None if value is None else as_text(value)

@@ -181,3 +181,12 @@ def test_a_caller_hanging_up_mid_stream_cancels_the_upstream_call(
         "/_fake/wait", params={"counter": "streams_cancelled", "value": before + 1, "timeout": 5}
     )
     assert waited.json()["reached"], "the provider never saw the caller hang up"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_method_other_than_post_is_405_in_the_endpoints_shape(
+    setup: dict[str, Any], endpoint: Endpoint
+) -> None:
+    answer = httpx.get(setup["gateway"].url + endpoint.path)
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert "takes POST" in endpoint.error_message(answer)

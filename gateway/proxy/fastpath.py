@@ -1,4 +1,4 @@
-"""A plain ASGI dispatcher in front of Starlette for the two chat endpoints.
+"""A plain ASGI dispatcher in front of Starlette that owns the two chat endpoints.
 
 Starlette's router, middleware and request/response wrappers cost about 40 µs a request on
 this machine (benchmarks/RESULTS.md), a large share of the gateway's whole budget. The chat
@@ -37,8 +37,13 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dialect = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
-        if dialect is None or scope["method"] != "POST":
+        if dialect is None:
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            body = dialect.error_bytes(405, "method_not_allowed", f"{scope['path']} takes POST")
+            response = Response(body, 405, {"allow": "POST"}, media_type="application/json")
+            await response(scope, receive, send)
             return
         dataplane: DataPlane = self.app.state.dataplane
         try:

@@ -34,7 +34,6 @@ from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
 from gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
-from releases.apikeys import ApiKey
 from releases.lineage import LineageWriter
 
 log = logging.getLogger("gateway.proxy")
@@ -91,7 +90,7 @@ class DataPlane:
             self.sinks.metrics.in_flight.inc()
         try:
             snapshot = self._snapshot()
-            key = self._authenticate(request, snapshot)
+            key = authenticate(request, snapshot, self.admin_token_digest)
             body = await self._read_body(request)
             model = body.get("model")
             if not isinstance(model, str) or not model:
@@ -135,7 +134,7 @@ class DataPlane:
         tag = Tag(new_response_id())
         try:
             snapshot = self._snapshot()
-            key = self._authenticate(request, snapshot)
+            key = authenticate(request, snapshot, self.admin_token_digest)
         except ProxyError as exc:
             return self._error(OPENAI, exc, tag)
         data = [
@@ -159,9 +158,6 @@ class DataPlane:
                 "the registry is unreachable and this replica has no cached state yet",
             )
         return snapshot
-
-    def _authenticate(self, request: Request, snapshot: Snapshot) -> ApiKey:
-        return authenticate(request, snapshot, self.admin_token_digest)
 
     async def _read_body(self, request: Request) -> dict[str, Any]:
         try:

@@ -176,3 +176,56 @@ async def test_a_replica_with_lineage_off_still_serves(
     assert answer.status_code == 200
     keys = [k async for k in redis.scan_iter(match=dp_services.registry.keys.lineage("*"))]
     assert keys == []
+
+
+def test_request_metrics_expose_what_prometheus_client_objects_would() -> None:
+    """The hot path keeps plain numbers; a scrape must read exactly as the library's own."""
+    import re
+
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+    from gateway.metrics import ADDED_BUCKETS, UPSTREAM_BUCKETS, RequestMetrics
+
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = RequestMetrics(ours_registry)
+    requests = Counter(
+        "gateway_requests", "Responses by channel, release, slice and status.",
+        ["channel", "release", "slice", "status"], registry=theirs_registry,
+    )  # fmt: skip
+    errors = Counter(
+        "gateway_errors", "Error responses by channel and reason.", ["channel", "code"],
+        registry=theirs_registry,
+    )  # fmt: skip
+    added = Histogram(
+        "gateway_added_latency_seconds", "Time the gateway adds to a request (total minus upstream).",
+        buckets=ADDED_BUCKETS, registry=theirs_registry,
+    )  # fmt: skip
+    upstream = Histogram(
+        "gateway_upstream_latency_seconds", "Time spent on the provider call.", ["provider"],
+        buckets=UPSTREAM_BUCKETS, registry=theirs_registry,
+    )  # fmt: skip
+    first_token = Histogram(
+        "gateway_time_to_first_token_seconds", "Time from request to the first streamed byte.",
+        ["channel"], buckets=UPSTREAM_BUCKETS, registry=theirs_registry,
+    )  # fmt: skip
+    in_flight = Gauge(
+        "gateway_in_flight_requests", "Requests being answered now.", registry=theirs_registry
+    )
+    for value in (0.0, 0.0001, 0.0003, 0.005, 0.7, 150.0):  # bounds, between, past the last
+        ours.count("ch", "rel", "stable", 200)
+        requests.labels("ch", "rel", "stable", "200").inc()
+        ours.error("ch", "upstream_error")
+        errors.labels("ch", "upstream_error").inc()
+        ours.added_latency(value)
+        added.observe(value)
+        ours.upstream_latency("openai", value)
+        upstream.labels("openai").observe(value)
+        ours.first_token_latency("ch", value)
+        first_token.labels("ch").observe(value)
+    ours.in_flight += 2
+    in_flight.inc(2)
+
+    def without_created(registry: CollectorRegistry) -> str:
+        return re.sub(r"(_created\{?.*?\}?) \S+", r"\1 T", generate_latest(registry).decode())
+
+    assert without_created(ours_registry) == without_created(theirs_registry)

@@ -9,9 +9,10 @@ other path (admin, health, metrics, models) goes through Starlette as usual.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import State
+from starlette.datastructures import Headers, State
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -22,6 +23,40 @@ from gateway.proxy.handler import DataPlane
 log = logging.getLogger("gateway.proxy")
 
 ROUTES: dict[str, Dialect] = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
+
+
+class CallerHeaders(Headers):
+    """Starlette's ``Headers``, answering lookups from a dict made once.
+
+    A request of the data plane asks for about six headers (key, variables, sticky key,
+    traceparent, ...), half of them absent; ``Headers`` scans its list for each and raises
+    ``KeyError`` for every miss. The first value of a repeated header wins, as in ``Headers``.
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        self._first = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(self.raw)
+        }
+
+    def __getitem__(self, key: str) -> str:
+        return self._first[key.lower()]
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower() in self._first
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._first.get(key.lower(), default)
+
+
+class CallerRequest(Request):
+    """The request of a chat endpoint, with ``CallerHeaders``."""
+
+    @property
+    def headers(self) -> Headers:
+        if not hasattr(self, "_headers"):
+            self._headers = CallerHeaders(self.scope)
+        return self._headers
 
 
 class FastPath:
@@ -47,7 +82,7 @@ class FastPath:
             return
         dataplane: DataPlane = self.app.state.dataplane
         try:
-            response = await dataplane.handle(Request(scope, receive), dialect)
+            response = await dataplane.handle(CallerRequest(scope, receive), dialect)
         except Exception:
             # The data plane answered nothing (it records the request as a 500 itself).
             log.exception("unexpected error answering %s", scope["path"])

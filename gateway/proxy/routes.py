@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from gateway.proxy.handler import DataPlane
 
@@ -14,7 +14,7 @@ def _plane(request: Request) -> DataPlane:
     return plane
 
 
-async def models(request: Request) -> Response:
+async def models(request: Request) -> ASGIApp:
     return await _plane(request).models(request)
 
 

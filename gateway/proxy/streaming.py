@@ -6,9 +6,9 @@ and always closes the body iterator, so the provider's connection is dropped at 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable, Mapping
 
-import anyio
 from starlette.types import Receive, Scope, Send
 
 
@@ -29,18 +29,28 @@ class ProxyStream:
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A plain task watches for the hang-up and cancels this one, as asyncio.timeout()
+        # does: an anyio task group per stream cost ~60 µs, this ~6 µs.
+        streaming = asyncio.current_task()
+        assert streaming is not None
+        hung_up = False
+
+        async def watch() -> None:
+            nonlocal hung_up
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            hung_up = True
+            streaming.cancel()
+
+        watcher = asyncio.create_task(watch())
         try:
-            async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch)
-                await self._stream(send)
-                group.cancel_scope.cancel()
+            await self._stream(send)
+        except asyncio.CancelledError:
+            # Ours (the caller hung up) ends the stream quietly; anyone else's goes on.
+            if not hung_up or streaming.uncancel() > 0:
+                raise
         finally:
+            watcher.cancel()
             await self.body.aclose()
             if self.on_close is not None:
                 self.on_close()

@@ -1,0 +1,201 @@
+"""CPU time per request of the gateway against the bare Python hop, A/B, on a shared machine.
+
+Throughput on a 2-core machine shared with other work is too noisy to compare two revisions
+of the hot path. The gateway process is CPU-bound on one core under load, so its CPU time per
+request (utime + stime from ``/proc/<pid>/stat`` before and after one fixed wrk run, divided by
+the requests wrk completed) is the cost that decides its throughput, and it barely moves when
+a neighbour steals the other core.
+
+It brings up the stack of ``benchmarks/gateway/stack.py`` (static upstream, Redis without
+persistence, the bare aiohttp hop, and one gateway replica with lineage on, tracing off, on the
+channel ``bench-prod`` with a 10% canary and a 10% shadow), and optionally a second gateway
+``B`` running another copy of the code (``--baseline DIR``: a directory holding ``gateway/``
+and ``releases/``, e.g. a copy of the tree taken before a change; uvicorn's ``--app-dir`` puts
+it first on ``sys.path``). Then, round after round, it runs the same wrk load (``chat.lua``,
+c16 by default) against each server in turn, rotating the order, and prints CPU µs per
+request of each run and the median per server. The gateway's figure includes its background
+work (lineage flushes, shadow calls), which is part of what a request costs.
+
+``--profile FILE`` also records the current gateway (or ``--profile-server hop``/``B``) with
+``py-spy record -f raw`` during one extra run (``.venv/bin/pip install py-spy``), and prints self and inclusive sample shares of
+the top functions. Run from the repository root::
+
+    .venv/bin/python benchmarks/gateway/cpu_probe.py --rounds 5
+    cp -r gateway releases /tmp/base/ ; (edit) ; \\
+        .venv/bin/python benchmarks/gateway/cpu_probe.py --baseline /tmp/base --rounds 5
+    .venv/bin/python benchmarks/gateway/cpu_probe.py --rounds 0 --profile /tmp/gw.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.gateway.stack import (
+    CHAT_LUA,
+    CHAT_PATH,
+    READY_PATH,
+    UVICORN_FAST,
+    UVICORN_QUIET,
+    Admin,
+    Gateway,
+    GatewayConfig,
+    check_floor,
+    check_gateway,
+    register_releases,
+    set_up_channels,
+    start_bare_hop,
+    start_gateway,
+    start_upstream,
+    wrk_env,
+)
+from benchmarks.harness.processes import (
+    HOST,
+    Processes,
+    free_port,
+    stop_on_signals,
+    wait_until_ok,
+)
+from benchmarks.harness.wrk import parse_wrk, require_wrk, run_wrk
+from gateway.embedded_redis import EmbeddedRedis
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WARMUP_S = 2
+PROFILE_RATE = 250
+TOP_FUNCTIONS = 40
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_per_request(
+    pid: int, port: int, seconds: int, concurrency: int, env: dict[str, str]
+) -> tuple[float, float]:
+    """CPU µs per request of ``pid`` over one wrk run, and the run's req/s."""
+    before = cpu_seconds(pid)
+    stats = parse_wrk(run_wrk(port, CHAT_PATH, concurrency, seconds, CHAT_LUA, env), str(port))
+    used = cpu_seconds(pid) - before
+    if stats.errors:
+        raise RuntimeError(f"{stats.errors} errors against :{port}")
+    return used * 1e6 / stats.requests, stats.rps
+
+
+def start_baseline(procs: Processes, config: GatewayConfig, code_dir: Path) -> Gateway:
+    """A replica running the code under ``code_dir`` (its ``gateway/`` and ``releases/``)."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--app-dir", str(code_dir), "gateway.app:create_app",
+        "--factory", "--host", HOST, "--port", str(port), *UVICORN_FAST, *UVICORN_QUIET,
+    ]  # fmt: skip
+    env = {**config.env("B", lineage=True), "PYTHONPATH": str(code_dir)}
+    pid = procs.start("B", argv, env)
+    wait_until_ok(procs, "B", port, READY_PATH)
+    return Gateway("B", port, pid)
+
+
+def profile(pid: int, port: int, seconds: int, env: dict[str, str], out: Path) -> None:
+    """py-spy raw samples of ``pid`` under one wrk run, then the top functions by share."""
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "-r", str(PROFILE_RATE),
+         "-d", str(seconds), "-f", "raw", "-o", str(out), "--pid", str(pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    run_wrk(port, CHAT_PATH, 16, seconds, CHAT_LUA, env)
+    spy.wait(timeout=30)
+    summarise(out)
+
+
+def summarise(raw: Path) -> None:
+    """Self and inclusive shares of functions in a py-spy raw (collapsed stacks) file."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")")
+                  for f in stack.split(";")]  # fmt: skip
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    print(f"{total} samples\n--- self")
+    for name, n in own.most_common(TOP_FUNCTIONS):
+        print(f"{100 * n / total:5.1f}%  {name}")
+    print("--- inclusive")
+    for name, n in inclusive.most_common(TOP_FUNCTIONS):
+        print(f"{100 * n / total:5.1f}%  {name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--stream", action="store_true", help="streamed answers from gateways")
+    parser.add_argument("--baseline", type=Path, help="code dir of a second gateway, 'B'")
+    parser.add_argument("--profile", type=Path, help="py-spy raw output file")
+    parser.add_argument("--profile-server", default="A", help="hop, A (default) or B")
+    args = parser.parse_args(argv)
+    require_wrk()
+    stop_on_signals()
+    with tempfile.TemporaryDirectory(prefix="cpu-probe-") as tmp:
+        work_dir = Path(tmp)
+        (work_dir / "logs").mkdir()
+        procs = Processes(work_dir / "logs")
+        redis = EmbeddedRedis(work_dir / "redis", appendonly=False)
+        try:
+            upstream_port = start_upstream(procs)
+            hop_port = start_bare_hop(procs, "hop", upstream_port)
+            check_floor(procs, "hop", hop_port)
+            redis.start()
+            config = GatewayConfig.write(work_dir, redis.url, upstream_port)
+            gateway = start_gateway(procs, config, "A")
+            admin = Admin(gateway.port, config.admin_token)
+            token = set_up_channels(admin, register_releases(admin))
+            servers = {"hop": (procs.pid("hop"), hop_port, wrk_env())}
+            gateways = [gateway]
+            if args.baseline is not None:
+                gateways.append(start_baseline(procs, config, args.baseline.resolve()))
+            for g in gateways:
+                check_gateway(procs, g, token, stream=args.stream)
+                servers[g.name] = (g.pid, g.port, wrk_env(token, stream=args.stream))
+            for _pid, port, env in servers.values():
+                run_wrk(port, CHAT_PATH, args.concurrency, WARMUP_S, CHAT_LUA, env)
+            results: dict[str, list[float]] = {name: [] for name in servers}
+            names = list(servers)
+            for round_ in range(args.rounds):
+                order = names[round_ % len(names) :] + names[: round_ % len(names)]
+                line = []
+                for name in order:
+                    pid, port, env = servers[name]
+                    us, rps = cpu_per_request(pid, port, args.duration, args.concurrency, env)
+                    results[name].append(us)
+                    line.append(f"{name} {us:6.1f} µs ({rps:5.0f}/s)")
+                print(f"round {round_ + 1}: " + "  ".join(line), flush=True)
+            if args.rounds:
+                print("median CPU µs/request: " + "  ".join(
+                    f"{n} {statistics.median(v):.1f}" for n, v in results.items()))  # fmt: skip
+            if args.profile is not None:
+                pid, port, env = servers[args.profile_server]
+                profile(pid, port, 8, env, args.profile)
+        finally:
+            procs.stop_all()
+            redis.stop()
+
+
+if __name__ == "__main__":
+    main()

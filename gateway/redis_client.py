@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
+from releases.replication import ReplicaAck
+
 if TYPE_CHECKING:
     from gateway.config import Settings
 
@@ -39,6 +41,11 @@ def connect(settings: Settings) -> Redis | RedisCluster:
     if _is_cluster(settings):
         return RedisCluster.from_url(_node_url(settings.redis_url))
     return Redis.from_url(settings.redis_url)
+
+
+def replica_ack(settings: Settings) -> ReplicaAck:
+    """How many replicas must confirm registry changes and lineage batches (0: none)."""
+    return ReplicaAck(settings.redis_min_replicas_ack, settings.redis_replica_ack_timeout_ms)
 
 
 def _is_cluster(settings: Settings) -> bool:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from gateway.admin.auth import Authenticator
 from gateway.config import Settings
+from gateway.redis_client import replica_ack
 from releases.apikeys import KeyRing
 from releases.keyspace import Keyspace
 from releases.registry import Registry
@@ -30,7 +31,7 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> Services:
-        store = RegistryStore(redis, Keyspace(settings.redis_prefix))
+        store = RegistryStore(redis, Keyspace(settings.redis_prefix), replica_ack(settings))
         signing_key = settings.signing_key.get_secret_value() if settings.signing_key else None
         signer = Signer.from_setting(signing_key)
         keyring = KeyRing(store, signer)

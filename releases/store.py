@@ -9,14 +9,16 @@ A check that fails means someone else changed the state first; the caller recomp
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from releases.errors import Conflict, NotFound
+from releases.errors import Conflict, NotDurable, NotFound
 from releases.keyspace import Keyspace
+from releases.replication import NO_ACK, ReplicaAck, run_acknowledged
 from releases.scripts import LuaScript
 
 COMMIT_SCRIPT = LuaScript("commit.lua")
@@ -40,6 +42,9 @@ class Plan:
     keyspace: Keyspace
     keys: list[str] = field(default_factory=list)
     ops: dict[str, Any] = field(default_factory=dict)
+    # Names this commit: the Redis client resends a command whose connection failed, and a
+    # resend of a commit that did apply must not apply it twice (see commit.lua's receipt).
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def _index(self, key: str) -> int:
         if key not in self.keys:
@@ -83,9 +88,10 @@ class Plan:
 class RegistryStore:
     """Reads and compare-and-set commits against one Redis (server, Sentinel or Cluster)."""
 
-    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+    def __init__(self, redis: Redis, keyspace: Keyspace, ack: ReplicaAck = NO_ACK) -> None:
         self.redis = redis
         self.keyspace = keyspace
+        self.ack = ack
         self._commit = COMMIT_SCRIPT
 
     def plan(self) -> Plan:
@@ -94,13 +100,25 @@ class RegistryStore:
     async def commit(self, plan: Plan) -> int:
         """Apply the plan atomically; return the new change counter.
 
-        Raises ``StaleState`` when a check failed and ``NotFound`` for a missing release.
+        Raises ``StaleState`` when a check failed and ``NotFound`` for a missing release. With
+        ``ack`` enabled, answers only once that many replicas hold the change, and raises
+        ``NotDurable`` when fewer confirmed it in time (the change is applied all the same).
         """
         if "incr" not in plan.ops:
             raise ValueError("every registry change must be announced")
-        result = await self._commit(self.redis, plan.keys, [json.dumps(plan.ops)])
+        plan.ops["receipt"] = plan._index(self.keyspace.commit_receipt(plan.token))
+        args = [json.dumps(plan.ops)]
+        acked = self.ack.replicas
+        if self.ack.enabled:
+            result, acked = await run_acknowledged(
+                self.redis, self._commit, plan.keys, args, self.ack
+            )
+        else:
+            result = await self._commit(self.redis, plan.keys, args)
         status = as_text(result[0])
         if status == "ok":
+            if acked < self.ack.replicas:
+                raise NotDurable(int(result[1]), acked, self.ack.replicas, self.ack.timeout_ms)
             return int(result[1])
         if status == "stale":
             raise StaleState(int(result[1]))
@@ -132,14 +150,19 @@ class RegistryStore:
     async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
         return [as_text(v) for v in await self.redis.lrange(key, start, stop)]
 
-    async def audit_material(self) -> tuple[list[str], str | None, list[str]]:
-        """The audit entries (oldest first), the head and every release record, read in one
-        transaction so they describe one moment."""
+    async def audit_material(self) -> tuple[list[str], str | None, list[str], list[str]]:
+        """The audit entries (oldest first), the head, every release record and every eval
+        result, read in one transaction so they describe one moment."""
         keys = self.keyspace
-        entries, head, releases = await AUDIT_SCRIPT(
-            self.redis, [keys.audit, keys.audit_head, keys.releases], []
+        entries, head, releases, results = await AUDIT_SCRIPT(
+            self.redis, [keys.audit, keys.audit_head, keys.releases, keys.eval_results], []
         )
-        return [as_text(e) for e in entries], as_text(head) or None, [as_text(r) for r in releases]
+        return (
+            [as_text(e) for e in entries],
+            as_text(head) or None,
+            [as_text(r) for r in releases],
+            [as_text(r) for r in results],
+        )
 
     async def list_length(self, key: str) -> int:
         return int(await self.redis.llen(key))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import httpx
@@ -364,7 +365,7 @@ def test_a_body_over_the_limit_is_413(gateway: LiveServer) -> None:
 
 def test_health_and_readiness(gateway: LiveServer) -> None:
     with httpx.Client(base_url=gateway.url) as client:
-        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/healthz").json() == {"status": "ok", "pid": os.getpid()}
         assert client.get("/readyz").status_code == 200
 
 

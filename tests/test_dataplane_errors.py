@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,7 +71,15 @@ async def setup(
         json={"name": "narrow-app", "role": "app", "channels": ["openai-ok", "anthropic-ok"]},
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
-    return {"gateway": gateway, "key": made.json()["key"]}
+    key = made.json()["key"]
+    # The data plane knows a key once the snapshot reloaded after the announcement (on Cluster
+    # the announcement takes a hop more): wait for that, with a deadline.
+    started = time.monotonic()
+    while httpx.get(
+        f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {key}"}
+    ).is_error:
+        assert time.monotonic() - started < 5.0, "the new key never reached the snapshot"
+    return {"gateway": gateway, "key": key}
 
 
 def call(setup: dict[str, Any], endpoint: Endpoint, body: Any = None, *, key: str | None = "app",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
@@ -99,6 +100,7 @@ async def test_a_lost_change_message_is_caught_by_the_counter_backstop(
     assert wait_until_served(gateway, one.id, releases, PROPAGATION_DEADLINE) < PROPAGATION_DEADLINE
 
 
+@pytest.mark.single_redis(reason="stops and restarts a server of its own, never the shared one")
 async def test_without_redis_requests_are_served_from_the_snapshot_and_new_replicas_answer_503(
     tmp_path: Path,
     dp_settings: Settings,

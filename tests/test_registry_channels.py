@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
+from gateway.redis_client import connect_listener
 from gateway.services import Services
 from releases.errors import Conflict, InvalidRequest, NotFound, StaleGeneration
 from releases.models import Actor, Release
@@ -155,7 +156,9 @@ async def test_every_change_bumps_the_counter_and_is_announced(
     services: Services, redis: Redis
 ) -> None:
     keys = services.registry.keys
-    pubsub = redis.pubsub()
+    # Subscribe the way the gateway does: on Cluster through a client of one node.
+    listener = connect_listener(services.settings)
+    pubsub = (listener or redis).pubsub()
     await pubsub.subscribe(keys.changes_channel)
     assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
     r1, *_ = await three_releases(services)
@@ -165,3 +168,5 @@ async def test_every_change_bumps_the_counter_and_is_announced(
     assert messages[0] == f"1 release {r1.id}"
     assert int(await redis.get(keys.change_counter)) == 4
     await pubsub.aclose()
+    if listener is not None:
+        await listener.aclose()

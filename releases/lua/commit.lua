@@ -6,8 +6,17 @@
 --   hset   [[k, field, value]]   hdel [[k, field]]   set [[k, value]]   rpush [[k, value]]
 --   incr   k                      the change counter, bumped once
 --   publish [channel, text]        published as "<counter> <text>"
+--   receipt k                      this commit's receipt: if present, the commit already
+--                                  applied (a resend); answer its counter and change nothing
 -- Returns {"ok", counter} | {"stale", i} (check i failed) | {"missing", field}.
 local plan = cjson.decode(ARGV[1])
+
+if plan.receipt then
+  local applied = redis.call("GET", KEYS[plan.receipt])
+  if applied then
+    return {"ok", tonumber(applied)}
+  end
+end
 
 for i, c in ipairs(plan.check or {}) do
   local current
@@ -34,4 +43,7 @@ for _, r in ipairs(plan.rpush or {}) do redis.call("RPUSH", KEYS[r[1]], r[2]) en
 
 local counter = redis.call("INCR", KEYS[plan.incr])
 redis.call("PUBLISH", plan.publish[1], counter .. " " .. plan.publish[2])
+if plan.receipt then
+  redis.call("SET", KEYS[plan.receipt], counter, "EX", 3600)
+end
 return {"ok", counter}

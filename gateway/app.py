@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,13 +20,16 @@ from starlette.routing import Route
 from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
 from gateway.admin.routes import admin
 from gateway.config import Settings
+from gateway.evals.lifecycle import open_evals
+from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.metrics import RequestMetrics, metrics, register_state
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.fastpath import FastPath
 from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import routes as proxy_routes
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner
-from gateway.redis_client import connect, connect_listener
+from gateway.redis_client import connect, connect_listener, replica_ack
+from gateway.replay import Replayer
 from gateway.services import Services, services
 from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
@@ -34,8 +38,9 @@ from releases.lineage import LineageLimits, LineageWriter, SpillDir
 
 
 async def healthz(request: Request) -> JSONResponse:
-    """The process is up."""
-    return JSONResponse({"status": "ok"})
+    """The process is up; ``pid`` says which one (each ``--workers`` process has its own
+    snapshot, so this is how to tell them apart on a kept-alive connection)."""
+    return JSONResponse({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -80,6 +85,7 @@ def open_lineage(settings: Settings, client: Redis, keys: Keyspace) -> LineageWr
             flush_interval=settings.lineage_flush_interval,
             retention_seconds=settings.lineage_retention_days * 86_400,
         ),
+        ack=replica_ack(settings),
     )
     lineage.start()
     return lineage
@@ -102,7 +108,15 @@ def create_app(
         view = RegistryView(
             client, services.registry.keys, listener=lambda: connect_listener(settings)
         )
+        heartbeat = Heartbeat(
+            client,
+            services.registry.keys,
+            view,
+            HeartbeatTiming(settings.heartbeat_interval, settings.heartbeat_ttl),
+        )
+        view.on_load = heartbeat.poke  # beat right after each reload: convergence is prompt
         await view.start()
+        heartbeat.start()
         providers = open_providers(settings.providers())
         shadows = ShadowRunner(
             ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency)
@@ -131,9 +145,17 @@ def create_app(
         app.state.view = view
         app.state.dataplane = dataplane
         app.state.metrics = metrics_registry
+        app.state.heartbeat = heartbeat
+        app.state.replayer = Replayer(dataplane)
+        app.state.evals, app.state.drift = open_evals(
+            app, settings, services, dataplane, view, client, metrics_registry
+        )
+        app.state.eval_tasks = set()  # eval runs streaming to callers (gateway/admin/evals.py)
         try:
             yield
         finally:
+            await app.state.drift.stop()
+            await heartbeat.stop()
             await view.stop()
             await shadows.stop()
             if lineage is not None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Providers whose public ids carry a date when pinned (gpt-4o-2024-08-06, gpt-4-0613,
@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # Sentinel: "host:port,host:port" and the master's name; redis_url is then unused.
     redis_sentinels: str = ""
     redis_sentinel_master: str = "mymaster"
+    # Registry changes (and lineage batches) count as done only once this many replicas hold
+    # them (Redis WAIT); fewer within the timeout: the change answers 503 not_durable. 0: off.
+    redis_min_replicas_ack: int = Field(default=0, ge=0)
+    redis_replica_ack_timeout_ms: int = Field(default=1000, ge=1)
     # Registry keys live under "{prefix}"; several gateways can share a Redis with other prefixes.
     redis_prefix: str = Field(default="gw", pattern=r"^[A-Za-z0-9_.-]+$")
     config: Path | None = None
@@ -121,6 +125,27 @@ class Settings(BaseSettings):
     # Records waiting for Redis beyond this go to the spill file rather than memory.
     lineage_buffer_size: int = Field(default=10_000, ge=1)
     lineage_flush_interval: float = Field(default=0.05, gt=0)
+    # Each replica reports what it serves every heartbeat_interval seconds (and after every
+    # snapshot reload); a report expires after heartbeat_ttl, and the replica counts as gone.
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    heartbeat_ttl: float = Field(default=5.0, gt=0)
+    # The drift watch: every drift_interval seconds (0: off) one replica per gated channel runs
+    # the gate's golden set against the stable release and compares with the promotion's eval;
+    # a drop of more than drift_tolerance points (unless the gate sets its own) is recorded,
+    # and POSTed to drift_webhook when one is set.
+    drift_interval: float = Field(default=0.0, ge=0)
+    drift_tolerance: float = Field(default=5.0, ge=0, le=100)
+    drift_webhook: str | None = Field(default=None, pattern=r"^https?://")
+    drift_concurrency: int = Field(default=4, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _heartbeat_outlives_its_interval(self) -> Settings:
+        if self.heartbeat_ttl <= self.heartbeat_interval:
+            raise ValueError(
+                "GATEWAY_HEARTBEAT_TTL must be longer than GATEWAY_HEARTBEAT_INTERVAL "
+                "(a few intervals), or live replicas would drop out between beats"
+            )
+        return self
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)

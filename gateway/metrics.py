@@ -6,13 +6,16 @@ when Prometheus asks, so the request path pays nothing for it.
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,44 +30,131 @@ ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-class RequestMetrics:
-    """Per-request metrics, updated once when a request finishes."""
+def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` label of each bucket, +Inf last, formatted as prometheus_client does."""
+    return tuple(floatToGoString(b) for b in (*bounds, math.inf))  # type: ignore[no-untyped-call]
+
+
+ADDED_LE = _le_labels(ADDED_BUCKETS)
+UPSTREAM_LE = _le_labels(UPSTREAM_BUCKETS)
+
+
+class _Histogram:
+    """One label set of a histogram: bucket counts (not cumulative) and the sum."""
+
+    __slots__ = ("counts", "sum", "created")
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * (buckets + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.created = time.time()
+
+
+class RequestMetrics(Collector):
+    """Per-request metrics, updated once when a request finishes.
+
+    prometheus_client's metric objects take a lock and walk their buckets on every update,
+    several µs a request in all. These are plain numbers, turned into the same families
+    (names, labels, buckets, ``_created``) when Prometheus scrapes: the event loop is the
+    only writer, so nothing needs a lock.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "gateway_requests", "Responses by channel, release, slice and status.",
-            ["channel", "release", "slice", "status"], registry=registry,
-        )  # fmt: skip
-        self.errors = Counter(
-            "gateway_errors",
-            "Error responses by channel and reason.",
-            ["channel", "code"],
-            registry=registry,
-        )
-        self.added = Histogram(
-            "gateway_added_latency_seconds", "Time the gateway adds to a request (total minus upstream).",
-            buckets=ADDED_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.upstream = Histogram(
-            "gateway_upstream_latency_seconds", "Time spent on the provider call.", ["provider"],
-            buckets=UPSTREAM_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.first_token = Histogram(
-            "gateway_time_to_first_token_seconds", "Time from request to the first streamed byte.",
-            ["channel"], buckets=UPSTREAM_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.in_flight = Gauge(
-            "gateway_in_flight_requests", "Requests being answered now.", registry=registry
-        )
-        # labels() takes a lock and builds a key each call; the children are few, keep them.
-        self._children: dict[tuple[str, ...], Any] = {}
+        self.requests: dict[tuple[str, str, str, str], list[float]] = {}  # [count, created]
+        self.errors: dict[tuple[str, str], list[float]] = {}
+        self.added = _Histogram(len(ADDED_BUCKETS))
+        self.upstream: dict[str, _Histogram] = {}
+        self.first_token: dict[str, _Histogram] = {}
+        self.in_flight = 0
+        registry.register(self)
 
     def count(self, channel: str, release: str, slice_: str, status: int) -> None:
         key = (channel, release, slice_, str(status))
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.requests.labels(*key)
-        child.inc()
+        counted = self.requests.get(key)
+        if counted is None:
+            counted = self.requests[key] = [0, time.time()]
+        counted[0] += 1
+
+    def error(self, channel: str, code: str) -> None:
+        counted = self.errors.get((channel, code))
+        if counted is None:
+            counted = self.errors[channel, code] = [0, time.time()]
+        counted[0] += 1
+
+    def added_latency(self, seconds: float) -> None:
+        _observe(self.added, ADDED_BUCKETS, seconds)
+
+    def upstream_latency(self, provider: str, seconds: float) -> None:
+        histogram = self.upstream.get(provider)
+        if histogram is None:
+            histogram = self.upstream[provider] = _Histogram(len(UPSTREAM_BUCKETS))
+        _observe(histogram, UPSTREAM_BUCKETS, seconds)
+
+    def first_token_latency(self, channel: str, seconds: float) -> None:
+        histogram = self.first_token.get(channel)
+        if histogram is None:
+            histogram = self.first_token[channel] = _Histogram(len(UPSTREAM_BUCKETS))
+        _observe(histogram, UPSTREAM_BUCKETS, seconds)
+
+    def collect(self) -> Iterator[Metric]:
+        requests = Metric(
+            "gateway_requests", "Responses by channel, release, slice and status.", "counter"
+        )
+        for (channel, release, slice_, status), counted in self.requests.items():
+            labels = {"channel": channel, "release": release, "slice": slice_, "status": status}
+            _add_counter(requests, labels, counted)
+        yield requests
+        errors = Metric("gateway_errors", "Error responses by channel and reason.", "counter")
+        for (channel, code), counted in self.errors.items():
+            _add_counter(errors, {"channel": channel, "code": code}, counted)
+        yield errors
+        added = Metric(
+            "gateway_added_latency_seconds",
+            "Time the gateway adds to a request (total minus upstream).",
+            "histogram",
+        )
+        _add_histogram(added, {}, self.added, ADDED_LE)
+        yield added
+        upstream = Metric(
+            "gateway_upstream_latency_seconds", "Time spent on the provider call.", "histogram"
+        )
+        for provider, histogram in self.upstream.items():
+            _add_histogram(upstream, {"provider": provider}, histogram, UPSTREAM_LE)
+        yield upstream
+        first_token = Metric(
+            "gateway_time_to_first_token_seconds",
+            "Time from request to the first streamed byte.",
+            "histogram",
+        )
+        for channel, histogram in self.first_token.items():
+            _add_histogram(first_token, {"channel": channel}, histogram, UPSTREAM_LE)
+        yield first_token
+        yield GaugeMetricFamily(
+            "gateway_in_flight_requests", "Requests being answered now.", self.in_flight
+        )
+
+
+def _observe(histogram: _Histogram, bounds: tuple[float, ...], value: float) -> None:
+    # The first bucket whose bound is >= value, as prometheus_client counts (le).
+    histogram.counts[bisect.bisect_left(bounds, value)] += 1
+    histogram.sum += value
+
+
+def _add_counter(metric: Metric, labels: dict[str, str], counted: list[float]) -> None:
+    metric.add_sample(metric.name + "_total", labels, counted[0])
+    metric.add_sample(metric.name + "_created", labels, counted[1])
+
+
+def _add_histogram(
+    metric: Metric, labels: dict[str, str], histogram: _Histogram, le: tuple[str, ...]
+) -> None:
+    cumulative = 0
+    for bound, count in zip(le, histogram.counts, strict=True):
+        cumulative += count
+        metric.add_sample(metric.name + "_bucket", {**labels, "le": bound}, cumulative)
+    metric.add_sample(metric.name + "_count", labels, cumulative)
+    metric.add_sample(metric.name + "_sum", labels, histogram.sum)
+    metric.add_sample(metric.name + "_created", labels, histogram.created)
 
 
 class StateCollector(Collector):
@@ -128,6 +218,29 @@ class StateCollector(Collector):
                 "Seconds since the snapshot was loaded.",
                 time.monotonic() - snapshot.loaded_at,
             )
+
+
+class DriftMetrics:
+    """What the drift watch found, per gated channel (see ``gateway.evals.drift``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.checks = Counter(
+            "gateway_drift_checks", "Drift-watch runs by channel and verdict (ok, drifted).",
+            ["channel", "verdict"], registry=registry,
+        )  # fmt: skip
+        self.pass_rate = Gauge(
+            "gateway_drift_pass_rate_percent", "Pass rate of the newest drift-watch run.",
+            ["channel"], registry=registry,
+        )  # fmt: skip
+        self.drop = Gauge(
+            "gateway_drift_drop_points", "Pass-rate points lost since the promotion's eval.",
+            ["channel"], registry=registry,
+        )  # fmt: skip
+
+    def observe(self, channel: str, pass_rate: float, drop: float, drifted: bool) -> None:
+        self.checks.labels(channel, "drifted" if drifted else "ok").inc()
+        self.pass_rate.labels(channel).set(pass_rate)
+        self.drop.labels(channel).set(drop)
 
 
 def register_state(registry: CollectorRegistry, dataplane: DataPlane, view: RegistryView) -> None:

@@ -110,3 +110,11 @@ def rollback(current: Channel | None, name: str, to: str | None, actor: Actor, a
         if to in previous:
             previous = previous[: len(previous) - 1 - previous[::-1].index(to)]
     return _next(channel, actor, at, stable=target, canary=None, previous_stables=previous)
+
+
+def set_capture(
+    current: Channel | None, name: str, on: bool, actor: Actor, at: str
+) -> Channel | None:
+    """Turn request capture on or off; None when it already is (nothing to change)."""
+    channel = _existing(current, name)
+    return None if channel.capture == on else _next(channel, actor, at, capture=on)

@@ -74,3 +74,27 @@ class StaleGeneration(Conflict):
         )
         self.expected = expected
         self.actual = actual
+
+
+class NotDurable(RegistryError):
+    """The change was applied on the registry's primary but fewer replicas than required
+    confirmed it in time: it stands unless the primary fails before they catch up."""
+
+    kind = "not_durable"
+
+    def __init__(self, counter: int, acked: int, required: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"the change was applied on the registry's primary (change {counter}) but only "
+            f"{acked} of the {required} replicas required confirmed it within {timeout_ms} ms: "
+            "it is lost if the primary fails before they catch up. Read the state (history, "
+            "audit) before you retry; a retry with If-Match cannot apply it twice"
+        )
+        self.counter = counter
+        self.acked = acked
+        self.required = required
+
+
+class PreconditionFailed(RegistryError):
+    """A change a channel's rule does not allow yet (a promotion its eval gate refuses)."""
+
+    kind = "eval_gate_failed"

@@ -59,6 +59,12 @@ class Keyspace:
         """Integer bumped by every registry change; replicas compare it to their snapshot's."""
         return f"{self.tag}:changes"
 
+    def commit_receipt(self, token: str) -> str:
+        """String, expiring: the change counter one commit got, so the same commit sent again
+        (its answer lost with a connection, the client retried) answers that, not a second
+        change."""
+        return f"{self.tag}:receipt:{token}"
+
     @property
     def api_keys(self) -> str:
         """Hash: sha256 of a key's secret -> key JSON (the secret itself is never stored)."""
@@ -68,6 +74,63 @@ class Keyspace:
     def api_key_names(self) -> str:
         """Hash: key name -> sha256 of its secret."""
         return f"{self.tag}:api-key-names"
+
+    # -- fleet heartbeats (gateway/fleet.py) ----------------------------------------------------
+
+    @property
+    def replicas(self) -> str:
+        """Sorted set: replica id -> last heartbeat (epoch ms); lists who may be alive."""
+        return f"{self.tag}:replicas"
+
+    def replica(self, replica_id: str) -> str:
+        """String with a TTL: a replica's last heartbeat JSON; gone when it stops beating."""
+        return f"{self.tag}:replica:{replica_id}"
+
+    # -- golden sets, eval results, gates and drift (releases/evals) ----------------------------
+
+    @property
+    def golden_sets(self) -> str:
+        """Hash: golden set id -> golden set JSON."""
+        return f"{self.tag}:golden-sets"
+
+    @property
+    def golden_digests(self) -> str:
+        """Hash: ``name:digest`` -> golden set id, so the same cases never get a new version."""
+        return f"{self.tag}:golden-digests"
+
+    @property
+    def golden_versions(self) -> str:
+        """Hash: golden set name -> id of its latest (highest) version, the one gates count."""
+        return f"{self.tag}:golden-versions"
+
+    @property
+    def eval_results(self) -> str:
+        """Hash: eval result id -> signed eval result JSON."""
+        return f"{self.tag}:eval-results"
+
+    @property
+    def eval_latest(self) -> str:
+        """Hash: ``release|golden set id`` -> id of the newest eval result for that pair."""
+        return f"{self.tag}:eval-latest"
+
+    @property
+    def eval_gates(self) -> str:
+        """Hash: channel name -> gate JSON (set name, minimum pass rate, drift tolerance)."""
+        return f"{self.tag}:eval-gates"
+
+    @property
+    def promotion_evals(self) -> str:
+        """Hash: channel name -> the eval result its current stable was promoted on."""
+        return f"{self.tag}:promotion-evals"
+
+    @property
+    def drift(self) -> str:
+        """Hash: channel name -> the newest drift check JSON."""
+        return f"{self.tag}:drift"
+
+    def drift_lease(self, channel: str) -> str:
+        """String: the token of the replica running the channel's drift watch now (PX expiry)."""
+        return f"{self.tag}:drift-lease:{channel}"
 
     def lineage(self, response_id: str) -> str:
         """One lineage record. No hash tag: records spread over every slot of a Cluster."""

@@ -5,6 +5,8 @@ These are what Redis stores (as JSON) and what the admin API answers, field for 
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,7 +19,15 @@ ROLES: tuple[Role, ...] = ("admin", "operator", "auditor", "app")
 
 def utc_now() -> str:
     """ISO 8601 in UTC with milliseconds, the one time format of every record."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Every request stamps its lineage record: formatting only the milliseconds (the second
+    # is formatted once) costs a third of datetime.isoformat. Same truncation, same text.
+    second, nanos = divmod(time.time_ns(), 1_000_000_000)
+    return f"{_utc_second(second)}.{nanos // 1_000_000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,8 @@ class Channel(_Record):
     updated_by: str
     updated_at: str
     previous_stables: list[str] = []
+    # Lineage keeps the request (and the answer) of each response, so it can be replayed.
+    capture: bool = False
 
     def release_ids(self) -> list[str]:
         """Every release the channel points at (each must be registered)."""
@@ -103,7 +115,7 @@ class ChangeEntry(_Record):
 
     seq: int
     action: str
-    target_kind: Literal["release", "channel", "key"]
+    target_kind: Literal["release", "channel", "key", "golden_set", "eval"]
     target: str
     actor: str
     role: str

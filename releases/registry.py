@@ -10,20 +10,23 @@ in between, nothing is written and the change is recomputed from the new state; 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from releases import channels as transitions
 from releases.audit import append_entry
 from releases.content import canonical_json, content_digest, release_id
 from releases.errors import FieldError, InvalidSpec, NotFound, StaleGeneration
+from releases.evals.gate import check_gate
 from releases.models import Actor, ChangeEntry, Channel, Release, utc_now
 from releases.signing import Signer, Verifier
 from releases.spec import validate_spec
-from releases.store import RegistryStore, until_committed
+from releases.store import Plan, RegistryStore, until_committed
 from releases.verify import VerifyReport, verify
 
 Transition = Callable[[Channel | None, str], Channel | None]
+# Extra checks a change adds to its own plan; answers what to record with the change.
+Guard = Callable[[Plan], Awaitable[dict[str, Any] | None]]
 
 
 class Registry:
@@ -156,6 +159,8 @@ class Registry:
             reason,
             expected_generation,
             lambda current, at: transitions.promote(current, name, release, actor, at),
+            # The eval gate is checked in the promotion's own commit (rollback is never gated).
+            guard=lambda plan: check_gate(self.store, name, release, plan),
         )
 
     async def set_canary(
@@ -235,6 +240,24 @@ class Registry:
             lambda current, at: transitions.rollback(current, name, to, actor, at),
         )
 
+    async def set_capture(
+        self,
+        name: str,
+        on: bool,
+        actor: Actor,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> Channel:
+        """Turn request capture (kept with lineage, for replay) on or off for a channel."""
+        return await self._change_channel(
+            name,
+            "channel.capture.set" if on else "channel.capture.clear",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.set_capture(current, name, on, actor, at),
+        )
+
     async def _change_channel(
         self,
         name: str,
@@ -243,6 +266,7 @@ class Registry:
         reason: str,
         expected_generation: int | None,
         transition: Transition,
+        guard: Guard | None = None,
     ) -> Channel:
         async def attempt() -> Channel:
             raw, head_raw = await self.store.read_many(
@@ -258,6 +282,10 @@ class Registry:
                 assert current is not None
                 return current
             plan = self.store.plan()
+            after_json = after.model_dump(mode="json")
+            evidence = await guard(plan) if guard is not None else None
+            if evidence is not None:  # which eval result allowed this change, for the record
+                after_json = {**after_json, "eval": evidence}
             entry_json = append_entry(
                 plan,
                 head_raw,
@@ -269,7 +297,7 @@ class Registry:
                 reason=reason,
                 generation=after.generation,
                 before=current.model_dump(mode="json") if current is not None else None,
-                after=after.model_dump(mode="json"),
+                after=after_json,
             )
             plan.expect_field(self.keys.channels, name, raw)
             plan.hset(self.keys.channels, name, after.model_dump_json())
@@ -290,6 +318,7 @@ class Registry:
         return [ChangeEntry.model_validate_json(raw) for raw in reversed(raws)]
 
     async def verify(self, verifier: Verifier) -> VerifyReport:
-        """Walk the audit chain and check every release record (see ``releases.verify``)."""
-        entries, head, releases = await self.store.audit_material()
-        return verify(entries, head, releases, verifier)
+        """Walk the audit chain and check every release record and eval result (see
+        ``releases.verify``)."""
+        entries, head, releases, results = await self.store.audit_material()
+        return verify(entries, head, releases, verifier, results)

@@ -3,8 +3,9 @@
 The walk starts at the genesis hash and checks, entry by entry, the sequence number, the link
 to the previous entry, the entry's own hash and its signature, then that the chain ends where
 the stored head says (so a truncated tail shows too). Release records are checked for a
-digest that matches their spec and a valid signature. The first problem found is reported
-precisely; nothing is repaired.
+digest that matches their spec and a valid signature; eval results (what an eval gate trusts)
+for a valid signature and counts that agree with their cases. The first problem found is
+reported precisely; nothing is repaired.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from releases.audit import GENESIS, entry_hash
 from releases.content import canonical_json
+from releases.evals.records import EvalResult
 from releases.models import Release
 from releases.signing import Verifier
 
@@ -25,12 +27,14 @@ BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """``GET /admin/audit/verify``: ``{"ok", "entries", "releases", "first_bad"}``."""
+    """``GET /admin/audit/verify``: ``{"ok", "entries", "releases", "eval_results",
+    "first_bad"}``."""
 
     ok: bool
     entries: int
     releases: int
     first_bad: dict[str, Any] | None = None
+    eval_results: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -38,6 +42,7 @@ class VerifyReport:
             "ok": self.ok,
             "entries": self.entries,
             "releases": self.releases,
+            "eval_results": self.eval_results,
             "first_bad": self.first_bad,
         }
 
@@ -47,16 +52,20 @@ def verify(
     head_raw: str | None,
     raw_releases: Sequence[str],
     verifier: Verifier,
+    raw_eval_results: Sequence[str] = (),
 ) -> VerifyReport:
-    """Check entries (oldest first, as stored), the head, and every release record."""
+    """Check entries (oldest first, as stored), the head, every release record and every
+    eval result."""
     problems = [
         *_check_chain(raw_entries, head_raw, verifier),
         *_check_releases(raw_releases, verifier),
+        *_check_eval_results(raw_eval_results, verifier),
     ]
     return VerifyReport(
         ok=not problems,
         entries=len(raw_entries),
         releases=len(raw_releases),
+        eval_results=len(raw_eval_results),
         first_bad=problems[0] if problems else None,
         problems=problems,
     )
@@ -125,6 +134,30 @@ def _check_releases(raw_releases: Sequence[str], verifier: Verifier) -> list[dic
             )
             continue
         problem = verifier.check(release.signature, canonical_json(release.signed_fields()))
+        if problem is not None:
+            problems.append({**where, "reason": f"signature: {problem}"})
+    return sorted(problems, key=lambda p: str(p["id"]))
+
+
+def _check_eval_results(raw_results: Sequence[str], verifier: Verifier) -> list[dict[str, Any]]:
+    problems: list[dict[str, Any]] = []
+    for raw in raw_results:
+        try:
+            result = EvalResult.model_validate_json(raw)
+        except ValueError:
+            problems.append(
+                {"kind": "eval_result", "id": None, "reason": "the record is not an eval result"}
+            )
+            continue
+        where = {"kind": "eval_result", "id": result.id}
+        passed = sum(1 for case in result.cases if case.passed)
+        # The signature covers each case's verdict; the counts must follow from those verdicts.
+        if (result.total, result.passed) != (len(result.cases), passed):
+            problems.append(
+                {**where, "reason": "its counts do not match its cases (the result was edited)"}
+            )
+            continue
+        problem = verifier.check(result.signature, canonical_json(result.signed_fields()))
         if problem is not None:
             problems.append({**where, "reason": f"signature: {problem}"})
     return sorted(problems, key=lambda p: str(p["id"]))

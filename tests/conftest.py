@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
 from redis.asyncio import Redis
 
 from gateway.app import create_app
@@ -19,6 +20,7 @@ from gateway.fakeprovider import create_fake_provider
 from gateway.redis_client import connect
 from gateway.services import Services
 from releases.models import Actor
+from tests.clikit import URL
 from tests.factories import ADMIN_TOKEN, PROVIDERS_YAML, SIGNING_KEY
 from tests.live import LiveServer
 from tests.stack import PROVIDERS_TEMPLATE, UPSTREAM_KEYS
@@ -46,11 +48,46 @@ def providers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Modules whose tests run twice, on one server and on a three-master Cluster: the registry,
+# the data plane and lineage must behave the same on both.
+BOTH_TOPOLOGIES = ("test_registry_", "test_dataplane_", "test_lineage")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "single_redis(reason): run once, on one server, in a BOTH_TOPOLOGIES module"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if (
+        "redis_topology" in metafunc.fixturenames
+        and module.startswith(BOTH_TOPOLOGIES)
+        and metafunc.definition.get_closest_marker("single_redis") is None
+    ):
+        metafunc.parametrize("redis_topology", ["single", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def settings(redis_server: EmbeddedRedis, providers_file: Path, tmp_path: Path) -> Settings:
+def redis_topology(request: pytest.FixtureRequest) -> str:
+    """``single`` or ``cluster``: which Redis ``settings`` point at (see BOTH_TOPOLOGIES)."""
+    topology: str = getattr(request, "param", "single")
+    return topology
+
+
+@pytest.fixture
+def settings(
+    redis_topology: str, request: pytest.FixtureRequest, providers_file: Path, tmp_path: Path
+) -> Settings:
+    # The cluster starts only for the first test that asks for it.
+    server: EmbeddedRedis | EmbeddedCluster = request.getfixturevalue(
+        "redis_cluster" if redis_topology == "cluster" else "redis_server"
+    )
     # A fresh prefix per test: tests share one server but never see each other's keys.
     return Settings(
-        redis_url=redis_server.url,
+        redis_url=server.url,
+        redis_cluster=redis_topology == "cluster",
         redis_prefix=f"t{uuid.uuid4().hex[:12]}",
         config=providers_file,
         admin_token=ADMIN_TOKEN,
@@ -78,6 +115,14 @@ def gateway(settings: Settings) -> Iterator[LiveServer]:
     server.stop()
 
 
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """The admin API at ``tests.clikit.URL``, mocked for CLI tests."""
+    # assert_all_called=False: usage-error tests check that *no* route was called.
+    with respx.mock(base_url=URL, assert_all_called=False) as router:
+        yield router
+
+
 @pytest.fixture(scope="session")
 def fake() -> Iterator[LiveServer]:
     """The fake provider, shared by the session; ``fake_control`` resets it for each test."""
@@ -96,9 +141,16 @@ def fake_control(fake: LiveServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def dp_settings(
-    settings: Settings, fake: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    fake: LiveServer,
+    fake_control: httpx.Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:
-    """Settings whose providers are the fake provider (and one address nothing listens on)."""
+    """Settings whose providers are the fake provider (and one address nothing listens on).
+
+    Taking ``fake_control`` resets the shared fake first, so no test inherits another's
+    instructions to the fake."""
     for name, value in UPSTREAM_KEYS.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "providers.yaml"

@@ -45,7 +45,13 @@ async def report(services: Services) -> dict[str, object]:
 
 async def test_an_untouched_log_verifies(services: Services) -> None:
     await busy_registry(services)
-    assert await report(services) == {"ok": True, "entries": 9, "releases": 3, "first_bad": None}
+    assert await report(services) == {
+        "ok": True,
+        "entries": 9,
+        "releases": 3,
+        "eval_results": 0,
+        "first_bad": None,
+    }
 
 
 async def test_every_entry_says_who_what_when_why_and_is_signed(services: Services) -> None:
@@ -178,6 +184,7 @@ def test_auditors_read_and_verify_over_the_api_and_app_keys_cannot(
             "ok": True,
             "entries": 3,
             "releases": 1,
+            "eval_results": 0,
             "first_bad": None,
         }
         assert [e["action"] for e in auditor.get("/admin/audit", params={"actor": "bootstrap-admin"}).json()] == [

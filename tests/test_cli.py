@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ import respx
 import yaml
 
 from gateway.cli import main
-
-URL = "http://gw.test"
+from tests.clikit import URL, gateway, sent_json
 
 SPEC = {
     "name": "support-bot",
@@ -59,21 +57,6 @@ ENTRY = {
     "prev": "0" * 64,
     "hash": "f" * 64,
 }
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    # assert_all_called=False: usage-error tests check that *no* route was called.
-    with respx.mock(base_url=URL, assert_all_called=False) as router:
-        yield router
-
-
-def gateway(*argv: str) -> int:
-    return main(["--url", URL, "--token", "t0k", *argv])
-
-
-def sent_json(route: respx.Route) -> Any:
-    return json.loads(route.calls.last.request.content)
 
 
 # Releases
@@ -456,11 +439,28 @@ def test_audit_list_names_the_target_of_each_entry(
 def test_audit_verify_exits_0_when_the_chain_holds(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    api.get("/admin/audit/verify").respond(200, json={"ok": True, "entries": 12, "first_bad": None})
+    verdict = {"ok": True, "entries": 12, "releases": 3, "eval_results": 2, "first_bad": None}
+    api.get("/admin/audit/verify").respond(200, json=verdict)
 
     assert gateway("audit", "verify") == 0
 
-    assert capsys.readouterr().out == "audit log OK: 12 entries verified\n"
+    out = capsys.readouterr().out
+    assert out == "audit log OK: 12 entries, 3 releases, 2 eval results verified\n"
+
+
+def test_audit_verify_names_a_broken_eval_result(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = {"kind": "eval_result", "id": "ev_1", "reason": "signature: does not verify"}
+    api.get("/admin/audit/verify").respond(
+        200, json={"ok": False, "entries": 12, "eval_results": 1, "first_bad": bad}
+    )
+
+    assert gateway("audit", "verify") == 1
+
+    out = capsys.readouterr().out
+    assert out.startswith("audit log BROKEN at eval_result ev_1: ")
+    assert "signature: does not verify" in out
 
 
 @pytest.mark.parametrize("as_json", [False, True])

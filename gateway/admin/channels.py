@@ -13,7 +13,9 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import expected_generation, read_object, text_field
+from gateway.fleet import Replica, convergence, live_replicas
 from gateway.services import Services, services
+from releases.evals.records import Gate
 from releases.models import Actor, Channel
 
 
@@ -27,13 +29,30 @@ def channel_response(channel: Channel) -> JSONResponse:
 async def list_channels(request: Request) -> JSONResponse:
     s = services(request)
     await s.auth.require(request, READ)
-    return JSONResponse([c.model_dump(mode="json") for c in await s.registry.channels()])
+    replicas = await live_replicas(s.redis, s.registry.keys)
+    gates = {g.channel: g for g in await request.app.state.evals.registry.gates()}
+    return JSONResponse(
+        [_shown(c, replicas, gates.get(c.name)) for c in await s.registry.channels()]
+    )
+
+
+def _shown(channel: Channel, replicas: list[Replica], gate: Gate | None) -> dict[str, Any]:
+    """The channel, how many live replicas serve its generation (gateway/fleet.py), and the
+    eval gate its promotions must pass (releases/evals)."""
+    shown = channel.model_dump(mode="json")
+    shown["replicas"] = convergence(replicas, channel.name, channel.generation)
+    shown["gate"] = gate.model_dump(mode="json") if gate is not None else None
+    return shown
 
 
 async def show_channel(request: Request) -> JSONResponse:
     s = services(request)
     await s.auth.require(request, READ)
-    return channel_response(await s.registry.channel(request.path_params["channel"]))
+    channel = await s.registry.channel(request.path_params["channel"])
+    replicas = await live_replicas(s.redis, s.registry.keys)
+    gate = await request.app.state.evals.registry.gate(channel.name)
+    shown = _shown(channel, replicas, gate)
+    return JSONResponse(shown, headers={"ETag": f'"{channel.generation}"'})
 
 
 async def history(request: Request) -> JSONResponse:

@@ -9,7 +9,9 @@ from releases.errors import (
     Conflict,
     InvalidRequest,
     InvalidSpec,
+    NotDurable,
     NotFound,
+    PreconditionFailed,
     RegistryError,
     StaleGeneration,
 )
@@ -38,8 +40,10 @@ STATUS_BY_ERROR: list[tuple[type[RegistryError], int]] = [
     (InvalidSpec, 422),
     (InvalidRequest, 422),
     (NotFound, 404),
+    (PreconditionFailed, 412),  # a channel eval gate refused the promotion
     (StaleGeneration, 409),
     (Conflict, 409),
+    (NotDurable, 503),  # applied, not yet safe from a failover: the caller checks, then retries
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from gateway.admin import audit, channels, keys, lineage, releases
+from gateway.admin import audit, channels, evals, fleet, keys, lineage, releases, replay
 
 CHANNEL = "/channels/{channel:str}"
 
@@ -24,12 +24,27 @@ admin = Mount(
         Route(CHANNEL + "/shadow", channels.clear_shadow, methods=["DELETE"]),
         Route(CHANNEL + "/rollback", channels.rollback, methods=["POST"]),
         Route(CHANNEL + "/history", channels.history, methods=["GET"]),
+        Route(CHANNEL + "/capture", replay.set_capture, methods=["PUT"]),
+        Route(CHANNEL + "/capture", replay.clear_capture, methods=["DELETE"]),
+        Route(CHANNEL + "/rehearse", fleet.rehearse, methods=["POST"]),
+        Route("/fleet", fleet.list_fleet, methods=["GET"]),
         Route("/keys", keys.create_key, methods=["POST"]),
         Route("/keys", keys.list_keys, methods=["GET"]),
         Route("/keys/{name:str}", keys.delete_key, methods=["DELETE"]),
         Route("/lineage/{response_id:str}", lineage.show_lineage, methods=["GET"]),
+        Route("/lineage/{response_id:str}/replay", replay.replay, methods=["POST"]),
         Route("/audit", audit.list_audit, methods=["GET"]),
         Route("/audit/verify", audit.verify, methods=["GET"]),
         Route("/audit/public-key", audit.public_key, methods=["GET"]),
+        Route("/golden", evals.create_golden, methods=["POST"]),
+        Route("/golden", evals.list_golden, methods=["GET"]),
+        Route("/golden/{ref:str}", evals.show_golden, methods=["GET"]),
+        Route("/evals", evals.run_eval, methods=["POST"]),
+        Route("/evals", evals.list_evals, methods=["GET"]),
+        Route("/evals/{result_id:str}", evals.show_eval, methods=["GET"]),
+        Route(CHANNEL + "/gate", evals.show_gate, methods=["GET"]),
+        Route(CHANNEL + "/gate", evals.set_gate, methods=["PUT"]),
+        Route(CHANNEL + "/gate", evals.clear_gate, methods=["DELETE"]),
+        Route("/drift", evals.list_drift, methods=["GET"]),
     ],
 )

@@ -5,7 +5,8 @@ Every command but ``serve`` is one admin API call. The gateway's address comes f
 printed as tables for people, or as the API's own JSON with ``--json`` for scripts.
 
 Exit codes: 0 done; 1 the gateway refused the request (or ``audit verify`` found a broken
-log); 2 the command line was wrong, a file could not be read or the gateway did not answer.
+log, or a ``rehearse`` left a replica behind); 2 the command line was wrong, a file could
+not be read or the gateway did not answer.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from gateway.cli import commands, render
+from gateway.cli import commands, evals, operations, render
 from gateway.cli.client import DEFAULT_URL, AdminClient, ApiError, GatewayUnreachable
 from gateway.cli.commands import Handler, InputError, UsageError
 
@@ -32,7 +33,8 @@ environment:
   GATEWAY_URL     the gateway's address (default {DEFAULT_URL})
   GATEWAY_TOKEN   the key sent as "Authorization: Bearer <key>"
 
-exit codes: 0 done, 1 refused by the gateway or broken audit log,
+exit codes: 0 done, 1 refused by the gateway, broken audit log or a
+            rehearsal that did not converge,
             2 bad command line, unreadable file or gateway not answering"""
 
 
@@ -185,7 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8080, help="port to listen on (default %(default)s)"
     )
     serve.add_argument(
-        "--workers", type=int, default=1, help="worker processes (default %(default)s)"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each with its own snapshot, sharing the port (default %(default)s)",
     )
     serve.add_argument(
         "--drain-seconds",
@@ -197,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_release_commands(tree)
     _add_channel_commands(tree)
     _add_key_commands(tree)
+    operations.add_commands(tree, _command)
+    evals.add_commands(tree, _group, _command)
     p = _command(
         tree,
         "lineage",
@@ -240,7 +247,12 @@ def _add_release_commands(tree: Any) -> None:
 def _add_channel_commands(tree: Any) -> None:
     channel = _group(tree, "channel", "show and move channels: promote, canary, shadow, rollback")
     _command(channel, "list", "list channels", commands.channel_list)
-    p = _command(channel, "show", "show a channel's releases and generation", commands.channel_show)
+    p = _command(
+        channel,
+        "show",
+        "show a channel's releases, generation and how many replicas serve it",
+        commands.channel_show,
+    )
     p.add_argument("channel", metavar="CH", help="channel name")
     p = _command(
         channel,
@@ -286,6 +298,8 @@ def _add_channel_commands(tree: Any) -> None:
         channel, "history", "list a channel's changes, newest first", commands.channel_history
     )
     p.add_argument("channel", metavar="CH", help="channel name")
+    operations.add_capture_command(channel, _command)
+    evals.add_gate_command(channel, _command)
 
 
 def _add_key_commands(tree: Any) -> None:

@@ -7,6 +7,8 @@ with an error) and :class:`GatewayUnreachable` (it did not answer at all).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -21,6 +23,12 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 YAML_SUFFIXES = (".yaml", ".yml")
+
+# A replay waits for the provider; a rehearsal for up to three steps of fleet convergence.
+REPLAY_SECONDS = 180.0
+DEFAULT_REHEARSAL_STEP_SECONDS = 10.0
+MAX_REHEARSAL_STEPS = 3
+TIMEOUT_MARGIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -156,10 +164,18 @@ class AdminClient:
         content: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         try:
             response = self._http.request(
-                method, path, json=json, content=content, params=params, headers=headers
+                method,
+                path,
+                json=json,
+                content=content,
+                params=params,
+                headers=headers,
+                # Only calls that wait on purpose (a rehearsal) take longer than the default.
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.TransportError as exc:
             raise GatewayUnreachable(self.base_url, exc) from exc
@@ -269,3 +285,96 @@ class AdminClient:
 
     def verify_audit(self) -> Any:
         return self._json("GET", "/admin/audit/verify")
+
+    # Capture, replay, fleet, rehearsal
+
+    def set_capture(
+        self, channel: str, on: bool, *, reason: str | None, if_match: int | None
+    ) -> Any:
+        return self._json(
+            "PUT" if on else "DELETE",
+            f"/admin/channels/{_segment(channel)}/capture",
+            json=_without_none({"reason": reason}),
+            headers=_if_match(if_match),
+        )
+
+    def replay(self, response_id: str, against: str | None) -> Any:
+        return self._json(
+            "POST",
+            f"/admin/lineage/{_segment(response_id)}/replay",
+            json=_without_none({"against": against}),
+            timeout=REPLAY_SECONDS,
+        )
+
+    def fleet(self) -> Any:
+        return self._json("GET", "/admin/fleet")
+
+    def rehearse(
+        self, channel: str, *, live: bool, timeout: float | None, reason: str | None
+    ) -> Any:
+        steps_wait = (timeout or DEFAULT_REHEARSAL_STEP_SECONDS) * MAX_REHEARSAL_STEPS
+        return self._json(
+            "POST",
+            f"/admin/channels/{_segment(channel)}/rehearse",
+            json=_without_none({"live": live, "timeout": timeout, "reason": reason}),
+            timeout=steps_wait + TIMEOUT_MARGIN,
+        )
+
+    # Golden sets, evals, gates, drift
+
+    def create_golden(self, body: bytes, content_type: str) -> tuple[bool, dict[str, Any]]:
+        """Register a golden set; answers ``(created, set)``, ``created`` False if it existed."""
+        response = self._call(
+            "POST", "/admin/golden", content=body, headers={"Content-Type": content_type}
+        )
+        return response.status_code == httpx.codes.CREATED, _decode(response)
+
+    def list_golden(self, name: str | None = None) -> Any:
+        return self._json("GET", "/admin/golden", params={"name": name} if name else None)
+
+    def get_golden(self, ref: str) -> Any:
+        return self._json("GET", f"/admin/golden/{_segment(ref)}")
+
+    def run_eval(self, release: str, set_ref: str, concurrency: int | None) -> Iterator[Any]:
+        """Run an eval on the gateway; yields its NDJSON lines (``start``, ``case``…, then
+        ``result`` or ``error``) as they come. No read timeout: a run takes as long as it takes."""
+        body = _without_none({"release": release, "set": set_ref, "concurrency": concurrency})
+        headers = {"Accept": "application/x-ndjson"}
+        timeout = httpx.Timeout(10.0, read=None)
+        try:
+            with self._http.stream(
+                "POST", "/admin/evals", json=body, headers=headers, timeout=timeout
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError.from_response(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(self.base_url, exc) from exc
+
+    def list_evals(self, release: str | None, set_name: str | None) -> Any:
+        params = _without_none({"release": release, "set": set_name})
+        return self._json("GET", "/admin/evals", params=params or None)
+
+    def get_eval(self, result_id: str) -> Any:
+        return self._json("GET", f"/admin/evals/{_segment(result_id)}")
+
+    def get_gate(self, channel: str) -> Any:
+        return self._json("GET", f"/admin/channels/{_segment(channel)}/gate")
+
+    def set_gate(self, channel: str, body: dict[str, Any]) -> Any:
+        return self._json(
+            "PUT", f"/admin/channels/{_segment(channel)}/gate", json=_without_none(body)
+        )
+
+    def clear_gate(self, channel: str, reason: str | None) -> Any:
+        return self._json(
+            "DELETE",
+            f"/admin/channels/{_segment(channel)}/gate",
+            json=_without_none({"reason": reason}),
+        )
+
+    def drift(self) -> Any:
+        return self._json("GET", "/admin/drift")

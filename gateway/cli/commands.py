@@ -25,9 +25,23 @@ class InputError(Exception):
     """A local input the command needs cannot be used (a spec file that does not exist)."""
 
 
-def _emit(args: argparse.Namespace, answer: Any, view: Callable[[Any], str]) -> int:
+def emit(args: argparse.Namespace, answer: Any, view: Callable[[Any], str]) -> int:
+    """Print the answer as JSON (``--json``) or through ``view`` for people; exit 0."""
     print(render.pretty_json(answer) if args.json else view(answer))
     return 0
+
+
+def read_document_file(name: str, what: str) -> tuple[bytes, str]:
+    """A spec file's bytes and content type (YAML by its suffix, else JSON)."""
+    path = Path(name)
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    is_yaml = path.suffix.lower() in YAML_SUFFIXES
+    return body, "application/yaml" if is_yaml else "application/json"
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -41,48 +55,38 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def release_create(client: AdminClient, args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    try:
-        body = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"spec file not found: {path}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read spec file {path}: {exc.strerror}") from None
-    is_yaml = path.suffix.lower() in YAML_SUFFIXES
-    created, release = client.create_release(
-        body, "application/yaml" if is_yaml else "application/json"
-    )
-    return _emit(args, release, lambda r: render.release_created(created, r))
+    created, release = client.create_release(*read_document_file(args.file, "spec"))
+    return emit(args, release, lambda r: render.release_created(created, r))
 
 
 def release_list(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.list_releases(args.name), render.release_list)
+    return emit(args, client.list_releases(args.name), render.release_list)
 
 
 def release_show(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.get_release(args.id), render.release_detail)
+    return emit(args, client.get_release(args.id), render.release_detail)
 
 
 def release_diff(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.diff_releases(args.a, args.b), render.release_diff)
+    return emit(args, client.diff_releases(args.a, args.b), render.release_diff)
 
 
 def channel_list(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.list_channels(), render.channel_list)
+    return emit(args, client.list_channels(), render.channel_list)
 
 
 def channel_show(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.get_channel(args.channel), render.channel_detail)
+    return emit(args, client.get_channel(args.channel), render.channel_detail)
 
 
 def channel_promote(client: AdminClient, args: argparse.Namespace) -> int:
     answer = client.promote(args.channel, args.release, reason=args.reason, if_match=args.if_match)
-    return _emit(args, answer, render.channel_detail)
+    return emit(args, answer, render.channel_detail)
 
 
 def channel_rollback(client: AdminClient, args: argparse.Namespace) -> int:
     answer = client.rollback(args.channel, to=args.to, reason=args.reason, if_match=args.if_match)
-    return _emit(args, answer, render.channel_detail)
+    return emit(args, answer, render.channel_detail)
 
 
 def slice_command(slice_name: str, amount: str) -> Handler:
@@ -106,40 +110,40 @@ def slice_command(slice_name: str, amount: str) -> Handler:
                 reason=args.reason,
                 if_match=args.if_match,
             )
-        return _emit(args, answer, render.channel_detail)
+        return emit(args, answer, render.channel_detail)
 
     return run
 
 
 def channel_history(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.channel_history(args.channel), render.history)
+    return emit(args, client.channel_history(args.channel), render.history)
 
 
 def key_create(client: AdminClient, args: argparse.Namespace) -> int:
     channels = args.channels or ["*"]
-    return _emit(
+    return emit(
         args, client.create_key(args.name, args.role, channels, args.reason), render.key_created
     )
 
 
 def key_list(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.list_keys(), render.key_list)
+    return emit(args, client.list_keys(), render.key_list)
 
 
 def key_delete(client: AdminClient, args: argparse.Namespace) -> int:
     answer = client.delete_key(args.name, args.reason)
-    return _emit(args, answer, lambda _: f"deleted key {args.name}")
+    return emit(args, answer, lambda _: f"deleted key {args.name}")
 
 
 def lineage(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.lineage(args.response_id), render.pretty_json)
+    return emit(args, client.lineage(args.response_id), render.pretty_json)
 
 
 def audit_list(client: AdminClient, args: argparse.Namespace) -> int:
-    return _emit(args, client.audit_entries(), render.audit_list)
+    return emit(args, client.audit_entries(), render.audit_list)
 
 
 def audit_verify(client: AdminClient, args: argparse.Namespace) -> int:
     result = client.verify_audit()
-    _emit(args, result, render.audit_verdict)
+    emit(args, result, render.audit_verdict)
     return 0 if isinstance(result, dict) and result.get("ok") is True else 1

@@ -203,8 +203,31 @@ def channel_detail(channel: dict[str, Any]) -> str:
             ("updated at", channel.get("updated_at")),
             # Newest first: the first one is where a plain rollback goes.
             ("rollback to", ", ".join(reversed(previous)) or None),
+            *_channel_extras(channel),
         ]
     )
+
+
+def _channel_extras(channel: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Lines for fields only some answers carry: capture, the eval gate, and the fleet's
+    convergence."""
+    extras: list[tuple[str, Any]] = []
+    if "capture" in channel:
+        extras.append(("capture", "on" if channel["capture"] else "off"))
+    if "gate" in channel:
+        gate = channel["gate"]
+        shown = f"{gate.get('set')} at {gate.get('min_pass_rate')}% or more" if gate else "none"
+        extras.append(("eval gate", shown))
+    replicas = channel.get("replicas")
+    if isinstance(replicas, dict):
+        extras.append(
+            (
+                "replicas",
+                f"{replicas.get('current')}/{replicas.get('live')} on generation "
+                f"{replicas.get('generation')}",
+            )
+        )
+    return extras
 
 
 def _after_stable(entry: dict[str, Any]) -> Any:
@@ -250,12 +273,20 @@ def audit_list(entries: list[dict[str, Any]]) -> str:
 def audit_verdict(result: dict[str, Any]) -> str:
     entries = result.get("entries")
     if result.get("ok"):
-        return f"audit log OK: {entries} entries verified"
+        releases, results = result.get("releases", 0), result.get("eval_results", 0)
+        return (
+            f"audit log OK: {entries} entries, {releases} releases, {results} eval results verified"
+        )
     bad = result.get("first_bad")
     if not isinstance(bad, dict):
         return f"audit log BROKEN at {cell(bad)} ({entries} entries checked)"
-    where = f"seq {bad['seq']}" if "seq" in bad else "an unknown entry"
-    rest = ", ".join(f"{k}={cell(v)}" for k, v in bad.items() if k != "seq")
+    if "seq" in bad:
+        where, shown = f"seq {bad['seq']}", "seq"
+    elif bad.get("id"):
+        where, shown = f"{bad.get('kind', 'record')} {bad['id']}", "id"
+    else:
+        where, shown = "an unknown entry", ""
+    rest = ", ".join(f"{k}={cell(v)}" for k, v in bad.items() if k != shown)
     return f"audit log BROKEN at {where}" + (f": {rest}" if rest else "")
 
 

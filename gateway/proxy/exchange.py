@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from gateway.metrics import RequestMetrics
+from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
 from gateway.telemetry import RequestTrace
-from releases.lineage import LineageRecord, LineageWriter, Usage
+from releases.lineage import LineageWriter, Usage
 from releases.models import utc_now
 
 request_log = logging.getLogger("gateway.requests")
@@ -46,6 +48,7 @@ class Exchange:
     upstream_elapsed: float | None = None
     first_byte: float | None = None
     finished: bool = False
+    capture: Capture | None = None  # the request kept for replay, on capturing channels
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -65,30 +68,33 @@ class Exchange:
         self.finished = True
         elapsed = time.perf_counter() - self.started
         known = self.tag.release != "-"
-        record = LineageRecord(
-            response_id=self.tag.response_id,
-            at=self.at,
-            status=status,
-            latency_ms=round(elapsed * 1000, 3),
-            release_id=self.tag.release if known else None,
-            channel=self.tag.channel if known and self.tag.channel != "-" else None,
-            slice=self.tag.slice if known else None,
-            channel_generation=self.generation,
-            provider=self.provider,
-            model_id=self.model_id,
-            usage=usage,
-            provider_response_id=provider_response_id,
-            primary_response_id=self.primary_response_id,
-            trace_id=self.trace.trace_id if self.trace is not None else None,
-            error=error,
-        )
+        # The fields of LineageRecord, in its order, as a dict: built and serialised in a
+        # fifth of the time of the frozen dataclass, to the same bytes (tests/test_lineage.py).
+        record: dict[str, Any] = {
+            "response_id": self.tag.response_id,
+            "at": self.at,
+            "status": status,
+            "latency_ms": round(elapsed * 1000, 3),
+            "release_id": self.tag.release if known else None,
+            "channel": self.tag.channel if known and self.tag.channel != "-" else None,
+            "slice": self.tag.slice if known else None,
+            "channel_generation": self.generation,
+            "provider": self.provider,
+            "model_id": self.model_id,
+            "usage": usage,
+            "provider_response_id": provider_response_id,
+            "primary_response_id": self.primary_response_id,
+            "trace_id": self.trace.trace_id if self.trace is not None else None,
+            "error": error,
+        }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
-            sinks.lineage.record_json(record.response_id, line)
+            stored = line if self.capture is None else self.capture.attach(line)
+            sinks.lineage.record_json(self.tag.response_id, stored)
         if sinks.metrics is not None:
             self._measure(sinks.metrics, status, elapsed, error)
         if self.trace is not None and self.trace.span is not None:
-            self.trace.end(status, self._attributes(record))
+            self.trace.end(status, _attributes(record, usage))
         if request_log.isEnabledFor(logging.INFO):
             request_log.info(line.decode())
 
@@ -98,26 +104,27 @@ class Exchange:
         channel = self.tag.channel
         metrics.count(channel, self.tag.release, self.tag.slice, status)
         if error is not None:
-            metrics.errors.labels(channel, error).inc()
+            metrics.error(channel, error)
         upstream = self.upstream_elapsed or 0.0
-        metrics.added.observe(max(elapsed - upstream, 0.0))
+        metrics.added_latency(max(elapsed - upstream, 0.0))
         if self.upstream_elapsed is not None and self.provider is not None:
-            metrics.upstream.labels(self.provider).observe(self.upstream_elapsed)
+            metrics.upstream_latency(self.provider, self.upstream_elapsed)
         if self.first_byte is not None:
-            metrics.first_token.labels(channel).observe(self.first_byte - self.started)
+            metrics.first_token_latency(channel, self.first_byte - self.started)
         if self.primary_response_id is None:  # shadows never counted as in flight
-            metrics.in_flight.dec()
+            metrics.in_flight -= 1
 
-    def _attributes(self, record: LineageRecord) -> dict[str, object]:
-        usage = record.usage
-        return {
-            "gateway.channel": record.channel,
-            "gateway.release_id": record.release_id,
-            "gateway.slice": record.slice,
-            "gateway.response_id": record.response_id,
-            "gateway.provider": record.provider,
-            "gen_ai.request.model": record.model_id,
-            "gen_ai.usage.input_tokens": usage.input_tokens if usage else None,
-            "gen_ai.usage.output_tokens": usage.output_tokens if usage else None,
-            "gateway.error": record.error,
-        }
+
+def _attributes(record: dict[str, Any], usage: Usage | None) -> dict[str, object]:
+    """The span attributes of a finished request, from its lineage record."""
+    return {
+        "gateway.channel": record["channel"],
+        "gateway.release_id": record["release_id"],
+        "gateway.slice": record["slice"],
+        "gateway.response_id": record["response_id"],
+        "gateway.provider": record["provider"],
+        "gen_ai.request.model": record["model_id"],
+        "gen_ai.usage.input_tokens": usage.input_tokens if usage else None,
+        "gen_ai.usage.output_tokens": usage.output_tokens if usage else None,
+        "gateway.error": record["error"],
+    }

@@ -21,7 +21,9 @@ from starlette.types import ASGIApp
 from gateway.bodies import BodyTooLarge, read_limited
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.metrics import RequestMetrics
+from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, variables
+from gateway.proxy.capture import Capture
 from gateway.proxy.dialects import OPENAI, Dialect
 from gateway.proxy.errors import ProxyError
 from gateway.proxy.exchange import Exchange, Sinks
@@ -34,6 +36,7 @@ from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
 from gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
+from releases.apikeys import ApiKey
 from releases.lineage import LineageWriter
 
 log = logging.getLogger("gateway.proxy")
@@ -82,16 +85,18 @@ class DataPlane:
         self.sinks = Sinks(lineage, metrics)
         self.tracing = tracing
         self._prepared: dict[str, PreparedRelease] = {}
+        # Keys the gateway makes for itself (gateway/replay.py), by sha256 of the secret.
+        self.internal_keys: dict[str, ApiKey] = {}
 
     async def handle(self, request: Request, dialect: Dialect) -> ASGIApp:
         trace = self.tracing.start(request.headers) if self.tracing is not None else None
         exchange = Exchange(Tag(new_response_id()), trace)
         if self.sinks.metrics is not None:
-            self.sinks.metrics.in_flight.inc()
+            self.sinks.metrics.in_flight += 1
         try:
             snapshot = self._snapshot()
-            key = authenticate(request, snapshot, self.admin_token_digest)
-            body = await self._read_body(request)
+            key = authenticate(request, snapshot, self.admin_token_digest, self.internal_keys)
+            raw_body, body = await self._read_body(request)
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise ProxyError(
@@ -104,6 +109,8 @@ class DataPlane:
                 raise ProxyError(exc.status, exc.code, exc.message) from None
             tag = Tag(exchange.tag.response_id, route.release_id, route.channel, route.slice)
             exchange.tag, exchange.generation = tag, route.generation
+            if route.capture:  # off by default: the only work capture adds when it is off
+                exchange.capture = Capture.of(request, raw_body)
             release = self._prepare(snapshot, route.release_id)
             exchange.provider, exchange.model_id = release.provider, release.model_id
             provider = self._provider(release, dialect)
@@ -129,7 +136,7 @@ class DataPlane:
             exchange.finish(self.sinks, 500, error="internal_error")
             raise
 
-    async def models(self, request: Request) -> Response:
+    async def models(self, request: Request) -> ASGIApp:
         """The channels this key may call, in OpenAI's list format."""
         tag = Tag(new_response_id())
         try:
@@ -159,7 +166,7 @@ class DataPlane:
             )
         return snapshot
 
-    async def _read_body(self, request: Request) -> dict[str, Any]:
+    async def _read_body(self, request: Request) -> tuple[bytes, dict[str, Any]]:
         try:
             raw = await read_limited(request, self.max_body_bytes)
         except BodyTooLarge as exc:
@@ -170,7 +177,7 @@ class DataPlane:
             raise ProxyError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise ProxyError(400, "invalid_json", "the body must be a JSON object")
-        return body
+        return raw, body
 
     def _prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
         prepared = self._prepared.get(release_id)
@@ -260,6 +267,8 @@ class DataPlane:
                 )
             raw = await response.read()
             exchange.upstream_done()
+            if exchange.capture is not None:
+                exchange.capture.answer.append(raw)
         except UpstreamError as exc:
             exchange.upstream_done()
             raise _upstream_failure(provider, exc) from None
@@ -289,9 +298,7 @@ class DataPlane:
         )
         if isinstance(answer, dict):
             answer["gateway"] = exchange.tag.body()
-        return Response(
-            orjson.dumps(answer), response.status, headers, media_type="application/json"
-        )
+        return JsonAnswer(orjson.dumps(answer), response.status, headers)
 
     async def _stream(
         self, dialect: Dialect, response: UpstreamResponse, exchange: Exchange
@@ -300,7 +307,10 @@ class DataPlane:
         # Until the stream ends, an exit can only be the caller hanging up.
         status, error = CLIENT_CLOSED, "client_disconnected"
         try:
-            async for piece in tag_first_event(response.chunks(), exchange.tag.body()):
+            chunks = response.chunks()
+            if exchange.capture is not None:
+                chunks = exchange.capture.recording(chunks)
+            async for piece in tag_first_event(chunks, exchange.tag.body()):
                 if exchange.first_byte is None:
                     exchange.first_byte = time.perf_counter()
                 observer.feed(piece)
@@ -346,12 +356,9 @@ class DataPlane:
             error=result.error,
         )
 
-    def _error(self, dialect: Dialect, error: ProxyError, tag: Tag) -> Response:
-        return Response(
-            dialect.error_bytes(error.status, error.code, error.message),
-            error.status,
-            tag.headers(),
-            media_type="application/json",
+    def _error(self, dialect: Dialect, error: ProxyError, tag: Tag) -> JsonAnswer:
+        return JsonAnswer(
+            dialect.error_bytes(error.status, error.code, error.message), error.status, tag.headers()
         )
 
 

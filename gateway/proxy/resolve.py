@@ -34,6 +34,7 @@ class Route:
     release_id: str
     shadow_release_id: str | None = None
     generation: int | None = None  # the channel's, as this request saw it
+    capture: bool = False  # keep the request with its lineage record (for replay)
 
 
 def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None) -> Route:
@@ -57,5 +58,14 @@ def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None)
         )
     shadow = shadow_release(channel)
     if channel.canary is not None and in_canary(channel, sticky_key):
-        return Route(channel.name, "canary", channel.canary.release, shadow, channel.generation)
-    return Route(channel.name, "stable", channel.stable, shadow, channel.generation)
+        return Route(
+            channel.name,
+            "canary",
+            channel.canary.release,
+            shadow,
+            channel.generation,
+            channel.capture,
+        )
+    return Route(
+        channel.name, "stable", channel.stable, shadow, channel.generation, channel.capture
+    )

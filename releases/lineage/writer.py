@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from releases.keyspace import Keyspace
 from releases.lineage.record import LineageRecord
 from releases.lineage.spill import SpillDir
+from releases.replication import ReplicaAck, run_acknowledged, write_acknowledged
 from releases.scripts import LuaScript
 
 log = logging.getLogger("releases.lineage")
@@ -55,6 +56,8 @@ class LineageWriter:
     spill: SpillDir
     limits: LineageLimits = field(default_factory=LineageLimits)
     stats: LineageStats = field(default_factory=LineageStats)
+    # A batch fewer replicas confirmed than this is spilled and written again later.
+    ack: ReplicaAck = field(default_factory=ReplicaAck)
 
     def __post_init__(self) -> None:
         # A script writes a whole batch as one command; Cluster spreads a batch over slots, so
@@ -132,10 +135,22 @@ class LineageWriter:
     async def _write(self, batch: list[tuple[str, bytes]]) -> bool:
         """One round trip for the batch; False when Redis could not take it."""
         keys = [self.keyspace.lineage(response_id) for response_id, _ in batch]
+        acked = self.ack.replicas
         try:
             if self._batched:
                 args = [*(line for _, line in batch), self.limits.retention_seconds]
-                await BATCH_SCRIPT(self.redis, keys, args)
+                if self.ack.enabled:
+                    _, acked = await run_acknowledged(
+                        self.redis, BATCH_SCRIPT, keys, args, self.ack
+                    )
+                else:
+                    await BATCH_SCRIPT(self.redis, keys, args)
+            elif self.ack.enabled:
+                writes = [
+                    (key, line, self.limits.retention_seconds)
+                    for key, (_, line) in zip(keys, batch, strict=True)
+                ]
+                acked = await write_acknowledged(self.redis, writes, self.ack)
             else:
                 pipe = self.redis.pipeline(transaction=False)
                 for key, (_, line) in zip(keys, batch, strict=True):
@@ -146,6 +161,15 @@ class LineageWriter:
             log.warning(
                 "lineage: Redis did not take %d records (%s); spilling them", len(batch), exc
             )
+            return False
+        if acked < self.ack.replicas:
+            # Written, but a failover now could lose it: keep it on disk until a write that
+            # the replicas confirm (same key, same content, so writing it twice is harmless).
+            self.stats.write_failures += 1
+            log.warning(
+                "lineage: %d of %d replicas confirmed %d records; spilling them",
+                acked, self.ack.replicas, len(batch),
+            )  # fmt: skip
             return False
         return True
 

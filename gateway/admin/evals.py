@@ -1,0 +1,185 @@
+"""Admin endpoints for golden sets, eval runs, channel eval gates and the drift record.
+
+``POST /admin/evals`` runs the set here, in the gateway, so the result it signs is one it
+computed, never one a client claims. With ``Accept: application/x-ndjson`` it answers a
+stream of JSON lines (``start``, one ``case`` per finished case, then ``result`` or
+``error``); otherwise it answers the stored result (201) once the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from gateway.admin.auth import READ, WRITE, presented_key
+from gateway.admin.bodies import read_document, read_object, text_field
+from gateway.admin.errors import AdminError
+from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Evals
+from gateway.services import services
+from releases.errors import InvalidRequest, RegistryError
+from releases.evals.records import CaseResult, EvalResult
+
+NDJSON = "application/x-ndjson"
+
+
+def _evals(request: Request) -> Evals:
+    found: Evals = request.app.state.evals
+    return found
+
+
+# -- golden sets --------------------------------------------------------------------------------
+
+
+async def create_golden(request: Request) -> JSONResponse:
+    """Register a golden set (JSON or YAML); 201 when new, 200 when the same cases exist."""
+    s = services(request)
+    actor = await s.auth.require(request, WRITE)
+    body = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
+    golden, created = await _evals(request).registry.register_set(body, actor)
+    return JSONResponse(golden.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+async def list_golden(request: Request) -> JSONResponse:
+    await services(request).auth.require(request, READ)
+    found = await _evals(request).registry.golden_sets(request.query_params.get("name"))
+    return JSONResponse([g.model_dump(mode="json") for g in found])
+
+
+async def show_golden(request: Request) -> JSONResponse:
+    await services(request).auth.require(request, READ)
+    golden = await _evals(request).registry.golden_set(request.path_params["ref"])
+    return JSONResponse(golden.model_dump(mode="json"))
+
+
+# -- eval runs ----------------------------------------------------------------------------------
+
+
+def _concurrency(body: dict[str, Any]) -> int:
+    value = body.get("concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise InvalidRequest(
+            f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}", "concurrency"
+        )
+    return value
+
+
+def _line(value: dict[str, Any]) -> bytes:
+    return orjson.dumps(value) + b"\n"
+
+
+async def run_eval(request: Request) -> Response:
+    """Run a golden set against a release (operator and admin keys only)."""
+    s = services(request)
+    actor = await s.auth.require(request, WRITE)
+    body = await read_object(request, s.settings.max_admin_body_bytes)
+    release_id = text_field(body, "release", required=True)
+    set_ref = text_field(body, "set", required=True)
+    assert release_id is not None and set_ref is not None
+    concurrency = _concurrency(body)
+    evals = _evals(request)
+    release = await s.registry.release(release_id)
+    golden = await evals.registry.golden_set(set_ref)
+    secret = presented_key(request)
+    if secret is None:  # require() passed, so a key was presented
+        raise AdminError(401, "unauthorized", "no key")
+    if NDJSON not in request.headers.get("accept", ""):
+        result = await evals.run(release, golden, actor, secret, concurrency)
+        return JSONResponse(result.model_dump(mode="json"), status_code=201)
+
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def on_case(case: CaseResult, done: int, total: int) -> None:
+        progress = {"event": "case", "done": done, "total": total, "case": case.id}
+        await queue.put(_line({**progress, "passed": case.passed}))
+
+    async def work() -> None:
+        try:
+            result: EvalResult = await evals.run(
+                release, golden, actor, secret, concurrency, on_case
+            )
+            await queue.put(_line({"event": "result", "result": result.model_dump(mode="json")}))
+        except RegistryError as exc:
+            await queue.put(_line({"event": "error", "error": {"type": exc.kind, "message": exc.message}}))  # fmt: skip
+        except Exception as exc:  # the stream is already 200: the last line says what failed
+            await queue.put(_line({"event": "error", "error": {"type": "internal_error", "message": repr(exc)}}))  # fmt: skip
+        finally:
+            await queue.put(None)
+
+    # The run finishes and is recorded even if the caller hangs up; keep a reference to it.
+    tasks: set[asyncio.Task[None]] = request.app.state.eval_tasks
+    task = asyncio.create_task(work(), name=f"eval-{release.id}")
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    total = len(evals.registry.spec_of(golden).cases)
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield _line({"event": "start", "release": release.id, "set": golden.id, "total": total})
+        while (item := await queue.get()) is not None:
+            yield item
+
+    return StreamingResponse(lines(), media_type=NDJSON)
+
+
+async def list_evals(request: Request) -> JSONResponse:
+    """Results without their cases, newest first (``?release=``, ``?set=`` a set name)."""
+    await services(request).auth.require(request, READ)
+    found = await _evals(request).registry.results(
+        request.query_params.get("release"), request.query_params.get("set")
+    )
+    return JSONResponse([r.summary() for r in found])
+
+
+async def show_eval(request: Request) -> JSONResponse:
+    await services(request).auth.require(request, READ)
+    result = await _evals(request).registry.result(request.path_params["result_id"])
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+# -- gates and drift ----------------------------------------------------------------------------
+
+
+async def show_gate(request: Request) -> JSONResponse:
+    await services(request).auth.require(request, READ)
+    channel = request.path_params["channel"]
+    gate = await _evals(request).registry.gate(channel)
+    if gate is None:
+        raise AdminError(404, "not_found", f"channel {channel!r} has no eval gate")
+    return JSONResponse(gate.model_dump(mode="json"))
+
+
+async def set_gate(request: Request) -> JSONResponse:
+    """``PUT /admin/channels/{ch}/gate`` ``{set, min_pass_rate, tolerance?, reason?}``."""
+    s = services(request)
+    actor = await s.auth.require(request, WRITE)
+    body = await read_object(request, s.settings.max_admin_body_bytes)
+    gate = await _evals(request).registry.set_gate(
+        request.path_params["channel"],
+        body.get("set"),
+        body.get("min_pass_rate"),
+        body.get("tolerance"),
+        actor,
+        text_field(body, "reason") or "",
+    )
+    return JSONResponse(gate.model_dump(mode="json"))
+
+
+async def clear_gate(request: Request) -> JSONResponse:
+    s = services(request)
+    actor = await s.auth.require(request, WRITE)
+    body = await read_object(request, s.settings.max_admin_body_bytes)
+    gate = await _evals(request).registry.clear_gate(
+        request.path_params["channel"], actor, text_field(body, "reason") or ""
+    )
+    return JSONResponse(gate.model_dump(mode="json"))
+
+
+async def list_drift(request: Request) -> JSONResponse:
+    """The newest drift check of every gated channel the watch has run on."""
+    await services(request).auth.require(request, READ)
+    checks = await _evals(request).registry.drift_checks()
+    return JSONResponse([c.model_dump(mode="json") for c in checks])

@@ -1,0 +1,63 @@
+"""Admin endpoints for capture and replay.
+
+``PUT/DELETE /admin/channels/{ch}/capture`` turn request capture on or off for a channel (an
+audited channel change, with ``If-Match`` and ``reason`` like every channel write).
+``POST /admin/lineage/{response_id}/replay`` ``{against?}`` reruns a captured request through
+this replica's data plane against the release that served it (or ``against``) and answers
+both outputs and their diff (see ``gateway.replay``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.admin.auth import READ
+from gateway.admin.bodies import read_object, text_field
+from gateway.admin.channels import _write, channel_response
+from gateway.replay import Replayer
+from gateway.services import Services, services
+from releases.errors import NotFound
+from releases.lineage import read_record
+
+
+async def set_capture(request: Request) -> JSONResponse:
+    s, actor, _, reason, expected = await _write(request)
+    channel = await s.registry.set_capture(
+        request.path_params["channel"], True, actor, reason, expected
+    )
+    return channel_response(channel)
+
+
+async def clear_capture(request: Request) -> JSONResponse:
+    s, actor, _, reason, expected = await _write(request)
+    channel = await s.registry.set_capture(
+        request.path_params["channel"], False, actor, reason, expected
+    )
+    return channel_response(channel)
+
+
+async def lineage_record(request: Request, s: Services, response_id: str) -> dict[str, Any]:
+    """The lineage record, reading this replica's own unwritten records too, or 404."""
+    record = await read_record(s.redis, s.registry.keys, response_id)
+    lineage = request.app.state.dataplane.lineage
+    if record is None and lineage is not None:
+        await lineage.flush()
+        record = await read_record(s.redis, s.registry.keys, response_id)
+    if record is None:
+        raise NotFound(
+            f"no lineage record for response {response_id!r} (kept for the retention period)"
+        )
+    return record
+
+
+async def replay(request: Request) -> JSONResponse:
+    s = services(request)
+    await s.auth.require(request, READ)
+    body = await read_object(request, s.settings.max_admin_body_bytes)
+    against = text_field(body, "against")
+    record = await lineage_record(request, s, request.path_params["response_id"])
+    replayer: Replayer = request.app.state.replayer
+    return JSONResponse(await replayer.replay(record, against))

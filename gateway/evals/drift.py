@@ -1,0 +1,196 @@
+"""The drift watch: catch a provider changing behaviour under a pinned model id.
+
+Every ``GATEWAY_DRIFT_INTERVAL`` seconds, for each channel with an eval gate, one replica (the
+one that takes the channel's Redis lease) runs the golden set version the channel's baseline
+was measured on against the channel's stable release, and compares the pass rate with that
+baseline: the eval result the stable was promoted on, else the newest result of that release
+on the gate's set. A drop of more than the tolerance (the gate's, else
+``GATEWAY_DRIFT_TOLERANCE``) in percentage points is a drift: an audit entry, the
+``gateway_drift_*`` metrics, ``GET /admin/drift``, and a POST to ``GATEWAY_DRIFT_WEBHOOK``.
+``run_once`` is one pass over every gated channel; tests call it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+from redis.asyncio import Redis
+
+from gateway.evals.service import Evals
+from gateway.metrics import DriftMetrics
+from releases.apikeys import ApiKey
+from releases.errors import NotFound
+from releases.evals.lease import Lease
+from releases.evals.records import DriftCheck, EvalResult, Gate
+from releases.models import Actor, utc_now
+from releases.registry import Registry
+
+log = logging.getLogger("gateway.drift")
+
+DRIFT_ACTOR = Actor(name="drift-watch", role="operator")
+# The key the watch's own eval calls carry; it exists only in this process's memory.
+DRIFT_KEY = ApiKey(
+    name="drift-watch", role="operator", channels=["*"], created_by="gateway", created_at=""
+)
+WEBHOOK_TIMEOUT = httpx.Timeout(5.0)
+
+Status = Literal["ok", "drifted", "skipped", "no_baseline"]
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """How often the watch runs (0: never), its tolerance, webhook, concurrency and lease."""
+
+    interval: float = 0.0
+    tolerance: float = 5.0
+    webhook: str | None = None
+    concurrency: int = 4
+    lease_ms: int = 60_000
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    """What one pass did on one channel; ``check`` is set when a run happened."""
+
+    channel: str
+    status: Status
+    detail: str = ""
+    check: DriftCheck | None = None
+
+
+class DriftWatch:
+    """Runs the drift watch of one replica; ``start()``/``stop()`` in the app's lifespan."""
+
+    def __init__(
+        self,
+        evals: Evals,
+        registry: Registry,
+        redis: Redis,
+        settings: DriftSettings,
+        metrics: DriftMetrics | None = None,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.evals = evals
+        self.registry = registry
+        self.redis = redis
+        self.settings = settings
+        self.metrics = metrics
+        self.webhook_transport = webhook_transport
+        self._secret = secrets.token_urlsafe(32)
+        digest = hashlib.sha256(self._secret.encode()).hexdigest()
+        evals.dataplane.internal_keys[digest] = DRIFT_KEY
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.settings.interval > 0:
+            self._task = asyncio.create_task(self._every_interval(), name="drift-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.interval)
+            try:
+                await self.run_once()
+            except Exception:  # one bad pass (Redis away) must not end the watch
+                log.exception("drift watch pass failed")
+
+    def lease(self, channel: str) -> Lease:
+        """This replica's lease on ``channel``'s watch."""
+        key = self.registry.keys.drift_lease(channel)
+        return Lease(self.redis, key, self.settings.lease_ms)
+
+    async def run_once(self) -> list[DriftOutcome]:
+        """One pass over every gated channel, each under its lease."""
+        return [await self._watch(gate) for gate in await self.evals.registry.gates()]
+
+    async def _watch(self, gate: Gate) -> DriftOutcome:
+        lease = self.lease(gate.channel)
+        if not await lease.acquire():
+            return DriftOutcome(gate.channel, "skipped", "another replica is watching it now")
+        keeper = asyncio.create_task(self._keep(lease))
+        try:
+            return await self._check(gate)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await lease.release()
+
+    async def _keep(self, lease: Lease) -> None:
+        """Extend the lease while the run lasts, so a long run is never watched twice."""
+        while True:
+            await asyncio.sleep(self.settings.lease_ms / 3000)
+            if not await lease.extend():
+                log.warning("lost the drift-watch lease %s while running", lease.key)
+                return
+
+    async def _baseline(self, channel: str, stable: str, gate: Gate) -> EvalResult | None:
+        evals = self.evals.registry
+        promoted = await evals.promotion_eval(channel)
+        if promoted is not None and promoted.release == stable:
+            with contextlib.suppress(NotFound):
+                return await evals.result(promoted.result)
+        with contextlib.suppress(NotFound):
+            golden = await evals.golden_set(gate.set)
+            return await evals.latest_result(stable, golden.id)
+        return None
+
+    async def _check(self, gate: Gate) -> DriftOutcome:
+        try:
+            channel = await self.registry.channel(gate.channel)
+        except NotFound:
+            return DriftOutcome(
+                gate.channel, "no_baseline", "the channel has no stable release yet"
+            )
+        baseline = await self._baseline(channel.name, channel.stable, gate)
+        if baseline is None:
+            return DriftOutcome(channel.name, "no_baseline", f"no eval of {channel.stable} yet")
+        release = await self.registry.release(channel.stable)
+        golden = await self.evals.registry.golden_set(baseline.set_id)
+        result = await self.evals.run(
+            release, golden, DRIFT_ACTOR, self._secret, self.settings.concurrency
+        )
+        tolerance = gate.tolerance if gate.tolerance is not None else self.settings.tolerance
+        drop = round(baseline.pass_rate - result.pass_rate, 2)
+        check = DriftCheck(
+            channel=channel.name, release=release.id, set_id=golden.id,
+            baseline_result=baseline.id, baseline_pass_rate=baseline.pass_rate,
+            result=result.id, pass_rate=result.pass_rate, drop=drop, tolerance=tolerance,
+            drifted=drop > tolerance, at=utc_now(),
+        )  # fmt: skip
+        await self.evals.registry.record_drift(check, DRIFT_ACTOR)
+        if self.metrics is not None:
+            self.metrics.observe(check.channel, check.pass_rate, max(drop, 0.0), check.drifted)
+        if check.drifted:
+            log.warning(
+                "drift on %s: %s passes %g%% of %s, %g at promotion",
+                check.channel, check.release, check.pass_rate, check.set_id,
+                check.baseline_pass_rate,
+            )  # fmt: skip
+            await self._notify(check)
+        return DriftOutcome(channel.name, "drifted" if check.drifted else "ok", check=check)
+
+    async def _notify(self, check: DriftCheck) -> None:
+        if not self.settings.webhook:
+            return
+        body = {"event": "drift", **check.model_dump(mode="json")}
+        try:
+            async with httpx.AsyncClient(
+                timeout=WEBHOOK_TIMEOUT, transport=self.webhook_transport
+            ) as client:
+                response = await client.post(self.settings.webhook, json=body)
+                response.raise_for_status()
+        except httpx.HTTPError as exc:  # the drift is recorded either way
+            log.warning("drift webhook %s failed: %s", self.settings.webhook, exc)

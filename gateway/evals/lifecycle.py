@@ -1,0 +1,47 @@
+"""Making the eval objects of one process at start-up (called from the app's lifespan)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from gateway.config import Settings
+from gateway.evals.drift import DriftSettings, DriftWatch
+from gateway.evals.service import Evals
+from gateway.metrics import DriftMetrics
+from gateway.proxy.fastpath import FastPath
+from gateway.proxy.handler import DataPlane
+from gateway.services import Services
+from gateway.snapshot import RegistryView
+from releases.evals.registry import EvalRegistry
+from releases.evals.scorers import ScorerRegistry
+
+
+def open_evals(
+    app: Starlette,
+    settings: Settings,
+    services: Services,
+    dataplane: DataPlane,
+    view: RegistryView,
+    redis: Redis,
+    metrics: CollectorRegistry,
+) -> tuple[Evals, DriftWatch]:
+    """The eval runner and the drift watch (started: it runs only when its interval is set)."""
+    registry = EvalRegistry(services.registry.store, services.signer, ScorerRegistry.default())
+    # Cases go through the chat endpoints, which FastPath dispatches in front of Starlette.
+    evals = Evals(registry, FastPath(app), dataplane, view)
+    drift = DriftWatch(
+        evals,
+        services.registry,
+        redis,
+        DriftSettings(
+            interval=settings.drift_interval,
+            tolerance=settings.drift_tolerance,
+            webhook=settings.drift_webhook,
+            concurrency=settings.drift_concurrency,
+        ),
+        DriftMetrics(metrics),
+    )
+    drift.start()
+    return evals, drift

@@ -1,0 +1,179 @@
+"""Run a golden set against one release, through the gateway's own data plane, in process.
+
+Each case is a real request to ``/v1/chat/completions`` (OpenAI-kind providers) or
+``/v1/messages`` (Anthropic-kind) with ``model: "release:<id>"``, sent over an ASGI transport
+to this very process: injection, tagging, lineage and metrics apply as to any call, and no
+socket is opened. Cases run with bounded concurrency; each finished case is reported as it
+ends, so a caller can show progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from starlette.types import ASGIApp
+
+from releases.evals.checks import run_check
+from releases.evals.golden import Case, GoldenSetSpec
+from releases.evals.records import CaseResult, EvalResult, GoldenSet
+from releases.evals.scorers import ScorerRegistry
+from releases.models import Release, utc_now
+
+# Answers are kept in results for people to read, not whole: results stay small in Redis.
+MAX_OUTPUT_CHARS = 2000
+# Anthropic's API requires max_tokens; a release's pinned value still wins over this.
+ANTHROPIC_MAX_TOKENS = 1024
+INTERNAL_BASE_URL = "http://gateway.internal"
+
+OnCase = Callable[[CaseResult, int, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EvalLimits:
+    """How many cases run at once, and how long one case may take (seconds)."""
+
+    concurrency: int = 4
+    case_timeout: float = 120.0
+
+
+class InProcessDispatcher:
+    """Sends cases to the gateway app it lives in, authenticated with ``secret``."""
+
+    def __init__(self, app: ASGIApp, secret: str, provider_kinds: dict[str, str]) -> None:
+        self.app = app
+        self.secret = secret
+        self.provider_kinds = provider_kinds
+
+    async def call(
+        self, client: httpx.AsyncClient, release: Release, case: Case
+    ) -> tuple[int, str, str | None, str | None]:
+        """``(status, answer text, response id, error)`` of one case."""
+        provider = str(release.spec.get("model", {}).get("provider", ""))
+        anthropic = self.provider_kinds.get(provider) == "anthropic"
+        headers = {
+            "authorization": f"Bearer {self.secret}",
+            "x-gateway-variables": orjson.dumps(case.variables).decode(),
+        }
+        messages = [m.model_dump() for m in case.messages]
+        if anthropic:
+            system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+            body: dict[str, Any] = {
+                "model": f"release:{release.id}",
+                "max_tokens": ANTHROPIC_MAX_TOKENS,
+                "messages": [m for m in messages if m["role"] != "system"],
+            }
+            if system:
+                body["system"] = system
+            response = await client.post("/v1/messages", json=body, headers=headers)
+        else:
+            body = {"model": f"release:{release.id}", "messages": messages}
+            response = await client.post("/v1/chat/completions", json=body, headers=headers)
+        response_id = response.headers.get("x-gateway-response-id")
+        try:
+            answer = response.json()
+        except ValueError:
+            return response.status_code, "", response_id, "the answer is not JSON"
+        if response.status_code >= 400:
+            return response.status_code, "", response_id, _error_message(answer)
+        return response.status_code, _text(answer, anthropic), response_id, None
+
+
+def _text(answer: Any, anthropic: bool) -> str:
+    if not isinstance(answer, dict):
+        return ""
+    if anthropic:
+        blocks = answer.get("content") or []
+        return "".join(b.get("text", "") for b in blocks if isinstance(b, dict))
+    choices = answer.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _error_message(answer: Any) -> str:
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", "error"))
+    return "error"
+
+
+class EvalRunner:
+    """Runs one golden set against one release and builds the (unsigned) result."""
+
+    def __init__(
+        self, dispatcher: InProcessDispatcher, scorers: ScorerRegistry, limits: EvalLimits
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.scorers = scorers
+        self.limits = limits
+
+    async def run(
+        self,
+        release: Release,
+        golden: GoldenSet,
+        spec: GoldenSetSpec,
+        created_by: str,
+        on_case: OnCase | None = None,
+    ) -> EvalResult:
+        started = utc_now()
+        gate = asyncio.Semaphore(self.limits.concurrency)
+        done = 0
+        total = len(spec.cases)
+        transport = httpx.ASGITransport(app=self.dispatcher.app)
+        timeout = httpx.Timeout(self.limits.case_timeout)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=INTERNAL_BASE_URL, timeout=timeout
+        ) as client:
+
+            async def one(case: Case) -> CaseResult:
+                nonlocal done
+                async with gate:
+                    outcome = await self._case(client, release, case)
+                done += 1
+                if on_case is not None:
+                    await on_case(outcome, done, total)
+                return outcome
+
+            cases = await asyncio.gather(*(one(case) for case in spec.cases))
+        passed = sum(1 for c in cases if c.passed)
+        return EvalResult(
+            id=f"eval_{uuid.uuid4().hex[:16]}",
+            release=release.id,
+            release_digest=release.digest,
+            set_id=golden.id,
+            set_name=golden.name,
+            set_digest=golden.digest,
+            total=total,
+            passed=passed,
+            pass_rate=round(100 * passed / total, 2),
+            cases=list(cases),
+            started_at=started,
+            finished_at=utc_now(),
+            created_by=created_by,
+        )
+
+    async def _case(self, client: httpx.AsyncClient, release: Release, case: Case) -> CaseResult:
+        try:
+            status, text, response_id, error = await self.dispatcher.call(client, release, case)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            return CaseResult(id=case.id, passed=False, status=0, error=f"no answer: {exc!r}")
+        if error is not None:
+            return CaseResult(
+                id=case.id, passed=False, status=status, response_id=response_id, error=error
+            )
+        outcomes = [run_check(check, text, self.scorers) for check in case.checks]
+        return CaseResult(
+            id=case.id,
+            passed=all(o.passed for o in outcomes),
+            status=status,
+            response_id=response_id,
+            output=text[:MAX_OUTPUT_CHARS],
+            checks=[o.as_json() for o in outcomes],
+        )

@@ -1,0 +1,209 @@
+"""Timed rollback rehearsal: roll a channel back and forward again, and time the fleet.
+
+Each step is an ordinary audited channel change (rollback, then promote of the stable it
+had, then the canary it had, if any: both moves clear it). After each, the replicas that were
+live when the rehearsal began are watched through their heartbeats (``gateway.fleet``) until
+each serves the new generation; one whose heartbeat expires is reported ``missing`` and not
+waited for, one still behind at the step's timeout ``timed_out``. The timings are recorded
+in the audit log as a ``channel.rehearse`` entry. Each step expects the generation the one
+before left, so a change someone else makes meanwhile stops the rehearsal (409) rather than
+being overwritten by it.
+
+Channels named ``rehearsal-*`` are made for it; any other channel is live and is refused
+unless the caller says ``live``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.fleet import live_replicas
+from releases.audit import append_entry
+from releases.errors import Conflict, InvalidRequest
+from releases.evals.gate import check_gate
+from releases.models import Actor, Channel
+from releases.registry import Registry
+from releases.store import until_committed
+
+REHEARSAL_PREFIX = "rehearsal-"
+MAX_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class RehearsalLimits:
+    """How long each step may wait for the fleet, and how often heartbeats are read."""
+
+    timeout: float = 10.0
+    poll_interval: float = 0.02
+
+
+def is_rehearsal_channel(name: str) -> bool:
+    return name.startswith(REHEARSAL_PREFIX)
+
+
+def limits_from(body: dict[str, Any]) -> RehearsalLimits:
+    """The ``timeout`` (seconds per step) of a rehearse request body, checked."""
+    value = body.get("timeout", RehearsalLimits.timeout)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest("timeout must be a number of seconds", "timeout")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise InvalidRequest(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s", "timeout")
+    return RehearsalLimits(timeout=float(value))
+
+
+class Rehearsal:
+    """One rehearsal of one channel; ``run()`` once."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        redis: Redis,
+        name: str,
+        actor: Actor,
+        reason: str = "",
+        limits: RehearsalLimits = RehearsalLimits(),
+    ) -> None:
+        self.registry = registry
+        self.redis = redis
+        self.name = name
+        self.actor = actor
+        self.reason = reason
+        self.limits = limits
+        self.missing: set[str] = set()
+        self.generation = 0  # the channel's, as the last step left it
+
+    async def run(self, live: bool = False) -> dict[str, Any]:
+        start = await self.registry.channel(self.name)
+        if not live and not is_rehearsal_channel(self.name):
+            raise Conflict(
+                f"channel {self.name!r} is live: rehearse on a {REHEARSAL_PREFIX}* channel, "
+                "or pass live (--live) to roll a live channel back and forward"
+            )
+        if not start.previous_stables:
+            raise Conflict(
+                f"channel {self.name!r} has no previous stable to roll back to; "
+                "promote a second release first"
+            )
+        # Rolling forward is a promotion: if the channel's eval gate would refuse it, refuse
+        # the rehearsal now (412) rather than leave the channel rolled back halfway.
+        await check_gate(self.registry.store, self.name, start.stable, self.registry.store.plan())
+        watched = [r.id for r in await live_replicas(self.redis, self.registry.keys)]
+        why = f"rehearsal{': ' + self.reason if self.reason else ''}"
+        # Each step expects the generation the one before left: a change made by someone else
+        # meanwhile stops the rehearsal (409) instead of being overwritten by it.
+        self.generation = start.generation
+        steps = [
+            await self._step(
+                "rollback",
+                lambda: self.registry.rollback(
+                    self.name, self.actor, reason=why, expected_generation=self.generation
+                ),
+                watched,
+            ),
+            await self._step(
+                "roll forward",
+                lambda: self.registry.promote(
+                    self.name, start.stable, self.actor, why, self.generation
+                ),
+                watched,
+            ),
+        ]
+        canary = start.canary
+        if canary is not None:
+            steps.append(
+                await self._step(
+                    "restore canary",
+                    lambda: self.registry.set_canary(
+                        self.name, canary.release, canary.weight, self.actor, why, self.generation
+                    ),
+                    watched,
+                )
+            )
+        result = {
+            "channel": self.name,
+            "live": not is_rehearsal_channel(self.name),
+            "replicas": watched,
+            "missing": sorted(self.missing),
+            "timeout": self.limits.timeout,
+            "steps": steps,
+            "seconds": round(sum(s["seconds"] or 0.0 for s in steps), 4),
+            "converged": all(not s["timed_out"] for s in steps),
+        }
+        result["audit_seq"] = await self._record(result, steps[-1]["generation"])
+        return result
+
+    async def _step(
+        self, action: str, change: Callable[[], Awaitable[Channel]], watched: list[str]
+    ) -> dict[str, Any]:
+        began = time.monotonic()
+        channel: Channel = await change()
+        self.generation = channel.generation
+        committed = time.monotonic() - began
+        seen: dict[str, float] = {}
+        pending = [r for r in watched if r not in self.missing]
+        while pending:
+            live = {r.id: r for r in await live_replicas(self.redis, self.registry.keys)}
+            elapsed = time.monotonic() - began
+            for replica_id in list(pending):
+                replica = live.get(replica_id)
+                if replica is None:
+                    self.missing.add(replica_id)
+                    pending.remove(replica_id)
+                elif replica.channels.get(self.name, 0) >= channel.generation:
+                    seen[replica_id] = round(elapsed, 4)
+                    pending.remove(replica_id)
+            if not pending or elapsed >= self.limits.timeout:
+                break
+            await asyncio.sleep(self.limits.poll_interval)
+        replicas = [
+            {"id": r, "status": self._status(r, seen), "seconds": seen.get(r)} for r in watched
+        ]
+        return {
+            "action": action,
+            "generation": channel.generation,
+            "stable": channel.stable,
+            "commit_seconds": round(committed, 4),
+            "seconds": max(seen.values()) if seen else None,
+            "converged": len(seen),
+            "missing": sorted(r for r in watched if r in self.missing),
+            "timed_out": [r for r in watched if r not in seen and r not in self.missing],
+            "replicas": replicas,
+        }
+
+    def _status(self, replica_id: str, seen: dict[str, float]) -> str:
+        if replica_id in seen:
+            return "converged"
+        return "missing" if replica_id in self.missing else "timed_out"
+
+    async def _record(self, result: dict[str, Any], generation: int) -> int:
+        """The rehearsal's audit entry (not a channel change: not in the channel's history)."""
+        store, keys = self.registry.store, self.registry.keys
+
+        async def attempt() -> int:
+            (head_raw,) = await store.read_many(("get", keys.audit_head, None))
+            plan = store.plan()
+            entry = append_entry(
+                plan,
+                head_raw,
+                self.registry.signer,
+                self.actor,
+                "channel.rehearse",
+                "channel",
+                self.name,
+                reason=self.reason,
+                generation=generation,
+                before=None,
+                after=result,
+            )
+            plan.announce("channel", self.name)
+            await store.commit(plan)
+            return int(json.loads(entry)["seq"])
+
+        return await until_committed(attempt)

@@ -1,0 +1,78 @@
+"""Applying a golden case's checks to one answer: each check passes or says why not."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import jsonschema
+
+from releases.evals.golden import (
+    Check,
+    ContainsCheck,
+    ExactCheck,
+    JsonSchemaCheck,
+    RegexCheck,
+    ScoreCheck,
+)
+from releases.evals.scorers import ScorerRegistry
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One check's verdict: its type, whether it passed, why not, and a score where scored."""
+
+    type: str
+    passed: bool
+    detail: str = ""
+    score: float | None = None
+
+    def as_json(self) -> dict[str, object]:
+        found: dict[str, object] = {"type": self.type, "passed": self.passed}
+        if self.detail:
+            found["detail"] = self.detail
+        if self.score is not None:
+            found["score"] = round(self.score, 4)
+        return found
+
+
+def run_check(check: Check, output: str, scorers: ScorerRegistry) -> CheckOutcome:
+    """The verdict of one check on the answer text ``output``."""
+    if isinstance(check, ExactCheck):
+        ok = output.strip() == check.value.strip()
+        return CheckOutcome("exact", ok, "" if ok else f"expected exactly {check.value!r}")
+    if isinstance(check, ContainsCheck):
+        haystack, needle = output, check.value
+        if check.ignore_case:
+            haystack, needle = haystack.lower(), needle.lower()
+        ok = needle in haystack
+        return CheckOutcome("contains", ok, "" if ok else f"does not contain {check.value!r}")
+    if isinstance(check, RegexCheck):
+        ok = re.search(check.pattern, output) is not None
+        return CheckOutcome("regex", ok, "" if ok else f"does not match /{check.pattern}/")
+    if isinstance(check, JsonSchemaCheck):
+        return _json_schema(check, output)
+    assert isinstance(check, ScoreCheck)
+    try:
+        value = float(scorers.get(check.scorer).score(output, check.args))
+    except Exception as exc:  # a scorer is pluggable code: its failure fails the check only
+        return CheckOutcome("score", False, f"scorer {check.scorer!r} failed: {exc}")
+    ok = value >= check.min
+    detail = "" if ok else f"{check.scorer} scored {value:.3f}, below {check.min}"
+    return CheckOutcome("score", ok, detail, value)
+
+
+def _json_schema(check: JsonSchemaCheck, output: str) -> CheckOutcome:
+    try:
+        document = json.loads(output)
+    except ValueError:
+        return CheckOutcome("json_schema", False, "the answer is not JSON")
+    errors = sorted(
+        jsonschema.validators.validator_for(check.schema_)(check.schema_).iter_errors(document),
+        key=lambda e: list(e.path),
+    )
+    if errors:
+        where = "/".join(str(p) for p in errors[0].path) or "(root)"
+        return CheckOutcome("json_schema", False, f"{where}: {errors[0].message}")
+    return CheckOutcome("json_schema", True)

@@ -1,0 +1,254 @@
+"""Golden sets, eval results, gates and drift checks on Redis, next to releases and channels.
+
+Every write goes through the registry's compare-and-set commit (``releases.store``) with its
+hash-chained audit entry in the same step, exactly like releases and channel moves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from releases.audit import append_entry
+from releases.channels import percent
+from releases.content import canonical_json, release_id
+from releases.errors import InvalidRequest, NotFound
+from releases.evals.gate import result_index
+from releases.evals.golden import GoldenSetSpec, golden_digest, validate_golden_set
+from releases.evals.records import DriftCheck, EvalResult, Gate, GoldenSet, PromotionEval
+from releases.evals.scorers import ScorerRegistry
+from releases.models import Actor, utc_now
+from releases.signing import Signer
+from releases.spec import RELEASE_ID_RE
+from releases.store import RegistryStore, until_committed
+
+
+class EvalRegistry:
+    """The eval side of the registry; made per process from the registry's store and signer."""
+
+    def __init__(self, store: RegistryStore, signer: Signer, scorers: ScorerRegistry) -> None:
+        self.store = store
+        self.keys = store.keyspace
+        self.signer = signer
+        self.scorers = scorers
+
+    # -- golden sets ----------------------------------------------------------------------------
+
+    async def register_set(self, raw: Any, actor: Actor) -> tuple[GoldenSet, bool]:
+        """Register a golden set; the same cases under the same name answer the existing one."""
+        spec = validate_golden_set(raw, self.scorers)
+        digest = golden_digest(spec)
+        digest_field = f"{spec.name}:{digest}"
+
+        async def attempt() -> tuple[GoldenSet, bool]:
+            existing, latest, head_raw = await self.store.read_many(
+                ("hget", self.keys.golden_digests, digest_field),
+                ("hget", self.keys.golden_versions, spec.name),
+                ("get", self.keys.audit_head, None),
+            )
+            if existing is not None:
+                return await self.golden_set(existing), False
+            number = _version_of(latest) + 1
+            golden = GoldenSet(
+                id=release_id(spec.name, number, digest),
+                name=spec.name,
+                version=number,
+                digest=digest,
+                spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+                created_by=actor.name,
+                created_at=utc_now(),
+            )
+            plan = (
+                self.store.plan()
+                .expect_field(self.keys.golden_digests, digest_field, None)
+                .expect_field(self.keys.golden_versions, spec.name, latest)
+                .hset(self.keys.golden_sets, golden.id, golden.model_dump_json())
+                .hset(self.keys.golden_digests, digest_field, golden.id)
+                .hset(self.keys.golden_versions, spec.name, golden.id)
+                .announce("golden", golden.id)
+            )
+            summary = {"id": golden.id, "digest": digest, "version": number}
+            append_entry(
+                plan, head_raw, self.signer, actor, "golden.register", "golden_set", golden.id,
+                reason=spec.notes, generation=None, before=None, after=summary,
+            )  # fmt: skip
+            await self.store.commit(plan)
+            return golden, True
+
+        return await until_committed(attempt)
+
+    async def golden_set(self, ref: str) -> GoldenSet:
+        """A set by id, or by name (its latest version)."""
+        set_id = ref
+        if not RELEASE_ID_RE.match(ref):
+            latest = await self.store.hget(self.keys.golden_versions, ref)
+            if latest is None:
+                raise NotFound(f"golden set {ref!r} is not registered")
+            set_id = latest
+        raw = await self.store.hget(self.keys.golden_sets, set_id)
+        if raw is None:
+            raise NotFound(f"golden set {ref!r} is not registered")
+        return GoldenSet.model_validate_json(raw)
+
+    async def golden_sets(self, name: str | None = None) -> list[GoldenSet]:
+        """Every set (or one name's), by name, newest version first."""
+        found = [
+            GoldenSet.model_validate_json(raw)
+            for raw in (await self.store.hgetall(self.keys.golden_sets)).values()
+        ]
+        if name is not None:
+            found = [g for g in found if g.name == name]
+        return sorted(found, key=lambda g: (g.name, -g.version))
+
+    def spec_of(self, golden: GoldenSet) -> GoldenSetSpec:
+        return GoldenSetSpec.model_validate(golden.spec)
+
+    # -- eval results ---------------------------------------------------------------------------
+
+    async def record_result(self, result: EvalResult, actor: Actor) -> EvalResult:
+        """Sign and store a result, make it the newest for its (release, set), audit it."""
+        signature = self.signer.sign(canonical_json(result.signed_fields()))
+        signed = result.model_copy(update={"signature": signature})
+        index = result_index(result.release, result.set_id)
+
+        async def attempt() -> EvalResult:
+            (head_raw,) = await self.store.read_many(("get", self.keys.audit_head, None))
+            plan = (
+                self.store.plan()
+                .expect_field(self.keys.eval_results, signed.id, None)
+                .hset(self.keys.eval_results, signed.id, signed.model_dump_json())
+                .hset(self.keys.eval_latest, index, signed.id)
+                .announce("eval", signed.id)
+            )
+            append_entry(
+                plan, head_raw, self.signer, actor, "eval.record", "eval", signed.id,
+                reason=f"{result.set_id} on {result.release}", generation=None, before=None,
+                after=signed.summary(),
+            )  # fmt: skip
+            await self.store.commit(plan)
+            return signed
+
+        return await until_committed(attempt)
+
+    async def result(self, result_id: str) -> EvalResult:
+        raw = await self.store.hget(self.keys.eval_results, result_id)
+        if raw is None:
+            raise NotFound(f"eval result {result_id!r} does not exist")
+        return EvalResult.model_validate_json(raw)
+
+    async def results(
+        self, release: str | None = None, set_name: str | None = None
+    ) -> list[EvalResult]:
+        """Results, newest first, optionally of one release and/or one set name."""
+        found = [
+            EvalResult.model_validate_json(raw)
+            for raw in (await self.store.hgetall(self.keys.eval_results)).values()
+        ]
+        found = [
+            r
+            for r in found
+            if (release is None or r.release == release)
+            and (set_name is None or r.set_name == set_name)
+        ]
+        return sorted(found, key=lambda r: (r.finished_at, r.id), reverse=True)
+
+    async def latest_result(self, release: str, set_id: str) -> EvalResult | None:
+        result_id = await self.store.hget(self.keys.eval_latest, result_index(release, set_id))
+        return None if result_id is None else await self.result(result_id)
+
+    # -- gates ----------------------------------------------------------------------------------
+
+    async def gate(self, channel: str) -> Gate | None:
+        raw = await self.store.hget(self.keys.eval_gates, channel)
+        return None if raw is None else Gate.model_validate_json(raw)
+
+    async def gates(self) -> list[Gate]:
+        raws = (await self.store.hgetall(self.keys.eval_gates)).values()
+        return sorted((Gate.model_validate_json(r) for r in raws), key=lambda g: g.channel)
+
+    async def promotion_eval(self, channel: str) -> PromotionEval | None:
+        raw = await self.store.hget(self.keys.promotion_evals, channel)
+        return None if raw is None else PromotionEval.model_validate_json(raw)
+
+    async def set_gate(
+        self,
+        channel: str,
+        set_name: object,
+        min_pass_rate: object,
+        tolerance: object,
+        actor: Actor,
+        reason: str = "",
+    ) -> Gate:
+        """Require a passing eval of ``set_name`` to promote on ``channel`` (audited)."""
+        if not isinstance(set_name, str) or not set_name:
+            raise InvalidRequest("the body needs a 'set' string (a golden set name)", "set")
+        rate = percent(min_pass_rate, "min_pass_rate")
+        points = None if tolerance is None else percent(tolerance, "tolerance")
+        if await self.store.hget(self.keys.golden_versions, set_name) is None:
+            raise InvalidRequest(f"golden set {set_name!r} is not registered", "set")
+        gate = Gate(
+            channel=channel, set=set_name, min_pass_rate=rate, tolerance=points,
+            updated_by=actor.name, updated_at=utc_now(),
+        )  # fmt: skip
+        await self._write_gate(channel, gate, actor, reason)
+        return gate
+
+    async def clear_gate(self, channel: str, actor: Actor, reason: str = "") -> Gate:
+        """Remove the channel's gate; answers the gate removed (404 when there is none)."""
+        current = await self.gate(channel)
+        if current is None:
+            raise NotFound(f"channel {channel!r} has no eval gate")
+        await self._write_gate(channel, None, actor, reason)
+        return current
+
+    async def _write_gate(self, channel: str, gate: Gate | None, actor: Actor, reason: str) -> None:
+        async def attempt() -> None:
+            before_raw, head_raw = await self.store.read_many(
+                ("hget", self.keys.eval_gates, channel), ("get", self.keys.audit_head, None)
+            )
+            plan = self.store.plan().expect_field(self.keys.eval_gates, channel, before_raw)
+            if gate is None:
+                plan.hdel(self.keys.eval_gates, channel)
+            else:
+                plan.hset(self.keys.eval_gates, channel, gate.model_dump_json())
+            before = Gate.model_validate_json(before_raw).model_dump() if before_raw else None
+            entry_json = append_entry(
+                plan, head_raw, self.signer, actor,
+                "channel.gate.set" if gate is not None else "channel.gate.clear",
+                "channel", channel, reason=reason, generation=None, before=before,
+                after=gate.model_dump() if gate is not None else None,
+            )  # fmt: skip
+            plan.rpush(self.keys.history(channel), entry_json)
+            plan.announce("gate", channel)
+            await self.store.commit(plan)
+
+        await until_committed(attempt)
+
+    # -- drift ----------------------------------------------------------------------------------
+
+    async def record_drift(self, check: DriftCheck, actor: Actor) -> None:
+        """Keep the channel's newest drift check; a drift is also an audit entry."""
+
+        async def attempt() -> None:
+            (head_raw,) = await self.store.read_many(("get", self.keys.audit_head, None))
+            plan = self.store.plan().hset(self.keys.drift, check.channel, check.model_dump_json())
+            if check.drifted:
+                append_entry(
+                    plan, head_raw, self.signer, actor, "channel.drift", "channel",
+                    check.channel, reason=f"pass rate fell {check.drop:g} points on {check.set_id}",
+                    generation=None, before=None, after=check.model_dump(),
+                )  # fmt: skip
+            plan.announce("drift", check.channel)
+            await self.store.commit(plan)
+
+        await until_committed(attempt)
+
+    async def drift_checks(self) -> list[DriftCheck]:
+        raws = (await self.store.hgetall(self.keys.drift)).values()
+        return sorted((DriftCheck.model_validate_json(r) for r in raws), key=lambda d: d.channel)
+
+
+def _version_of(set_id: str | None) -> int:
+    if set_id is None:
+        return 0
+    match = RELEASE_ID_RE.match(set_id)
+    return int(match.group("version")) if match else 0

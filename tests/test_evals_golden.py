@@ -1,0 +1,134 @@
+"""Golden sets: content-addressed ids, strict validation with field-level errors, the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.services import Services
+from releases.errors import InvalidSpec
+from releases.evals.checks import run_check
+from releases.evals.golden import validate_golden_set
+from releases.evals.registry import EvalRegistry
+from releases.evals.scorers import ScorerRegistry
+from tests.conftest import OPERATOR
+from tests.evalkit import admin, golden, ok
+from tests.live import LiveServer
+
+SCORERS = ScorerRegistry.default()
+
+
+def refusal(body: Any) -> dict[str, str]:
+    with pytest.raises(InvalidSpec) as caught:
+        validate_golden_set(body, SCORERS)
+    return {e.field: e.message for e in caught.value.errors}
+
+
+async def test_same_cases_answer_the_same_set_and_new_cases_a_new_version(
+    services: Services,
+) -> None:
+    evals = EvalRegistry(services.registry.store, services.signer, SCORERS)
+    first, created = await evals.register_set(golden(), OPERATOR)
+    again, created_again = await evals.register_set(golden(notes="other notes"), OPERATOR)
+    assert (created, created_again) == (True, False)
+    assert again == first
+    assert first.id == f"support-golden-v1-{first.digest[:6]}"
+    cases = golden()["cases"][:2]
+    second, _ = await evals.register_set(golden(cases=cases), OPERATOR)
+    assert second.version == 2 and second.digest != first.digest
+    assert (await evals.golden_set("support-golden")).id == second.id  # by name: the latest
+    assert (await evals.golden_set(first.id)).id == first.id
+    audit = await services.registry.audit()
+    assert [e.action for e in audit[:2]] == ["golden.register", "golden.register"]
+    assert audit[0].target_kind == "golden_set" and audit[0].target == second.id
+
+
+def test_validation_names_every_bad_field() -> None:
+    bad = golden(
+        extra=1,
+        cases=[
+            {
+                "id": "a",
+                "messages": [{"role": "user", "content": "x"}],
+                "checks": [
+                    {"type": "regex", "pattern": "("},
+                    {"type": "json_schema", "schema": {"type": "nope"}},
+                    {"type": "score", "scorer": "nope", "min": 0.5},
+                    {"type": "score", "scorer": "similarity", "min": 0.5},
+                    {"type": "telepathy"},
+                ],
+            },
+            {"id": "a", "messages": [], "checks": [{"type": "exact", "value": 3}]},
+        ],
+    )
+    errors = refusal(bad)
+    assert "unknown top-level key" in errors["extra"]
+    assert "unknown check type" in errors["cases.0.checks.4"]
+    assert errors["cases.1.messages"] and errors["cases.1.checks.0.value"]
+    # Second pass (context checks) runs once shapes are right.
+    del bad["extra"]
+    bad["cases"][0]["checks"].pop()
+    bad["cases"][1] = {**bad["cases"][0]}
+    errors = refusal(bad)
+    assert "not a valid regex" in errors["cases.0.checks.0.pattern"]
+    assert "not a valid JSON schema" in errors["cases.0.checks.1.schema"]
+    assert "unknown scorer 'nope'" in errors["cases.0.checks.2.scorer"]
+    assert "expected" in errors["cases.0.checks.3.args.expected"]
+    assert "used twice" in errors["cases.1.id"]
+
+
+def test_an_empty_set_a_list_and_a_bad_name_are_refused() -> None:
+    assert "cases" in refusal(golden(cases=[]))
+    assert "" in refusal([1, 2])
+    assert "name" in refusal(golden(name="Not A Name"))
+
+
+def test_checks_pass_and_fail_with_a_reason() -> None:
+    spec = validate_golden_set(
+        golden(
+            cases=[
+                {
+                    "id": "j",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "checks": [
+                        {
+                            "type": "json_schema",
+                            "schema": {
+                                "type": "object",
+                                "required": ["ok"],
+                                "properties": {"ok": {"type": "boolean"}},
+                            },
+                        },
+                        {"type": "exact", "value": '{"ok": true}'},
+                    ],
+                }
+            ]
+        ),
+        SCORERS,
+    )
+    schema, exact = spec.cases[0].checks
+    assert run_check(schema, '{"ok": true}', SCORERS).passed
+    assert "is not of type 'boolean'" in run_check(schema, '{"ok": 1}', SCORERS).detail
+    assert run_check(schema, "not json", SCORERS).detail == "the answer is not JSON"
+    assert not run_check(exact, '{"ok": false}', SCORERS).passed
+
+
+def test_golden_api_201_then_200_list_show_and_422(gateway: LiveServer) -> None:
+    with admin(gateway) as client:
+        text = yaml.safe_dump(golden())
+        headers = {"content-type": "application/yaml"}
+        first = client.post("/admin/golden", content=text, headers=headers)
+        again = client.post("/admin/golden", content=text, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 200)
+        created = first.json()
+        assert set(created) >= {"id", "name", "version", "digest", "spec", "created_by"}
+        assert ok(client.get("/admin/golden/support-golden")) == created
+        assert ok(client.get(f"/admin/golden/{created['id']}")) == created
+        assert [g["id"] for g in ok(client.get("/admin/golden"))] == [created["id"]]
+        assert client.get("/admin/golden/nope").status_code == 404
+        bad = client.post("/admin/golden", json=golden(cases=[{"id": "x"}]))
+    assert bad.status_code == 422
+    fields = {d["field"] for d in bad.json()["error"]["details"]}
+    assert fields == {"cases.0.messages", "cases.0.checks"}

@@ -358,7 +358,9 @@ class DataPlane:
 
     def _error(self, dialect: Dialect, error: ProxyError, tag: Tag) -> JsonAnswer:
         return JsonAnswer(
-            dialect.error_bytes(error.status, error.code, error.message), error.status, tag.headers()
+            dialect.error_bytes(error.status, error.code, error.message),
+            error.status,
+            tag.headers(),
         )
 
 

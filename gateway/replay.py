@@ -22,6 +22,7 @@ import orjson
 from starlette.requests import Request
 from starlette.types import Message
 
+from gateway.output import output_text
 from gateway.proxy.fastpath import ROUTES
 from gateway.proxy.handler import DataPlane
 from releases.apikeys import ApiKey
@@ -51,74 +52,6 @@ class Answer:
             "release_id": self.release_id,
             "output": self.output,
         }
-
-
-def _json_events(raw: str) -> list[Any]:
-    """The JSON payloads of a server-sent event stream, in order."""
-    events = []
-    for line in raw.splitlines():
-        if line.startswith("data:"):
-            data = line[5:].strip()
-            if data and data != "[DONE]":
-                try:
-                    events.append(orjson.loads(data))
-                except orjson.JSONDecodeError:
-                    continue
-    return events
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    """The objects of a JSON list (anything else: none), so odd answers never crash a replay."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _streamed_text(events: list[Any]) -> str:
-    parts: list[str] = []
-    for event in _dicts(events):
-        for choice in _dicts(event.get("choices")):  # OpenAI chunks
-            delta = choice.get("delta")
-            if not isinstance(delta, dict):
-                continue
-            if isinstance(delta.get("content"), str):
-                parts.append(delta["content"])
-            parts.extend(orjson.dumps(call).decode() for call in _dicts(delta.get("tool_calls")))
-        delta = event.get("delta")  # Anthropic content_block_delta
-        if event.get("type") == "content_block_delta" and isinstance(delta, dict):
-            parts.append(str(delta.get("text", delta.get("partial_json", ""))))
-    return "".join(parts)
-
-
-def _whole_text(answer: Any) -> str:
-    if not isinstance(answer, dict):
-        return orjson.dumps(answer).decode()
-    parts: list[str] = []
-    for choice in _dicts(answer.get("choices")):  # OpenAI
-        message = choice.get("message")
-        if not isinstance(message, dict):
-            continue
-        if isinstance(message.get("content"), str):
-            parts.append(message["content"])
-        parts.extend(orjson.dumps(call).decode() for call in _dicts(message.get("tool_calls")))
-    for block in _dicts(answer.get("content")):  # Anthropic
-        if block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-        elif block.get("type") == "tool_use":
-            call = {"name": block.get("name"), "input": block.get("input")}
-            parts.append(orjson.dumps(call).decode())
-    if not parts and "error" in answer:
-        return orjson.dumps(answer["error"]).decode()
-    return "\n".join(parts)
-
-
-def output_text(raw: str) -> str:
-    """What the model said in an answer: the text (and tool calls) of a JSON body or a
-    stream; anything else as it is."""
-    if raw.lstrip().startswith(("data:", "event:")):
-        return _streamed_text(_json_events(raw))
-    try:
-        return _whole_text(orjson.loads(raw))
-    except orjson.JSONDecodeError:
-        return raw
 
 
 def compare(original: Answer, replay: Answer) -> dict[str, Any]:

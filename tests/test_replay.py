@@ -11,7 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.replay import output_text
+from gateway.output import output_text
 from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer

@@ -19,6 +19,7 @@ import httpx
 import orjson
 from starlette.types import ASGIApp
 
+from gateway.output import answer_text
 from releases.evals.checks import run_check
 from releases.evals.golden import Case, GoldenSetSpec
 from releases.evals.records import CaseResult, EvalResult, GoldenSet
@@ -81,20 +82,7 @@ class InProcessDispatcher:
             return response.status_code, "", response_id, "the answer is not JSON"
         if response.status_code >= 400:
             return response.status_code, "", response_id, _error_message(answer)
-        return response.status_code, _text(answer, anthropic), response_id, None
-
-
-def _text(answer: Any, anthropic: bool) -> str:
-    if not isinstance(answer, dict):
-        return ""
-    if anthropic:
-        blocks = answer.get("content") or []
-        return "".join(b.get("text", "") for b in blocks if isinstance(b, dict))
-    choices = answer.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices else None
-    message = first.get("message") if isinstance(first, dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) else ""
+        return response.status_code, answer_text(answer), response_id, None
 
 
 def _error_message(answer: Any) -> str:

@@ -50,7 +50,7 @@ def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:
     return parts[1], parts[2], bool(flags & 1)
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestTrace:
     """The trace of one request; ``span`` is None when nothing is exported."""
 

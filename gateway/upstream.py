@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
+from yarl import URL
+
+# Sent on every provider call (aiohttp's own names aiohttp and its version).
+USER_AGENT = "pinned-gateway"
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,14 @@ class _AiohttpResponse:
 
 
 class AiohttpUpstream:
-    """An aiohttp session with its own connection pool; create it inside the running loop."""
+    """An aiohttp session with its own connection pool; create it inside the running loop.
+
+    The session keeps no cookies: one session serves every caller, so a cookie one provider
+    answer set must never ride along on another caller's request. Each URL is parsed once.
+    """
 
     def __init__(self, timeouts: Timeouts, max_connections: int) -> None:
+        self._urls: dict[str, URL] = {}
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(
@@ -99,12 +108,16 @@ class AiohttpUpstream:
                 sock_connect=timeouts.connect,
                 sock_read=timeouts.read,
             ),
-            skip_auto_headers=("User-Agent",),
+            headers={"user-agent": USER_AGENT},
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = URL(url)
         try:
-            response = await self._session.post(url, data=body, headers=dict(headers))
+            response = await self._session.post(parsed, data=body, headers=headers)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer from {url} in time") from exc
         except (aiohttp.ClientError, OSError) as exc:

@@ -347,3 +347,24 @@ def test_a_request_record_serialises_exactly_like_a_lineage_record() -> None:
     assert list(written) == [f.name for f in fields(LineageRecord)]
     rebuilt = LineageRecord(**{**written, "usage": Usage(**written["usage"])})
     assert orjson.dumps(rebuilt) == kept.lines[0]
+
+
+async def test_a_batch_stores_every_record_byte_for_byte_whatever_its_text_holds(
+    tmp_path: Path, redis: Redis, dp_services: Services
+) -> None:
+    """A batch travels as one newline-joined argument on a single server: text holding
+    newlines, separators and other scripts must still come back as it went in."""
+    from releases.lineage import LineageWriter
+    from releases.lineage.spill import SpillDir
+
+    keys = dp_services.registry.keys
+    writer = LineageWriter(redis, keys, SpillDir(tmp_path / "spill"))
+    texts = ["line one\nline two", "data: {}\n\n", "\r\n", "", "é ✓ \u2028 日本", "\\n"]
+    lines = {f"gwr_batch_{i}": json.dumps({"text": t}).encode() for i, t in enumerate(texts)}
+    for response_id, line in lines.items():
+        writer.record_json(response_id, line)
+    await writer.flush()
+    assert writer.stats.written == len(lines)
+    for response_id, line in lines.items():
+        assert await redis.get(keys.lineage(response_id)) == line
+        assert 0 < await redis.ttl(keys.lineage(response_id)) <= writer.limits.retention_seconds

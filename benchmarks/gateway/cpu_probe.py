@@ -16,6 +16,12 @@ c16 by default) against each server in turn, rotating the order, and prints CPU 
 request of each run and the median per server. The gateway's figure includes its background
 work (lineage flushes, shadow calls), which is part of what a request costs.
 
+``--decompose`` adds two servers that split the gateway's cost into its parts: ``plain``
+(gateway ``A`` called on ``bench-rollback``, a channel with neither canary nor shadow) and
+``bare`` (another replica with lineage off, on the same plain channel). Read against the hop,
+``bare`` is what resolution, injection, tagging and metrics cost; ``plain`` adds lineage; ``A``
+adds the 10% canary and the 10% shadow.
+
 ``--profile FILE`` also records the current gateway (or ``--profile-server hop``/``B``) with
 ``py-spy record -f raw`` during one extra run (``.venv/bin/pip install py-spy``), and prints self and inclusive sample shares of
 the top functions. Run from the repository root::
@@ -42,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.gateway.stack import (
     CHAT_LUA,
     CHAT_PATH,
+    FLIP_CHANNEL,
     READY_PATH,
     UVICORN_FAST,
     UVICORN_QUIET,
@@ -147,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--stream", action="store_true", help="streamed answers from gateways")
     parser.add_argument("--baseline", type=Path, help="code dir of a second gateway, 'B'")
+    parser.add_argument(
+        "--decompose", action="store_true", help="also 'plain' and 'bare' (see above)"
+    )
     parser.add_argument("--profile", type=Path, help="py-spy raw output file")
     parser.add_argument("--profile-server", default="A", help="hop, A (default) or B")
     args = parser.parse_args(argv)
@@ -173,6 +183,12 @@ def main(argv: list[str] | None = None) -> None:
             for g in gateways:
                 check_gateway(procs, g, token, stream=args.stream)
                 servers[g.name] = (g.pid, g.port, wrk_env(token, stream=args.stream))
+            if args.decompose:
+                plain = wrk_env(token, FLIP_CHANNEL, stream=args.stream)
+                servers["plain"] = (gateway.pid, gateway.port, plain)
+                bare = start_gateway(procs, config, "bare", lineage=False)
+                check_gateway(procs, bare, token, stream=args.stream)
+                servers["bare"] = (bare.pid, bare.port, plain)
             for _pid, port, env in servers.values():
                 run_wrk(port, CHAT_PATH, args.concurrency, WARMUP_S, CHAT_LUA, env)
             results: dict[str, list[float]] = {name: [] for name in servers}

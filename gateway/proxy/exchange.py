@@ -32,7 +32,7 @@ class Sinks:
     metrics: RequestMetrics | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Exchange:
     """What is known of a request so far."""
 

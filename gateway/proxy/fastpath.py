@@ -34,9 +34,11 @@ class CallerHeaders(Headers):
     """
 
     def __init__(self, scope: Scope) -> None:
-        super().__init__(scope=scope)
+        # What Headers(scope=scope) keeps, without its copies of the list.
+        raw = scope["headers"]
+        self._list = raw if isinstance(raw, list) else list(raw)
         self._first = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(self.raw)
+            name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(self._list)
         }
 
     def __getitem__(self, key: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.proxy.slices import in_canary, shadow_release
 from gateway.snapshot import Snapshot
@@ -24,10 +24,9 @@ class ResolveError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """Which channel and slice serve a request, with which release, and which release (if
-    any) gets a shadow copy of it."""
+    any) gets a shadow copy of it. A tuple: one is made for every request."""
 
     channel: str
     slice: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from typing import NamedTuple
 
 UNKNOWN = "-"
 
@@ -14,9 +14,8 @@ def new_response_id() -> str:
     return f"gwr_{random.getrandbits(96):024x}"
 
 
-@dataclass(frozen=True)
-class Tag:
-    """Which response this is and what produced it."""
+class Tag(NamedTuple):
+    """Which response this is and what produced it (a tuple: made twice a request)."""
 
     response_id: str
     release: str = UNKNOWN

@@ -138,7 +138,7 @@ class LineageWriter:
         acked = self.ack.replicas
         try:
             if self._batched:
-                args = [*(line for _, line in batch), self.limits.retention_seconds]
+                args = [b"\n".join(line for _, line in batch), self.limits.retention_seconds]
                 if self.ack.enabled:
                     _, acked = await run_acknowledged(
                         self.redis, BATCH_SCRIPT, keys, args, self.ack

@@ -1,0 +1,49 @@
+"""The provider client: what every provider call carries, and what it never carries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.upstream import USER_AGENT, AiohttpUpstream, Timeouts
+from tests.live import LiveServer
+
+
+@pytest.fixture
+def provider() -> Iterator[tuple[LiveServer, list[dict[str, str]]]]:
+    """A provider that sets a cookie on every answer and notes the headers it was sent."""
+    seen: list[dict[str, str]] = []
+
+    async def chat(request: Request) -> JSONResponse:
+        seen.append(dict(request.headers))
+        answer = JSONResponse({"id": f"chatcmpl-{len(seen)}"})
+        answer.set_cookie("session", f"caller-{len(seen)}")
+        return answer
+
+    server = LiveServer(Starlette(routes=[Route("/v1/chat", chat, methods=["POST"])])).start()
+    yield server, seen
+    server.stop()
+
+
+async def test_no_cookie_a_provider_set_rides_along_on_the_next_callers_request(
+    provider: tuple[LiveServer, list[dict[str, str]]],
+) -> None:
+    server, seen = provider
+    url = (
+        f"http://localhost:{server.port}/v1/chat"  # a name: cookies for bare IPs are refused anyway
+    )
+    upstream = AiohttpUpstream(Timeouts(), max_connections=4)
+    try:
+        for _ in range(2):
+            answer = await upstream.post(url, b"{}", {"x-caller": "a"})
+            assert answer.status == 200 and b"chatcmpl" in await answer.read()
+    finally:
+        await upstream.aclose()
+    assert "cookie" not in seen[1]
+    assert [h["user-agent"] for h in seen] == [USER_AGENT, USER_AGENT]
+    assert [h["x-caller"] for h in seen] == ["a", "a"]

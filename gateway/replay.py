@@ -5,7 +5,7 @@ with ``model`` set to ``release:<id>`` (the release that served the original, or
 so it takes exactly the path a caller's request takes: injection, provider, lineage. It runs
 with a key the gateway makes for itself at start-up and never shows, so a replay needs
 neither the original caller's key nor a network hop; the replay gets its own response id
-and lineage record (channel ``-``, slice ``direct``).
+and lineage record (channel ``-``, slice ``direct``, ``replay_of`` the original's id).
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ class Replayer:
         body = orjson.loads(captured["body"])
         body["model"] = f"release:{release}"
         headers = {str(k): str(v) for k, v in (captured.get("headers") or {}).items()}
-        status, answer_headers, content = await self._run(path, headers, orjson.dumps(body))
+        status, answer_headers, content = await self._run(
+            path, headers, orjson.dumps(body), response_id
+        )
         original = Answer(
             int(record.get("status") or 0),
             response_id,
@@ -122,9 +124,10 @@ class Replayer:
         return compare(original, replayed)
 
     async def _run(
-        self, path: str, headers: dict[str, str], body: bytes
+        self, path: str, headers: dict[str, str], body: bytes, replay_of: str
     ) -> tuple[int, dict[str, str], bytes]:
-        """One request through the data plane as ASGI messages: status, headers and body."""
+        """One request through the data plane as ASGI messages: status, headers and body.
+        Its lineage record names ``replay_of``, the response it reruns."""
         sent = {
             **headers,
             "authorization": f"Bearer {self._secret}",
@@ -168,6 +171,6 @@ class Replayer:
             elif message["type"] == "http.response.body":
                 parts.append(message.get("body", b""))
 
-        app = await self.dataplane.handle(Request(scope, receive), ROUTES[path])
+        app = await self.dataplane.handle(Request(scope, receive), ROUTES[path], replay_of)
         await app(scope, receive, send)
         return status, answer_headers, b"".join(parts)

@@ -89,6 +89,11 @@ async def test_a_replayed_response_sends_the_provider_exactly_the_same_request(
     assert second["headers"].get("authorization") == first["headers"].get("authorization")
     assert result["replay"]["release_id"] == result["original"]["release_id"] == release.id
     assert result["replay_response_id"] not in (None, response_id)
+    again = httpx.get(
+        f"{gateway.url}/admin/lineage/{result['replay_response_id']}", headers=ADMIN
+    ).json()
+    assert again["record"]["replay_of"] == response_id
+    assert shown["record"]["replay_of"] is None
     assert result["original"]["output"] == "echo: Where is my order?"
     assert result["same"] is True and result["diff"] == []
 

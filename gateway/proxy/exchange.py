@@ -49,6 +49,7 @@ class Exchange:
     first_byte: float | None = None
     finished: bool = False
     capture: Capture | None = None  # the request kept for replay, on capturing channels
+    replay_of: str | None = None  # the response a replay reran
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -86,6 +87,7 @@ class Exchange:
             "primary_response_id": self.primary_response_id,
             "trace_id": self.trace.trace_id if self.trace is not None else None,
             "error": error,
+            "replay_of": self.replay_of,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:

@@ -88,9 +88,12 @@ class DataPlane:
         # Keys the gateway makes for itself (gateway/replay.py), by sha256 of the secret.
         self.internal_keys: dict[str, ApiKey] = {}
 
-    async def handle(self, request: Request, dialect: Dialect) -> ASGIApp:
+    async def handle(
+        self, request: Request, dialect: Dialect, replay_of: str | None = None
+    ) -> ASGIApp:
+        """Answer one chat request; ``replay_of`` names the response a replay reruns."""
         trace = self.tracing.start(request.headers) if self.tracing is not None else None
-        exchange = Exchange(Tag(new_response_id()), trace)
+        exchange = Exchange(Tag(new_response_id()), trace, replay_of=replay_of)
         if self.sinks.metrics is not None:
             self.sinks.metrics.in_flight += 1
         try:

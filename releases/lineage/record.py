@@ -18,7 +18,8 @@ class LineageRecord:
     """One response. A plain dataclass: made on every request, serialised by orjson as is.
 
     ``release_id``/``channel``/``slice`` are None when the request never got that far (a 401);
-    ``primary_response_id`` links a shadow call to the response it shadowed.
+    ``primary_response_id`` links a shadow call to the response it shadowed, ``replay_of`` a
+    replay to the response it reran.
     """
 
     response_id: str
@@ -36,3 +37,4 @@ class LineageRecord:
     primary_response_id: str | None = None
     trace_id: str | None = None
     error: str | None = None
+    replay_of: str | None = None

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
 from gateway.admin.routes import admin
 from gateway.config import Settings
-from gateway.evals.lifecycle import open_evals
+from gateway.evals.lifecycle import finish_eval_runs, open_evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.metrics import RequestMetrics, metrics, register_state
 from gateway.providers import close_providers, open_providers
@@ -154,6 +154,7 @@ def create_app(
         try:
             yield
         finally:
+            await finish_eval_runs(app.state.eval_tasks, settings.eval_shutdown_grace)
             await app.state.drift.stop()
             await heartbeat.stop()
             await view.stop()

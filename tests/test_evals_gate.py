@@ -227,6 +227,29 @@ async def test_eval_run_streams_progress_then_the_result(
     assert missing.status_code == 404
 
 
+async def test_an_eval_run_whose_caller_hung_up_is_still_recorded_at_shutdown(
+    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+) -> None:
+    v1, _ = await releases(dp_services)
+    gateway = start_gateway()
+    fake_control.put("/_fake/behaviour", json={"model": MODEL_ID, "delay": 0.2})
+    with admin(gateway) as client:
+        ok(client.post("/admin/golden", json=golden()), 201)
+        body = {"release": v1, "set": "support-golden", "concurrency": 1}
+        headers = {**ADMIN, "accept": "application/x-ndjson"}
+        with client.stream("POST", "/admin/evals", json=body, headers=headers) as response:
+            first = json.loads(next(response.iter_lines()))
+    assert first["event"] == "start"  # and the caller has hung up
+    reached = fake_control.get(
+        "/_fake/wait", params={"counter": "requests", "value": 1, "timeout": 10}
+    )
+    assert reached.status_code == 200, reached.text
+    gateway.stop()  # the run has three cases of 0.2 s still to go
+    store = EvalRegistry(dp_services.registry.store, dp_services.signer, ScorerRegistry.default())
+    recorded = await store.results(v1)
+    assert [(r.total, r.pass_rate) for r in recorded] == [(4, 100.0)]
+
+
 def test_gate_settings_are_validated_shown_and_cleared(gw: LiveServer) -> None:
     with admin(gw) as client:
         unknown = client.put(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -16,6 +19,8 @@ from gateway.services import Services
 from gateway.snapshot import RegistryView
 from releases.evals.registry import EvalRegistry
 from releases.evals.scorers import ScorerRegistry
+
+log = logging.getLogger("gateway.evals")
 
 
 def open_evals(
@@ -45,3 +50,16 @@ def open_evals(
     )
     drift.start()
     return evals, drift
+
+
+async def finish_eval_runs(runs: set[asyncio.Task[None]], grace: float) -> None:
+    """Give runs still going at shutdown ``grace`` seconds to finish (and record their
+    result), then cancel the rest; called before the data plane they run through closes."""
+    if not runs:
+        return
+    log.info("waiting up to %.0f s for %d eval run(s) to finish", grace, len(runs))
+    _, unfinished = await asyncio.wait(set(runs), timeout=grace)
+    for run in unfinished:
+        log.warning("eval run %s cancelled at shutdown; its result is not recorded", run.get_name())
+        run.cancel()
+    await asyncio.gather(*unfinished, return_exceptions=True)

@@ -22,6 +22,7 @@ from gateway.admin.routes import admin
 from gateway.config import Settings
 from gateway.evals.lifecycle import finish_eval_runs, open_evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
+from gateway.heap import tuned_collector
 from gateway.metrics import RequestMetrics, metrics, register_state
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.fastpath import FastPath
@@ -152,7 +153,8 @@ def create_app(
         )
         app.state.eval_tasks = set()  # eval runs streaming to callers (gateway/admin/evals.py)
         try:
-            yield
+            with tuned_collector(settings.gc_threshold):
+                yield
         finally:
             await finish_eval_runs(app.state.eval_tasks, settings.eval_shutdown_grace)
             await app.state.drift.stop()

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     drift_tolerance: float = Field(default=5.0, ge=0, le=100)
     drift_webhook: str | None = Field(default=None, pattern=r"^https?://")
     drift_concurrency: int = Field(default=4, ge=1, le=32)
+    # The collector's young-generation threshold once started (gateway/heap.py; CPython's
+    # default is 700); start-up objects are also frozen out of collections. 0: leave it alone.
+    gc_threshold: int = Field(default=10_000, ge=0)
     # At shutdown, eval runs still going (their caller may have hung up) get this many seconds
     # to finish and be recorded; any still running then is cancelled, and records nothing.
     eval_shutdown_grace: float = Field(default=30.0, ge=0)

@@ -93,6 +93,9 @@ def settings(
         admin_token=ADMIN_TOKEN,
         signing_key=SIGNING_KEY,
         lineage_spill_dir=tmp_path / "lineage-spill",
+        # The collector is process-wide and tests run many apps in one process: each start
+        # would freeze the others' objects. tests/test_heap.py checks the tuning itself.
+        gc_threshold=0,
     )
 
 

@@ -14,6 +14,7 @@ from statistics import mean
 from benchmarks.gateway.lineage import LineageRun
 from benchmarks.gateway.memory import KIB_PER_MIB, MemoryGrowth
 from benchmarks.gateway.propagation import Propagation
+from benchmarks.gateway.stack import HOP_GC_THRESHOLD
 from benchmarks.gateway.throughput import Row
 
 TITLE = "## Gateway vs floors (issue 7)"
@@ -36,8 +37,9 @@ in one write, any other with a fixed 301-byte chat completion), and in front of 
 nothing (the ceiling); a bare nginx reverse proxy (one worker process, upstream keepalive
 pool, `proxy_http_version 1.1`, `access_log off`); the bare Python hop
 (`benchmarks/hop/hop_app.py`, aiohttp client, uvicorn with `--loop uvloop --http httptools`,
-one worker), the floor of any Python proxy; and the gateway (uvicorn, same flags, one worker,
-lineage on, tracing off) on a `redis-server` without persistence, calling the channel
+one worker, the garbage collector tuned as the gateway tunes its own: start-up objects frozen,
+young threshold {HOP_GC_THRESHOLD:,}), the floor of any Python proxy; and the gateway (uvicorn, same flags,
+one worker, lineage on, tracing off) on a `redis-server` without persistence, calling the channel
 `bench-prod`: its stable release takes 90% of requests, a canary (weight 10) 10%, and a shadow
 (sample 10) gets a copy of 10% (canary assignment is random, no sticky key). Every request is
 the same POST of `benchmarks/gateway/chat.lua` (an application key, `X-Gateway-Variables`);

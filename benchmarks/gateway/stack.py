@@ -30,6 +30,7 @@ from benchmarks.harness.processes import (
     wait_until_accepting,
     wait_until_ok,
 )
+from gateway.config import Settings
 from releases.signing import generate_key_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +57,9 @@ SPEC_BASE: dict[str, Any] = {
 TEMPERATURES = {"stable": 0.2, "canary": 0.3, "shadow": 0.4}
 MAX_TOKENS = 64
 TOKEN_BYTES = 32
+# The gateway's collector tuning (gateway/heap.py, its default threshold) for the hop too: a
+# floor without it would credit the gateway with what any Python proxy can have.
+HOP_GC_THRESHOLD: int = Settings.model_fields["gc_threshold"].default
 UVICORN_FAST = ["--loop", "uvloop", "--http", "httptools"]
 UVICORN_QUIET = ["--no-access-log", "--log-level", "warning"]
 RELEASE_HEADER = "x-gateway-release"
@@ -104,13 +108,18 @@ def start_upstream(procs: Processes) -> int:
 
 
 def start_bare_hop(procs: Processes, name: str, upstream_port: int) -> int:
-    """``hop_app.py`` with aiohttp, one worker on uvloop+httptools: the Python floor."""
+    """``hop_app.py`` with aiohttp, one worker on uvloop+httptools, the collector tuned as the
+    gateway's: the Python floor."""
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "--app-dir", str(HOP_DIR), "hop_app:app",
         "--host", HOST, "--port", str(port), "--lifespan", "on", *UVICORN_FAST, *UVICORN_QUIET,
     ]  # fmt: skip
-    env = {"HOP_CLIENT": "aiohttp", "HOP_UPSTREAM": f"http://{HOST}:{upstream_port}"}
+    env = {
+        "HOP_CLIENT": "aiohttp",
+        "HOP_UPSTREAM": f"http://{HOST}:{upstream_port}",
+        "HOP_GC_THRESHOLD": str(HOP_GC_THRESHOLD),
+    }
     procs.start(name, argv, env)
     wait_until_accepting(procs, name, port)
     return port

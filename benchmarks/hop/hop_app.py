@@ -10,7 +10,9 @@ and body. Which client does the forwarding is chosen by ``HOP_CLIENT``:
 - ``httpx2``: ``httpx2.AsyncClient`` on its default transport (httpcore2)
 
 Every client gets the same pool size (``POOL_SIZE``) and the same total timeout.
-``HOP_UPSTREAM`` is the upstream's base URL. Serve it with uvicorn, for example::
+``HOP_UPSTREAM`` is the upstream's base URL. ``HOP_GC_THRESHOLD`` (when set) tunes the garbage
+collector once started as the gateway does (``gateway/heap.py``): start-up objects frozen, the
+young threshold raised; the gateway benchmark sets it, so the floor gets the same tuning. Serve it with uvicorn, for example::
 
     HOP_CLIENT=aiohttp HOP_UPSTREAM=http://127.0.0.1:9100 .venv/bin/python -m uvicorn \\
         --app-dir benchmarks/hop hop_app:app --host 127.0.0.1 --port 9200 \\
@@ -21,6 +23,7 @@ Every client gets the same pool size (``POOL_SIZE``) and the same total timeout.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +36,7 @@ from starlette.routing import Route
 
 CLIENT_ENV = "HOP_CLIENT"
 UPSTREAM_ENV = "HOP_UPSTREAM"
+GC_THRESHOLD_ENV = "HOP_GC_THRESHOLD"
 DEFAULT_CLIENT = "httpx"
 DEFAULT_UPSTREAM = "http://127.0.0.1:9100"
 ROUTE_PATH = "/v1/chat/completions"
@@ -161,6 +165,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     base = os.environ.get(UPSTREAM_ENV, DEFAULT_UPSTREAM).rstrip("/")
     # Created inside the running loop: aiohttp's session binds to the loop it is made on.
     app.state.upstream = make_client(name, base + ROUTE_PATH)
+    if threshold := int(os.environ.get(GC_THRESHOLD_ENV, "0")):
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(threshold, *gc.get_threshold()[1:])
     try:
         yield
     finally:

@@ -64,3 +64,7 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=30)
         self.sock.close()
+        if self.thread.is_alive():
+            # Said, not ignored: a server left running goes on calling shared fixtures (the
+            # fake provider, Redis) during the tests after this one.
+            raise RuntimeError("the server did not shut down within 30 s")

@@ -133,6 +133,41 @@ async def test_the_lease_has_one_holder_and_only_the_holder_extends_or_releases_
         await redis.delete(key)
 
 
+async def test_a_holder_stopped_while_giving_its_lease_back_stops_and_still_gives_it_back(
+    redis: Redis, services: Services
+) -> None:
+    """A drift watch being stopped just as a pass ends must stop (it once swallowed the
+    cancellation there and ran on, so its replica never shut down)."""
+    keeping, stopping, proceed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    class SlowToLetGo(Lease):
+        async def _keep(self) -> None:  # its extend call still in flight when told to stop
+            keeping.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                stopping.set()
+                await proceed.wait()
+                raise
+
+    lease = SlowToLetGo(redis, services.registry.keys.drift_lease("cancel-test"), ttl_ms=30_000)
+    assert await lease.acquire()
+
+    async def one_pass() -> str:
+        async with lease.kept():
+            await keeping.wait()
+        return "went on"
+
+    holder = asyncio.create_task(one_pass())
+    async with asyncio.timeout(10):
+        await stopping.wait()  # the pass is over; the holder waits for its keeper
+        holder.cancel()
+        proceed.set()
+        await asyncio.wait([holder])
+    assert holder.cancelled()
+    assert await redis.get(lease.key) is None
+
+
 async def test_a_replica_skips_a_channel_whose_watch_another_replica_holds(
     start_gateway: Callable[..., LiveServer],
     dp_services: Services,

@@ -119,22 +119,8 @@ class DriftWatch:
         lease = self.lease(gate.channel)
         if not await lease.acquire():
             return DriftOutcome(gate.channel, "skipped", "another replica is watching it now")
-        keeper = asyncio.create_task(self._keep(lease))
-        try:
+        async with lease.kept():  # a long run is never watched twice
             return await self._check(gate)
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            await lease.release()
-
-    async def _keep(self, lease: Lease) -> None:
-        """Extend the lease while the run lasts, so a long run is never watched twice."""
-        while True:
-            await asyncio.sleep(self.settings.lease_ms / 3000)
-            if not await lease.extend():
-                log.warning("lost the drift-watch lease %s while running", lease.key)
-                return
 
     async def _baseline(self, channel: str, stable: str, gate: Gate) -> EvalResult | None:
         evals = self.evals.registry

@@ -7,13 +7,19 @@ another can never extend or delete the new holder's lease.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 from releases.scripts import LuaScript
 
 EXTEND_SCRIPT = LuaScript("lease_extend.lua")
 RELEASE_SCRIPT = LuaScript("lease_release.lua")
+
+log = logging.getLogger("releases.lease")
 
 
 class Lease:
@@ -36,3 +42,27 @@ class Lease:
     async def release(self) -> bool:
         """Give the lease back; False when it was not ours (expired, or taken by another)."""
         return bool(await RELEASE_SCRIPT(self.redis, [self.key], [self.token]))
+
+    @contextlib.asynccontextmanager
+    async def kept(self) -> AsyncIterator[None]:
+        """Hold the (acquired) lease while the block runs: extended every third of its ttl,
+        given back after, however the block ends."""
+        keeper = asyncio.create_task(self._keep(), name=f"lease-{self.key}")
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            try:
+                # gather, not suppress(CancelledError) around the await: a cancellation of
+                # the holder arriving now must still end it. Swallowed, a watch loop that was
+                # being stopped went on running (and its replica never shut down).
+                await asyncio.gather(keeper, return_exceptions=True)
+            finally:
+                await self.release()
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            if not await self.extend():
+                log.warning("lost the lease %s while holding it", self.key)
+                return

@@ -38,10 +38,11 @@ nothing (the ceiling); a bare nginx reverse proxy (one worker process, upstream 
 pool, `proxy_http_version 1.1`, `access_log off`); the bare Python hop
 (`benchmarks/hop/hop_app.py`, aiohttp client, uvicorn with `--loop uvloop --http httptools`,
 one worker, the garbage collector tuned as the gateway tunes its own: start-up objects frozen,
-young threshold {HOP_GC_THRESHOLD:,}), the floor of any Python proxy; and the gateway (uvicorn, same flags,
-one worker, lineage on, tracing off) on a `redis-server` without persistence, calling the channel
-`bench-prod`: its stable release takes 90% of requests, a canary (weight 10) 10%, and a shadow
-(sample 10) gets a copy of 10% (canary assignment is random, no sticky key). Every request is
+young threshold {HOP_GC_THRESHOLD:,}), the floor of any Python proxy; and the gateway
+(uvicorn, same flags, one worker, lineage on, tracing off) on a `redis-server` without
+persistence, calling the channel `bench-prod`: its stable release takes 90% of requests, a
+canary (weight 10) 10%, and a shadow (sample 10) gets a copy of 10% (canary assignment is
+random, no sticky key). Every request is
 the same POST of `benchmarks/gateway/chat.lua` (an application key, `X-Gateway-Variables`);
 the floors ignore the headers. wrk runs `--latency` with `-t1` at c1 and `-t2` otherwise,
 after one warm-up at c{COMPARED_AT} per server. wrk, the server under test, the upstream and

@@ -12,7 +12,8 @@ and body. Which client does the forwarding is chosen by ``HOP_CLIENT``:
 Every client gets the same pool size (``POOL_SIZE``) and the same total timeout.
 ``HOP_UPSTREAM`` is the upstream's base URL. ``HOP_GC_THRESHOLD`` (when set) tunes the garbage
 collector once started as the gateway does (``gateway/heap.py``): start-up objects frozen, the
-young threshold raised; the gateway benchmark sets it, so the floor gets the same tuning. Serve it with uvicorn, for example::
+young threshold raised; the gateway benchmark sets it, so the floor gets the same tuning.
+Serve it with uvicorn, for example::
 
     HOP_CLIENT=aiohttp HOP_UPSTREAM=http://127.0.0.1:9100 .venv/bin/python -m uvicorn \\
         --app-dir benchmarks/hop hop_app:app --host 127.0.0.1 --port 9200 \\

@@ -298,7 +298,7 @@ def _add_channel_commands(tree: Any) -> None:
         channel, "history", "list a channel's changes, newest first", commands.channel_history
     )
     p.add_argument("channel", metavar="CH", help="channel name")
-    operations.add_capture_command(channel, _command)
+    _add_change_flags(operations.add_capture_command(channel, _command))
     evals.add_gate_command(channel, _command)
 
 

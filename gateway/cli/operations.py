@@ -148,8 +148,9 @@ def rehearsal_view(answer: dict[str, Any]) -> str:
 # Wiring
 
 
-def add_capture_command(channel: Any, command: Command) -> None:
-    """``gateway channel capture CH on|off`` under the ``channel`` group."""
+def add_capture_command(channel: Any, command: Command) -> argparse.ArgumentParser:
+    """``gateway channel capture CH on|off`` under the ``channel`` group; the caller adds the
+    change flags (``--reason``, ``--if-match``) every channel change takes."""
     p = command(
         channel,
         "capture",
@@ -158,13 +159,7 @@ def add_capture_command(channel: Any, command: Command) -> None:
     )
     p.add_argument("channel", metavar="CH", help="channel name")
     p.add_argument("state", choices=("on", "off"), help="on: capture requests; off: stop")
-    p.add_argument("--reason", help="why, recorded in the channel history and audit log")
-    p.add_argument(
-        "--if-match",
-        type=int,
-        metavar="GEN",
-        help="apply only if the channel is still at generation GEN (else 409, nothing changes)",
-    )
+    return p
 
 
 def add_commands(tree: Any, command: Command) -> None:

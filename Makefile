@@ -15,6 +15,7 @@ test: install
 lint: install
 	$(BIN)/ruff check gateway releases tests deploy benchmarks
 	$(BIN)/ruff format --check gateway releases tests deploy benchmarks
+	$(BIN)/mypy
 
 install: system-packages $(STAMP)
 

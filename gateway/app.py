@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -34,6 +33,7 @@ from gateway.replay import Replayer
 from gateway.services import Services, services
 from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
+from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
 
@@ -74,7 +74,7 @@ async def registry_unreachable(request: Request, exc: Exception) -> Response:
     )
 
 
-def open_lineage(settings: Settings, client: Redis, keys: Keyspace) -> LineageWriter | None:
+def open_lineage(settings: Settings, client: RedisClient, keys: Keyspace) -> LineageWriter | None:
     if not settings.lineage_enabled:
         return None
     lineage = LineageWriter(
@@ -95,7 +95,7 @@ def open_lineage(settings: Settings, client: Redis, keys: Keyspace) -> LineageWr
 def create_app(
     settings: Settings | None = None,
     *,
-    redis: Redis | None = None,
+    redis: RedisClient | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> FastPath:
     """Build the gateway app. ``redis`` and ``tracer_provider`` may be passed in (tests);

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.snapshot import RegistryView, Snapshot
+from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.models import utc_now
 
@@ -89,7 +89,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keyspace: Keyspace,
         view: RegistryView,
         timing: HeartbeatTiming = HeartbeatTiming(),
@@ -157,7 +157,7 @@ class Heartbeat:
                 await asyncio.wait_for(self._wake.wait(), self.timing.interval)
 
 
-async def live_replicas(redis: Redis, keyspace: Keyspace) -> list[Replica]:
+async def live_replicas(redis: RedisClient, keyspace: Keyspace) -> list[Replica]:
     """Every replica whose heartbeat has not expired, by id."""
     ids = [
         i.decode() if isinstance(i, bytes) else str(i)

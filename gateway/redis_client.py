@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
+from releases.client import RedisClient
 from releases.replication import ReplicaAck
 
 if TYPE_CHECKING:
@@ -31,13 +32,15 @@ def connect_listener(settings: Settings) -> Redis | None:
     return Redis.from_url(_node_url(settings.redis_url))
 
 
-def connect(settings: Settings) -> Redis | RedisCluster:
+def connect(settings: Settings) -> RedisClient:
     if settings.redis_sentinels:
         sentinels = []
         for address in settings.redis_sentinels.split(","):
             host, _, port = address.strip().rpartition(":")
             sentinels.append((host, int(port)))
-        return Sentinel(sentinels).master_for(settings.redis_sentinel_master)
+        sentinel = Sentinel(sentinels)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        master: Redis = sentinel.master_for(settings.redis_sentinel_master)
+        return master
     if _is_cluster(settings):
         return RedisCluster.from_url(_node_url(settings.redis_url))
     return Redis.from_url(settings.redis_url)

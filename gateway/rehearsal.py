@@ -22,10 +22,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from gateway.fleet import live_replicas
 from releases.audit import append_entry
+from releases.client import RedisClient
 from releases.errors import Conflict, InvalidRequest
 from releases.evals.gate import check_gate
 from releases.models import Actor, Channel
@@ -64,7 +63,7 @@ class Rehearsal:
     def __init__(
         self,
         registry: Registry,
-        redis: Redis,
+        redis: RedisClient,
         name: str,
         actor: Actor,
         reason: str = "",

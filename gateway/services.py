@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from starlette.requests import Request
 
 from gateway.admin.auth import Authenticator
 from gateway.config import Settings
 from gateway.redis_client import replica_ack
 from releases.apikeys import KeyRing
+from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.registry import Registry
 from releases.signing import Signer, Verifier
@@ -22,7 +22,7 @@ class Services:
     """Settings, the Redis client and the registry objects of one process."""
 
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     registry: Registry
     keyring: KeyRing
     auth: Authenticator
@@ -30,7 +30,7 @@ class Services:
     verifier: Verifier
 
     @classmethod
-    def create(cls, settings: Settings, redis: Redis) -> Services:
+    def create(cls, settings: Settings, redis: RedisClient) -> Services:
         store = RegistryStore(redis, Keyspace(settings.redis_prefix), replica_ack(settings))
         signing_key = settings.signing_key.get_secret_value() if settings.signing_key else None
         signer = Signer.from_setting(signing_key)

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from releases.apikeys import ApiKey
+from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.models import Channel, Release
 from releases.scripts import LuaScript
@@ -55,7 +56,7 @@ class RegistryView:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keyspace: Keyspace,
         timing: RefreshTiming = RefreshTiming(),
         on_load: Callable[[Snapshot], None] | None = None,

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import RedisCluster
 from redis.exceptions import NoScriptError
 
+from releases.client import RedisClient
 from releases.scripts import LuaScript
 
 
@@ -37,7 +38,7 @@ NO_ACK = ReplicaAck()
 
 
 async def run_acknowledged(
-    redis: Redis | RedisCluster,
+    redis: RedisClient,
     script: LuaScript,
     keys: list[str],
     args: list[Any],
@@ -63,7 +64,7 @@ async def run_acknowledged(
 
 
 async def write_acknowledged(
-    redis: Redis | RedisCluster, writes: list[tuple[str, bytes, int]], ack: ReplicaAck
+    redis: RedisClient, writes: list[tuple[str, bytes, int]], ack: ReplicaAck
 ) -> int:
     """``SET key value EX seconds`` for each write, answering the fewest replicas any node
     that took some of them confirmed (on Cluster, one ``WAIT`` per node written)."""
@@ -79,14 +80,14 @@ async def write_acknowledged(
     return min(int(r) for r in results[len(results) - waits :])
 
 
-async def _know_the_slots(redis: Redis | RedisCluster) -> None:
+async def _know_the_slots(redis: RedisClient) -> None:
     """A Cluster client learns who owns which slot on its first command; ``WAIT`` needs the
     owner named before that (a no-op once known)."""
     if isinstance(redis, RedisCluster):
         await redis.initialize()
 
 
-def _wait(pipe: Any, redis: Redis | RedisCluster, keys: Iterable[str], ack: ReplicaAck) -> int:
+def _wait(pipe: Any, redis: RedisClient, keys: Iterable[str], ack: ReplicaAck) -> int:
     """Queue ``WAIT`` on every node owning one of ``keys``; answer how many were queued."""
     if not isinstance(redis, RedisCluster):
         pipe.execute_command("WAIT", ack.replicas, ack.timeout_ms)

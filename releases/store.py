@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
-
+from releases.client import RedisClient
 from releases.errors import Conflict, NotDurable, NotFound
 from releases.keyspace import Keyspace
 from releases.replication import NO_ACK, ReplicaAck, run_acknowledged
@@ -88,7 +87,7 @@ class Plan:
 class RegistryStore:
     """Reads and compare-and-set commits against one Redis (server, Sentinel or Cluster)."""
 
-    def __init__(self, redis: Redis, keyspace: Keyspace, ack: ReplicaAck = NO_ACK) -> None:
+    def __init__(self, redis: RedisClient, keyspace: Keyspace, ack: ReplicaAck = NO_ACK) -> None:
         self.redis = redis
         self.keyspace = keyspace
         self.ack = ack

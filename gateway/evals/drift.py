@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import httpx
-from redis.asyncio import Redis
 
 from gateway.evals.service import Evals
 from gateway.metrics import DriftMetrics
 from releases.apikeys import ApiKey
+from releases.client import RedisClient
 from releases.errors import NotFound
 from releases.evals.lease import Lease
 from releases.evals.records import DriftCheck, EvalResult, Gate
@@ -72,7 +72,7 @@ class DriftWatch:
         self,
         evals: Evals,
         registry: Registry,
-        redis: Redis,
+        redis: RedisClient,
         settings: DriftSettings,
         metrics: DriftMetrics | None = None,
         webhook_transport: httpx.AsyncBaseTransport | None = None,

@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from gateway.config import Settings
@@ -17,6 +16,7 @@ from gateway.proxy.fastpath import FastPath
 from gateway.proxy.handler import DataPlane
 from gateway.services import Services
 from gateway.snapshot import RegistryView
+from releases.client import RedisClient
 from releases.evals.registry import EvalRegistry
 from releases.evals.scorers import ScorerRegistry
 
@@ -29,7 +29,7 @@ def open_evals(
     services: Services,
     dataplane: DataPlane,
     view: RegistryView,
-    redis: Redis,
+    redis: RedisClient,
     metrics: CollectorRegistry,
 ) -> tuple[Evals, DriftWatch]:
     """The eval runner and the drift watch (started: it runs only when its interval is set)."""

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers, State
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
 from gateway.proxy.handler import DataPlane
@@ -79,10 +79,11 @@ class FastPath:
             return
         if scope["method"] != "POST":
             body = dialect.error_bytes(405, "method_not_allowed", f"{scope['path']} takes POST")
-            response = Response(body, 405, {"allow": "POST"}, media_type="application/json")
-            await response(scope, receive, send)
+            refusal = Response(body, 405, {"allow": "POST"}, media_type="application/json")
+            await refusal(scope, receive, send)
             return
         dataplane: DataPlane = self.app.state.dataplane
+        response: ASGIApp
         try:
             response = await dataplane.handle(CallerRequest(scope, receive), dialect)
         except Exception:

@@ -308,7 +308,8 @@ class DataPlane:
     ) -> AsyncGenerator[bytes, None]:
         observer = StreamObserver()
         # Until the stream ends, an exit can only be the caller hanging up.
-        status, error = CLIENT_CLOSED, "client_disconnected"
+        status: int = CLIENT_CLOSED
+        error: str | None = "client_disconnected"
         try:
             chunks = response.chunks()
             if exchange.capture is not None:

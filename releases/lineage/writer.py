@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
+from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.lineage.record import LineageRecord
 from releases.lineage.spill import SpillDir
@@ -51,7 +52,7 @@ class LineageStats:
 
 @dataclass
 class LineageWriter:
-    redis: Redis
+    redis: RedisClient
     keyspace: Keyspace
     spill: SpillDir
     limits: LineageLimits = field(default_factory=LineageLimits)
@@ -188,7 +189,9 @@ class LineageWriter:
             self.spill.done(claimed)
 
 
-async def read_record(redis: Redis, keyspace: Keyspace, response_id: str) -> dict[str, Any] | None:
+async def read_record(
+    redis: RedisClient, keyspace: Keyspace, response_id: str
+) -> dict[str, Any] | None:
     raw = await redis.get(keyspace.lineage(response_id))
     if raw is None:
         return None

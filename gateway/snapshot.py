@@ -143,6 +143,12 @@ class RegistryView:
                 log.warning("registry unreachable, serving the last snapshot: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.timing.retry_max)
+            except Exception:
+                # A record this code cannot read (a newer replica's, a broken write) must not
+                # end the listening for good: say so, serve what we hold, and try again.
+                log.exception("registry unreadable, serving the last snapshot")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.timing.retry_max)
             finally:
                 if own is not None:
                     await own.aclose()
@@ -162,5 +168,5 @@ class RegistryView:
                 counter = int(await self.redis.get(self.keys.change_counter) or 0)
                 if self.current is None or counter != self.current.counter:
                     await self.reload()
-            except (RedisError, OSError):
+            except Exception:
                 continue  # the listener logs and retries; keep serving what we have

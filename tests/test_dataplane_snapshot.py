@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +100,50 @@ async def test_a_lost_change_message_is_caught_by_the_counter_backstop(
     await redis.incr(keys.change_counter)
 
     assert wait_until_served(gateway, one.id, releases, PROPAGATION_DEADLINE) < PROPAGATION_DEADLINE
+
+
+class Noted(logging.Handler):
+    """Sets ``seen`` when a record whose message holds ``words`` is logged."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__()
+        self.words = words
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.seen.set()
+
+
+async def test_an_unreadable_record_leaves_the_snapshot_as_it_was_until_it_is_mended(
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    """A record this replica cannot read (a newer replica's, a broken write) is logged and the
+    held snapshot served; the listening goes on, so the next change is taken."""
+    one = await publish(dp_services, spec_saying("Release one"), CH)
+    two = await publish(dp_services, spec_saying("Release two"), CH)
+    releases = {one.id: one, two.id: two}
+    gateway = start_gateway()
+    assert served_release(gateway, releases) == two.id
+    noted = Noted("registry unreadable")
+    snapshot_log = logging.getLogger("gateway.snapshot")
+    snapshot_log.addHandler(noted)
+    try:
+        keys = dp_services.registry.keys
+        await redis.hset(keys.channels, "from-the-future", '{"name": 7}')
+        counter = await redis.incr(keys.change_counter)
+        await redis.publish(keys.changes_channel, f"{counter} channel from-the-future")
+        assert noted.seen.wait(timeout=5), "the unreadable record went unnoticed"
+        assert served_release(gateway, releases) == two.id
+
+        await redis.hdel(keys.channels, "from-the-future")
+        await dp_services.registry.rollback(CH, OPERATOR, reason="mended")
+        assert wait_until_served(gateway, one.id, releases, 5.0) < 5.0
+    finally:
+        snapshot_log.removeHandler(noted)
 
 
 @pytest.mark.single_redis(reason="stops and restarts a server of its own, never the shared one")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 PROPAGATOR = TraceContextTextMapPropagator()
 INVALID_TRACE = "0" * 32
+INVALID_SPAN = "0" * 16
+TRACEPARENT_RE = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
 def new_trace_id() -> str:
@@ -36,18 +39,21 @@ def new_span_id() -> str:
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:
-    """(trace id, parent span id, sampled) of a valid version-00 ``traceparent``, else None."""
+    """(trace id, parent span id, sampled) of a valid ``traceparent``, else None.
+
+    As W3C Trace Context says: lower-case hex only, version ``ff`` and all-zero ids invalid,
+    version ``00`` exactly four fields, a later version read by its first four."""
     if not value:
         return None
-    parts = value.strip().split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or parts[1] == INVALID_TRACE:
+    match = TRACEPARENT_RE.fullmatch(value.strip())
+    if match is None:
         return None
-    try:
-        flags = int(parts[3], 16)
-        int(parts[1], 16), int(parts[2], 16)
-    except ValueError:
+    version, trace_id, parent_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or trace_id == INVALID_TRACE:
         return None
-    return parts[1], parts[2], bool(flags & 1)
+    if parent_id == INVALID_SPAN:
+        return None
+    return trace_id, parent_id, bool(int(flags, 16) & 1)
 
 
 @dataclass(slots=True)

@@ -95,7 +95,10 @@ class AiohttpUpstream:
     """An aiohttp session with its own connection pool; create it inside the running loop.
 
     The session keeps no cookies: one session serves every caller, so a cookie one provider
-    answer set must never ride along on another caller's request. Each URL is parsed once.
+    answer set must never ride along on another caller's request. Redirects are not followed:
+    only configured providers are called, and a redirect to another host would carry the
+    provider's key (aiohttp drops ``authorization`` there, not Anthropic's ``x-api-key``).
+    Each URL is parsed once.
     """
 
     def __init__(self, timeouts: Timeouts, max_connections: int) -> None:
@@ -117,7 +120,9 @@ class AiohttpUpstream:
         if parsed is None:
             parsed = self._urls[url] = URL(url)
         try:
-            response = await self._session.post(parsed, data=body, headers=headers)
+            response = await self._session.post(
+                parsed, data=body, headers=headers, allow_redirects=False
+            )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer from {url} in time") from exc
         except (aiohttp.ClientError, OSError) as exc:

@@ -104,6 +104,18 @@ def check(answer: httpx.Response, endpoint: Endpoint, status: int, words: str) -
     assert words in endpoint.error_message(answer)
     for header in TAG_HEADERS:
         assert answer.headers[header], header
+    tagged(answer)
+
+
+def tagged(answer: httpx.Response) -> None:
+    """The body's ``gateway`` object names what the headers name, as on every JSON answer."""
+    tag = answer.json()["gateway"]
+    assert tag == {
+        "response_id": answer.headers["x-gateway-response-id"],
+        "release_id": answer.headers["x-gateway-release"],
+        "channel": answer.headers["x-gateway-channel"],
+        "slice": answer.headers["x-gateway-slice"],
+    }
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -164,9 +176,28 @@ def test_a_provider_refusal_reaches_the_caller_as_is(
     answer = call(setup, endpoint, endpoint.body(f"{endpoint.name}-broken"), key="admin")
     assert answer.status_code == 429
     assert "fake failure" in endpoint.error_message(answer)
+    tagged(answer)
     assert answer.headers["x-gateway-release"].startswith(
         "support-bot" if endpoint.name == "openai" else "claude-bot"
     )
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_provider_refusing_the_gateway_itself_is_an_upstream_failure(
+    setup: dict[str, Any], endpoint: Endpoint, fake_control: httpx.Client
+) -> None:
+    """Its credentials, the pinned model or a redirect: no SDK should blame the caller's key
+    or model name for them (401 would read as a bad gateway key, 404 as a bad channel)."""
+    model = f"fake-broken-{endpoint.dated}"
+    for status, words in (
+        (401, "credentials"),
+        (403, "credentials"),
+        (404, model),
+        (307, "redirect"),
+    ):
+        fake_control.put("/_fake/behaviour", json={"model": model, "status": status})
+        answer = call(setup, endpoint, endpoint.body(f"{endpoint.name}-broken"), key="admin")
+        check(answer, endpoint, 502, words)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -199,3 +230,4 @@ def test_a_method_other_than_post_is_405_in_the_endpoints_shape(
     answer = httpx.get(setup["gateway"].url + endpoint.path)
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
     assert "takes POST" in endpoint.error_message(answer)
+    tagged(answer)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.upstream import USER_AGENT, AiohttpUpstream, Timeouts
@@ -47,3 +47,31 @@ async def test_no_cookie_a_provider_set_rides_along_on_the_next_callers_request(
     assert "cookie" not in seen[1]
     assert [h["user-agent"] for h in seen] == [USER_AGENT, USER_AGENT]
     assert [h["x-caller"] for h in seen] == ["a", "a"]
+
+
+async def test_a_redirect_is_not_followed_and_the_provider_key_goes_nowhere_else() -> None:
+    elsewhere_saw: list[dict[str, str]] = []
+
+    async def elsewhere(request: Request) -> JSONResponse:
+        elsewhere_saw.append(dict(request.headers))
+        return JSONResponse({"id": "from-elsewhere"})
+
+    other = LiveServer(Starlette(routes=[Route("/take", elsewhere, methods=["POST"])])).start()
+
+    async def moved(request: Request) -> Response:
+        return Response(status_code=307, headers={"location": f"{other.url}/take"})
+
+    provider = LiveServer(Starlette(routes=[Route("/v1/messages", moved, methods=["POST"])]))
+    provider.start()
+    upstream = AiohttpUpstream(Timeouts(), max_connections=4)
+    try:
+        answer = await upstream.post(
+            f"{provider.url}/v1/messages", b"{}", {"x-api-key": "sk-provider-secret"}
+        )
+        assert answer.status == 307
+        await answer.read()
+    finally:
+        await upstream.aclose()
+        provider.stop()
+        other.stop()
+    assert elsewhere_saw == []

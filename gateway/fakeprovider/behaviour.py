@@ -16,7 +16,7 @@ class Behaviour(BaseModel):
     model: str | None = None
     delay: float = Field(default=0.0, ge=0, description="seconds before answering")
     chunk_delay: float = Field(default=0.0, ge=0, description="seconds between stream events")
-    status: int | None = Field(default=None, ge=400, le=599, description="fail with this status")
+    status: int | None = Field(default=None, ge=300, le=599, description="fail with this status")
     reply: str | None = Field(default=None, description="answer this text instead of the echo")
 
     async def stall(self) -> None:

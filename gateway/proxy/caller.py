@@ -52,8 +52,9 @@ def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
     header = request.headers.get(VARIABLES_HEADER)
     if header:
         try:
-            parsed = orjson.loads(header)
-        except orjson.JSONDecodeError:
+            # The header's bytes as sent (servers hand them over as latin-1): JSON is UTF-8.
+            parsed = orjson.loads(header.encode("latin-1"))
+        except (UnicodeEncodeError, orjson.JSONDecodeError):
             parsed = None
         if not isinstance(parsed, dict):
             raise ProxyError(400, "invalid_variables", "X-Gateway-Variables must be a JSON object")

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
+from gateway.proxy.errors import ProxyError
 from gateway.proxy.handler import DataPlane
 
 log = logging.getLogger("gateway.proxy")
@@ -77,23 +78,22 @@ class FastPath:
         if dialect is None:
             await self.app(scope, receive, send)
             return
-        if scope["method"] != "POST":
-            body = dialect.error_bytes(405, "method_not_allowed", f"{scope['path']} takes POST")
-            refusal = Response(body, 405, {"allow": "POST"}, media_type="application/json")
-            await refusal(scope, receive, send)
-            return
         dataplane: DataPlane = self.app.state.dataplane
         response: ASGIApp
-        try:
-            response = await dataplane.handle(CallerRequest(scope, receive), dialect)
-        except Exception:
-            # The data plane answered nothing (it records the request as a 500 itself).
-            log.exception("unexpected error answering %s", scope["path"])
-            response = Response(
-                dialect.error_bytes(
-                    500, "internal_error", "the gateway failed to answer; see its log"
-                ),
-                500,
-                media_type="application/json",
-            )
+        if scope["method"] != "POST":
+            refusal = ProxyError(405, "method_not_allowed", f"{scope['path']} takes POST")
+            response = dataplane.refuse(dialect, refusal, {"allow": "POST"})
+        else:
+            try:
+                response = await dataplane.handle(CallerRequest(scope, receive), dialect)
+            except Exception:
+                # The data plane answers its own failures; this is the last resort.
+                log.exception("unexpected error answering %s", scope["path"])
+                response = Response(
+                    dialect.error_bytes(
+                        500, "internal_error", "the gateway failed to answer; see its log"
+                    ),
+                    500,
+                    media_type="application/json",
+                )
         await response(scope, receive, send)

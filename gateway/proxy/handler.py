@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -44,6 +44,8 @@ log = logging.getLogger("gateway.proxy")
 STICKY_HEADER = "x-gateway-sticky-key"
 CLIENT_CLOSED = 499  # nginx's status for a caller that hung up before the answer ended
 PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
+INTERNAL_ERROR = ProxyError(500, "internal_error", "the gateway failed to answer; see its log")
+CALLER_GONE = ProxyError(CLIENT_CLOSED, "client_disconnected", "the caller hung up")
 SSE_HEADERS = {
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
@@ -105,6 +107,11 @@ class DataPlane:
                 raise ProxyError(
                     400, "missing_model", "set model to a channel name (or release:<id>)"
                 )
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                raise ProxyError(
+                    400, "invalid_messages", "set messages to a list of message objects"
+                )
             sticky = request.headers.get(STICKY_HEADER) or dialect.caller_user(body)
             try:
                 route = resolve(snapshot, key, model, sticky)
@@ -135,9 +142,22 @@ class DataPlane:
         except ProxyError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
             return self._error(dialect, exc, exchange.tag)
+        except ClientDisconnect:  # hung up while sending the body: nobody reads the answer
+            exchange.finish(self.sinks, CLIENT_CLOSED, error="client_disconnected")
+            return self._error(dialect, CALLER_GONE, exchange.tag)
         except Exception:
+            log.exception("unexpected error answering %s", exchange.tag.response_id)
             exchange.finish(self.sinks, 500, error="internal_error")
-            raise
+            return self._error(dialect, INTERNAL_ERROR, exchange.tag)
+
+    def refuse(self, dialect: Dialect, error: ProxyError, headers: Mapping[str, str]) -> JsonAnswer:
+        """Answer a request refused before it is read (a method other than POST), tagged and
+        recorded like every other answer, with ``headers`` besides the tag."""
+        exchange = Exchange(Tag(new_response_id()))
+        if self.sinks.metrics is not None:
+            self.sinks.metrics.in_flight += 1  # finishing counts it out again
+        exchange.finish(self.sinks, error.status, error=error.code)
+        return self._error(dialect, error, exchange.tag, headers)
 
     async def models(self, request: Request) -> ASGIApp:
         """The channels this key may call, in OpenAI's list format."""
@@ -264,9 +284,7 @@ class DataPlane:
                     self._stream(dialect, response, exchange),
                     200,
                     {**headers, **SSE_HEADERS},
-                    on_close=lambda: exchange.finish(
-                        self.sinks, CLIENT_CLOSED, error="client_disconnected"
-                    ),
+                    on_close=lambda: self._abandoned(response, exchange),
                 )
             raw = await response.read()
             exchange.upstream_done()
@@ -276,14 +294,13 @@ class DataPlane:
             exchange.upstream_done()
             raise _upstream_failure(provider, exc) from None
         _pass_headers(response, headers)
-        if response.status >= 500:
-            raise ProxyError(
-                502, "upstream_error", f"provider {provider.name!r} answered {response.status}"
-            )
-        content_type = response.headers.get("content-type", "application/json")
-        if response.status >= 400:  # the caller's request was refused: theirs to see, as is
+        fault = _gateway_side_failure(provider, response.status, exchange.model_id)
+        if fault is not None:
+            log.warning("%s; the provider said: %r", fault.message, raw[:300])
+            raise fault
+        if response.status >= 400:  # the caller's request was refused: theirs to see
             exchange.finish(self.sinks, response.status, error="provider_refused")
-            return Response(raw, response.status, headers, media_type=content_type)
+            return _refusal(raw, response, headers, exchange.tag)
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -336,6 +353,13 @@ class DataPlane:
                 error=error,
             )
 
+    def _abandoned(self, response: UpstreamResponse, exchange: Exchange) -> None:
+        """A stream's last word, however it ended. One the caller hung up on before its body
+        began never ran ``_stream``: close the provider's answer and record the hang-up here
+        (both do nothing after a stream that ran)."""
+        response.close()
+        exchange.finish(self.sinks, CLIENT_CLOSED, error="client_disconnected")
+
     def record_shadow(self, result: ShadowResult) -> None:
         """The shadow runner's completion hook: a lineage record for the shadow call."""
         job = result.job
@@ -360,12 +384,19 @@ class DataPlane:
             error=result.error,
         )
 
-    def _error(self, dialect: Dialect, error: ProxyError, tag: Tag) -> JsonAnswer:
-        return JsonAnswer(
-            dialect.error_bytes(error.status, error.code, error.message),
-            error.status,
-            tag.headers(),
-        )
+    def _error(
+        self,
+        dialect: Dialect,
+        error: ProxyError,
+        tag: Tag,
+        headers: Mapping[str, str] | None = None,
+    ) -> JsonAnswer:
+        body = dialect.error_body(error.status, error.code, error.message)
+        body["gateway"] = tag.body()
+        tag_headers = tag.headers()
+        if headers:
+            tag_headers.update(headers)
+        return JsonAnswer(orjson.dumps(body), error.status, tag_headers)
 
 
 def _pass_headers(response: UpstreamResponse, headers: dict[str, str]) -> None:
@@ -373,6 +404,47 @@ def _pass_headers(response: UpstreamResponse, headers: dict[str, str]) -> None:
         value = response.headers.get(name)
         if value is not None:
             headers[name] = value
+
+
+def _gateway_side_failure(
+    provider: Provider, status: int, model_id: str | None
+) -> ProxyError | None:
+    """A provider answer that says the gateway's side is at fault, not the caller's request:
+    its credentials, the pinned model or URL, a redirect, or the provider itself (all 502,
+    so no SDK blames the caller's key or model name). None for an answer to pass on."""
+    name = provider.name
+    if status >= 500:
+        return ProxyError(502, "upstream_error", f"provider {name!r} answered {status}")
+    if status in (401, 403):
+        message = f"provider {name!r} refused the gateway's credentials ({status})"
+        return ProxyError(502, "upstream_auth_failed", message)
+    if status == 404:
+        message = (
+            f"provider {name!r} answered 404: it does not know the pinned model {model_id!r}"
+            " (or the provider's URL is wrong)"
+        )
+        return ProxyError(502, "upstream_not_found", message)
+    if 300 <= status < 400:
+        message = (
+            f"provider {name!r} answered a redirect ({status}); the gateway calls only"
+            " configured URLs"
+        )
+        return ProxyError(502, "upstream_redirect", message)
+    return None
+
+
+def _refusal(raw: bytes, response: UpstreamResponse, headers: dict[str, str], tag: Tag) -> ASGIApp:
+    """The provider's refusal of the caller's request (400, 422, 429, ...), with the tag in
+    its body when that is a JSON object, as in every JSON answer."""
+    content_type = response.headers.get("content-type", "application/json")
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        return Response(raw, response.status, headers, media_type=content_type)
+    answer["gateway"] = tag.body()
+    return JsonAnswer(orjson.dumps(answer), response.status, headers)
 
 
 def _upstream_failure(provider: Provider, exc: UpstreamError) -> ProxyError:

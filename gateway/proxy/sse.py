@@ -1,4 +1,4 @@
-"""Server-sent events: tag the first event of a stream, pass every other byte as it came."""
+"""Server-sent events: tag the first event that carries JSON, pass every other byte as it came."""
 
 from __future__ import annotations
 
@@ -11,26 +11,28 @@ import orjson
 MAX_FIRST_EVENT = 1 << 20
 
 
-def _event_end(buffer: bytes) -> int:
-    """Index just past the first blank line (``\\n\\n`` or ``\\r\\n\\r\\n``), or -1."""
-    ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep)) >= 0]
+def _event_end(buffer: bytes, start: int = 0) -> int:
+    """Index just past the first blank line (``\\n\\n`` or ``\\r\\n\\r\\n``) from ``start``,
+    or -1."""
+    ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep, start)) >= 0]
     return min(ends) if ends else -1
 
 
-def tag_event(event: bytes, tag: dict[str, Any]) -> bytes:
-    """Add ``"gateway": tag`` to the event's JSON ``data``; leave anything else untouched."""
+def tag_event(event: bytes, tag: dict[str, Any]) -> bytes | None:
+    """The event with ``"gateway": tag`` added to its JSON ``data``, or None when it carries
+    no JSON object to add it to (a comment, a keep-alive, ``[DONE]``)."""
     lines = event.split(b"\n")
     data_lines = [i for i, line in enumerate(lines) if line.startswith(b"data:")]
     if len(data_lines) != 1:
-        return event
+        return None
     i = data_lines[0]
     payload = lines[i][5:].strip()
     if not payload.startswith(b"{"):
-        return event
+        return None
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return event
+        return None
     obj["gateway"] = tag
     ending = b"\r" if lines[i].endswith(b"\r") else b""
     lines[i] = b"data: " + orjson.dumps(obj) + ending
@@ -40,20 +42,28 @@ def tag_event(event: bytes, tag: dict[str, Any]) -> bytes:
 async def tag_first_event(
     chunks: AsyncIterator[bytes], tag: dict[str, Any]
 ) -> AsyncIterator[bytes]:
-    """The same stream, with the gateway tag in its first event and no other change."""
-    buffer = b""
+    """The same stream, with the gateway tag in the first event that carries a JSON object
+    and no other change. Events before it (comments, keep-alives, pings some servers send
+    first) pass on as soon as they are whole."""
+    pending = b""  # bytes not passed on yet: at most the start of one event
     async for chunk in chunks:
-        buffer += chunk
-        end = _event_end(buffer)
-        if end >= 0:
-            yield tag_event(buffer[:end], tag) + buffer[end:]
-            break
-        if len(buffer) > MAX_FIRST_EVENT:
-            yield buffer
-            break
-    else:
-        if buffer:
-            yield buffer
-        return
-    async for chunk in chunks:
-        yield chunk
+        pending += chunk
+        start = 0
+        while (end := _event_end(pending, start)) >= 0:
+            tagged = tag_event(pending[start:end], tag)
+            if tagged is not None:
+                yield pending[:start] + tagged + pending[end:]
+                async for rest in chunks:
+                    yield rest
+                return
+            start = end
+        if len(pending) - start > MAX_FIRST_EVENT:
+            yield pending
+            async for rest in chunks:
+                yield rest
+            return
+        if start:
+            yield pending[:start]
+            pending = pending[start:]
+    if pending:
+        yield pending

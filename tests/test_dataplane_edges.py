@@ -1,0 +1,247 @@
+"""The data plane's edges: odd input, odd streams, callers that leave early, its own failures.
+
+Each answer still carries the tag and gets its lineage record. Some tests drive the app on
+the live server's own loop with hand-made ASGI messages, where a caller's timing matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from starlette.types import Message
+
+from gateway.proxy.sse import tag_first_event
+from gateway.services import Services
+from gateway.telemetry import parse_traceparent
+from tests.factories import ADMIN_TOKEN
+from tests.live import LiveServer
+from tests.stack import anthropic_spec, openai_spec, publish
+
+CH = "support-bot-prod"
+T = TypeVar("T")
+
+
+def on_server(gateway: LiveServer, work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """Run ``work`` on the server's own loop (where the app's objects live)."""
+    assert gateway.loop is not None
+    return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, gateway.loop))
+
+
+async def drive(gateway: LiveServer, method: str, incoming: list[Message]) -> list[Message]:
+    """One request to the chat endpoint from a hand-made caller; what the app sent back.
+    ``receive`` hands out ``incoming``, then says the caller hung up."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("t", 80),
+        "headers": [(b"authorization", f"Bearer {ADMIN_TOKEN}".encode()),
+                    (b"content-type", b"application/json"),
+                    (b"x-gateway-variables", b'{"product": "Acme"}')],
+    }  # fmt: skip
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await on_server(gateway, gateway.app(scope, receive, send))  # type: ignore[arg-type]
+    return sent
+
+
+def headers_of(sent: list[Message]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+
+
+async def record_of(gateway: LiveServer, redis: Redis, services: Services, rid: str) -> Any:
+    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    await on_server(gateway, dataplane.lineage.flush())
+    raw = await redis.get(services.registry.keys.lineage(rid))
+    assert raw is not None, f"no lineage record for {rid}"
+    return json.loads(raw)
+
+
+async def test_a_method_other_than_post_is_tagged_and_recorded(
+    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+) -> None:
+    gateway = start_gateway()
+    sent = await drive(gateway, "GET", [])
+    headers = headers_of(sent)
+    assert sent[0]["status"] == 405 and headers["allow"] == "POST"
+    body = json.loads(sent[1]["body"])
+    assert body["gateway"]["response_id"] == headers["x-gateway-response-id"]
+    assert headers["x-gateway-release"] == "-" and headers["x-gateway-slice"] == "-"
+    record = await record_of(gateway, redis, dp_services, headers["x-gateway-response-id"])
+    assert (record["status"], record["error"]) == (405, "method_not_allowed")
+
+
+async def test_a_caller_hanging_up_while_sending_the_body_is_recorded_as_gone(
+    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    half = {"type": "http.request", "body": b'{"model": "support-bot-prod", ', "more_body": True}
+    sent = await drive(gateway, "POST", [half])  # then the caller is gone
+    rid = headers_of(sent)["x-gateway-response-id"]
+    record = await record_of(gateway, redis, dp_services, rid)
+    assert (record["status"], record["error"]) == (499, "client_disconnected")
+
+
+async def test_an_unexpected_failure_is_a_tagged_500_with_its_record(
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(dataplane, "_provider", broken)
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": CH, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": '{"product": "A"}'},
+    )  # fmt: skip
+    assert answer.status_code == 500 and answer.json()["error"]["code"] == "internal_error"
+    rid = answer.headers["x-gateway-response-id"]
+    assert (
+        answer.headers["x-gateway-channel"] == CH and answer.json()["gateway"]["response_id"] == rid
+    )
+    record = await record_of(gateway, redis, dp_services, rid)
+    assert (record["status"], record["error"], record["channel"]) == (500, "internal_error", CH)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+async def test_messages_that_are_not_a_list_of_objects_are_refused(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], path: str
+) -> None:
+    channel = "claude-prod" if path == "/v1/messages" else CH
+    await publish(
+        dp_services, anthropic_spec() if path == "/v1/messages" else openai_spec(), channel
+    )
+    gateway = start_gateway()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": '{"product": "A"}'}
+    for messages in (None, "hello", {"role": "user"}, [1], ["hi"]):
+        body: dict[str, Any] = {"model": channel, "max_tokens": 8, "messages": messages}
+        if messages is None:
+            del body["messages"]
+        answer = httpx.post(gateway.url + path, json=body, headers=headers)
+        assert answer.status_code == 400, (messages, answer.text)
+        assert "messages" in answer.text and answer.json()["gateway"]["channel"] == "-"
+
+
+async def test_variables_in_the_header_are_read_as_utf8_json(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    variables = json.dumps({"product": "Café Zürich"}, ensure_ascii=False).encode()
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": CH, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": variables},
+    )
+    assert answer.status_code == 200, answer.text
+    system = answer.json()["fake_received"]["messages"][0]["content"]
+    assert "Café Zürich" in system
+
+
+async def test_a_caller_gone_before_the_stream_began_still_closes_the_provider_call(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    """The hang-up lands while the answer's start is being sent: the body never runs, so
+    closing the provider's answer is up to the stream's last word."""
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    fake_control.put("/_fake/behaviour", json={"chunk_delay": 0.2})
+    before = fake_control.get("/_fake/stats").json()["streams_cancelled"]
+    body = {"model": CH, "stream": True, "messages": [{"role": "user", "content": "a b c d"}]}
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/chat/completions", "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {ADMIN_TOKEN}".encode()),
+                    (b"x-gateway-variables", b'{"product": "Acme"}')],
+    }  # fmt: skip
+    incoming = [{"type": "http.request", "body": json.dumps(body).encode()}]
+    kept: list[BaseException] = []  # the error and its frames stay alive: no early clean-up
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()  # the caller says nothing more
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        raise asyncio.CancelledError  # as the hang-up cancels the stream during its start
+
+    async def call() -> None:
+        try:
+            await gateway.app(scope, receive, send)  # type: ignore[arg-type]
+        except asyncio.CancelledError as exc:
+            kept.append(exc)
+
+    await on_server(gateway, call())
+    assert kept, "the stream was not cancelled as the test meant"
+    waited = fake_control.get(
+        "/_fake/wait", params={"counter": "streams_cancelled", "value": before + 1, "timeout": 5}
+    )
+    assert waited.json()["reached"], "the provider's stream was left open"
+
+
+async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def tagged_stream(*parts: bytes) -> bytes:
+    return b"".join([p async for p in tag_first_event(chunks_of(*parts), {"release_id": "r"})])
+
+
+async def test_the_tag_goes_into_the_first_event_that_carries_json() -> None:
+    event = b'data: {"id":"c1","choices":[]}\n\n'
+    done = b"data: [DONE]\n\n"
+    # Comments and keep-alives first, some servers' habit; the event split over chunks.
+    out = await tagged_stream(
+        b": keep-alive\n\n: PROCESS", b"ING\n\n" + event[:9], event[9:] + done
+    )
+    assert out.startswith(b": keep-alive\n\n: PROCESSING\n\ndata: ")
+    lines = out.split(b"\n\n")
+    assert json.loads(lines[2][6:]) == {"id": "c1", "choices": [], "gateway": {"release_id": "r"}}
+    assert out.endswith(done)
+    # A stream with nothing to tag passes unchanged.
+    assert await tagged_stream(b": ping\n\n", done) == b": ping\n\n" + done
+
+
+async def test_events_before_the_tagged_one_are_passed_on_as_soon_as_they_are_whole() -> None:
+    seen: list[bytes] = []
+    async for piece in tag_first_event(chunks_of(b": ping\n\n", b"data: {"), {"x": 1}):
+        seen.append(piece)
+    assert seen == [b": ping\n\n", b"data: {"]
+
+
+def test_only_valid_traceparents_are_taken() -> None:
+    trace, span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    assert parse_traceparent(f"00-{trace}-{span}-01") == (trace, span, True)
+    assert parse_traceparent(f" 00-{trace}-{span}-00 ") == (trace, span, False)
+    assert parse_traceparent(f"01-{trace}-{span}-01-future") == (trace, span, True)
+    for bad in (
+        f"00-{trace.upper()}-{span}-01",  # upper case
+        f"ff-{trace}-{span}-01",  # version ff
+        f"zz-{trace}-{span}-01",
+        f"00-{trace}-{span}-01-extra",  # version 00 has exactly four fields
+        f"00-{'0' * 32}-{span}-01",
+        f"00-{trace}-{'0' * 16}-01",
+        f"00-{trace[:8]}_{trace[9:]}-{span}-01",  # int() would take an underscore
+        f"00-{trace}-{span}",
+    ):
+        assert parse_traceparent(bad) is None, bad

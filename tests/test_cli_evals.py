@@ -98,8 +98,26 @@ def test_gate_show_set_clear_and_usage_errors(
     assert "support-golden (latest version)" in capsys.readouterr().out
     assert gateway("channel", "gate", "ch", "--clear", "--reason", "retired") == 0
     assert json.loads(delete.calls.last.request.content) == {"reason": "retired"}
+    assert "if-match" not in delete.calls.last.request.headers
+    assert (
+        gateway("channel", "gate", "ch", "--set", "x", "--min-pass-rate", "1", "--if-match", "4")
+        == 0
+    )
+    assert put.calls.last.request.headers["if-match"] == "4"
+    assert gateway("channel", "gate", "ch", "--clear", "--if-match", "5") == 0
+    assert delete.calls.last.request.headers["if-match"] == "5"
     assert gateway("channel", "gate", "ch", "--set", "x") == 2
     assert gateway("channel", "gate", "ch", "--clear", "--set", "x") == 2
+    calls = len(put.calls)
+    for bad in ("nan", "inf"):  # no JSON form: a bad command line, not a traceback
+        assert gateway("channel", "gate", "ch", "--set", "x", "--min-pass-rate", bad) == 2
+        assert (
+            gateway(
+                "channel", "gate", "ch", "--set", "x", "--min-pass-rate", "1", "--tolerance", bad
+            )
+            == 2
+        )
+    assert len(put.calls) == calls
 
 
 def test_golden_and_drift_tables(

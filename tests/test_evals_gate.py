@@ -269,6 +269,31 @@ def test_gate_settings_are_validated_shown_and_cleared(gw: LiveServer) -> None:
     assert gone.status_code == 404
 
 
+async def test_gate_writes_take_if_match_like_every_channel_write(
+    gw: LiveServer, dp_services: Services
+) -> None:
+    v1, _ = await releases(dp_services)
+    await dp_services.registry.promote(CHANNEL, v1, OPERATOR, "first")  # generation 1
+    with admin(gw) as client:
+        ok(client.post("/admin/golden", json=golden()), 201, 200)
+        body = {"set": "support-golden", "min_pass_rate": 90}
+        stale = client.put(f"/admin/channels/{CHANNEL}/gate", json=body, headers={"If-Match": "7"})
+        assert client.get(f"/admin/channels/{CHANNEL}/gate").status_code == 404  # nothing changed
+        ok(client.put(f"/admin/channels/{CHANNEL}/gate", json={**body, "expected_generation": 1}))
+        stale_clear = client.request(
+            "DELETE", f"/admin/channels/{CHANNEL}/gate", json={}, headers={"If-Match": "0"}
+        )
+        still = ok(client.get(f"/admin/channels/{CHANNEL}/gate"))
+        ok(
+            client.request(
+                "DELETE", f"/admin/channels/{CHANNEL}/gate", json={}, headers={"If-Match": "1"}
+            )
+        )
+    for refused in (stale, stale_clear):
+        assert refused.status_code == 409 and "generation 1" in refused.json()["error"]["message"]
+    assert still["set"] == "support-golden"
+
+
 async def test_an_anthropic_release_is_evaluated_through_the_messages_endpoint(
     gw: LiveServer, dp_services: Services, fake_control: httpx.Client
 ) -> None:

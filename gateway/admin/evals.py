@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.admin.auth import READ, WRITE, presented_key
-from gateway.admin.bodies import read_document, read_object, text_field
+from gateway.admin.bodies import expected_generation, read_document, read_object, text_field
 from gateway.admin.errors import AdminError
 from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Evals
 from gateway.services import services
@@ -153,7 +153,8 @@ async def show_gate(request: Request) -> JSONResponse:
 
 
 async def set_gate(request: Request) -> JSONResponse:
-    """``PUT /admin/channels/{ch}/gate`` ``{set, min_pass_rate, tolerance?, reason?}``."""
+    """``PUT /admin/channels/{ch}/gate`` ``{set, min_pass_rate, tolerance?, reason?}``, with
+    ``If-Match`` (or ``expected_generation``) as every channel write."""
     s = services(request)
     actor = await s.auth.require(request, WRITE)
     body = await read_object(request, s.settings.max_admin_body_bytes)
@@ -164,6 +165,7 @@ async def set_gate(request: Request) -> JSONResponse:
         body.get("tolerance"),
         actor,
         text_field(body, "reason") or "",
+        expected_generation(request, body),
     )
     return JSONResponse(gate.model_dump(mode="json"))
 
@@ -173,7 +175,10 @@ async def clear_gate(request: Request) -> JSONResponse:
     actor = await s.auth.require(request, WRITE)
     body = await read_object(request, s.settings.max_admin_body_bytes)
     gate = await _evals(request).registry.clear_gate(
-        request.path_params["channel"], actor, text_field(body, "reason") or ""
+        request.path_params["channel"],
+        actor,
+        text_field(body, "reason") or "",
+        expected_generation(request, body),
     )
     return JSONResponse(gate.model_dump(mode="json"))
 

@@ -12,7 +12,6 @@ not be read or the gateway did not answer.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import httpx
 
 from gateway.cli import commands, evals, operations, render
 from gateway.cli.client import DEFAULT_URL, AdminClient, ApiError, GatewayUnreachable
-from gateway.cli.commands import Handler, InputError, UsageError
+from gateway.cli.commands import Handler, InputError, UsageError, finite_number
 
 __all__ = ["AdminClient", "build_parser", "connect", "main"]
 
@@ -108,17 +107,6 @@ def _report_unreachable(exc: GatewayUnreachable) -> None:
 # The command tree.
 
 
-def _percent(text: str) -> float:
-    """A percentage sent as a JSON number; the gateway checks the range and the decimals."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):  # NaN and infinity have no JSON form
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
-
-
 def _add_connection_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
     # Subcommands use SUPPRESS so they only set a flag actually given after them, leaving
     # one given before the subcommand (`gateway --json release list`) in place.
@@ -194,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--drain-seconds",
-        type=float,
+        type=finite_number,
         default=30.0,
         help="on SIGTERM, how long in-flight requests may finish (default %(default)s)",
     )
@@ -277,7 +265,7 @@ def _add_channel_commands(tree: Any) -> None:
         p.add_argument("release", metavar="REL", nargs="?", help="release id (not with --clear)")
         p.add_argument(
             f"--{amount}",
-            type=_percent,
+            type=finite_number,
             metavar="PCT",
             help=f"{meaning} in percent, 0-100, up to two decimals",
         )
@@ -299,7 +287,7 @@ def _add_channel_commands(tree: Any) -> None:
     )
     p.add_argument("channel", metavar="CH", help="channel name")
     _add_change_flags(operations.add_capture_command(channel, _command))
-    evals.add_gate_command(channel, _command)
+    _add_change_flags(evals.add_gate_command(channel, _command))
 
 
 def _add_key_commands(tree: Any) -> None:

@@ -364,16 +364,20 @@ class AdminClient:
     def get_gate(self, channel: str) -> Any:
         return self._json("GET", f"/admin/channels/{_segment(channel)}/gate")
 
-    def set_gate(self, channel: str, body: dict[str, Any]) -> Any:
+    def set_gate(self, channel: str, body: dict[str, Any], *, if_match: int | None) -> Any:
         return self._json(
-            "PUT", f"/admin/channels/{_segment(channel)}/gate", json=_without_none(body)
+            "PUT",
+            f"/admin/channels/{_segment(channel)}/gate",
+            json=_without_none(body),
+            headers=_if_match(if_match),
         )
 
-    def clear_gate(self, channel: str, reason: str | None) -> Any:
+    def clear_gate(self, channel: str, *, reason: str | None, if_match: int | None) -> Any:
         return self._json(
             "DELETE",
             f"/admin/channels/{_segment(channel)}/gate",
             json=_without_none({"reason": reason}),
+            headers=_if_match(if_match),
         )
 
     def drift(self) -> Any:

@@ -7,6 +7,7 @@ command tree that wires them up is in :mod:`gateway.cli`.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,18 @@ from gateway.cli import render
 from gateway.cli.client import YAML_SUFFIXES, AdminClient
 
 Handler = Callable[[AdminClient, argparse.Namespace], int]
+
+
+def finite_number(text: str) -> float:
+    """An argparse type: a number sent as JSON (or used as seconds). NaN and infinity have no
+    JSON form, so they are a bad command line here rather than a traceback later."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
 
 
 class UsageError(Exception):

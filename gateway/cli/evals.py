@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from gateway.cli import render
 from gateway.cli.client import AdminClient
-from gateway.cli.commands import UsageError, emit, read_document_file
+from gateway.cli.commands import UsageError, emit, finite_number, read_document_file
 
 Command = Callable[..., argparse.ArgumentParser]
 Group = Callable[[Any, str, str], Any]
@@ -74,7 +74,8 @@ def channel_gate(client: AdminClient, args: argparse.Namespace) -> int:
     if args.clear:
         if setting or args.tolerance is not None:
             raise UsageError("--clear takes none of --set, --min-pass-rate, --tolerance")
-        return emit(args, client.clear_gate(args.channel, args.reason), lambda g: "gate removed")
+        cleared = client.clear_gate(args.channel, reason=args.reason, if_match=args.if_match)
+        return emit(args, cleared, lambda g: "gate removed")
     if not setting:
         return emit(args, client.get_gate(args.channel), gate_detail)
     if args.set is None or args.min_pass_rate is None:
@@ -85,7 +86,7 @@ def channel_gate(client: AdminClient, args: argparse.Namespace) -> int:
         "tolerance": args.tolerance,
         "reason": args.reason,
     }
-    return emit(args, client.set_gate(args.channel, body), gate_detail)
+    return emit(args, client.set_gate(args.channel, body, if_match=args.if_match), gate_detail)
 
 
 def drift(client: AdminClient, args: argparse.Namespace) -> int:
@@ -249,8 +250,8 @@ def add_commands(tree: Any, group: Group, command: Command) -> None:
     command(tree, "drift", "show the drift watch's newest check of each gated channel", drift)
 
 
-def add_gate_command(channel: Any, command: Command) -> None:
-    """``channel gate`` under the ``channel`` group."""
+def add_gate_command(channel: Any, command: Command) -> argparse.ArgumentParser:
+    """``channel gate`` under the ``channel`` group; the caller adds the change flags."""
     p = command(
         channel,
         "gate",
@@ -259,7 +260,9 @@ def add_gate_command(channel: Any, command: Command) -> None:
     )
     p.add_argument("channel", metavar="CH", help="channel name")
     p.add_argument("--set", metavar="NAME", help="golden set name; its latest version counts")
-    p.add_argument("--min-pass-rate", type=float, metavar="PCT", help="pass rate needed, 0-100")
-    p.add_argument("--tolerance", type=float, metavar="PTS", help="drift tolerance in points (default: GATEWAY_DRIFT_TOLERANCE)")  # fmt: skip
+    p.add_argument(
+        "--min-pass-rate", type=finite_number, metavar="PCT", help="pass rate needed, 0-100"
+    )
+    p.add_argument("--tolerance", type=finite_number, metavar="PTS", help="drift tolerance in points (default: GATEWAY_DRIFT_TOLERANCE)")  # fmt: skip
     p.add_argument("--clear", action="store_true", help="remove the gate")
-    p.add_argument("--reason", help="why, recorded in the channel history and audit log")
+    return p

@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.cli import render
 from gateway.cli.client import AdminClient
-from gateway.cli.commands import emit
+from gateway.cli.commands import emit, finite_number
 
 Command = Callable[..., argparse.ArgumentParser]
 COLUMN = 38
@@ -188,7 +188,7 @@ def add_commands(tree: Any, command: Command) -> None:
     p.add_argument("--live", action="store_true", help="allow a channel not named rehearsal-*")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=finite_number,
         metavar="SECONDS",
         help="how long each step waits for the fleet (default 10)",
     )

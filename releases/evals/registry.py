@@ -11,12 +11,12 @@ from typing import Any
 from releases.audit import append_entry
 from releases.channels import percent
 from releases.content import canonical_json, release_id
-from releases.errors import InvalidRequest, NotFound
+from releases.errors import InvalidRequest, NotFound, StaleGeneration
 from releases.evals.gate import result_index
 from releases.evals.golden import GoldenSetSpec, golden_digest, validate_golden_set
 from releases.evals.records import DriftCheck, EvalResult, Gate, GoldenSet, PromotionEval
 from releases.evals.scorers import ScorerRegistry
-from releases.models import Actor, utc_now
+from releases.models import Actor, Channel, utc_now
 from releases.signing import Signer
 from releases.spec import RELEASE_ID_RE
 from releases.store import RegistryStore, until_committed
@@ -177,8 +177,10 @@ class EvalRegistry:
         tolerance: object,
         actor: Actor,
         reason: str = "",
+        expected_generation: int | None = None,
     ) -> Gate:
-        """Require a passing eval of ``set_name`` to promote on ``channel`` (audited)."""
+        """Require a passing eval of ``set_name`` to promote on ``channel`` (audited); with
+        ``expected_generation``, only while the channel is at that generation."""
         if not isinstance(set_name, str) or not set_name:
             raise InvalidRequest("the body needs a 'set' string (a golden set name)", "set")
         rate = percent(min_pass_rate, "min_pass_rate")
@@ -189,23 +191,46 @@ class EvalRegistry:
             channel=channel, set=set_name, min_pass_rate=rate, tolerance=points,
             updated_by=actor.name, updated_at=utc_now(),
         )  # fmt: skip
-        await self._write_gate(channel, gate, actor, reason)
+        await self._write_gate(channel, gate, actor, reason, expected_generation)
         return gate
 
-    async def clear_gate(self, channel: str, actor: Actor, reason: str = "") -> Gate:
+    async def clear_gate(
+        self,
+        channel: str,
+        actor: Actor,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> Gate:
         """Remove the channel's gate; answers the gate removed (404 when there is none)."""
         current = await self.gate(channel)
         if current is None:
             raise NotFound(f"channel {channel!r} has no eval gate")
-        await self._write_gate(channel, None, actor, reason)
+        await self._write_gate(channel, None, actor, reason, expected_generation)
         return current
 
-    async def _write_gate(self, channel: str, gate: Gate | None, actor: Actor, reason: str) -> None:
+    async def _write_gate(
+        self,
+        channel: str,
+        gate: Gate | None,
+        actor: Actor,
+        reason: str,
+        expected_generation: int | None,
+    ) -> None:
+        """Write (or remove) the gate, its history and audit entry in one atomic step. Like
+        every channel write, an ``expected_generation`` the channel no longer has changes
+        nothing (the channel record is checked in the same step)."""
+
         async def attempt() -> None:
-            before_raw, head_raw = await self.store.read_many(
-                ("hget", self.keys.eval_gates, channel), ("get", self.keys.audit_head, None)
+            before_raw, head_raw, channel_raw = await self.store.read_many(
+                ("hget", self.keys.eval_gates, channel),
+                ("get", self.keys.audit_head, None),
+                ("hget", self.keys.channels, channel),
             )
+            actual = Channel.model_validate_json(channel_raw).generation if channel_raw else 0
+            if expected_generation is not None and expected_generation != actual:
+                raise StaleGeneration(channel, expected_generation, actual)
             plan = self.store.plan().expect_field(self.keys.eval_gates, channel, before_raw)
+            plan.expect_field(self.keys.channels, channel, channel_raw)
             if gate is None:
                 plan.hdel(self.keys.eval_gates, channel)
             else:

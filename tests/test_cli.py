@@ -411,15 +411,27 @@ def test_key_list_and_delete(api: respx.MockRouter, capsys: pytest.CaptureFixtur
     assert sent_json(delete) == {"reason": "retired"}
 
 
-def test_lineage_prints_the_record_as_readable_json(
+RELEASE_ID = "support-bot-v7-a3f9c2"
+
+
+def test_lineage_prints_the_record_for_people_and_as_json(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = {"response_id": "resp_1", "release": RELEASE, "slice": "canary"}
-    api.get("/admin/lineage/resp_1").respond(200, json=record)
+    record = {"response_id": "gwr_1", "at": "2024-09-01T10:00:00.000Z", "status": 200,
+              "latency_ms": 12.5, "release_id": RELEASE_ID, "channel": "support-bot-prod",
+              "channel_generation": 3, "slice": "canary", "model_id": "gpt-4o-2024-08-06",
+              "usage": {"input_tokens": 11, "output_tokens": 7}, "error": None}  # fmt: skip
+    state = {"stable": "old-v1-aaaaaa", "canary": {"release": RELEASE_ID, "weight": 5.0}}
+    answer = {"record": record, "release": None,
+              "channel": {"name": "support-bot-prod", "generation": 3, "state": state}}  # fmt: skip
+    api.get("/admin/lineage/gwr_1").respond(200, json=answer)
 
-    assert gateway("lineage", "resp_1") == 0
-
-    assert json.loads(capsys.readouterr().out) == record
+    assert gateway("lineage", "gwr_1") == 0
+    out = capsys.readouterr().out
+    for words in ("gwr_1", RELEASE_ID, "canary", "11/7", "12.5 ms", "stable old-v1-aaaaaa", "@5%"):
+        assert words in out, words
+    assert gateway("--json", "lineage", "gwr_1") == 0
+    assert json.loads(capsys.readouterr().out) == answer
 
 
 def test_audit_list_names_the_target_of_each_entry(
@@ -619,6 +631,29 @@ def test_serve_runs_the_server_with_host_port_and_workers(
         {"host": "0.0.0.0", "port": 9000, "workers": 4, "drain_seconds": 30.0},
         {"host": "127.0.0.1", "port": 8080, "workers": 1, "drain_seconds": 5.0},
     ]
+
+
+def test_serve_refuses_unusable_settings_in_one_line_before_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    calls: list[dict[str, Any]] = []
+    server = types.ModuleType("gateway.server")
+    server.serve = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gateway.server", server)
+
+    monkeypatch.setenv("GATEWAY_CONFIG", str(tmp_path / "missing.yaml"))
+    assert main(["serve"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    monkeypatch.delenv("GATEWAY_CONFIG")
+    monkeypatch.setenv("GATEWAY_HEARTBEAT_TTL", "0.5")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the settings cannot be used: GATEWAY_HEARTBEAT_TTL must")
+    assert err.count("\n") == 1  # one line, no traceback
+    monkeypatch.setenv("GATEWAY_HEARTBEAT_TTL", "soon")
+    assert main(["serve"]) == 2
+    assert "GATEWAY_HEARTBEAT_TTL" in capsys.readouterr().err
+    assert calls == []
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gateway.config import ProvidersFile
+from gateway.config import ProvidersFile, Settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 BASE = DEPLOY / "k8s" / "base"
@@ -29,6 +30,15 @@ def gateway_container() -> dict[str, Any]:
     return container
 
 
+def image_command() -> list[str]:
+    """The image's ``CMD`` (exec form), what a service without a command of its own runs."""
+    line = next(
+        line for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")
+    )
+    command: list[str] = json.loads(line.removeprefix("CMD "))
+    return command
+
+
 def test_the_deployment_has_readiness_liveness_and_a_drain_hook() -> None:
     container = gateway_container()
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -36,10 +46,24 @@ def test_the_deployment_has_readiness_liveness_and_a_drain_hook() -> None:
     assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
     pod = manifests()["Deployment"]["spec"]["template"]["spec"]
     drain = float(container["args"][container["args"].index("--drain-seconds") + 1])
+    # Shutdown runs after the drain: eval runs still going get their grace, then lineage is
+    # flushed. A pod killed before that loses records.
+    evals = Settings.model_fields["eval_shutdown_grace"].default
     assert (
         pod["terminationGracePeriodSeconds"]
-        > container["lifecycle"]["preStop"]["sleep"]["seconds"] + drain
+        > container["lifecycle"]["preStop"]["sleep"]["seconds"] + drain + evals
     )
+
+
+def test_compose_gives_a_stopping_replica_its_drain_and_eval_grace() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
+    gateway = compose["services"]["gateway-a"]
+    command = gateway.get("command") or image_command()
+    drain = float(command[command.index("--drain-seconds") + 1])
+    grace = float(gateway["stop_grace_period"].removesuffix("s"))
+    assert grace > drain + Settings.model_fields["eval_shutdown_grace"].default
+    fake = compose["services"]["fake-provider"]
+    assert "9100" in " ".join(fake["healthcheck"]["test"])  # not the image's own, on 8080
 
 
 def test_the_deployment_sets_resource_limits_and_runs_unprivileged() -> None:

@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None
         return exc.code if isinstance(exc.code, int) else 2
     if args.local is not None:
         local: Callable[[argparse.Namespace], int] = args.local
-        return local(args)
+        try:
+            return local(args)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     url = args.url or os.environ.get("GATEWAY_URL") or DEFAULT_URL
     token = args.token or os.environ.get("GATEWAY_TOKEN")

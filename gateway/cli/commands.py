@@ -61,10 +61,34 @@ def serve(args: argparse.Namespace) -> int:
     # Imported here so admin commands do not pay for loading the server and its providers.
     from gateway.server import serve as run_server
 
+    check_settings()
     run_server(
         host=args.host, port=args.port, workers=args.workers, drain_seconds=args.drain_seconds
     )
     return 0
+
+
+def check_settings() -> None:
+    """What the server would fail on at start-up (a bad ``GATEWAY_*`` value, an unreadable
+    providers file or trusted key), said in one line: ``InputError``, exit 2."""
+    from pydantic import ValidationError
+
+    from gateway.config import ConfigError, Settings
+
+    try:
+        settings = Settings()
+        settings.providers()
+        settings.trusted_public_keys()
+    except ValidationError as exc:
+        problems = [
+            f"GATEWAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")  # a check across settings
+            for e in exc.errors()
+        ]
+        raise InputError("the settings cannot be used: " + "; ".join(problems)) from None
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
 
 
 def release_create(client: AdminClient, args: argparse.Namespace) -> int:
@@ -149,7 +173,7 @@ def key_delete(client: AdminClient, args: argparse.Namespace) -> int:
 
 
 def lineage(client: AdminClient, args: argparse.Namespace) -> int:
-    return emit(args, client.lineage(args.response_id), render.pretty_json)
+    return emit(args, client.lineage(args.response_id), render.lineage_detail)
 
 
 def audit_list(client: AdminClient, args: argparse.Namespace) -> int:

@@ -320,5 +320,42 @@ def key_list(keys: list[dict[str, Any]]) -> str:
     return table(["NAME", "ROLE", "CHANNELS", "CREATED_BY", "CREATED_AT"], rows)
 
 
+# Lineage
+
+
+def lineage_detail(answer: dict[str, Any]) -> str:
+    """A lineage answer for people: the record, the release it names, the channel then."""
+    record = answer.get("record") or {}
+    usage = record.get("usage") or {}
+    release = answer.get("release") or {}
+    then = answer.get("channel") or {}
+    state = then.get("state") if isinstance(then.get("state"), dict) else {}
+    pairs: list[tuple[str, Any]] = [
+        ("response", record.get("response_id")),
+        ("at", record.get("at")),
+        ("status", record.get("status")),
+        ("error", record.get("error")),
+        ("latency", f"{record.get('latency_ms')} ms"),
+        ("release", record.get("release_id")),
+        ("model", _model(release.get("spec")) if release else record.get("model_id")),
+        ("channel", record.get("channel")),
+        ("generation", record.get("channel_generation")),
+        ("slice", record.get("slice")),
+        ("tokens in/out", f"{cell(usage.get('input_tokens'))}/{cell(usage.get('output_tokens'))}"),
+        ("provider id", record.get("provider_response_id")),
+        ("trace", record.get("trace_id")),
+    ]
+    for label, field in (("shadow of", "primary_response_id"), ("replay of", "replay_of")):
+        if record.get(field):
+            pairs.append((label, record[field]))
+    if state:
+        pairs.append(("channel then", f"stable {state.get('stable')}, canary "
+                      f"{_pointer(state.get('canary'), 'weight')}, shadow "
+                      f"{_pointer(state.get('shadow'), 'sample')}"))  # fmt: skip
+    if record.get("capture"):
+        pairs.append(("captured", "yes (request and answer; --json shows them)"))
+    return key_values(pairs)
+
+
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)

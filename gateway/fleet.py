@@ -27,6 +27,7 @@ from gateway.snapshot import RegistryView, Snapshot
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.models import utc_now
+from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.fleet")
 
@@ -114,9 +115,7 @@ class Heartbeat:
     async def pause(self) -> None:
         """Stop beating but leave the last beat to expire, as a replica that hangs would."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def stop(self) -> None:
@@ -153,8 +152,11 @@ class Heartbeat:
                 await self.beat()
             except (RedisError, OSError) as exc:
                 log.warning("heartbeat not written (the registry is unreachable): %s", exc)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # lands as the event is set (a poke as shutdown begins), and stop() waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.timing.interval)
+                async with asyncio.timeout(self.timing.interval):
+                    await self._wake.wait()
 
 
 async def live_replicas(redis: RedisClient, keyspace: Keyspace) -> list[Replica]:

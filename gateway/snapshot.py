@@ -25,6 +25,7 @@ from releases.keyspace import Keyspace
 from releases.models import Channel, Release
 from releases.scripts import LuaScript
 from releases.store import as_text
+from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.snapshot")
 
@@ -83,9 +84,7 @@ class RegistryView:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
 
     async def reload(self) -> Snapshot:
         """Read the registry in one atomic script; fetch only releases not held yet (they never

@@ -240,3 +240,23 @@ async def test_a_rehearsal_the_eval_gate_would_stop_halfway_is_refused_before_an
     refused = rehearse(gateway, timeout=5)
     assert refused.status_code == 412, refused.text
     assert (await dp_services.registry.channel(CH)).generation == before
+
+
+async def test_a_heartbeat_poked_as_shutdown_begins_still_stops(
+    dp_services: Services, redis: Any
+) -> None:
+    """A snapshot reload pokes the heartbeat as the replica shuts down, so the cancel lands
+    in its next beat's Redis call, where redis-py can swallow it: the stop cancels again."""
+    keys = dp_services.registry.keys
+    view = RegistryView(redis, keys)
+    beating = Heartbeat(redis, keys, view, HeartbeatTiming(interval=30.0, ttl=60.0))
+    beating.start()
+    while not await redis.exists(keys.replica(beating.id)):  # the first beat is written
+        pass
+    await asyncio.sleep(0)  # and the heartbeat waits for its next one
+    beating.poke()
+    stopping = asyncio.ensure_future(beating.pause())  # in the same tick
+    done, _ = await asyncio.wait({stopping}, timeout=5)  # wait, which never cancels it
+    assert done, (
+        f"the heartbeat did not stop: {beating._task} {beating._task.get_stack() if beating._task else None}"
+    )

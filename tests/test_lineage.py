@@ -15,6 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from gateway.cli import main as cli
 from gateway.config import Settings
@@ -368,3 +370,110 @@ async def test_a_batch_stores_every_record_byte_for_byte_whatever_its_text_holds
     for response_id, line in lines.items():
         assert await redis.get(keys.lineage(response_id)) == line
         assert 0 < await redis.ttl(keys.lineage(response_id)) <= writer.limits.retention_seconds
+
+
+def record_line(response_id: str) -> bytes:
+    return json.dumps({"response_id": response_id, "status": 200}).encode()
+
+
+def set_aside(directory: Path) -> list[bytes]:
+    return [line for f in directory.glob("unreadable-*") for line in f.read_bytes().splitlines()]
+
+
+def spilled_ids(directory: Path) -> list[str]:
+    return [json.loads(line)["response_id"] for f in spill_files(directory)
+            for line in f.read_bytes().splitlines()]  # fmt: skip
+
+
+async def test_closing_without_redis_spills_every_buffered_record(
+    tmp_path: Path, dp_services: Services
+) -> None:
+    """Redis gone at shutdown: the first failed batch used to end the flush, and the records
+    after it were lost with the process."""
+    from gateway.embedded_redis import free_port
+    from releases.lineage import LineageLimits, LineageWriter
+    from releases.lineage.spill import SpillDir
+
+    gone = Redis(port=free_port(), retry=Retry(NoBackoff(), 0))  # nothing listens there
+    writer = LineageWriter(
+        gone, dp_services.registry.keys, SpillDir(tmp_path), LineageLimits(batch_size=100)
+    )
+    ids = [f"gwr_gone_{i}" for i in range(1200)]
+    for response_id in ids:
+        writer.record_json(response_id, record_line(response_id))
+    await writer.close()
+    await gone.aclose()
+    assert writer.depth == 0 and sorted(spilled_ids(tmp_path)) == sorted(ids)
+
+
+async def test_a_flush_cancelled_mid_write_spills_what_it_took(tmp_path: Path) -> None:
+    """A Redis that takes the connection and never answers: the write hangs until shutdown
+    cancels it, and what the flush carried must be on disk, not gone."""
+    from releases.keyspace import Keyspace
+    from releases.lineage import LineageLimits, LineageWriter
+    from releases.lineage.spill import SpillDir
+
+    asked = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        asked.set()
+        await reader.read(-1)  # never answers, until the client goes
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    mute = Redis(port=server.sockets[0].getsockname()[1])
+    writer = LineageWriter(mute, Keyspace("t"), SpillDir(tmp_path), LineageLimits(batch_size=10))
+    ids = [f"gwr_mute_{i}" for i in range(25)]
+    for response_id in ids:
+        writer.record_json(response_id, record_line(response_id))
+    flushing = asyncio.ensure_future(writer.flush())
+    await asyncio.wait_for(asked.wait(), timeout=5)  # the first batch is on its way
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    server.close()
+    await mute.aclose()
+    assert writer.depth == 0 and sorted(spilled_ids(tmp_path)) == sorted(ids)
+
+
+async def test_close_ends_even_when_a_flush_was_just_asked_for(
+    tmp_path: Path, redis: Redis, dp_services: Services
+) -> None:
+    """A full batch wakes the writer as close() cancels it; on 3.11 asyncio.wait_for swallowed
+    that cancellation and close() waited forever."""
+    from releases.lineage import LineageLimits, LineageWriter
+    from releases.lineage.spill import SpillDir
+
+    keys = dp_services.registry.keys
+    writer = LineageWriter(redis, keys, SpillDir(tmp_path), LineageLimits(batch_size=50))
+    writer.start()
+    await asyncio.sleep(0)  # the writer is waiting for its wake-up
+    for i in range(50):
+        writer.record_json(f"gwr_wake_{i}", record_line(f"gwr_wake_{i}"))
+    closing = asyncio.ensure_future(writer.close())  # shutdown starts in the same tick
+    done, _ = await asyncio.wait({closing}, timeout=5)  # wait, which never cancels it
+    assert done, "close() is still waiting for the writer"
+    assert await redis.get(keys.lineage("gwr_wake_49")) == record_line("gwr_wake_49")
+
+
+async def test_an_unreadable_spilled_line_is_set_aside_and_the_rest_replayed(
+    tmp_path: Path, redis: Redis, dp_services: Services
+) -> None:
+    from releases.lineage import LineageWriter
+    from releases.lineage.spill import SpillDir
+
+    keys = dp_services.registry.keys
+    good = record_line("gwr_spilled_1")
+    # Left by a process that died mid-append: its last line is cut short.
+    (tmp_path / "lineage-999999-deadbeef.jsonl").write_bytes(good + b"\n" + good[:20])
+    writer = LineageWriter(redis, keys, SpillDir(tmp_path))
+    writer.start()
+    writer.record_json("gwr_new_1", record_line("gwr_new_1"))
+    await writer.flush()
+    assert await redis.get(keys.lineage("gwr_spilled_1")) == good
+    assert await redis.get(keys.lineage("gwr_new_1")) == record_line("gwr_new_1")
+    assert spill_files(tmp_path) == []  # replayed and gone
+    assert set_aside(tmp_path) == [good[:20]]
+    writer.record_json("gwr_new_2", record_line("gwr_new_2"))
+    await writer.close()  # the writer still writes
+    assert await redis.get(keys.lineage("gwr_new_2")) == record_line("gwr_new_2")

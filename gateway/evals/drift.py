@@ -31,6 +31,7 @@ from releases.evals.lease import Lease
 from releases.evals.records import DriftCheck, EvalResult, Gate
 from releases.models import Actor, utc_now
 from releases.registry import Registry
+from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.drift")
 
@@ -94,9 +95,7 @@ class DriftWatch:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _every_interval(self) -> None:
         while True:

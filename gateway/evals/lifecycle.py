@@ -19,6 +19,7 @@ from gateway.snapshot import RegistryView
 from releases.client import RedisClient
 from releases.evals.registry import EvalRegistry
 from releases.evals.scorers import ScorerRegistry
+from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.evals")
 
@@ -61,5 +62,4 @@ async def finish_eval_runs(runs: set[asyncio.Task[None]], grace: float) -> None:
     _, unfinished = await asyncio.wait(set(runs), timeout=grace)
     for run in unfinished:
         log.warning("eval run %s cancelled at shutdown; its result is not recorded", run.get_name())
-        run.cancel()
-    await asyncio.gather(*unfinished, return_exceptions=True)
+    await cancel_and_wait(*unfinished)

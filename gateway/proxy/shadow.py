@@ -19,6 +19,7 @@ import orjson
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.tagging import Tag
 from gateway.upstream import Upstream, UpstreamError
+from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.shadow")
 
@@ -91,9 +92,7 @@ class ShadowRunner:
         ]
 
     async def stop(self) -> None:
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await cancel_and_wait(*self._workers)
 
     @property
     def depth(self) -> int:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from releases.scripts import LuaScript
+from releases.tasks import cancel_and_wait
 
 EXTEND_SCRIPT = LuaScript("lease_extend.lua")
 RELEASE_SCRIPT = LuaScript("lease_release.lua")
@@ -51,12 +52,11 @@ class Lease:
         try:
             yield
         finally:
-            keeper.cancel()
             try:
-                # gather, not suppress(CancelledError) around the await: a cancellation of
-                # the holder arriving now must still end it. Swallowed, a watch loop that was
-                # being stopped went on running (and its replica never shut down).
-                await asyncio.gather(keeper, return_exceptions=True)
+                # Not suppress(CancelledError) around an await of the keeper: a cancellation
+                # of the holder arriving now must still end it. Swallowed, a watch loop that
+                # was being stopped went on running (and its replica never shut down).
+                await cancel_and_wait(keeper)
             finally:
                 await self.release()
 

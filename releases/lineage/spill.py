@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SUFFIX = ".jsonl"
+UNREADABLE = ".unreadable"
 CLAIMED = ".replaying-"
 
 
@@ -50,6 +51,15 @@ class SpillDir:
             file.write(b"".join(line + b"\n" for line in lines))
             file.flush()
             os.fsync(file.fileno())
+
+    def set_aside(self, lines: list[bytes]) -> Path:
+        """Keep lines no replay can use (not JSON records) in a file replay never reads."""
+        path = self.path / f"unreadable-{os.getpid()}{UNREADABLE}"
+        with open(path, "ab") as file:
+            file.write(b"".join(line + b"\n" for line in lines))
+            file.flush()
+            os.fsync(file.fileno())
+        return path
 
     def pending(self) -> bool:
         return any(self.path.glob(f"*{SUFFIX}"))

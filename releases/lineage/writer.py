@@ -1,9 +1,10 @@
 """Writing lineage records: a bounded buffer, batched pipelined writes, spill and replay.
 
 ``record()`` is all the request path does: an append to a list. A background task writes
-batches with one pipelined round trip each. When Redis fails, the batch goes to the spill file;
-when the buffer reaches its bound (Redis too slow or gone), the whole buffer does. Spilled
-records are replayed as soon as a write succeeds again. ``close()`` flushes everything.
+batches with one round trip each. When Redis fails, what that flush took goes to the spill
+file; when the buffer reaches its bound (Redis too slow or gone), the whole buffer does.
+Spilled records are replayed as soon as a write succeeds again (a line that is no record is
+set aside, not replayed). ``close()`` writes or spills everything.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from releases.lineage.record import LineageRecord
 from releases.lineage.spill import SpillDir
 from releases.replication import ReplicaAck, run_acknowledged, write_acknowledged
 from releases.scripts import LuaScript
+from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("releases.lineage")
 
@@ -92,37 +94,50 @@ class LineageWriter:
     async def close(self) -> None:
         """Stop the background task and write (or spill) everything still buffered."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
+            await cancel_and_wait(self._task)
+        while self._buffer:  # a failed write spills all it took, so this ends
+            await self.flush()
+        await self.flush()  # and the spill files, if Redis takes writes
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # lands as the event is set, and close() then waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.limits.flush_interval)
+                async with asyncio.timeout(self.limits.flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:
+                # What flush took is on disk (see flush); the writing goes on.
+                log.exception("lineage: a flush failed")
 
     async def flush(self) -> None:
         """Write what is buffered now in batches, then replay spill files if Redis took it.
 
         Records arriving meanwhile wait for the next flush: draining them too turned every
         flush under load into a stream of tiny batches (~17 records instead of ~250, measured
-        in benchmarks/RESULTS.md).
+        in benchmarks/RESULTS.md). When Redis does not take a batch, that batch and the rest
+        of this flush go to the spill file, none stays behind in memory; so do they when the
+        flush is cancelled (shutdown) or fails mid-write: written twice is harmless (same key,
+        same content), never written is not.
         """
         async with self._lock:
-            healthy = True
             remaining = len(self._buffer)
-            while remaining > 0 and healthy:
+            while remaining > 0:
                 batch = self._take(min(self.limits.batch_size, remaining))
                 remaining -= len(batch)
-                healthy = await self._write(batch)
-                if not healthy:
-                    self._spill(batch)
-                else:
-                    self.stats.written += len(batch)
-            if healthy and self.spill.pending():
+                try:
+                    written = await self._write(batch)
+                except BaseException:
+                    self._spill(batch + self._take(remaining))
+                    raise
+                if not written:
+                    self._spill(batch + self._take(remaining))
+                    return
+                self.stats.written += len(batch)
+            if self.spill.pending():
                 await self._replay()
 
     def _take(self, count: int) -> list[tuple[str, bytes]]:
@@ -176,9 +191,18 @@ class LineageWriter:
 
     async def _replay(self) -> None:
         for claimed in self.spill.claim():
-            records = [
-                (orjson.loads(line)["response_id"], line) for line in self.spill.lines(claimed)
-            ]
+            records: list[tuple[str, bytes]] = []
+            unreadable: list[bytes] = []
+            for line in self.spill.lines(claimed):
+                try:
+                    records.append((orjson.loads(line)["response_id"], line))
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    unreadable.append(line)
+            if unreadable:
+                # A line cut short (the process died mid-append, the disk filled up) can never
+                # be written; kept aside, it cannot stop the records around it either.
+                kept = self.spill.set_aside(unreadable)
+                log.error("lineage: %d unreadable spilled lines kept in %s", len(unreadable), kept)
             for start in range(0, len(records), self.limits.batch_size):
                 if not await self._write(records[start : start + self.limits.batch_size]):
                     # Records already written will be written again next time: same key,

@@ -152,14 +152,14 @@ class KeyRing:
 
 def _check_key_input(name: str, role: str, channels: list[str]) -> None:
     errors: list[FieldError] = []
-    if not CHANNEL_PATTERN.match(name):
+    if not CHANNEL_PATTERN.fullmatch(name):
         errors.append(FieldError("name", "must match [a-z0-9][a-z0-9-]{0,62}"))
     if role not in ROLES:
         errors.append(FieldError("role", f"must be one of {', '.join(ROLES)}"))
     if not channels:
         errors.append(FieldError("channels", 'list the channels the key may call, or ["*"]'))
     for i, channel in enumerate(channels):
-        if channel != "*" and not CHANNEL_PATTERN.match(channel):
+        if channel != "*" and not CHANNEL_PATTERN.fullmatch(channel):
             errors.append(FieldError(f"channels.{i}", f"{channel!r} is not a channel name"))
     if errors:
         raise InvalidSpec(errors)

@@ -172,7 +172,7 @@ def _check_prompt(spec: ReleaseSpec) -> list[FieldError]:
     errors: list[FieldError] = []
     listed = spec.prompt.variables
     for i, name in enumerate(listed):
-        if not IDENTIFIER_RE.match(name):
+        if not IDENTIFIER_RE.fullmatch(name):
             errors.append(
                 FieldError(f"prompt.variables.{i}", f"{name!r} is not a valid variable name")
             )
@@ -200,6 +200,6 @@ def _check_rest(spec: ReleaseSpec) -> list[FieldError]:
     names = [t.function.name for t in spec.tools]
     if len(set(names)) != len(names):
         errors.append(FieldError("tools", "tool function names must be unique"))
-    if spec.parent is not None and not RELEASE_ID_RE.match(spec.parent):
+    if spec.parent is not None and not RELEASE_ID_RE.fullmatch(spec.parent):
         errors.append(FieldError("parent", f"{spec.parent!r} is not a release id (name-vN-abcdef)"))
     return errors

@@ -173,6 +173,41 @@ def test_bad_json_is_a_400_in_the_admin_error_shape(gateway: LiveServer) -> None
     assert answer.json()["error"]["type"] == "invalid_body"
 
 
+def test_yaml_aliases_are_refused_before_they_can_expand(gateway: LiveServer) -> None:
+    """Nine levels of aliases in a few hundred bytes would be 10^9 strings in memory."""
+    laughs = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for level in "bcdefghij":
+        previous = chr(ord(level) - 1)
+        laughs += f"{level}: &{level} [{', '.join([f'*{previous}'] * 10)}]\n"
+    with admin_client(gateway) as client:
+        answer = client.post(
+            "/admin/releases", content=laughs, headers={"content-type": "application/yaml"}
+        )
+        plain = client.post(
+            "/admin/releases",
+            content=yaml.safe_dump(spec()),
+            headers={"content-type": "application/yaml"},
+        )
+    assert answer.status_code == 400 and "aliases" in answer.json()["error"]["message"]
+    assert plain.status_code == 201
+
+
+def test_odd_input_is_refused_in_the_error_format_never_a_500(gateway: LiveServer) -> None:
+    with admin_client(gateway) as client:
+        register(client, spec())
+        superscript = client.post(
+            "/admin/channels/support-bot-prod/rollback", json={"expected_generation": "²"}
+        )
+        key = client.post("/admin/keys", json={"name": "ops\n", "role": "app", "channels": ["*"]})
+        channel = client.post(
+            "/admin/keys", json={"name": "ops", "role": "app", "channels": ["prod\n"]}
+        )
+    assert superscript.status_code == 400, superscript.text
+    assert superscript.json()["error"]["type"] == "invalid_generation"
+    for refused in (key, channel):
+        assert refused.status_code == 422, refused.text
+
+
 def test_channel_lifecycle_through_the_api(gateway: LiveServer) -> None:
     with admin_client(gateway) as client:
         r1 = register(client, spec())["id"]

@@ -79,7 +79,7 @@ class EvalRegistry:
     async def golden_set(self, ref: str) -> GoldenSet:
         """A set by id, or by name (its latest version)."""
         set_id = ref
-        if not RELEASE_ID_RE.match(ref):
+        if not RELEASE_ID_RE.fullmatch(ref):
             latest = await self.store.hget(self.keys.golden_versions, ref)
             if latest is None:
                 raise NotFound(f"golden set {ref!r} is not registered")
@@ -275,5 +275,5 @@ class EvalRegistry:
 def _version_of(set_id: str | None) -> int:
     if set_id is None:
         return 0
-    match = RELEASE_ID_RE.match(set_id)
+    match = RELEASE_ID_RE.fullmatch(set_id)
     return int(match.group("version")) if match else 0

@@ -88,6 +88,8 @@ class Registry:
                 .announce("release", release.id)
             )
             summary = {"id": release.id, "digest": digest, "version": number}
+            if spec.parent is not None:  # what verify checks the stored record against
+                summary["parent"] = spec.parent
             append_entry(
                 plan,
                 head_raw,

@@ -149,9 +149,11 @@ class RegistryStore:
     async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
         return [as_text(v) for v in await self.redis.lrange(key, start, stop)]
 
-    async def audit_material(self) -> tuple[list[str], str | None, list[str], list[str]]:
-        """The audit entries (oldest first), the head, every release record and every eval
-        result, read in one transaction so they describe one moment."""
+    async def audit_material(
+        self,
+    ) -> tuple[list[str], str | None, list[tuple[str, str]], list[str]]:
+        """The audit entries (oldest first), the head, every release record (with the id it
+        is stored under) and every eval result, read in one step so they describe one moment."""
         keys = self.keyspace
         entries, head, releases, results = await AUDIT_SCRIPT(
             self.redis, [keys.audit, keys.audit_head, keys.releases, keys.eval_results], []
@@ -159,7 +161,7 @@ class RegistryStore:
         return (
             [as_text(e) for e in entries],
             as_text(head) or None,
-            [as_text(r) for r in releases],
+            [(as_text(k), as_text(v)) for k, v in zip(releases[::2], releases[1::2], strict=True)],
             [as_text(r) for r in results],
         )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from releases.audit import GENESIS, entry_hash
-from releases.content import canonical_json
+from releases.content import canonical_json, release_id
 from releases.evals.records import EvalResult
 from releases.models import Release
 from releases.signing import Verifier
@@ -50,15 +50,15 @@ class VerifyReport:
 def verify(
     raw_entries: Sequence[str],
     head_raw: str | None,
-    raw_releases: Sequence[str],
+    raw_releases: Sequence[tuple[str, str]],
     verifier: Verifier,
     raw_eval_results: Sequence[str] = (),
 ) -> VerifyReport:
-    """Check entries (oldest first, as stored), the head, every release record and every
-    eval result."""
+    """Check entries (oldest first, as stored), the head, every release record (with the id
+    it is stored under) and every eval result."""
     problems = [
         *_check_chain(raw_entries, head_raw, verifier),
-        *_check_releases(raw_releases, verifier),
+        *_check_releases(raw_releases, _registrations(raw_entries), verifier),
         *_check_eval_results(raw_eval_results, verifier),
     ]
     return VerifyReport(
@@ -107,7 +107,15 @@ def _check_chain(
         if problem is not None:
             return [{**where, "reason": f"signature: {problem}"}]
         expected_prev = recomputed
-    head = json.loads(head_raw) if head_raw else {"seq": 0, "hash": GENESIS}
+    try:
+        head = json.loads(head_raw) if head_raw else {"seq": 0, "hash": GENESIS}
+    except ValueError:
+        head = None
+    if not isinstance(head, dict):
+        return [{
+            "kind": "audit_head", "index": len(raw_entries), "seq": None,
+            "reason": "the head is not a JSON object (it was changed)",
+        }]  # fmt: skip
     if head.get("seq") != len(raw_entries) or head.get("hash") != expected_prev:
         return [{
             "kind": "audit_head", "index": len(raw_entries), "seq": head.get("seq"),
@@ -116,27 +124,67 @@ def _check_chain(
     return []
 
 
-def _check_releases(raw_releases: Sequence[str], verifier: Verifier) -> list[dict[str, Any]]:
+def _registrations(raw_entries: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The ``release.register`` audit entries, by release id."""
+    found: dict[str, dict[str, Any]] = {}
+    for raw in raw_entries:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue  # the chain check reports it
+        if isinstance(entry, dict) and entry.get("action") == "release.register":
+            found[str(entry.get("target"))] = entry
+    return found
+
+
+def _check_releases(
+    raw_releases: Sequence[tuple[str, str]],
+    registrations: dict[str, dict[str, Any]],
+    verifier: Verifier,
+) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
-    for raw in raw_releases:
+    for stored_as, raw in raw_releases:
         try:
             release = Release.model_validate_json(raw)
         except ValueError:
             problems.append(
-                {"kind": "release", "id": None, "reason": "the record is not a release"}
+                {"kind": "release", "id": stored_as, "reason": "the record is not a release"}
             )
             continue
-        where = {"kind": "release", "id": release.id}
-        behaviour = {k: release.spec.get(k) for k in BEHAVIOUR_FIELDS}
-        if hashlib.sha256(canonical_json(behaviour)).hexdigest() != release.digest:
-            problems.append(
-                {**where, "reason": "its spec does not match its digest (the release was edited)"}
-            )
-            continue
-        problem = verifier.check(release.signature, canonical_json(release.signed_fields()))
+        where = {"kind": "release", "id": stored_as}
+        problem = _release_problem(release, stored_as, registrations.get(stored_as), verifier)
         if problem is not None:
-            problems.append({**where, "reason": f"signature: {problem}"})
+            problems.append({**where, "reason": problem})
     return sorted(problems, key=lambda p: str(p["id"]))
+
+
+def _release_problem(
+    release: Release, stored_as: str, registered: dict[str, Any] | None, verifier: Verifier
+) -> str | None:
+    """What is wrong with one release record, or None. The digest covers the behaviour, the
+    signature who registered which id and digest when; the id, the name in the spec and what
+    the registration's audit entry recorded (notes, parent) tie the rest to those."""
+    if release.id != stored_as:
+        return f"stored under {stored_as!r} but the record is {release.id!r} (it was moved)"
+    behaviour = {k: release.spec.get(k) for k in BEHAVIOUR_FIELDS}
+    if hashlib.sha256(canonical_json(behaviour)).hexdigest() != release.digest:
+        return "its spec does not match its digest (the release was edited)"
+    if release.id != release_id(release.name, release.version, release.digest):
+        return "its id does not follow from its name, version and digest (it was edited)"
+    if release.spec.get("name") != release.name:
+        return "the name in its spec is not its name (the release was edited)"
+    problem = verifier.check(release.signature, canonical_json(release.signed_fields()))
+    if problem is not None:
+        return f"signature: {problem}"
+    if registered is None:
+        return "no audit entry registered it (it was added outside the registry)"
+    summary = registered.get("after")
+    after: dict[str, Any] = summary if isinstance(summary, dict) else {}
+    if release.spec.get("notes", "") != registered.get("reason", ""):
+        return "its notes are not those it was registered with (the release was edited)"
+    if "parent" in after and release.spec.get("parent") != after["parent"]:
+        return "its parent is not the one it was registered with (the release was edited)"
+    return None
 
 
 def _check_eval_results(raw_results: Sequence[str], verifier: Verifier) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -126,6 +127,14 @@ async def test_a_truncated_tail_is_caught_by_the_head(services: Services, redis:
     assert first_bad is not None and first_bad["kind"] == "audit_head"
 
 
+async def test_an_unreadable_head_is_named_not_a_crash(services: Services, redis: Redis) -> None:
+    await busy_registry(services)
+    for garbage in ("[]", "not json"):
+        await redis.set(services.registry.keys.audit_head, garbage)
+        first_bad = (await report(services))["first_bad"]
+        assert first_bad is not None and first_bad["kind"] == "audit_head"
+
+
 async def test_a_changed_release_record_is_named(services: Services, redis: Redis) -> None:
     ids = await busy_registry(services)
     key = services.registry.keys.releases
@@ -142,6 +151,38 @@ async def test_a_changed_release_record_is_named(services: Services, redis: Redi
     assert (
         first_bad is not None and first_bad["id"] == ids[1] and "signature" in first_bad["reason"]
     )
+
+
+async def test_a_release_moved_renamed_or_annotated_is_named(
+    services: Services, redis: Redis
+) -> None:
+    """Edits outside the digest and the signature: another release's valid record stored
+    under this id, the name in the spec, the notes, the parent."""
+    ids = await busy_registry(services)
+    parent = ids[0]
+    child, _ = await services.registry.register(
+        spec(params={"seed": 4}, parent=parent, notes="from v1"), OPS[0]
+    )
+    key = services.registry.keys.releases
+    pristine = {rid: await redis.hget(key, rid) for rid in (*ids, child.id)}
+
+    def edited(rid: str, change: Callable[[dict[str, Any]], None]) -> str:
+        record = json.loads(pristine[rid])
+        change(record)
+        return json.dumps(record)
+
+    tampering = [
+        (ids[1], pristine[ids[2]], "it was moved"),
+        (child.id, edited(child.id, lambda r: r["spec"].update(name="other-bot")), "name"),
+        (child.id, edited(child.id, lambda r: r["spec"].update(notes="approved by legal")), "notes"),
+        (child.id, edited(child.id, lambda r: r["spec"].update(parent=ids[2])), "parent"),
+    ]  # fmt: skip
+    for rid, record, words in tampering:
+        await redis.hset(key, rid, record)
+        first_bad = (await report(services))["first_bad"]
+        assert first_bad is not None and first_bad["id"] == rid and words in first_bad["reason"]
+        await redis.hset(key, rid, pristine[rid])
+    assert (await report(services))["ok"] is True
 
 
 async def test_concurrent_changes_from_several_clients_make_one_unbroken_chain(

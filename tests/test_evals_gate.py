@@ -272,26 +272,31 @@ def test_gate_settings_are_validated_shown_and_cleared(gw: LiveServer) -> None:
 async def test_gate_writes_take_if_match_like_every_channel_write(
     gw: LiveServer, dp_services: Services
 ) -> None:
+    """The gate is channel state: a stale If-Match changes nothing, and a gate write moves the
+    generation, so of two operators writing on the same generation only the first succeeds."""
     v1, _ = await releases(dp_services)
     await dp_services.registry.promote(CHANNEL, v1, OPERATOR, "first")  # generation 1
+    gate_url = f"/admin/channels/{CHANNEL}/gate"
     with admin(gw) as client:
         ok(client.post("/admin/golden", json=golden()), 201, 200)
         body = {"set": "support-golden", "min_pass_rate": 90}
-        stale = client.put(f"/admin/channels/{CHANNEL}/gate", json=body, headers={"If-Match": "7"})
-        assert client.get(f"/admin/channels/{CHANNEL}/gate").status_code == 404  # nothing changed
-        ok(client.put(f"/admin/channels/{CHANNEL}/gate", json={**body, "expected_generation": 1}))
-        stale_clear = client.request(
-            "DELETE", f"/admin/channels/{CHANNEL}/gate", json={}, headers={"If-Match": "0"}
-        )
-        still = ok(client.get(f"/admin/channels/{CHANNEL}/gate"))
-        ok(
-            client.request(
-                "DELETE", f"/admin/channels/{CHANNEL}/gate", json={}, headers={"If-Match": "1"}
-            )
-        )
-    for refused in (stale, stale_clear):
-        assert refused.status_code == 409 and "generation 1" in refused.json()["error"]["message"]
-    assert still["set"] == "support-golden"
+        stale = client.put(gate_url, json=body, headers={"If-Match": "7"})
+        assert client.get(gate_url).status_code == 404  # nothing changed
+        alice = client.put(gate_url, json={**body, "expected_generation": 1})
+        bob = client.put(gate_url, json={**body, "min_pass_rate": 10}, headers={"If-Match": "1"})
+        channel = ok(client.get(f"/admin/channels/{CHANNEL}"))
+        stale_clear = client.request("DELETE", gate_url, json={}, headers={"If-Match": "1"})
+        still = ok(client.get(gate_url))
+        ok(client.request("DELETE", gate_url, json={}, headers={"If-Match": "2"}))
+        history = ok(client.get(f"/admin/channels/{CHANNEL}/history"))
+    assert stale.status_code == 409 and "generation 1" in stale.json()["error"]["message"]
+    assert alice.status_code == 200 and channel["generation"] == 2
+    for refused in (bob, stale_clear):
+        assert refused.status_code == 409 and "generation 2" in refused.json()["error"]["message"]
+    assert still["min_pass_rate"] == 90  # alice's gate, not bob's
+    newest = history[0]
+    assert (newest["action"], newest["generation"]) == ("channel.gate.clear", 3)
+    assert newest["after"]["stable"] == v1 and newest["after"]["gate"] is None
 
 
 async def test_an_anthropic_release_is_evaluated_through_the_messages_endpoint(

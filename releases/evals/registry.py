@@ -226,7 +226,8 @@ class EvalRegistry:
                 ("get", self.keys.audit_head, None),
                 ("hget", self.keys.channels, channel),
             )
-            actual = Channel.model_validate_json(channel_raw).generation if channel_raw else 0
+            current = Channel.model_validate_json(channel_raw) if channel_raw else None
+            actual = current.generation if current is not None else 0
             if expected_generation is not None and expected_generation != actual:
                 raise StaleGeneration(channel, expected_generation, actual)
             plan = self.store.plan().expect_field(self.keys.eval_gates, channel, before_raw)
@@ -235,12 +236,31 @@ class EvalRegistry:
                 plan.hdel(self.keys.eval_gates, channel)
             else:
                 plan.hset(self.keys.eval_gates, channel, gate.model_dump_json())
-            before = Gate.model_validate_json(before_raw).model_dump() if before_raw else None
+            # The gate is part of the channel's state: like every channel change it moves the
+            # generation, so an If-Match on the old one is stale. History entries hold the
+            # channel's state and its gate, before and after.
+            before: dict[str, Any] = {
+                "gate": Gate.model_validate_json(before_raw).model_dump() if before_raw else None
+            }
+            after: dict[str, Any] = {"gate": gate.model_dump() if gate is not None else None}
+            generation = None
+            if current is not None:
+                moved = current.model_copy(
+                    update={
+                        "generation": actual + 1,
+                        "updated_by": actor.name,
+                        "updated_at": utc_now(),
+                    }
+                )
+                plan.hset(self.keys.channels, channel, moved.model_dump_json())
+                before = {**current.model_dump(mode="json"), **before}
+                after = {**moved.model_dump(mode="json"), **after}
+                generation = moved.generation
             entry_json = append_entry(
                 plan, head_raw, self.signer, actor,
                 "channel.gate.set" if gate is not None else "channel.gate.clear",
-                "channel", channel, reason=reason, generation=None, before=before,
-                after=gate.model_dump() if gate is not None else None,
+                "channel", channel, reason=reason, generation=generation, before=before,
+                after=after,
             )  # fmt: skip
             plan.rpush(self.keys.history(channel), entry_json)
             plan.announce("gate", channel)

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
 from gateway.proxy.errors import ProxyError
-from gateway.proxy.handler import DataPlane
+from gateway.proxy.handler import INTERNAL_ERROR, DataPlane
 
 log = logging.getLogger("gateway.proxy")
 
@@ -89,11 +89,7 @@ class FastPath:
             except Exception:
                 # The data plane answers its own failures; this is the last resort.
                 log.exception("unexpected error answering %s", scope["path"])
-                response = Response(
-                    dialect.error_bytes(
-                        500, "internal_error", "the gateway failed to answer; see its log"
-                    ),
-                    500,
-                    media_type="application/json",
-                )
+                failed = INTERNAL_ERROR
+                body = dialect.error_bytes(failed.status, failed.code, failed.message)
+                response = Response(body, failed.status, media_type="application/json")
         await response(scope, receive, send)

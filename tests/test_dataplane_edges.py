@@ -141,6 +141,25 @@ async def test_messages_that_are_not_a_list_of_objects_are_refused(
         assert "messages" in answer.text and answer.json()["gateway"]["channel"] == "-"
 
 
+async def test_an_auditor_key_calls_no_model(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    made = httpx.post(
+        f"{gateway.url}/admin/keys",
+        json={"name": "auditor-ann", "role": "auditor", "channels": ["*"]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ).json()
+    headers = {"Authorization": f"Bearer {made['key']}", "X-Gateway-Variables": '{"product": "A"}'}
+    body = {"model": CH, "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(500):  # the key reaches the data plane with the next snapshot
+        answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers)
+        if answer.status_code != 401:
+            break
+    assert answer.status_code == 403 and "calls no model" in answer.json()["error"]["message"]
+
+
 async def test_variables_in_the_header_are_read_as_utf8_json(
     dp_services: Services, start_gateway: Callable[..., LiveServer]
 ) -> None:

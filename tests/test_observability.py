@@ -229,3 +229,34 @@ def test_request_metrics_expose_what_prometheus_client_objects_would() -> None:
         return re.sub(r"(_created\{?.*?\}?) \S+", r"\1 T", generate_latest(registry).decode())
 
     assert without_created(ours_registry) == without_created(theirs_registry)
+
+
+def test_a_failed_shadow_is_labelled_by_its_kind_and_described_in_lineage() -> None:
+    """A shadow's error text holds URLs and exception messages: fine in its lineage record,
+    an unbounded (and revealing) label on a scrape anyone may read."""
+    from prometheus_client import CollectorRegistry
+
+    from gateway.metrics import RequestMetrics
+    from gateway.proxy.exchange import Exchange, Sinks
+    from gateway.proxy.shadow import ShadowResult
+    from gateway.proxy.tagging import Tag
+
+    class Kept:
+        def __init__(self) -> None:
+            self.lines: list[bytes] = []
+
+        def record_json(self, response_id: str, line: bytes) -> None:
+            self.lines.append(line)
+
+    detail = "UpstreamUnavailable: cannot reach http://10.0.0.7:9/v1/chat/completions: refused"
+    result = ShadowResult(job=None, status=None, latency=0.1, error=detail)  # type: ignore[arg-type]
+    assert result.error_code == "shadow_upstream_unavailable"
+    assert (
+        ShadowResult(None, None, 0.1, "UpstreamTimeout: x").error_code == "shadow_upstream_timeout"
+    )  # type: ignore[arg-type]
+
+    kept, metrics = Kept(), RequestMetrics(CollectorRegistry(auto_describe=False))
+    shadow = Exchange(Tag("gwr_s", "rel", "ch", "shadow"), primary_response_id="gwr_p")
+    shadow.finish(Sinks(kept, metrics), 502, error=result.error_code, error_detail=result.error)  # type: ignore[arg-type]
+    assert list(metrics.errors) == [("ch", "shadow_upstream_unavailable")]
+    assert json.loads(kept.lines[0])["error"] == detail

@@ -196,6 +196,61 @@ async def test_capture_is_an_audited_channel_change_with_if_match(
     assert refused.status_code == 403
 
 
+async def test_a_replay_sends_utf8_variables_as_they_came(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    await dp_services.registry.set_capture(CH, True, OPERATOR)
+    gateway = start_gateway()
+    variables = json.dumps({"product": "Café Zürich"}, ensure_ascii=False)
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": CH, "messages": [{"role": "user", "content": "hi"}]},
+        headers={**ADMIN, "X-Gateway-Variables": variables.encode()},
+    )
+    assert answer.status_code == 200, answer.text
+    response_id = answer.headers["x-gateway-response-id"]
+    shown = httpx.get(f"{gateway.url}/admin/lineage/{response_id}", headers=ADMIN).json()
+    assert shown["record"]["capture"]["headers"]["x-gateway-variables"] == variables
+    assert replay(gateway, response_id).status_code == 200
+    first, second = upstream(fake_control)
+    assert "Café Zürich" in first["body"]["messages"][0]["content"]
+    assert second["body"] == first["body"]
+
+
+async def test_replay_shows_captured_traffic_to_lineage_readers_only(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    """Replay shows what was captured (lineage, auditor's to read) and calls a release
+    directly (operator's to do): a plain replay takes an admin or auditor key, one against
+    another release an admin key."""
+    release = await publish(dp_services, openai_spec(), CH)
+    await dp_services.registry.set_capture(CH, True, OPERATOR)
+    gateway = start_gateway()
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": CH, "messages": [{"role": "user", "content": "card 4111"}]},
+        headers={**ADMIN, **CALLER_HEADERS},
+    )
+    response_id = answer.headers["x-gateway-response-id"]
+
+    def key_of(role: str) -> dict[str, str]:
+        made = httpx.post(
+            f"{gateway.url}/admin/keys",
+            json={"name": f"{role}-k", "role": role, "channels": ["*"]},
+            headers=ADMIN,
+        )
+        return {"Authorization": f"Bearer {made.json()['key']}"}
+
+    operator, auditor = key_of("operator"), key_of("auditor")
+    url = f"{gateway.url}/admin/lineage/{response_id}/replay"
+    assert httpx.post(url, json={}, headers=operator).status_code == 403
+    assert httpx.post(url, json={}, headers=auditor, timeout=30).status_code == 200
+    against = {"against": release.id}
+    assert httpx.post(url, json=against, headers=auditor).status_code == 403
+    assert httpx.post(url, json=against, headers=ADMIN, timeout=30).status_code == 200
+
+
 def test_the_compared_output_is_the_text_and_tool_calls_of_either_api_streamed_or_not() -> None:
     openai = {"choices": [{"message": {"content": "hi", "tool_calls": [{"id": "c1"}]}}]}
     assert output_text(json.dumps(openai)) == 'hi\n{"id":"c1"}'

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.admin.auth import READ
+from gateway.admin.auth import AUDIT, KEYS
 from gateway.admin.bodies import read_object, text_field
 from gateway.admin.channels import _write, channel_response
 from gateway.replay import Replayer
@@ -54,10 +54,13 @@ async def lineage_record(request: Request, s: Services, response_id: str) -> dic
 
 
 async def replay(request: Request) -> JSONResponse:
+    """Rerun a captured request. It shows captured traffic, so it takes a key that may read
+    lineage (admin, auditor); ``against`` another release also calls a release directly,
+    which only admin keys may both do."""
     s = services(request)
-    await s.auth.require(request, READ)
     body = await read_object(request, s.settings.max_admin_body_bytes)
     against = text_field(body, "against")
+    await s.auth.require(request, AUDIT if against is None else KEYS)  # KEYS: admin only
     record = await lineage_record(request, s, request.path_params["response_id"])
     replayer: Replayer = request.app.state.replayer
     return JSONResponse(await replayer.replay(record, against))

@@ -37,7 +37,9 @@ class Capture:
     @classmethod
     def of(cls, request: Request, body: bytes) -> Capture:
         headers = {
-            name: request.headers[name] for name in CAPTURED_HEADERS if name in request.headers
+            name: _as_sent(request.headers[name])
+            for name in CAPTURED_HEADERS
+            if name in request.headers
         }
         return cls(request.url.path, body, headers)
 
@@ -59,3 +61,14 @@ class Capture:
     def attach(self, record_json: bytes) -> bytes:
         """The lineage record's JSON (an object) with this capture added as ``"capture"``."""
         return record_json[:-1] + b',"capture":' + orjson.dumps(self.as_json()) + b"}"
+
+
+def _as_sent(value: str) -> str:
+    """A header as its sender wrote it: servers hand header bytes over as latin-1, and the
+    gateway reads the JSON of ``X-Gateway-Variables`` as UTF-8, so that is what is kept (and
+    what replay sends again, encoded as UTF-8). Bytes that are no UTF-8 stay as they were."""
+    raw = value.encode("latin-1", errors="ignore")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return value

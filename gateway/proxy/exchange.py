@@ -63,7 +63,10 @@ class Exchange:
         usage: Usage | None = None,
         provider_response_id: str | None = None,
         error: str | None = None,
+        error_detail: str | None = None,
     ) -> None:
+        """Feed everything that watches requests, once. ``error`` is a code from a fixed set
+        (a metric label); ``error_detail``, when given, is what the lineage record says."""
         if self.finished:
             return
         self.finished = True
@@ -86,7 +89,7 @@ class Exchange:
             "provider_response_id": provider_response_id,
             "primary_response_id": self.primary_response_id,
             "trace_id": self.trace.trace_id if self.trace is not None else None,
-            "error": error,
+            "error": error_detail or error,
             "replay_of": self.replay_of,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike

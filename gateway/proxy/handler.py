@@ -381,7 +381,8 @@ class DataPlane:
             result.status or 502,
             usage=usage_of(answer),
             provider_response_id=provider_id if isinstance(provider_id, str) else None,
-            error=result.error,
+            error=result.error_code,
+            error_detail=result.error,
         )
 
     def _error(

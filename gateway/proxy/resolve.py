@@ -12,6 +12,9 @@ RELEASE_PREFIX = "release:"
 NO_CHANNEL = "-"
 # Keys that may call one release directly (evals, replay, debugging), bypassing channels.
 DIRECT_ROLES = frozenset({"admin", "operator"})
+# Keys that read the registry and lineage only (the data plane is for applications, and
+# for admin and operator keys debugging a release).
+READ_ONLY_ROLES = frozenset({"auditor"})
 
 
 class ResolveError(Exception):
@@ -37,6 +40,12 @@ class Route(NamedTuple):
 
 
 def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None) -> Route:
+    if key.role in READ_ONLY_ROLES:
+        raise ResolveError(
+            403,
+            "role_may_not_call",
+            f"key {key.name!r} is an {key.role} key: it reads, it calls no model",
+        )
     if model.startswith(RELEASE_PREFIX):
         release_id = model.removeprefix(RELEASE_PREFIX)
         if key.role not in DIRECT_ROLES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +70,17 @@ class ShadowResult:
     job: ShadowJob
     status: int | None
     latency: float
-    error: str | None = None
+    error: str | None = None  # what went wrong, in words (for lineage)
     body: bytes | None = None
+
+    @property
+    def error_code(self) -> str | None:
+        """The error's kind from a fixed set, safe as a metric label: ``upstream_timeout``
+        from ``UpstreamTimeout: no answer from http://... in time``."""
+        if self.error is None:
+            return None
+        kind = self.error.partition(":")[0]
+        return "shadow_" + re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
 
 
 @dataclass

@@ -7,7 +7,9 @@ each serves the new generation; one whose heartbeat expires is reported ``missin
 waited for, one still behind at the step's timeout ``timed_out``. The timings are recorded
 in the audit log as a ``channel.rehearse`` entry. Each step expects the generation the one
 before left, so a change someone else makes meanwhile stops the rehearsal (409) rather than
-being overwritten by it.
+being overwritten by it. One rehearsal of a channel runs at a time (a lease; a second is
+409), and the roll forward puts back the stable it started from without the eval gate, so a
+gate or golden set changed meanwhile cannot strand the channel rolled back.
 
 Channels named ``rehearsal-*`` are made for it; any other channel is live and is refused
 unless the caller says ``live``.
@@ -27,12 +29,16 @@ from releases.audit import append_entry
 from releases.client import RedisClient
 from releases.errors import Conflict, InvalidRequest
 from releases.evals.gate import check_gate
+from releases.evals.lease import Lease
 from releases.models import Actor, Channel
 from releases.registry import Registry
 from releases.store import until_committed
 
 REHEARSAL_PREFIX = "rehearsal-"
 MAX_TIMEOUT = 300.0
+# One rehearsal of a channel at a time (a CLI retry, two operators): held while it runs,
+# extended every third of this, gone this long after a replica that held it died.
+LEASE_MS = 15_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,13 @@ class Rehearsal:
         self.generation = 0  # the channel's, as the last step left it
 
     async def run(self, live: bool = False) -> dict[str, Any]:
+        lease = Lease(self.redis, self.registry.keys.rehearsal_lease(self.name), LEASE_MS)
+        if not await lease.acquire():
+            raise Conflict(f"a rehearsal of channel {self.name!r} is running; wait for it")
+        async with lease.kept():
+            return await self._rehearse(live)
+
+    async def _rehearse(self, live: bool) -> dict[str, Any]:
         start = await self.registry.channel(self.name)
         if not live and not is_rehearsal_channel(self.name):
             raise Conflict(
@@ -90,41 +103,42 @@ class Rehearsal:
                 f"channel {self.name!r} has no previous stable to roll back to; "
                 "promote a second release first"
             )
-        # Rolling forward is a promotion: if the channel's eval gate would refuse it, refuse
-        # the rehearsal now (412) rather than leave the channel rolled back halfway.
+        # A channel whose eval gate would not pass its own stable today is refused now (412):
+        # rehearsing it would end on a stable the gate no longer allows.
         await check_gate(self.registry.store, self.name, start.stable, self.registry.store.plan())
         watched = [r.id for r in await live_replicas(self.redis, self.registry.keys)]
         why = f"rehearsal{': ' + self.reason if self.reason else ''}"
-        # Each step expects the generation the one before left: a change made by someone else
-        # meanwhile stops the rehearsal (409) instead of being overwritten by it.
+        # The rollback expects the generation read at the start. Each later step re-reads the
+        # channel and goes on only while the stable is the one the step before left: another
+        # operator's promotion or rollback meanwhile stands (409 ends the rehearsal), while
+        # a change that moves no stable (a gate, a shadow) does not strand the channel.
         self.generation = start.generation
-        steps = [
-            await self._step(
-                "rollback",
-                lambda: self.registry.rollback(
-                    self.name, self.actor, reason=why, expected_generation=self.generation
-                ),
-                watched,
+        rollback = await self._step(
+            "rollback",
+            lambda: self.registry.rollback(
+                self.name, self.actor, reason=why, expected_generation=self.generation
             ),
-            await self._step(
-                "roll forward",
-                lambda: self.registry.promote(
-                    self.name, start.stable, self.actor, why, self.generation
-                ),
-                watched,
-            ),
-        ]
+            watched,
+        )
+
+        async def roll_forward() -> Channel:
+            # Not gated: it puts back the stable rolled away from a moment ago.
+            generation = await self._still_on(rollback["stable"])
+            return await self.registry.promote(
+                self.name, start.stable, self.actor, why, generation, gated=False
+            )
+
+        steps = [rollback, await self._step("roll forward", roll_forward, watched)]
         canary = start.canary
         if canary is not None:
-            steps.append(
-                await self._step(
-                    "restore canary",
-                    lambda: self.registry.set_canary(
-                        self.name, canary.release, canary.weight, self.actor, why, self.generation
-                    ),
-                    watched,
+
+            async def restore_canary() -> Channel:
+                generation = await self._still_on(start.stable)
+                return await self.registry.set_canary(
+                    self.name, canary.release, canary.weight, self.actor, why, generation
                 )
-            )
+
+            steps.append(await self._step("restore canary", restore_canary, watched))
         result = {
             "channel": self.name,
             "live": not is_rehearsal_channel(self.name),
@@ -175,6 +189,16 @@ class Rehearsal:
             "timed_out": [r for r in watched if r not in seen and r not in self.missing],
             "replicas": replicas,
         }
+
+    async def _still_on(self, stable: str) -> int:
+        """The channel's generation now, if its stable is still ``stable``; else 409."""
+        now = await self.registry.channel(self.name)
+        if now.stable != stable:
+            raise Conflict(
+                f"channel {self.name!r} was moved to {now.stable} during the rehearsal "
+                "(by someone else); the rehearsal stops and leaves it there"
+            )
+        return now.generation
 
     def _status(self, replica_id: str, seen: dict[str, float]) -> str:
         if replica_id in seen:

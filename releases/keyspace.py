@@ -132,6 +132,10 @@ class Keyspace:
         """String: the token of the replica running the channel's drift watch now (PX expiry)."""
         return f"{self.tag}:drift-lease:{channel}"
 
+    def rehearsal_lease(self, channel: str) -> str:
+        """String: the token of the rehearsal running on the channel now (PX expiry)."""
+        return f"{self.tag}:rehearsal-lease:{channel}"
+
     def lineage(self, response_id: str) -> str:
         """One lineage record. No hash tag: records spread over every slot of a Cluster."""
         return f"{self.prefix}:lineage:{response_id}"

@@ -153,7 +153,12 @@ class Registry:
         actor: Actor,
         reason: str = "",
         expected_generation: int | None = None,
+        *,
+        gated: bool = True,
     ) -> Channel:
+        """stable := release. The eval gate is checked in the promotion's own commit
+        (rollback is never gated); ``gated=False`` only for putting back the stable a
+        rehearsal rolled away from a moment ago, which promotes nothing new."""
         return await self._change_channel(
             name,
             "channel.promote",
@@ -161,8 +166,7 @@ class Registry:
             reason,
             expected_generation,
             lambda current, at: transitions.promote(current, name, release, actor, at),
-            # The eval gate is checked in the promotion's own commit (rollback is never gated).
-            guard=lambda plan: check_gate(self.store, name, release, plan),
+            guard=(lambda plan: check_gate(self.store, name, release, plan)) if gated else None,
         )
 
     async def set_canary(

@@ -14,8 +14,10 @@ from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedCluster
 from gateway.fleet import Heartbeat, HeartbeatTiming, live_replicas
 from gateway.redis_client import connect
+from gateway.rehearsal import Rehearsal, RehearsalLimits
 from gateway.services import Services
 from gateway.snapshot import RegistryView
+from releases.evals.lease import Lease
 from releases.keyspace import Keyspace
 from releases.models import Canary, Release
 from tests.evalkit import GOLDEN
@@ -260,3 +262,49 @@ async def test_a_heartbeat_poked_as_shutdown_begins_still_stops(
     assert done, (
         f"the heartbeat did not stop: {beating._task} {beating._task.get_stack() if beating._task else None}"
     )
+
+
+async def test_a_gate_set_during_a_rehearsal_does_not_strand_the_channel_rolled_back(
+    dp_services: Services,
+    redis: Any,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gate (or golden set) changed while the fleet converges on the rollback: the roll
+    forward used to be a gated promotion (412) and, the gate moving the generation, stale
+    (409); either way the channel stayed rolled back."""
+    v1, v2 = await two_releases(dp_services)
+    gateway = start_gateway(fast())
+    assert httpx.post(f"{gateway.url}/admin/golden", json=GOLDEN, headers=ADMIN).status_code == 201
+    registry = dp_services.registry
+    rollback = registry.rollback
+
+    async def rollback_then_gate(*args: Any, **kwargs: Any) -> Any:
+        moved = await rollback(*args, **kwargs)
+        async with httpx.AsyncClient(base_url=gateway.url, headers=ADMIN) as client:
+            gate = {"set": GOLDEN["name"], "min_pass_rate": 90}
+            gated = await client.put(f"/admin/channels/{CH}/gate", json=gate)
+        assert gated.status_code == 200, gated.text
+        return moved
+
+    monkeypatch.setattr(registry, "rollback", rollback_then_gate)
+    rehearsal = Rehearsal(registry, redis, CH, OPERATOR, "drill", RehearsalLimits(timeout=5))
+    result = await rehearsal.run(live=True)
+    assert [s["action"] for s in result["steps"]] == ["rollback", "roll forward"]
+    assert (await registry.channel(CH)).stable == v2.id
+
+
+async def test_one_rehearsal_of_a_channel_at_a_time(
+    dp_services: Services, redis: Any, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await two_releases(dp_services)
+    gateway = start_gateway()
+    running = Lease(redis, dp_services.registry.keys.rehearsal_lease(CH), 10_000)
+    assert await running.acquire()  # a rehearsal (on some replica) is under way
+    before = (await dp_services.registry.channel(CH)).generation
+    second = rehearse(gateway, live=True, timeout=5)
+    assert second.status_code == 409 and "is running" in second.text
+    assert (await dp_services.registry.channel(CH)).generation == before
+    await running.release()
+    assert rehearse(gateway, live=True, timeout=5).status_code == 200

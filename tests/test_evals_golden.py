@@ -115,6 +115,26 @@ def test_checks_pass_and_fail_with_a_reason() -> None:
     assert not run_check(exact, '{"ok": false}', SCORERS).passed
 
 
+def test_a_schema_whose_ref_resolves_to_nothing_fails_its_check_not_the_run() -> None:
+    """check_schema at registration does not resolve $ref; at run time the unresolvable one
+    raised out of the runner, a 500 for the run (and the end of a drift pass)."""
+    spec = validate_golden_set(
+        golden(
+            cases=[
+                {
+                    "id": "r",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "checks": [{"type": "json_schema", "schema": {"$ref": "#/$defs/missing"}}],
+                }
+            ]
+        ),
+        SCORERS,
+    )
+    (check,) = spec.cases[0].checks
+    outcome = run_check(check, '{"ok": true}', SCORERS)
+    assert not outcome.passed and "schema cannot be used" in outcome.detail
+
+
 def test_golden_api_201_then_200_list_show_and_422(gateway: LiveServer) -> None:
     with admin(gateway) as client:
         text = yaml.safe_dump(golden())

@@ -68,10 +68,11 @@ def _json_schema(check: JsonSchemaCheck, output: str) -> CheckOutcome:
         document = json.loads(output)
     except ValueError:
         return CheckOutcome("json_schema", False, "the answer is not JSON")
-    errors = sorted(
-        jsonschema.validators.validator_for(check.schema_)(check.schema_).iter_errors(document),
-        key=lambda e: list(e.path),
-    )
+    try:
+        validator = jsonschema.validators.validator_for(check.schema_)(check.schema_)
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+    except Exception as exc:  # e.g. a $ref that resolves to nothing: that check fails only
+        return CheckOutcome("json_schema", False, f"the check's schema cannot be used: {exc}")
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(root)"
         return CheckOutcome("json_schema", False, f"{where}: {errors[0].message}")

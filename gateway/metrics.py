@@ -213,10 +213,12 @@ class StateCollector(Collector):
                 "The registry change counter of the snapshot served.",
                 snapshot.counter,
             )
+            confirmed = self.view.confirmed_at or snapshot.loaded_at
             yield GaugeMetricFamily(
                 "gateway_snapshot_age_seconds",
-                "Seconds since the snapshot was loaded.",
-                time.monotonic() - snapshot.loaded_at,
+                "Seconds since the snapshot was last known current (loaded, or checked against "
+                "the registry's change counter); it grows while the registry is out of reach.",
+                time.monotonic() - confirmed,
             )
 
 

@@ -70,6 +70,9 @@ class RegistryView:
         self.timing = timing
         self.on_load = on_load
         self.current: Snapshot | None = None
+        # When the snapshot was last known to be the registry's current state: loaded, or
+        # found current by the counter check. It stops moving when Redis is out of reach.
+        self.confirmed_at: float | None = None
         self._reload_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -120,6 +123,7 @@ class RegistryView:
                 keys={as_text(k): ApiKey.model_validate_json(v) for k, v in keys_raw.items()},
             )
             self.current = snapshot
+            self.confirmed_at = time.monotonic()
             if self.on_load is not None:
                 self.on_load(snapshot)
             return snapshot
@@ -167,5 +171,7 @@ class RegistryView:
                 counter = int(await self.redis.get(self.keys.change_counter) or 0)
                 if self.current is None or counter != self.current.counter:
                     await self.reload()
+                else:
+                    self.confirmed_at = time.monotonic()
             except Exception:
                 continue  # the listener logs and retries; keep serving what we have

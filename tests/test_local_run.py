@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,14 @@ from gateway.cli import main as cli
 from gateway.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+FAKE_PORT = free_port()  # not 9100: a make run of one's own may be using it
 
 
 def start(run_dir: Path, port: int, redis_port: int) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy/local/run.py"), "--port", str(port),
-         "--redis-port", str(redis_port), "--run-dir", str(run_dir)],
+         "--redis-port", str(redis_port), "--run-dir", str(run_dir),
+         "--fake-port", str(FAKE_PORT)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )  # fmt: skip
     assert process.stdout is not None
@@ -30,8 +33,8 @@ def start(run_dir: Path, port: int, redis_port: int) -> subprocess.Popen[str]:
     raise AssertionError(f"make run's script exited early ({process.wait()})")
 
 
-def stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGINT)
+def stop(process: subprocess.Popen[str], how: int = signal.SIGINT) -> str:
+    process.send_signal(how)
     rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     return rest
@@ -100,3 +103,24 @@ def test_make_run_serves_the_example_channel_and_keeps_it_across_restarts(
     finally:
         stop(process)
     assert again == first  # same release, same generation: the example is not registered twice
+
+
+def test_sigterm_stops_everything_and_a_taken_fake_port_is_said(tmp_path: Path) -> None:
+    """A SIGTERM (a supervisor, kill) cleans up as Ctrl-C does: it used to kill the script
+    before its clean-up, leaving Redis running and the next run unable to bind its port."""
+    port, redis_port = free_port(), free_port()
+    process = start(tmp_path, port, redis_port)
+    assert "stopped the gateway, the fake provider and Redis" in stop(process, signal.SIGTERM)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", redis_port))  # Redis let go of its port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", FAKE_PORT))
+        taken.listen()
+        refused = subprocess.run(
+            [sys.executable, str(ROOT / "deploy/local/run.py"), "--port", str(port),
+             "--redis-port", str(redis_port), "--run-dir", str(tmp_path),
+             "--fake-port", str(FAKE_PORT)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+    assert refused.returncode != 0 and f"--fake-port {FAKE_PORT + 1}" in refused.stderr

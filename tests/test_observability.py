@@ -260,3 +260,26 @@ def test_a_failed_shadow_is_labelled_by_its_kind_and_described_in_lineage() -> N
     shadow.finish(Sinks(kept, metrics), 502, error=result.error_code, error_detail=result.error)  # type: ignore[arg-type]
     assert list(metrics.errors) == [("ch", "shadow_upstream_unavailable")]
     assert json.loads(kept.lines[0])["error"] == detail
+
+
+async def test_snapshot_age_says_how_long_since_the_snapshot_was_known_current(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    """A quiet, healthy replica checks the change counter four times a second: its snapshot is
+    known current, so the age stays small. It used to count from the last change, so a quiet
+    replica and one cut off from Redis looked the same."""
+    import time
+
+    await publish(dp_services, openai_spec(), "support-bot-prod")
+    gateway = start_gateway()
+
+    def age() -> float:
+        text = httpx.get(f"{gateway.url}/metrics").text
+        for family in text_string_to_metric_families(text):
+            if family.name == "gateway_snapshot_age_seconds":
+                return float(family.samples[0].value)
+        raise AssertionError("no gateway_snapshot_age_seconds")
+
+    began = time.monotonic()
+    while time.monotonic() - began < 2.0:  # over twice the slack below, no change meanwhile
+        assert age() < 0.9  # the check runs every 0.25 s

@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +38,8 @@ EXAMPLES = {  # channel -> release spec
 }
 EXAMPLE_CHANNEL = "support-bot-prod"
 EXAMPLE_APP_KEY = "example-app"
-FAKE_PROVIDER_PORT = 9100  # where deploy/local/providers.yaml points
+FAKE_PROVIDER_PORT = 9100  # where deploy/local/providers.yaml points (--fake-port moves it)
+FAKE_START_S = 15.0
 SETUP_ACTOR = Actor(name="make-run", role="admin")
 
 
@@ -45,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--redis-port", type=int, default=6390)
+    parser.add_argument("--fake-port", type=int, default=FAKE_PROVIDER_PORT)
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     return parser.parse_args(argv)
 
@@ -85,12 +89,49 @@ async def ensure_examples(settings: Settings, run_dir: Path) -> dict[str, str]:
         await client.aclose()
 
 
-def start_fake_provider() -> subprocess.Popen[bytes]:
-    """The bundled fake provider, in its own process so Ctrl-C reaches it like the others."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.fakeprovider", "--port", str(FAKE_PROVIDER_PORT)],
+def start_fake_provider(port: int) -> subprocess.Popen[bytes]:
+    """The bundled fake provider, in its own process so Ctrl-C reaches it like the others;
+    answering on ``port`` when this returns (a taken port ends the run, saying so: another
+    run's fake provider there would otherwise answer for this run, until that run stops)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            sys.exit(
+                f"the fake provider's port 127.0.0.1:{port} is taken (another make run?); "
+                f"try: make run ARGS='--fake-port {port + 1}'"
+            )
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "gateway.fakeprovider", "--port", str(port)],
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + FAKE_START_S
+    while time.monotonic() < deadline and fake.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return fake
+        time.sleep(0.05)
+    fake.kill()
+    sys.exit(f"the fake provider did not start on 127.0.0.1:{port}")
+
+
+def providers_file(run_dir: Path, fake_port: int) -> Path:
+    """deploy/local/providers.yaml, pointing at the fake provider's port of this run."""
+    path = run_dir / "providers.yaml"
+    template = (HERE / "providers.yaml").read_text()
+    path.write_text(template.replace(f"127.0.0.1:{FAKE_PROVIDER_PORT}", f"127.0.0.1:{fake_port}"))
+    return path
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the run as Ctrl-C does: uvicorn shuts down gracefully, then re-raises the
+    signal to this handler, and the clean-up below runs. With the default handler the process
+    died there, leaving its Redis running and the next run unable to bind its port."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -114,13 +155,14 @@ def main(argv: list[str] | None = None) -> None:
     signing_key = os.environ.get("GATEWAY_SIGNING_KEY") or kept_secret(
         run_dir, "signing-key", generate_key_text
     )
+    stop_on_sigterm()
     sock = listen(args.host, args.port)  # before anything else, so a busy port fails fast
-    fake = start_fake_provider()
+    fake = start_fake_provider(args.fake_port)
     try:
         with EmbeddedRedis(run_dir / "redis", port=args.redis_port, appendonly=True) as redis:
             settings = Settings(
                 redis_url=redis.url,
-                config=HERE / "providers.yaml",
+                config=providers_file(run_dir, args.fake_port),
                 admin_token=token,
                 signing_key=signing_key,
                 lineage_spill_dir=run_dir / "lineage-spill",
@@ -130,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             channels = "".join(f"Channel {ch} -> {rel}\n" for ch, rel in sorted(stables.items()))
             print(
                 f"\nGateway on {url}  (Redis {redis.url}, data in {run_dir}, "
-                f"fake provider on 127.0.0.1:{FAKE_PROVIDER_PORT})\n{channels}\n"
+                f"fake provider on 127.0.0.1:{args.fake_port})\n{channels}\n"
                 f"In another shell:\n"
                 f"  export GATEWAY_URL={url} GATEWAY_TOKEN=$(cat {run_dir / 'admin-token'})\n"
                 f"  .venv/bin/gateway channel show {EXAMPLE_CHANNEL}\n"
@@ -152,8 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         fake.terminate()
         fake.wait(timeout=30)
-    print("stopped the gateway, the fake provider and Redis", flush=True)
+        print("stopped the gateway, the fake provider and Redis", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    with contextlib.suppress(KeyboardInterrupt):  # stopped during set-up: cleaned up already
+        main()

@@ -234,3 +234,62 @@ async def test_the_watch_runs_on_its_schedule_when_an_interval_is_set(
     with admin(gw) as client:
         [check] = ok(client.get("/admin/drift"))
     assert (check["channel"], check["drifted"], check["pass_rate"]) == (CHANNEL, False, 100)
+
+
+def second_version() -> dict[str, Any]:
+    """The golden set with one case more: a new version of it."""
+    body = golden()
+    extra = {**body["cases"][-1], "id": "json-again"}
+    return golden(cases=[*body["cases"], extra])
+
+
+async def test_a_drift_is_not_cleared_by_the_watchs_own_last_run(
+    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+) -> None:
+    """A stable not promoted through the gate (here: rolled back to) has no promotion eval:
+    the watch used to take its own last run as the next baseline, so a drift cleared itself
+    one pass later."""
+    gw = start_gateway()
+    v1 = await gated_channel(dp_services, gw)
+    v2, _ = await dp_services.registry.register(openai_spec(params={"seed": 8}), OPERATOR)
+    with admin(gw) as client:
+        ok(client.post("/admin/evals", json={"release": v2.id, "set": "support-golden"}), 201)
+        ok(client.post(f"/admin/channels/{CHANNEL}/promote", json={"release": v2.id}))
+        ok(client.post(f"/admin/channels/{CHANNEL}/rollback", json={}))  # v1 again, ungated
+    assert (await dp_services.registry.channel(CHANNEL)).stable == v1
+
+    fake_control.put("/_fake/behaviour", json={"model": MODEL_ID, "reply": "echo: Hello there"})
+    watch = watch_of(gw)
+    [first] = on_server(gw, watch.run_once())
+    [second] = on_server(gw, watch.run_once())
+    assert first.status == second.status == "drifted"
+    assert second.check is not None and second.check.baseline_pass_rate == 100
+
+
+async def test_a_drifted_release_is_refused_until_it_passes_again(
+    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+) -> None:
+    """The watch reruns the set version the stable was promoted on; a pass on a newer version
+    from before the drift used to let the drifted release be promoted again."""
+    gw = start_gateway()
+    v1 = await gated_channel(dp_services, gw)  # promoted on an eval of set version 1
+    v2, _ = await dp_services.registry.register(openai_spec(params={"seed": 8}), OPERATOR)
+    with admin(gw) as client:
+        ok(client.post("/admin/golden", json=second_version()), 201)
+        for release in (v1, v2.id):  # both pass version 2, before anything drifts
+            run = {"release": release, "set": "support-golden"}
+            assert ok(client.post("/admin/evals", json=run), 201)["pass_rate"] == 100
+
+    fake_control.put("/_fake/behaviour", json={"model": MODEL_ID, "reply": "echo: Hello there"})
+    [drifted] = on_server(gw, watch_of(gw).run_once())
+    assert drifted.status == "drifted" and drifted.check is not None
+    assert drifted.check.set_id.startswith("support-golden-v1-")
+    fake_control.delete("/_fake/behaviour")
+
+    with admin(gw) as client:
+        ok(client.post(f"/admin/channels/{CHANNEL}/promote", json={"release": v2.id}))
+        again = client.post(f"/admin/channels/{CHANNEL}/promote", json={"release": v1})
+        assert again.status_code == 412 and "drifted" in again.json()["error"]["message"]
+        run = {"release": v1, "set": "support-golden"}
+        assert ok(client.post("/admin/evals", json=run), 201)["pass_rate"] == 100
+        ok(client.post(f"/admin/channels/{CHANNEL}/promote", json={"release": v1}))

@@ -127,9 +127,14 @@ class DriftWatch:
         if promoted is not None and promoted.release == stable:
             with contextlib.suppress(NotFound):
                 return await evals.result(promoted.result)
+        # Not promoted through the gate (a rollback, a gate added later): the newest eval of
+        # the stable on the gate's set that the watch did not run itself. Its own would make
+        # each pass the next one's baseline, and a drift would clear itself one pass later.
         with contextlib.suppress(NotFound):
             golden = await evals.golden_set(gate.set)
-            return await evals.latest_result(stable, golden.id)
+            for result in await evals.results(stable, golden.name):
+                if result.set_id == golden.id and result.created_by != DRIFT_ACTOR.name:
+                    return result
         return None
 
     async def _check(self, gate: Gate) -> DriftOutcome:

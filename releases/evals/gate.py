@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from releases.errors import NotFound, PreconditionFailed
-from releases.evals.records import EvalResult, Gate, PromotionEval
+from releases.evals.records import DriftCheck, EvalResult, Gate, PromotionEval
 from releases.models import Release
 from releases.store import Plan, RegistryStore
 
@@ -66,6 +66,20 @@ async def check_gate(
     if result.pass_rate < gate.min_pass_rate:
         raise PreconditionFailed(
             f"{needs}; its latest eval {result_id} on {set_id} passed {result.pass_rate:g}%"
+        )
+    # A drift found on this release after that pass (on whichever set version the drift
+    # watch reran) stands until it passes again.
+    drift_raw = await store.hget(keys.drift, channel)
+    plan.expect_field(keys.drift, channel, drift_raw)
+    drift = DriftCheck.model_validate_json(drift_raw) if drift_raw else None
+    if (
+        drift is not None
+        and drift.drifted
+        and drift.release == release_id
+        and drift.at > result.finished_at
+    ):
+        raise PreconditionFailed(
+            f"{needs}; it drifted on {drift.set_id} at {drift.at}, after that eval passed: {hint}"
         )
     evidence = PromotionEval(
         channel=channel,

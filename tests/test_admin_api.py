@@ -208,6 +208,40 @@ def test_odd_input_is_refused_in_the_error_format_never_a_500(gateway: LiveServe
         assert refused.status_code == 422, refused.text
 
 
+def test_a_staff_key_changes_only_the_channels_it_names(gateway: LiveServer) -> None:
+    """Keys carry their allowed channels (contract); an operator key for one channel changed
+    every channel, and with capture on another could read that channel's traffic."""
+    with admin_client(gateway) as client:
+        r1 = register(client, spec())["id"]
+        r2 = register(client, spec(params={"seed": 2}))["id"]
+        for channel in ("support-bot-prod", "billing-bot-prod"):
+            client.post(
+                f"/admin/channels/{channel}/promote", json={"release": r1}
+            ).raise_for_status()
+        made = client.post(
+            "/admin/keys",
+            json={"name": "support-ops", "role": "operator", "channels": ["support-bot-prod"]},
+        ).json()
+    scoped = {"Authorization": f"Bearer {made['key']}"}
+    with httpx.Client(base_url=gateway.url, headers=scoped) as client:
+        other = "/admin/channels/billing-bot-prod"
+        for method, path, body in (
+            ("POST", "/promote", {"release": r2}),
+            ("PUT", "/canary", {"release": r2, "weight": 5}),
+            ("PUT", "/shadow", {"release": r2, "sample": 5}),
+            ("POST", "/rollback", {}),
+            ("PUT", "/capture", {}),
+            ("PUT", "/gate", {"set": "s", "min_pass_rate": 1}),
+            ("POST", "/rehearse", {"live": True}),
+        ):
+            refused = client.request(method, other + path, json=body)
+            assert refused.status_code == 403, (path, refused.text)
+            assert "may not change channel" in refused.json()["error"]["message"]
+        assert client.get(other).status_code == 200  # reading is not changing
+        own = client.post("/admin/channels/support-bot-prod/promote", json={"release": r2})
+        assert own.status_code == 200, own.text
+
+
 def test_channel_lifecycle_through_the_api(gateway: LiveServer) -> None:
     with admin_client(gateway) as client:
         r1 = register(client, spec())["id"]

@@ -94,8 +94,12 @@ def start_fake_provider(port: int) -> subprocess.Popen[bytes]:
     answering on ``port`` when this returns (a taken port ends the run, saying so: another
     run's fake provider there would otherwise answer for this run, until that run stops)."""
     with socket.socket() as probe:
+        # SO_REUSEADDR as the fake provider's own socket: a stopped run's connections may
+        # linger in TIME_WAIT on the port, and only a listener there means it is taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
+            probe.listen()
         except OSError:
             sys.exit(
                 f"the fake provider's port 127.0.0.1:{port} is taken (another make run?); "

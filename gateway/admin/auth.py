@@ -55,8 +55,11 @@ class Authenticator:
             return BOOTSTRAP_KEY
         return await self.keyring.lookup(secret)
 
-    async def require(self, request: Request, roles: frozenset[Role]) -> Actor:
-        """The caller as an actor, or 401 (no or bad key) / 403 (role not allowed)."""
+    async def require(
+        self, request: Request, roles: frozenset[Role], channel: str | None = None
+    ) -> Actor:
+        """The caller as an actor, or 401 (no or bad key) / 403 (role not allowed, or, for a
+        change of ``channel``, a key whose channels do not include it)."""
         secret = presented_key(request)
         if secret is None:
             raise AdminError(401, "unauthorized", "no key: send Authorization: Bearer <key>")
@@ -67,5 +70,9 @@ class Authenticator:
             allowed = ", ".join(sorted(roles))
             raise AdminError(
                 403, "forbidden", f"a key with role {key.role!r} may not do this (needs: {allowed})"
+            )
+        if channel is not None and not key.may_call(channel):
+            raise AdminError(
+                403, "forbidden", f"key {key.name!r} may not change channel {channel!r}"
             )
         return Actor(name=key.name, role=key.role)

@@ -65,7 +65,7 @@ async def history(request: Request) -> JSONResponse:
 async def _write(request: Request) -> tuple[Services, Actor, dict[str, Any], str, int | None]:
     """What every channel write needs: services, actor, body, reason, expected generation."""
     s = services(request)
-    actor = await s.auth.require(request, WRITE)
+    actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
     reason = text_field(body, "reason") or request.query_params.get("reason", "")
     return s, actor, body, reason, expected_generation(request, body)

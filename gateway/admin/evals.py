@@ -156,7 +156,7 @@ async def set_gate(request: Request) -> JSONResponse:
     """``PUT /admin/channels/{ch}/gate`` ``{set, min_pass_rate, tolerance?, reason?}``, with
     ``If-Match`` (or ``expected_generation``) as every channel write."""
     s = services(request)
-    actor = await s.auth.require(request, WRITE)
+    actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
     gate = await _evals(request).registry.set_gate(
         request.path_params["channel"],
@@ -172,7 +172,7 @@ async def set_gate(request: Request) -> JSONResponse:
 
 async def clear_gate(request: Request) -> JSONResponse:
     s = services(request)
-    actor = await s.auth.require(request, WRITE)
+    actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
     gate = await _evals(request).registry.clear_gate(
         request.path_params["channel"],

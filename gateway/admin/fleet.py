@@ -35,7 +35,7 @@ async def list_fleet(request: Request) -> JSONResponse:
 
 async def rehearse(request: Request) -> JSONResponse:
     s = services(request)
-    actor = await s.auth.require(request, WRITE)
+    actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
     live = body.get("live", False)
     if not isinstance(live, bool):

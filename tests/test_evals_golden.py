@@ -135,6 +135,31 @@ def test_a_schema_whose_ref_resolves_to_nothing_fails_its_check_not_the_run() ->
     assert not outcome.passed and "schema cannot be used" in outcome.detail
 
 
+def test_a_pattern_that_backtracks_on_an_answer_fails_in_bounded_time() -> None:
+    """The pattern is the operator's, the answer the model's; a catastrophic match used to
+    hold the event loop (and the data plane with it) for seconds."""
+    import time
+
+    spec = validate_golden_set(
+        golden(
+            cases=[
+                {
+                    "id": "r",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "checks": [{"type": "regex", "pattern": "^(a|a)*$"}],
+                }
+            ]
+        ),
+        SCORERS,
+    )
+    (check,) = spec.cases[0].checks
+    began = time.monotonic()
+    outcome = run_check(check, "a" * 40 + "!", SCORERS)
+    assert time.monotonic() - began < 2 and not outcome.passed
+    assert "did not finish" in outcome.detail
+    assert run_check(check, "aaa", SCORERS).passed
+
+
 def test_golden_api_201_then_200_list_show_and_422(gateway: LiveServer) -> None:
     with admin(gateway) as client:
         text = yaml.safe_dump(golden())

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 import jsonschema
+import regex
 
 from releases.evals.golden import (
     Check,
@@ -17,6 +17,8 @@ from releases.evals.golden import (
     ScoreCheck,
 )
 from releases.evals.scorers import ScorerRegistry
+
+REGEX_TIMEOUT_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,14 @@ def run_check(check: Check, output: str, scorers: ScorerRegistry) -> CheckOutcom
         ok = needle in haystack
         return CheckOutcome("contains", ok, "" if ok else f"does not contain {check.value!r}")
     if isinstance(check, RegexCheck):
-        ok = re.search(check.pattern, output) is not None
+        # The pattern is the operator's, the text the model's: a pattern that backtracks badly
+        # on some answer would hold the event loop the data plane runs on. The regex module
+        # (same syntax as re) stops it after REGEX_TIMEOUT_S and the check fails.
+        try:
+            ok = regex.search(check.pattern, output, timeout=REGEX_TIMEOUT_S) is not None
+        except TimeoutError:
+            detail = f"/{check.pattern}/ did not finish on this answer in {REGEX_TIMEOUT_S:g} s"
+            return CheckOutcome("regex", False, detail)
         return CheckOutcome("regex", ok, "" if ok else f"does not match /{check.pattern}/")
     if isinstance(check, JsonSchemaCheck):
         return _json_schema(check, output)

@@ -5,11 +5,12 @@ had, then the canary it had, if any: both moves clear it). After each, the repli
 live when the rehearsal began are watched through their heartbeats (``gateway.fleet``) until
 each serves the new generation; one whose heartbeat expires is reported ``missing`` and not
 waited for, one still behind at the step's timeout ``timed_out``. The timings are recorded
-in the audit log as a ``channel.rehearse`` entry. Each step expects the generation the one
-before left, so a change someone else makes meanwhile stops the rehearsal (409) rather than
-being overwritten by it. One rehearsal of a channel runs at a time (a lease; a second is
-409), and the roll forward puts back the stable it started from without the eval gate, so a
-gate or golden set changed meanwhile cannot strand the channel rolled back.
+in the audit log as a ``channel.rehearse`` entry. The rollback expects the generation read at
+the start, and each later step the stable the step before left, so another operator moving
+the stable meanwhile stops the rehearsal (409) rather than being overwritten by it. One
+rehearsal of a channel runs at a time (a lease; a second is 409), and the roll forward puts
+back the stable it started from without the eval gate, so a gate or golden set changed
+meanwhile cannot strand the channel rolled back.
 
 Channels named ``rehearsal-*`` are made for it; any other channel is live and is refused
 unless the caller says ``live``.
@@ -82,7 +83,6 @@ class Rehearsal:
         self.reason = reason
         self.limits = limits
         self.missing: set[str] = set()
-        self.generation = 0  # the channel's, as the last step left it
 
     async def run(self, live: bool = False) -> dict[str, Any]:
         lease = Lease(self.redis, self.registry.keys.rehearsal_lease(self.name), LEASE_MS)
@@ -112,11 +112,10 @@ class Rehearsal:
         # channel and goes on only while the stable is the one the step before left: another
         # operator's promotion or rollback meanwhile stands (409 ends the rehearsal), while
         # a change that moves no stable (a gate, a shadow) does not strand the channel.
-        self.generation = start.generation
         rollback = await self._step(
             "rollback",
             lambda: self.registry.rollback(
-                self.name, self.actor, reason=why, expected_generation=self.generation
+                self.name, self.actor, reason=why, expected_generation=start.generation
             ),
             watched,
         )
@@ -157,7 +156,6 @@ class Rehearsal:
     ) -> dict[str, Any]:
         began = time.monotonic()
         channel: Channel = await change()
-        self.generation = channel.generation
         committed = time.monotonic() - began
         seen: dict[str, float] = {}
         pending = [r for r in watched if r not in self.missing]

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from gateway.config import ProvidersFile
-from gateway.proxy.handler import Provider
-from gateway.upstream import AiohttpUpstream, Timeouts
+from gateway.upstream import AiohttpUpstream, Timeouts, Upstream
 
 log = logging.getLogger("gateway.providers")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A configured provider as the data plane uses it."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str | None
+    upstream: Upstream
 
 
 def open_providers(config: ProvidersFile) -> dict[str, Provider]:

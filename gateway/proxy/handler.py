@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,12 +20,19 @@ from starlette.types import ASGIApp
 from gateway.bodies import BodyTooLarge, read_limited
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.metrics import RequestMetrics
+from gateway.providers import Provider
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, variables
 from gateway.proxy.capture import Capture
 from gateway.proxy.dialects import OPENAI, Dialect
 from gateway.proxy.errors import ProxyError
 from gateway.proxy.exchange import Exchange, Sinks
+from gateway.proxy.provider_answers import (
+    gateway_side_failure,
+    pass_headers,
+    refusal,
+    upstream_failure,
+)
 from gateway.proxy.resolve import ResolveError, Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
 from gateway.proxy.sse import tag_first_event
@@ -35,7 +41,7 @@ from gateway.proxy.tagging import Tag, new_response_id
 from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
-from gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
+from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
 from releases.apikeys import ApiKey
 from releases.lineage import LineageWriter
 
@@ -43,7 +49,6 @@ log = logging.getLogger("gateway.proxy")
 
 STICKY_HEADER = "x-gateway-sticky-key"
 CLIENT_CLOSED = 499  # nginx's status for a caller that hung up before the answer ended
-PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
 INTERNAL_ERROR = ProxyError(500, "internal_error", "the gateway failed to answer; see its log")
 CALLER_GONE = ProxyError(CLIENT_CLOSED, "client_disconnected", "the caller hung up")
 SSE_HEADERS = {
@@ -51,17 +56,6 @@ SSE_HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A configured provider as the data plane uses it."""
-
-    name: str
-    kind: str
-    base_url: str
-    api_key: str | None
-    upstream: Upstream
 
 
 class DataPlane:
@@ -292,15 +286,15 @@ class DataPlane:
                 exchange.capture.answer.append(raw)
         except UpstreamError as exc:
             exchange.upstream_done()
-            raise _upstream_failure(provider, exc) from None
-        _pass_headers(response, headers)
-        fault = _gateway_side_failure(provider, response.status, exchange.model_id)
+            raise upstream_failure(provider.name, exc) from None
+        pass_headers(response, headers)
+        fault = gateway_side_failure(provider.name, response.status, exchange.model_id)
         if fault is not None:
             log.warning("%s; the provider said: %r", fault.message, raw[:300])
             raise fault
         if response.status >= 400:  # the caller's request was refused: theirs to see
             exchange.finish(self.sinks, response.status, error="provider_refused")
-            return _refusal(raw, response, headers, exchange.tag)
+            return refusal(raw, response, headers, exchange.tag)
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -398,61 +392,3 @@ class DataPlane:
         if headers:
             tag_headers.update(headers)
         return JsonAnswer(orjson.dumps(body), error.status, tag_headers)
-
-
-def _pass_headers(response: UpstreamResponse, headers: dict[str, str]) -> None:
-    for name in PASSED_UPSTREAM_HEADERS:
-        value = response.headers.get(name)
-        if value is not None:
-            headers[name] = value
-
-
-def _gateway_side_failure(
-    provider: Provider, status: int, model_id: str | None
-) -> ProxyError | None:
-    """A provider answer that says the gateway's side is at fault, not the caller's request:
-    its credentials, the pinned model or URL, a redirect, or the provider itself (all 502,
-    so no SDK blames the caller's key or model name). None for an answer to pass on."""
-    name = provider.name
-    if status >= 500:
-        return ProxyError(502, "upstream_error", f"provider {name!r} answered {status}")
-    if status in (401, 403):
-        message = f"provider {name!r} refused the gateway's credentials ({status})"
-        return ProxyError(502, "upstream_auth_failed", message)
-    if status == 404:
-        message = (
-            f"provider {name!r} answered 404: it does not know the pinned model {model_id!r}"
-            " (or the provider's URL is wrong)"
-        )
-        return ProxyError(502, "upstream_not_found", message)
-    if 300 <= status < 400:
-        message = (
-            f"provider {name!r} answered a redirect ({status}); the gateway calls only"
-            " configured URLs"
-        )
-        return ProxyError(502, "upstream_redirect", message)
-    return None
-
-
-def _refusal(raw: bytes, response: UpstreamResponse, headers: dict[str, str], tag: Tag) -> ASGIApp:
-    """The provider's refusal of the caller's request (400, 422, 429, ...), with the tag in
-    its body when that is a JSON object, as in every JSON answer."""
-    content_type = response.headers.get("content-type", "application/json")
-    try:
-        answer = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = None
-    if not isinstance(answer, dict):
-        return Response(raw, response.status, headers, media_type=content_type)
-    answer["gateway"] = tag.body()
-    return JsonAnswer(orjson.dumps(answer), response.status, headers)
-
-
-def _upstream_failure(provider: Provider, exc: UpstreamError) -> ProxyError:
-    if isinstance(exc, UpstreamTimeout):
-        return ProxyError(
-            504, "upstream_timeout", f"provider {provider.name!r} did not answer in time"
-        )
-    return ProxyError(
-        502, "upstream_unavailable", f"provider {provider.name!r} could not be reached: {exc}"
-    )

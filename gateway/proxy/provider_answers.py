@@ -1,0 +1,67 @@
+"""What a provider's answer means for the caller: passed on (with the tag), or an error of
+the gateway's own that says why (502, 504)."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from gateway.proxy.answer import JsonAnswer
+from gateway.proxy.errors import ProxyError
+from gateway.proxy.tagging import Tag
+from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
+
+PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
+
+
+def pass_headers(response: UpstreamResponse, headers: dict[str, str]) -> None:
+    for name in PASSED_UPSTREAM_HEADERS:
+        value = response.headers.get(name)
+        if value is not None:
+            headers[name] = value
+
+
+def gateway_side_failure(name: str, status: int, model_id: str | None) -> ProxyError | None:
+    """A provider answer that says the gateway's side is at fault, not the caller's request:
+    its credentials, the pinned model or URL, a redirect, or the provider itself (all 502,
+    so no SDK blames the caller's key or model name). None for an answer to pass on."""
+    if status >= 500:
+        return ProxyError(502, "upstream_error", f"provider {name!r} answered {status}")
+    if status in (401, 403):
+        message = f"provider {name!r} refused the gateway's credentials ({status})"
+        return ProxyError(502, "upstream_auth_failed", message)
+    if status == 404:
+        message = (
+            f"provider {name!r} answered 404: it does not know the pinned model {model_id!r}"
+            " (or the provider's URL is wrong)"
+        )
+        return ProxyError(502, "upstream_not_found", message)
+    if 300 <= status < 400:
+        message = (
+            f"provider {name!r} answered a redirect ({status}); the gateway calls only"
+            " configured URLs"
+        )
+        return ProxyError(502, "upstream_redirect", message)
+    return None
+
+
+def refusal(raw: bytes, response: UpstreamResponse, headers: dict[str, str], tag: Tag) -> ASGIApp:
+    """The provider's refusal of the caller's request (400, 422, 429, ...), with the tag in
+    its body when that is a JSON object, as in every JSON answer."""
+    content_type = response.headers.get("content-type", "application/json")
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        return Response(raw, response.status, headers, media_type=content_type)
+    answer["gateway"] = tag.body()
+    return JsonAnswer(orjson.dumps(answer), response.status, headers)
+
+
+def upstream_failure(name: str, exc: UpstreamError) -> ProxyError:
+    """No answer at all: too slow (504) or unreachable (502)."""
+    if isinstance(exc, UpstreamTimeout):
+        return ProxyError(504, "upstream_timeout", f"provider {name!r} did not answer in time")
+    return ProxyError(502, "upstream_unavailable", f"provider {name!r} could not be reached: {exc}")

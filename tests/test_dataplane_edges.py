@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from starlette.types import Message
 
-from gateway.proxy.sse import tag_first_event
+from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
 from gateway.services import Services
 from gateway.telemetry import parse_traceparent
 from tests.factories import ADMIN_TOKEN
@@ -246,6 +246,25 @@ async def test_events_before_the_tagged_one_are_passed_on_as_soon_as_they_are_wh
     async for piece in tag_first_event(chunks_of(b": ping\n\n", b"data: {"), {"x": 1}):
         seen.append(piece)
     assert seen == [b": ping\n\n", b"data: {"]
+
+
+def test_the_usage_only_chunk_is_dropped_wherever_the_chunks_split_it() -> None:
+    role = (
+        b'data: {"id":"c1","choices":[{"index":0,"delta":{"role":"assistant"}}],"usage":null}\n\n'
+    )
+    empty_text = b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"[]"}}]}\n\n'
+    usage = b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":3}}\r\n\r\n'
+    done = b"data: [DONE]\n\n"
+    stream = role + empty_text + usage + done
+    for cut in range(1, len(stream)):
+        drop = UsageOnlyFilter()
+        out = drop.feed(stream[:cut]) + drop.feed(stream[cut:]) + drop.flush()
+        assert out == role + empty_text + done, cut
+    # An unfinished event at the end is passed on as it came, unless it is the usage chunk.
+    drop = UsageOnlyFilter()
+    assert drop.feed(role + b"data: {") == role and drop.flush() == b"data: {"
+    drop = UsageOnlyFilter()
+    assert drop.feed(usage.rstrip()) == b"" and drop.flush() == b""
 
 
 def test_only_valid_traceparents_are_taken() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import anthropic
 import httpx
 import openai
+from redis.asyncio import Redis
 
 from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
@@ -219,3 +221,41 @@ async def test_a_release_can_be_called_directly_by_an_operator_key_only(
         assert exc.response.headers["x-gateway-release"] == "-"
     else:
         raise AssertionError("an app key called a release directly")
+
+
+async def test_openai_sdk_stream_without_include_usage_never_sees_an_empty_choices_chunk(
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    """The gateway asks the provider for usage (for lineage); the caller who did not ask gets
+    no usage-only chunk, so the commonest loop, ``chunk.choices[0]``, works to the end."""
+    release = await publish(dp_services, openai_spec(), "support-bot-prod")
+    gateway = start_gateway()
+    client = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key=app_key(gateway, ["*"]), max_retries=0
+    )
+
+    with client.chat.completions.with_streaming_response.create(
+        model="support-bot-prod",
+        messages=[{"role": "user", "content": "stream me a reply"}],
+        stream=True,
+        extra_headers=VARIABLES,
+    ) as response:
+        rid = response.headers["x-gateway-response-id"]
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse())
+
+    assert text == "echo: stream me a reply"
+    sent = last_upstream(fake_control)["body"]
+    assert sent["stream_options"] == {"include_usage": True}  # asked for lineage's sake
+    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    assert gateway.loop is not None
+    await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(dataplane.lineage.flush(), gateway.loop)
+    )
+    raw = await redis.get(dp_services.registry.keys.lineage(rid))
+    assert raw is not None
+    record = json.loads(raw)
+    assert record["release_id"] == release.id
+    assert record["usage"]["output_tokens"] > 0  # recorded all the same

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import orjson
 
 from gateway.injection import PreparedRelease, inject_anthropic, inject_openai
+from gateway.proxy.sse import UsageOnlyFilter
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -64,6 +65,18 @@ def _anthropic_user(body: Mapping[str, Any]) -> str | None:
     return user if isinstance(user, str) and user else None
 
 
+def _openai_stream_filter(body: Mapping[str, Any]) -> UsageOnlyFilter | None:
+    """The gateway always asks an OpenAI stream for usage; a caller who did not ask for it
+    must not get the usage-only chunk."""
+    options = body.get("stream_options")
+    asked = isinstance(options, dict) and options.get("include_usage") is True
+    return None if asked else UsageOnlyFilter()
+
+
+def _no_stream_filter(body: Mapping[str, Any]) -> UsageOnlyFilter | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Dialect:
     """One API the gateway speaks, named by the provider kind that serves it."""
@@ -74,6 +87,8 @@ class Dialect:
     error_body: Callable[[int, str, str], dict[str, Any]]
     upstream_headers: Callable[[str | None, Mapping[str, str]], dict[str, str]]
     caller_user: Callable[[Mapping[str, Any]], str | None]
+    # What a stream's events need before the caller sees them, decided by the caller's body.
+    stream_filter: Callable[[Mapping[str, Any]], UsageOnlyFilter | None]
 
     def error_bytes(self, status: int, code: str, message: str) -> bytes:
         return orjson.dumps(self.error_body(status, code, message))
@@ -87,7 +102,13 @@ class Dialect:
 
 
 OPENAI = Dialect(
-    "openai", "/chat/completions", inject_openai, _openai_error, _openai_headers, _openai_user
+    "openai",
+    "/chat/completions",
+    inject_openai,
+    _openai_error,
+    _openai_headers,
+    _openai_user,
+    _openai_stream_filter,
 )
 ANTHROPIC = Dialect(
     "anthropic",
@@ -96,4 +117,5 @@ ANTHROPIC = Dialect(
     _anthropic_error,
     _anthropic_headers,
     _anthropic_user,
+    _no_stream_filter,
 )

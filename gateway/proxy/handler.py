@@ -35,7 +35,7 @@ from gateway.proxy.provider_answers import (
 )
 from gateway.proxy.resolve import ResolveError, Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
-from gateway.proxy.sse import tag_first_event
+from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
 from gateway.proxy.streaming import ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
 from gateway.proxy.usage import StreamObserver, usage_of
@@ -132,7 +132,10 @@ class DataPlane:
             headers = tag.headers()
             if overridden:
                 headers["x-gateway-overridden"] = ", ".join(overridden)
-            return await self._forward(request, dialect, provider, upstream_body, headers, exchange)
+            hide = dialect.stream_filter(body) if upstream_body.get("stream") is True else None
+            return await self._forward(
+                request, dialect, provider, upstream_body, headers, exchange, hide
+            )
         except ProxyError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
             return self._error(dialect, exc, exchange.tag)
@@ -265,7 +268,10 @@ class DataPlane:
         body: dict[str, Any],
         headers: dict[str, str],
         exchange: Exchange,
+        hide: UsageOnlyFilter | None = None,
     ) -> ASGIApp:
+        """Send ``body`` to the provider and answer with what it says, tagged; ``hide`` drops
+        from a stream what the gateway asked for and the caller did not."""
         url = provider.base_url + dialect.upstream_path
         upstream_headers = dialect.upstream_headers(provider.api_key, request.headers)
         if exchange.trace is not None:
@@ -275,7 +281,7 @@ class DataPlane:
             response = await provider.upstream.post(url, orjson.dumps(body), upstream_headers)
             if body.get("stream") is True and response.status == 200:
                 return ProxyStream(
-                    self._stream(dialect, response, exchange),
+                    self._stream(dialect, response, exchange, hide),
                     200,
                     {**headers, **SSE_HEADERS},
                     on_close=lambda: self._abandoned(response, exchange),
@@ -315,7 +321,11 @@ class DataPlane:
         return JsonAnswer(orjson.dumps(answer), response.status, headers)
 
     async def _stream(
-        self, dialect: Dialect, response: UpstreamResponse, exchange: Exchange
+        self,
+        dialect: Dialect,
+        response: UpstreamResponse,
+        exchange: Exchange,
+        hide: UsageOnlyFilter | None = None,
     ) -> AsyncGenerator[bytes, None]:
         observer = StreamObserver()
         # Until the stream ends, an exit can only be the caller hanging up.
@@ -329,7 +339,13 @@ class DataPlane:
                 if exchange.first_byte is None:
                     exchange.first_byte = time.perf_counter()
                 observer.feed(piece)
+                if hide is not None:
+                    piece = hide.feed(piece)
+                    if not piece:
+                        continue
                 yield piece
+            if hide is not None and (rest := hide.flush()):
+                yield rest
             status, error = 200, None
         except UpstreamError as exc:
             # Headers are gone already; end the stream with an error event the SDKs raise on.

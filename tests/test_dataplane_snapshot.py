@@ -41,9 +41,15 @@ def ask(gateway: LiveServer) -> httpx.Response:
     )
 
 
-def served_release(gateway: LiveServer, releases: dict[str, Release]) -> str:
-    """The release that answered; asserts the response is wholly that release's."""
+def served_release(
+    gateway: LiveServer, releases: dict[str, Release], waiting: bool = False
+) -> str | None:
+    """The release that answered; asserts the response is wholly that release's. ``waiting``:
+    a replica that has no snapshot yet (503 ``registry_unavailable``) answers None."""
     answer = ask(gateway)
+    if waiting and answer.status_code == 503:
+        assert answer.json()["error"]["code"] == "registry_unavailable", answer.text
+        return None
     assert answer.status_code == 200, answer.text
     body = answer.json()
     release_id = answer.headers["x-gateway-release"]
@@ -58,7 +64,9 @@ def wait_until_served(
 ) -> float:
     """Ask back to back until ``release_id`` answers; the seconds it took (fails past deadline)."""
     started = time.monotonic()
-    while served_release(gateway, releases) != release_id:
+    # A replica that never had a snapshot (started while Redis was down) answers 503 until it
+    # reconnects and loads one.
+    while served_release(gateway, releases, waiting=True) != release_id:
         assert time.monotonic() - started < deadline, f"{release_id} not served within {deadline}s"
     return time.monotonic() - started
 

@@ -141,11 +141,33 @@ def test_golden_and_drift_tables(
              "pass_rate": 25.0, "drop": 75.0, "tolerance": 5.0, "drifted": True,
              "at": "2024-09-01T10:00:00Z"}  # fmt: skip
     api.get("/admin/drift").respond(200, json=[check])
+    watch = {"enabled": True, "interval": 3600.0, "tolerance": 5.0, "webhook": False}
+    api.get("/admin/drift/watch").respond(200, json=watch)
     assert gateway("drift") == 0
-    out = capsys.readouterr().out
-    assert "DRIFT" in out and "25%" in out and "100%" in out
+    printed = capsys.readouterr()
+    assert "DRIFT" in printed.out and "25%" in printed.out and "100%" in printed.out
+    assert "off" not in printed.err
     assert gateway("--json", "drift") == 0
     assert json.loads(capsys.readouterr().out) == [check]
+
+
+def test_drift_says_plainly_when_the_watch_is_off(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty table from a gateway whose watch never runs read like 'all is well'."""
+    api.get("/admin/drift").respond(200, json=[])
+    watch = {"enabled": False, "interval": 0.0, "tolerance": 5.0, "webhook": False}
+    route = api.get("/admin/drift/watch").respond(200, json=watch)
+    assert gateway("drift") == 0
+    printed = capsys.readouterr()
+    assert "the drift watch is off on this gateway (GATEWAY_DRIFT_INTERVAL=0)" in printed.err
+    assert printed.out.strip() == "no drift checks yet"
+    assert gateway("--json", "drift") == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == [] and "is off" in printed.err
+    route.respond(404, json={"error": {"type": "not_found", "message": "no route"}})
+    assert gateway("drift") == 0  # a gateway from before the endpoint: no claim either way
+    assert capsys.readouterr().err == ""
 
 
 async def test_the_eval_loop_against_a_live_gateway(

@@ -178,7 +178,9 @@ async def test_anthropic_sdk_non_streaming_and_streaming(
     ) as stream:
         events = list(stream)
         final = stream.get_final_message()
+        headers = stream.response.headers  # where the README sends stream callers for the tag
     assert final.content[0].text == "echo: Stream please"  # type: ignore[union-attr]
+    assert headers["x-gateway-release"] == release.id and headers["x-gateway-response-id"]
     first = events[0]
     assert first.type == "message_start"
     assert (

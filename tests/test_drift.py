@@ -19,6 +19,8 @@ from gateway.config import Settings
 from gateway.evals.drift import DriftOutcome, DriftWatch
 from gateway.services import Services
 from releases.evals.lease import Lease
+from releases.evals.registry import EvalRegistry
+from releases.evals.scorers import ScorerRegistry
 from tests.evalkit import admin, golden, ok
 from tests.live import LiveServer
 from tests.stack import OPERATOR, openai_spec
@@ -293,3 +295,56 @@ async def test_a_drifted_release_is_refused_until_it_passes_again(
         run = {"release": v1, "set": "support-golden"}
         assert ok(client.post("/admin/evals", json=run), 201)["pass_rate"] == 100
         ok(client.post(f"/admin/channels/{CHANNEL}/promote", json={"release": v1}))
+
+
+async def test_only_a_pass_that_changes_the_verdict_is_audited_and_kept(
+    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+) -> None:
+    """Every pass wrote an eval result and an audit entry: six in 15 s at a 3 s interval."""
+    gw = start_gateway()
+    await gated_channel(dp_services, gw)
+    watch = watch_of(gw)
+    evals = EvalRegistry(dp_services.registry.store, dp_services.signer, ScorerRegistry.default())
+
+    async def recorded() -> tuple[list[str], int]:
+        entries = [e for e in await dp_services.registry.audit() if e.actor == "drift-watch"]
+        results = await evals.results()
+        return [e.action for e in reversed(entries)], sum(
+            1 for r in results if r.created_by == "drift-watch"
+        )
+
+    def passes(count: int) -> list[str]:
+        return [on_server(gw, watch.run_once())[0].status for _ in range(count)]
+
+    assert passes(3) == ["ok"] * 3
+    assert await recorded() == (["eval.record"], 1)  # the first verdict only
+    first = await evals.drift_check(CHANNEL)
+    assert first is not None
+
+    fake_control.put("/_fake/behaviour", json={"model": MODEL_ID, "reply": "echo: Hello there"})
+    assert passes(3) == ["drifted"] * 3
+    assert await recorded() == (["eval.record", "eval.record", "channel.drift"], 2)
+    fake_control.delete("/_fake/behaviour")
+    assert passes(2) == ["ok"] * 2
+    actions, kept = await recorded()
+    assert (actions[3:], kept) == (["eval.record"], 3)
+
+    # The newest check still says when it ran and what it saw, and names a stored run.
+    newest = await evals.drift_check(CHANNEL)
+    assert newest is not None and newest.at > first.at and not newest.drifted
+    assert (await evals.result(newest.result)).pass_rate == 100
+
+
+def test_the_api_says_whether_the_watch_runs_here(
+    start_gateway: Callable[..., LiveServer], dp_settings: Settings
+) -> None:
+    off = start_gateway()
+    on = start_gateway(dp_settings.model_copy(update={"drift_interval": 3600.0}))
+    with admin(off) as client:
+        assert ok(client.get("/admin/drift/watch")) == {
+            "enabled": False, "interval": 0.0, "tolerance": 5.0, "webhook": False
+        }  # fmt: skip
+        assert client.get("/admin/drift/watch", headers={"authorization": ""}).status_code == 401
+    with admin(on) as client:
+        watch = ok(client.get("/admin/drift/watch"))
+    assert (watch["enabled"], watch["interval"]) == (True, 3600.0)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from gateway.services import Services
 from releases.content import canonical_json
 from releases.errors import PreconditionFailed
 from releases.evals.gate import check_gate
-from releases.evals.records import EvalResult
+from releases.evals.records import EvalResult, GoldenSet
 from releases.evals.registry import EvalRegistry
 from releases.evals.scorers import ScorerRegistry
 from releases.store import StaleState
@@ -308,3 +313,77 @@ async def test_an_anthropic_release_is_evaluated_through_the_messages_endpoint(
         result = run_eval(client, release.id)
     assert result["pass_rate"] == 100, result["cases"]
     assert {r["path"] for r in fake_control.get("/_fake/requests").json()} == {"/v1/messages"}
+
+
+@pytest.fixture
+def silent() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A loopback server that accepts connections, keeps them and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: the test is over
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+async def test_a_stored_schema_that_refers_outside_or_backtracks_never_freezes_the_replica(
+    gw: LiveServer,
+    dp_services: Services,
+    fake_control: httpx.Client,
+    redis: Redis,
+    silent: tuple[str, list[socket.socket]],
+) -> None:
+    """A $ref to a server that never answers froze the replica's data plane and /healthz
+    (a synchronous fetch without a timeout on the event loop); a backtracking pattern held
+    the loop too. A set stored before refs were refused reaches the runner unchecked."""
+    url, accepted = silent
+    v1, _ = await releases(dp_services)
+    answer = '{"s": "' + "a" * 40 + '!"}'
+    fake_control.put("/_fake/behaviour", json={"model": MODEL_ID, "reply": answer})
+    backtracks = {"type": "json_schema", "schema": {"properties": {"s": {"pattern": "^(a|a)*$"}}}}
+    case = {"messages": [{"role": "user", "content": "x"}], "variables": {"product": "Acme"}}
+    spec = {
+        "name": "legacy",
+        "cases": [
+            {**case, "id": "ref", "checks": [{"type": "json_schema", "schema": {"$ref": url}}]},
+            {**case, "id": "pattern", "checks": [backtracks] * 3},
+        ],
+    }
+    stored = GoldenSet(
+        id="legacy-v1-000000", name="legacy", version=1, digest="0" * 64, spec=spec,
+        created_by="before-the-upgrade", created_at="2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    keys = dp_services.registry.keys
+    await redis.hset(keys.golden_sets, stored.id, stored.model_dump_json())
+    await redis.hset(keys.golden_versions, "legacy", stored.id)
+
+    waits: list[float] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(base_url=gw.url, timeout=30) as client:
+            while not done.is_set():
+                began = time.monotonic()
+                assert client.get("/healthz").status_code == 200
+                waits.append(time.monotonic() - began)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        with admin(gw) as client:
+            result = run_eval(client, v1, "legacy")
+    finally:
+        done.set()
+        prober.join()
+    ref, pattern = result["cases"]
+    assert not ref["passed"] and "Unresolvable" in ref["checks"][0]["detail"]
+    assert [c["detail"] for c in pattern["checks"]] == ["the schema did not finish on this answer in 0.5 s"] * 3  # fmt: skip
+    assert accepted == []  # nothing was fetched
+    assert waits and max(waits) < 1.0, max(waits)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from gateway.services import Services
 from releases.errors import InvalidSpec
-from releases.evals.checks import run_check
-from releases.evals.golden import validate_golden_set
+from releases.evals.checks import SCHEMA_TIMEOUT_S, run_check
+from releases.evals.golden import JsonSchemaCheck, validate_golden_set
 from releases.evals.registry import EvalRegistry
 from releases.evals.scorers import ScorerRegistry
 from tests.conftest import OPERATOR
@@ -177,3 +186,145 @@ def test_golden_api_201_then_200_list_show_and_422(gateway: LiveServer) -> None:
     assert bad.status_code == 422
     fields = {d["field"] for d in bad.json()["error"]["details"]}
     assert fields == {"cases.0.messages", "cases.0.checks"}
+
+
+def json_case(*schemas: dict[str, Any], case_id: str = "j") -> dict[str, Any]:
+    checks = [{"type": "json_schema", "schema": schema} for schema in schemas]
+    return {"id": case_id, "messages": [{"role": "user", "content": "x"}], "checks": checks}
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[LiveServer, list[str]]]:
+    """A loopback HTTP server that serves any schema and records every path fetched."""
+    fetched: list[str] = []
+
+    async def serve(request: Request) -> JSONResponse:
+        fetched.append(request.url.path)
+        return JSONResponse({"type": "string"})
+
+    server = LiveServer(Starlette(routes=[Route("/{path:path}", serve)])).start()
+    yield server, fetched
+    server.stop()
+
+
+@pytest.fixture
+def silent() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A loopback server that accepts connections and never answers; it keeps them."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: the test is over
+            while True:
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+def test_schema_refs_outside_the_schema_are_refused_at_registration(
+    gateway: LiveServer, recorder: tuple[LiveServer, list[str]]
+) -> None:
+    """jsonschema's default resolver fetched a remote $ref (SSRF) or read a file:// one."""
+    server, fetched = recorder
+    outside = [
+        {"$ref": f"{server.url}/x.json"},
+        {"$ref": "file:///etc/passwd"},
+        {"type": "object", "properties": {"a": {"$dynamicRef": f"{server.url}/y.json#meta"}}},
+        {"$defs": {"a": {"$ref": "other.json#/a"}}},
+    ]
+    body = golden(cases=[json_case(schema, case_id=f"c{i}") for i, schema in enumerate(outside)])
+    with admin(gateway) as client:
+        refused = client.post("/admin/golden", json=body)
+    assert refused.status_code == 422, refused.text
+    details = {d["field"]: d["message"] for d in refused.json()["error"]["details"]}
+    assert set(details) == {f"cases.{i}.checks.0.schema" for i in range(4)}
+    assert "points outside the schema" in details["cases.1.checks.0.schema"]
+    assert "file:///etc/passwd" in details["cases.1.checks.0.schema"]
+    assert "at /properties/a" in details["cases.2.checks.0.schema"]
+    assert fetched == []
+
+
+def test_same_document_refs_and_ref_shaped_data_are_accepted() -> None:
+    schema = {
+        "$id": "https://schemas.example/answer.json",
+        "$defs": {"flag": {"type": "boolean"}, "named": {"$anchor": "n", "type": "string"}},
+        "properties": {
+            "ok": {"$ref": "#/$defs/flag"},
+            "name": {"$ref": "#n"},
+            "$ref": {"type": "string"},  # a property named "$ref", not a reference
+            "tag": {"enum": [{"$ref": "http://127.0.0.1:9/data-not-a-ref"}, "a"]},
+        },
+    }
+    spec = validate_golden_set(golden(cases=[json_case(schema)]), SCORERS)
+    (check,) = spec.cases[0].checks
+    assert run_check(check, '{"ok": true, "name": "a", "tag": "a"}', SCORERS).passed
+    assert "is not of type 'boolean'" in run_check(check, '{"ok": 1, "name": "a"}', SCORERS).detail
+
+
+def test_a_stored_remote_ref_fails_its_check_without_fetching(
+    recorder: tuple[LiveServer, list[str]],
+) -> None:
+    """A schema stored before refs were refused: the check fails, nothing is fetched."""
+    server, fetched = recorder
+    for ref in (f"{server.url}/x.json", "file:///etc/hostname"):
+        check = JsonSchemaCheck.model_validate({"type": "json_schema", "schema": {"$ref": ref}})
+        outcome = run_check(check, '"text"', SCORERS)
+        assert not outcome.passed and "Unresolvable" in outcome.detail
+    assert fetched == []
+
+
+@pytest.mark.parametrize(
+    ("schema", "answer"),
+    [
+        ({"type": "string", "pattern": "^(a|a)*$"}, '"' + "a" * 40 + '!"'),
+        ({"propertyNames": {"pattern": "^(a|a)*$"}}, '{"' + "a" * 40 + '!": 1}'),
+        ({"patternProperties": {"^(a|a)*$": {}}}, '{"' + "a" * 40 + '!": 1}'),
+        (
+            {"patternProperties": {"^(a|a)*$": {}}, "additionalProperties": False},
+            '{"' + "a" * 40 + '!": 1}',
+        ),
+    ],
+)
+def test_a_catastrophic_schema_pattern_fails_in_bounded_time(schema: Any, answer: str) -> None:
+    """jsonschema applies pattern keywords with Python's re, which cannot be stopped: one
+    backtracking pattern held the replica's event loop for as long as it ran."""
+    check = JsonSchemaCheck.model_validate({"type": "json_schema", "schema": schema})
+    began = time.monotonic()
+    outcome = run_check(check, answer, SCORERS)
+    assert time.monotonic() - began < 2 and not outcome.passed
+    assert outcome.detail == f"the schema did not finish on this answer in {SCHEMA_TIMEOUT_S:g} s"
+
+
+def test_bounded_schema_keywords_keep_their_meaning() -> None:
+    def verdict(schema: dict[str, Any], answer: str) -> str:
+        check = JsonSchemaCheck.model_validate({"type": "json_schema", "schema": schema})
+        return run_check(check, answer, SCORERS).detail or "pass"
+
+    strict = {"properties": {"id": {}}, "patternProperties": {"^x-": {}}}
+    strict["additionalProperties"] = False
+    assert verdict(strict, '{"id": 1, "x-a": 2}') == "pass"
+    assert "'b' does not match any of the regexes: '^x-'" in verdict(strict, '{"b": 1}')
+    assert "does not match '^[a-z]+$'" in verdict({"pattern": "^[a-z]+$"}, '"A1"')
+    assert "non-unique" in verdict({"uniqueItems": True}, '[{"a": [1]}, {"a": [1.0]}]')
+    assert verdict({"uniqueItems": True}, '[1, true, {"a": 1}, {"a": 2}]') == "pass"
+
+
+def test_unevaluated_properties_beside_pattern_properties_are_refused() -> None:
+    """jsonschema's unevaluatedProperties applies patternProperties with re: not boundable."""
+    schema = {"patternProperties": {"^x": {}}, "unevaluatedProperties": False}
+    errors = refusal(golden(cases=[json_case(schema)]))
+    assert "cannot be validated in bounded time" in errors["cases.0.checks.0.schema"]
+    check = JsonSchemaCheck.model_validate({"type": "json_schema", "schema": schema})
+    assert "bounded time" in run_check(check, '{"xa": 1}', SCORERS).detail
+
+
+def test_an_answer_nested_too_deep_fails_its_schema_check_not_the_run() -> None:
+    """json.loads raised RecursionError out of the check, and the whole run failed."""
+    check = JsonSchemaCheck.model_validate({"type": "json_schema", "schema": {"type": "array"}})
+    outcome = run_check(check, "[" * 100_000, SCORERS)
+    assert not outcome.passed and "nested too deep" in outcome.detail

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from gateway.admin.auth import READ, WRITE, presented_key
 from gateway.admin.bodies import expected_generation, read_document, read_object, text_field
 from gateway.admin.errors import AdminError
+from gateway.evals.drift import DriftWatch
 from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Evals
 from gateway.services import services
 from releases.errors import InvalidRequest, RegistryError
@@ -188,3 +189,11 @@ async def list_drift(request: Request) -> JSONResponse:
     await services(request).auth.require(request, READ)
     checks = await _evals(request).registry.drift_checks()
     return JSONResponse([c.model_dump(mode="json") for c in checks])
+
+
+async def drift_watch(request: Request) -> JSONResponse:
+    """Whether the drift watch runs on this replica: ``{enabled, interval, tolerance, webhook}``
+    (``webhook``: whether one is set; its URL may carry a secret)."""
+    await services(request).auth.require(request, READ)
+    watch: DriftWatch = request.app.state.drift
+    return JSONResponse(watch.status())

@@ -46,5 +46,6 @@ admin = Mount(
         Route(CHANNEL + "/gate", evals.set_gate, methods=["PUT"]),
         Route(CHANNEL + "/gate", evals.clear_gate, methods=["DELETE"]),
         Route("/drift", evals.list_drift, methods=["GET"]),
+        Route("/drift/watch", evals.drift_watch, methods=["GET"]),
     ],
 )

@@ -382,3 +382,6 @@ class AdminClient:
 
     def drift(self) -> Any:
         return self._json("GET", "/admin/drift")
+
+    def drift_watch(self) -> Any:
+        return self._json("GET", "/admin/drift/watch")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from gateway.cli import render
-from gateway.cli.client import AdminClient
+from gateway.cli.client import AdminClient, ApiError
 from gateway.cli.commands import UsageError, emit, finite_number, read_document_file
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -90,6 +90,19 @@ def channel_gate(client: AdminClient, args: argparse.Namespace) -> int:
 
 
 def drift(client: AdminClient, args: argparse.Namespace) -> int:
+    """The newest checks; first, on stderr, whether the gateway asked runs the watch at all."""
+    try:
+        watch = client.drift_watch()
+    except ApiError as exc:
+        if exc.status != 404:  # 404: a gateway from before the endpoint; it cannot say
+            raise
+        watch = None
+    if isinstance(watch, dict) and not watch.get("enabled"):
+        print(
+            "the drift watch is off on this gateway (GATEWAY_DRIFT_INTERVAL=0): it runs no"
+            " checks; the checks below, if any, come from replicas where it is on",
+            file=sys.stderr,
+        )
     return emit(args, client.drift(), drift_table)
 
 
@@ -247,7 +260,7 @@ def add_commands(tree: Any, group: Group, command: Command) -> None:
     p = command(evals, "show", "show one eval result case by case", eval_show)
     p.add_argument("id", metavar="ID", help="eval result id")
 
-    command(tree, "drift", "show the drift watch's newest check of each gated channel", drift)
+    command(tree, "drift", "show the drift watch's newest check of each gated channel (and say when the watch is off)", drift)  # fmt: skip
 
 
 def add_gate_command(channel: Any, command: Command) -> argparse.ArgumentParser:

@@ -7,7 +7,11 @@ baseline: the eval result the stable was promoted on, else the newest result of 
 on the gate's set. A drop of more than the tolerance (the gate's, else
 ``GATEWAY_DRIFT_TOLERANCE``) in percentage points is a drift: an audit entry, the
 ``gateway_drift_*`` metrics, ``GET /admin/drift``, and a POST to ``GATEWAY_DRIFT_WEBHOOK``.
-``run_once`` is one pass over every gated channel; tests call it directly.
+Only a pass whose verdict differs from the channel's previous check (the first one, a drift,
+a recovery, a new stable or baseline) keeps its eval result and writes audit entries; a pass
+that concludes the same updates the channel's check and the metrics only, so the audit log
+does not grow by a heartbeat. ``run_once`` is one pass over every gated channel; tests call
+it directly.
 """
 
 from __future__ import annotations
@@ -105,6 +109,15 @@ class DriftWatch:
             except Exception:  # one bad pass (Redis away) must not end the watch
                 log.exception("drift watch pass failed")
 
+    def status(self) -> dict[str, object]:
+        """Whether this replica watches, and how (``GET /admin/drift/watch``)."""
+        return {
+            "enabled": self.settings.interval > 0,
+            "interval": self.settings.interval,
+            "tolerance": self.settings.tolerance,
+            "webhook": self.settings.webhook is not None,
+        }
+
     def lease(self, channel: str) -> Lease:
         """This replica's lease on ``channel``'s watch."""
         key = self.registry.keys.drift_lease(channel)
@@ -150,7 +163,7 @@ class DriftWatch:
         release = await self.registry.release(channel.stable)
         golden = await self.evals.registry.golden_set(baseline.set_id)
         result = await self.evals.run(
-            release, golden, DRIFT_ACTOR, self._secret, self.settings.concurrency
+            release, golden, DRIFT_ACTOR, self._secret, self.settings.concurrency, record=False
         )
         tolerance = gate.tolerance if gate.tolerance is not None else self.settings.tolerance
         drop = round(baseline.pass_rate - result.pass_rate, 2)
@@ -160,7 +173,15 @@ class DriftWatch:
             result=result.id, pass_rate=result.pass_rate, drop=drop, tolerance=tolerance,
             drifted=drop > tolerance, at=utc_now(),
         )  # fmt: skip
-        await self.evals.registry.record_drift(check, DRIFT_ACTOR)
+        previous = await self.evals.registry.drift_check(channel.name)
+        changed = previous is None or _verdict(previous) != _verdict(check)
+        if changed:
+            await self.evals.registry.record_result(result, DRIFT_ACTOR)
+        elif previous is not None:
+            # Same verdict on the same comparison: the run is not kept, and the check names
+            # the stored run that set the verdict (the audit log is not a heartbeat).
+            check = check.model_copy(update={"result": previous.result})
+        await self.evals.registry.record_drift(check, DRIFT_ACTOR, changed)
         if self.metrics is not None:
             self.metrics.observe(check.channel, check.pass_rate, max(drop, 0.0), check.drifted)
         if check.drifted:
@@ -184,3 +205,8 @@ class DriftWatch:
                 response.raise_for_status()
         except httpx.HTTPError as exc:  # the drift is recorded either way
             log.warning("drift webhook %s failed: %s", self.settings.webhook, exc)
+
+
+def _verdict(check: DriftCheck) -> tuple[str, str, str, bool]:
+    """What a pass concluded, and about what: only a change of it is recorded and audited."""
+    return check.release, check.set_id, check.baseline_result, check.drifted

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import jsonschema
 import regex
 
 from releases.evals.golden import (
@@ -16,9 +15,12 @@ from releases.evals.golden import (
     RegexCheck,
     ScoreCheck,
 )
+from releases.evals.schemas import SchemaTimeout, bounded_validator
 from releases.evals.scorers import ScorerRegistry
 
 REGEX_TIMEOUT_S = 0.2
+# The whole validation of one answer by one json_schema check, every keyword included.
+SCHEMA_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class CheckOutcome:
         return found
 
 
+def run_checks(checks: list[Check], output: str, scorers: ScorerRegistry) -> list[CheckOutcome]:
+    """Every check of a case on one answer. Each is bounded in time; callers on an event
+    loop still run this on a worker thread, so even a bounded check never holds the loop."""
+    return [run_check(check, output, scorers) for check in checks]
+
+
 def run_check(check: Check, output: str, scorers: ScorerRegistry) -> CheckOutcome:
     """The verdict of one check on the answer text ``output``."""
     if isinstance(check, ExactCheck):
@@ -53,9 +61,11 @@ def run_check(check: Check, output: str, scorers: ScorerRegistry) -> CheckOutcom
     if isinstance(check, RegexCheck):
         # The pattern is the operator's, the text the model's: a pattern that backtracks badly
         # on some answer would hold the event loop the data plane runs on. The regex module
-        # (same syntax as re) stops it after REGEX_TIMEOUT_S and the check fails.
+        # (same syntax as re) stops it after REGEX_TIMEOUT_S and the check fails; concurrent:
+        # it lets go of the GIL meanwhile, as checks run on a worker thread (see run_checks).
         try:
-            ok = regex.search(check.pattern, output, timeout=REGEX_TIMEOUT_S) is not None
+            found = regex.search(check.pattern, output, timeout=REGEX_TIMEOUT_S, concurrent=True)
+            ok = found is not None
         except TimeoutError:
             detail = f"/{check.pattern}/ did not finish on this answer in {REGEX_TIMEOUT_S:g} s"
             return CheckOutcome("regex", False, detail)
@@ -77,10 +87,14 @@ def _json_schema(check: JsonSchemaCheck, output: str) -> CheckOutcome:
         document = json.loads(output)
     except ValueError:
         return CheckOutcome("json_schema", False, "the answer is not JSON")
+    except RecursionError:  # a model can nest deeper than the parser goes: a failed check
+        return CheckOutcome("json_schema", False, "the answer is JSON nested too deep to check")
     try:
-        validator = jsonschema.validators.validator_for(check.schema_)(check.schema_)
+        validator = bounded_validator(check.schema_, SCHEMA_TIMEOUT_S)
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
-    except Exception as exc:  # e.g. a $ref that resolves to nothing: that check fails only
+    except SchemaTimeout as exc:
+        return CheckOutcome("json_schema", False, str(exc))
+    except Exception as exc:  # e.g. a $ref to nothing (or outside the schema): this check fails
         return CheckOutcome("json_schema", False, f"the check's schema cannot be used: {exc}")
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(root)"

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from releases.content import canonical_json
 from releases.errors import FieldError, InvalidSpec
+from releases.evals.schemas import schema_problems
 from releases.evals.scorers import ScorerRegistry
 from releases.spec import NAME_PATTERN
 
@@ -44,14 +45,15 @@ class ContainsCheck(_Strict):
 
 
 class RegexCheck(_Strict):
-    """The answer matches ``pattern`` somewhere (Python ``re.search``)."""
+    """The answer matches ``pattern`` somewhere (``re.search`` syntax, run with a timeout)."""
 
     type: Literal["regex"]
     pattern: str = Field(min_length=1)
 
 
 class JsonSchemaCheck(_Strict):
-    """The answer parses as JSON and is valid against ``schema``."""
+    """The answer parses as JSON and is valid against ``schema`` (references only within the
+    schema itself; see ``releases.evals.schemas``)."""
 
     type: Literal["json_schema"]
     schema_: dict[str, Any] = Field(alias="schema")
@@ -157,6 +159,10 @@ def _check_cases(spec: GoldenSetSpec, scorers: ScorerRegistry) -> list[FieldErro
                     errors.append(
                         FieldError(f"{where}.schema", f"not a valid JSON schema: {exc.message}")
                     )
+                    continue
+                errors.extend(
+                    FieldError(f"{where}.schema", p) for p in schema_problems(check.schema_)
+                )
             elif isinstance(check, ScoreCheck):
                 problem = scorers.check(check.scorer, check.args)
                 if problem is not None:

@@ -270,13 +270,14 @@ class EvalRegistry:
 
     # -- drift ----------------------------------------------------------------------------------
 
-    async def record_drift(self, check: DriftCheck, actor: Actor) -> None:
-        """Keep the channel's newest drift check; a drift is also an audit entry."""
+    async def record_drift(self, check: DriftCheck, actor: Actor, changed: bool = True) -> None:
+        """Keep the channel's newest drift check; a drift that is news (``changed``: the
+        verdict differs from the previous check's) is also an audit entry."""
 
         async def attempt() -> None:
             (head_raw,) = await self.store.read_many(("get", self.keys.audit_head, None))
             plan = self.store.plan().hset(self.keys.drift, check.channel, check.model_dump_json())
-            if check.drifted:
+            if check.drifted and changed:
                 append_entry(
                     plan, head_raw, self.signer, actor, "channel.drift", "channel",
                     check.channel, reason=f"pass rate fell {check.drop:g} points on {check.set_id}",
@@ -286,6 +287,10 @@ class EvalRegistry:
             await self.store.commit(plan)
 
         await until_committed(attempt)
+
+    async def drift_check(self, channel: str) -> DriftCheck | None:
+        raw = await self.store.hget(self.keys.drift, channel)
+        return None if raw is None else DriftCheck.model_validate_json(raw)
 
     async def drift_checks(self) -> list[DriftCheck]:
         raws = (await self.store.hgetall(self.keys.drift)).values()

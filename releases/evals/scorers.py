@@ -4,6 +4,7 @@ A scorer is anything with ``score(output, args) -> float`` and ``check_args(args
 :class:`Scorer` protocol). The gateway's :class:`ScorerRegistry` starts with the built-in
 ones below; ``register`` adds more at start-up. A golden set naming an unknown scorer, or
 giving one arguments it cannot use, is refused when it is registered, not when it runs.
+Scorers run on a worker thread, off the event loop: keep them quick and free of shared state.
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def test_a_staff_key_changes_only_the_channels_it_names(gateway: LiveServer) -> 
         r2 = register(client, spec(params={"seed": 2}))["id"]
         for channel in ("support-bot-prod", "billing-bot-prod"):
             client.post(
-                f"/admin/channels/{channel}/promote", json={"release": r1}
+                f"/admin/channels/{channel}/promote", json={"release": r1, "create": True}
             ).raise_for_status()
         made = client.post(
             "/admin/keys",
@@ -247,7 +247,8 @@ def test_channel_lifecycle_through_the_api(gateway: LiveServer) -> None:
         r1 = register(client, spec())["id"]
         r2 = register(client, spec(params={"seed": 2}))["id"]
         promoted = client.post(
-            "/admin/channels/support-bot-prod/promote", json={"release": r1, "reason": "launch"}
+            "/admin/channels/support-bot-prod/promote",
+            json={"release": r1, "reason": "launch", "create": True},
         )
         assert promoted.status_code == 200 and promoted.headers["etag"] == '"1"'
         canary = client.put(
@@ -303,7 +304,7 @@ def test_channel_lifecycle_through_the_api(gateway: LiveServer) -> None:
 async def test_two_concurrent_promotes_with_one_if_match_one_gets_409(gateway: LiveServer) -> None:
     with admin_client(gateway) as client:
         r1, r2, r3 = (register(client, spec(params={"seed": s}))["id"] for s in (1, 2, 3))
-        client.post("/admin/channels/ch/promote", json={"release": r1})
+        client.post("/admin/channels/ch/promote", json={"release": r1, "create": True})
     async with httpx.AsyncClient(base_url=gateway.url, headers=ADMIN) as client:
         answers = await asyncio.gather(
             client.post(
@@ -338,6 +339,7 @@ ADMIN_WRITES = [
     ("PUT", "/admin/channels/ch/shadow", {"release": "x", "sample": 5}),
     ("DELETE", "/admin/channels/ch/shadow", {}),
     ("POST", "/admin/channels/ch/rollback", {}),
+    ("DELETE", "/admin/channels/ch", {}),
     ("POST", "/admin/keys", {"name": "k", "role": "app", "channels": ["*"]}),
     ("DELETE", "/admin/keys/admin-key", {}),
 ]
@@ -359,7 +361,7 @@ def test_an_auditor_reads_but_cannot_write(gateway: LiveServer) -> None:
     auditor = make_key(gateway, "auditor")
     with admin_client(gateway) as client:
         r1 = register(client, spec())["id"]
-        client.post("/admin/channels/ch/promote", json={"release": r1})
+        client.post("/admin/channels/ch/promote", json={"release": r1, "create": True})
     with admin_client(gateway, auditor) as client:
         for path in (
             "/admin/releases",
@@ -379,7 +381,9 @@ def test_an_operator_moves_channels_and_is_named_as_the_actor(gateway: LiveServe
     operator = make_key(gateway, "operator", "ops-alice")
     with admin_client(gateway, operator) as client:
         r1 = register(client, spec())["id"]
-        client.post("/admin/channels/ch/promote", json={"release": r1, "reason": "launch"})
+        client.post(
+            "/admin/channels/ch/promote", json={"release": r1, "reason": "launch", "create": True}
+        )
         history = client.get("/admin/channels/ch/history").json()
         assert (
             client.post(

@@ -138,7 +138,7 @@ class Registry:
         close = difflib.get_close_matches(name, names, n=3)
         hint = f": did you mean {' or '.join(map(repr, close))}?" if close else ""
         return NotFound(
-            f"channel {name!r} does not exist{hint} To create it, promote a release to it "
+            f"channel {name!r} does not exist{hint or '.'} To create it, promote a release to it "
             "with create (gateway channel promote CH REL --create)"
         )
 

@@ -97,7 +97,9 @@ class KeyRing:
                 reason=reason,
                 generation=None,
                 before=None,
-                after=key.model_dump(mode="json"),
+                # The digest ties the entry to the one secret it made: `audit verify` flags a
+                # stored key under any other digest (one written straight into Redis).
+                after={**key.model_dump(mode="json"), "secret_sha256": digest},
             )
             await self.store.commit(plan)
             return key

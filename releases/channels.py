@@ -6,29 +6,47 @@ computed from exactly the state it replaces; nothing here touches storage.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from releases.errors import Conflict, InvalidRequest, NotFound
 from releases.models import Actor, Canary, Channel, Shadow
+from releases.spec import NAME_PATTERN
 
 # Bounds the rollback stack kept inside a channel record (the full history is kept apart).
 MAX_PREVIOUS_STABLES = 100
+# A channel is named like a release: it is a model name callers send, a path segment of the
+# admin API and part of Redis key names, so nothing else may be in it.
+CHANNEL_NAME = re.compile(NAME_PATTERN)
+
+
+def check_channel_name(name: str) -> None:
+    """Refuse (422 naming ``channel``) a name a new channel may not have."""
+    if not CHANNEL_NAME.fullmatch(name):
+        raise InvalidRequest(
+            f"{name[:80]!r} is not a channel name: use lowercase letters, digits and '-', "
+            "starting with a letter or digit, at most 63 characters",
+            "channel",
+        )
 
 
 def percent(value: object, field: str) -> float:
-    """A percentage 0-100 with at most two decimals (``5``, ``5.25``, ``"12.5"``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidRequest(f"{field} must be a number of percent, 0 to 100", field)
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidRequest(f"{field} must be a number of percent, 0 to 100", field) from None
+    """A percentage 0-100 with at most two decimals, given as a JSON number (``5``, ``5.25``).
+
+    Strings are refused rather than parsed: Python's number parsing takes ``"1_0"`` and
+    Arabic-Indic digits as 10, which no caller means. ``-0`` is stored as 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(
+            f"{field} must be a JSON number of percent, 0 to 100, got {value!r}", field
+        )
+    number = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
     if not number.is_finite() or not Decimal(0) <= number <= Decimal(100):
         raise InvalidRequest(f"{field} must be between 0 and 100 percent, got {value}", field)
     exponent = number.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2:
         raise InvalidRequest(f"{field} takes at most two decimals, got {value}", field)
-    return float(number)
+    return float(number) or 0.0  # -0.0 is falsy: stored as 0.0
 
 
 def _next(current: Channel, actor: Actor, at: str, **changes: object) -> Channel:
@@ -44,20 +62,53 @@ def _next(current: Channel, actor: Actor, at: str, **changes: object) -> Channel
 
 def _existing(current: Channel | None, name: str) -> Channel:
     if current is None:
-        raise NotFound(f"channel {name!r} does not exist; promote a release to create it")
+        raise NotFound(
+            f"channel {name!r} does not exist; promote a release with create to create it"
+        )
     return current
 
 
-def promote(current: Channel | None, name: str, release: str, actor: Actor, at: str) -> Channel:
-    """stable := release, canary cleared; the old stable goes on the rollback stack."""
+def cleared_by_promote(current: Channel | None, release: str) -> list[str]:
+    """The slices promoting ``release`` removes: the canary always, the shadow when it is
+    ``release`` (a shadow of the stable with itself would only double its calls)."""
     if current is None:
+        return []
+    cleared = ["canary"] if current.canary is not None else []
+    if current.shadow is not None and current.shadow.release == release:
+        cleared.append("shadow")
+    return cleared
+
+
+def promote(
+    current: Channel | None,
+    name: str,
+    release: str,
+    actor: Actor,
+    at: str,
+    *,
+    create: bool = False,
+) -> Channel:
+    """stable := release, canary cleared (and the shadow, when it is that release); the old
+    stable goes on the rollback stack. A channel that does not exist is made (at generation
+    1) only with ``create``."""
+    if current is None:
+        if not create:
+            _existing(current, name)
+        check_channel_name(name)
         return Channel(
-            name=name, stable=release, generation=1, updated_by=actor.name, updated_at=at
+            name=name,
+            stable=release,
+            generation=1,
+            updated_by=actor.name,
+            updated_at=at,
         )
     previous = list(current.previous_stables)
     if current.stable != release:
         previous = [*previous, current.stable][-MAX_PREVIOUS_STABLES:]
-    return _next(current, actor, at, stable=release, canary=None, previous_stables=previous)
+    shadow = None if "shadow" in cleared_by_promote(current, release) else current.shadow
+    return _next(
+        current, actor, at, stable=release, canary=None, shadow=shadow, previous_stables=previous
+    )
 
 
 def set_canary(
@@ -92,7 +143,8 @@ def clear_shadow(current: Channel | None, name: str, actor: Actor, at: str) -> C
 
 
 def rollback(current: Channel | None, name: str, to: str | None, actor: Actor, at: str) -> Channel:
-    """stable := the previous stable (or ``to``), canary cleared, in one step.
+    """stable := the previous stable (or ``to``), canary cleared, in one step. Without a
+    previous stable, a canary alone is removed (the stable stays); with neither, 409.
 
     Rolling back pops the stack, so a second rollback goes further back. With ``to`` found on
     the stack, the stack is cut below it; a ``to`` never stable before leaves the stack as is.
@@ -101,7 +153,11 @@ def rollback(current: Channel | None, name: str, to: str | None, actor: Actor, a
     previous = list(channel.previous_stables)
     if to is None:
         if not previous:
-            raise Conflict(f"channel {name!r} has no previous stable release to roll back to")
+            if channel.canary is not None:  # the canary is the change to undo
+                return _next(channel, actor, at, canary=None)
+            raise Conflict(
+                f"channel {name!r} has nothing to roll back: no previous stable, no canary"
+            )
         target = previous.pop()
     else:
         if to == channel.stable:

@@ -9,6 +9,7 @@ in between, nothing is written and the change is recomputed from the new state; 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -22,7 +23,7 @@ from releases.models import Actor, ChangeEntry, Channel, Release, utc_now
 from releases.signing import Signer, Verifier
 from releases.spec import validate_spec
 from releases.store import Plan, RegistryStore, until_committed
-from releases.verify import VerifyReport, verify
+from releases.verify import VerifyReport, verify_material
 
 Transition = Callable[[Channel | None, str], Channel | None]
 # Extra checks a change adds to its own plan; answers what to record with the change.
@@ -127,8 +128,19 @@ class Registry:
     async def channel(self, name: str) -> Channel:
         raw = await self.store.hget(self.keys.channels, name)
         if raw is None:
-            raise NotFound(f"channel {name!r} does not exist")
+            raise await self.unknown_channel(name)
         return Channel.model_validate_json(raw)
+
+    async def unknown_channel(self, name: str) -> NotFound:
+        """The 404 of a channel that does not exist, naming the channels close to that name
+        (a typo is the usual reason) and how to create it."""
+        names = await self.store.hkeys(self.keys.channels)
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f": did you mean {' or '.join(map(repr, close))}?" if close else ""
+        return NotFound(
+            f"channel {name!r} does not exist{hint or '.'} To create it, promote a release to it "
+            "with create (gateway channel promote CH REL --create)"
+        )
 
     async def channels(self) -> list[Channel]:
         everything = await self.store.hgetall(self.keys.channels)
@@ -143,7 +155,7 @@ class Registry:
             for raw in await self.store.list_range(self.keys.history(name))
         ]
         if not entries and await self.store.hget(self.keys.channels, name) is None:
-            raise NotFound(f"channel {name!r} does not exist")
+            raise await self.unknown_channel(name)
         return entries[::-1]
 
     async def promote(
@@ -155,19 +167,49 @@ class Registry:
         expected_generation: int | None = None,
         *,
         gated: bool = True,
+        create: bool = False,
     ) -> Channel:
-        """stable := release. The eval gate is checked in the promotion's own commit
-        (rollback is never gated); ``gated=False`` only for putting back the stable a
-        rehearsal rolled away from a moment ago, which promotes nothing new."""
-        return await self._change_channel(
+        """stable := release; see ``promotion``."""
+        channel, _ = await self.promotion(
+            name, release, actor, reason, expected_generation, gated=gated, create=create
+        )
+        return channel
+
+    async def promotion(
+        self,
+        name: str,
+        release: str,
+        actor: Actor,
+        reason: str = "",
+        expected_generation: int | None = None,
+        *,
+        gated: bool = True,
+        create: bool = False,
+    ) -> tuple[Channel, list[str]]:
+        """stable := release; answers the channel and the slices the promotion removed (the
+        canary, and the shadow when it was ``release``: recorded as ``cleared`` with the
+        change). A channel that does not exist is created only with ``create``. The eval gate
+        is checked in the promotion's own commit (rollback is never gated); ``gated=False``
+        only for putting back the stable a rehearsal rolled away from a moment ago, which
+        promotes nothing new."""
+        cleared: list[str] = []
+
+        def transition(current: Channel | None, at: str) -> Channel:
+            cleared[:] = transitions.cleared_by_promote(current, release)
+            return transitions.promote(current, name, release, actor, at, create=create)
+
+        channel = await self._change_channel(
             name,
             "channel.promote",
             actor,
             reason,
             expected_generation,
-            lambda current, at: transitions.promote(current, name, release, actor, at),
+            transition,
             guard=(lambda plan: check_gate(self.store, name, release, plan)) if gated else None,
+            create=create,
+            note=lambda: {"cleared": list(cleared)} if cleared else None,
         )
+        return channel, list(cleared)
 
     async def set_canary(
         self,
@@ -264,6 +306,52 @@ class Registry:
             lambda current, at: transitions.set_capture(current, name, on, actor, at),
         )
 
+    async def delete_channel(
+        self, name: str, actor: Actor, expected_generation: int, reason: str = ""
+    ) -> Channel:
+        """Remove a channel (only at ``expected_generation``); answers the channel removed.
+
+        Its history stays (ending with the ``channel.delete`` entry) and so does its eval gate:
+        a gate is a rule on the name, like the channel lists of API keys, so deleting and
+        re-creating a channel cannot shed it. What described its stable goes with it: the eval
+        its stable was promoted on and the newest drift check. A channel created again under
+        the name continues its generations.
+        """
+
+        async def attempt() -> Channel:
+            raw, head_raw = await self.store.read_many(
+                ("hget", self.keys.channels, name), ("get", self.keys.audit_head, None)
+            )
+            if raw is None:
+                raise await self.unknown_channel(name)
+            current = Channel.model_validate_json(raw)
+            if expected_generation != current.generation:
+                raise StaleGeneration(name, expected_generation, current.generation)
+            plan = self.store.plan()
+            entry_json = append_entry(
+                plan,
+                head_raw,
+                self.signer,
+                actor,
+                "channel.delete",
+                "channel",
+                name,
+                reason=reason,
+                generation=current.generation + 1,
+                before=current.model_dump(mode="json"),
+                after=None,
+            )
+            plan.expect_field(self.keys.channels, name, raw)
+            plan.hdel(self.keys.channels, name)
+            plan.hdel(self.keys.promotion_evals, name)
+            plan.hdel(self.keys.drift, name)
+            plan.rpush(self.keys.history(name), entry_json)
+            plan.announce("channel", name)
+            await self.store.commit(plan)
+            return current
+
+        return await until_committed(attempt)
+
     async def _change_channel(
         self,
         name: str,
@@ -273,7 +361,13 @@ class Registry:
         expected_generation: int | None,
         transition: Transition,
         guard: Guard | None = None,
+        *,
+        create: bool = False,
+        note: Callable[[], dict[str, Any] | None] | None = None,
     ) -> Channel:
+        """Apply one transition; ``create`` lets it make a channel that does not exist, and
+        ``note`` adds what the transition says about itself to the recorded ``after``."""
+
         async def attempt() -> Channel:
             raw, head_raw = await self.store.read_many(
                 ("hget", self.keys.channels, name), ("get", self.keys.audit_head, None)
@@ -282,16 +376,27 @@ class Registry:
             actual = current.generation if current is not None else 0
             if expected_generation is not None and expected_generation != actual:
                 raise StaleGeneration(name, expected_generation, actual)
+            if current is None and not create:
+                raise await self.unknown_channel(name)
             at = utc_now()
             after = transition(current, at)
             if after is None:  # nothing to change (e.g. clearing a canary that is not there)
                 assert current is not None
                 return current
+            if current is None:
+                # A name deleted before: its generations go on, so an If-Match or a lineage
+                # generation of the old channel never names the new one.
+                after = after.model_copy(
+                    update={"generation": await self._last_generation(name) + 1}
+                )
             plan = self.store.plan()
             after_json = after.model_dump(mode="json")
             evidence = await guard(plan) if guard is not None else None
             if evidence is not None:  # which eval result allowed this change, for the record
                 after_json = {**after_json, "eval": evidence}
+            said = note() if note is not None else None
+            if said:
+                after_json = {**after_json, **said}
             entry_json = append_entry(
                 plan,
                 head_raw,
@@ -316,6 +421,14 @@ class Registry:
 
         return await until_committed(attempt)
 
+    async def _last_generation(self, name: str) -> int:
+        """The highest generation the channel's history names (0 for a new name)."""
+        entries = [
+            ChangeEntry.model_validate_json(raw)
+            for raw in await self.store.list_range(self.keys.history(name))
+        ]
+        return max((e.generation or 0 for e in entries), default=0)
+
     # -- audit ----------------------------------------------------------------------------------
 
     async def audit(self) -> list[ChangeEntry]:
@@ -324,7 +437,6 @@ class Registry:
         return [ChangeEntry.model_validate_json(raw) for raw in reversed(raws)]
 
     async def verify(self, verifier: Verifier) -> VerifyReport:
-        """Walk the audit chain and check every release record and eval result (see
-        ``releases.verify``)."""
-        entries, head, releases, results = await self.store.audit_material()
-        return verify(entries, head, releases, verifier, results)
+        """Walk the audit chain and check every release record, eval result, channel and key
+        against it (see ``releases.verify``)."""
+        return verify_material(await self.store.audit_material(), verifier)

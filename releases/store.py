@@ -84,6 +84,20 @@ class Plan:
         return self
 
 
+@dataclass(frozen=True)
+class AuditMaterial:
+    """What ``audit verify`` reads: entries (oldest first), the head, and the stored records
+    as (field, record) pairs (releases by id, channels by name, keys by secret digest)."""
+
+    entries: list[str]
+    head: str | None
+    releases: list[tuple[str, str]]
+    eval_results: list[str]
+    channels: list[tuple[str, str]] = field(default_factory=list)
+    api_keys: list[tuple[str, str]] = field(default_factory=list)
+    key_names: dict[str, str] = field(default_factory=dict)
+
+
 class RegistryStore:
     """Reads and compare-and-set commits against one Redis (server, Sentinel or Cluster)."""
 
@@ -130,6 +144,9 @@ class RegistryStore:
         raw = await self.redis.hgetall(key)
         return {as_text(k): as_text(v) for k, v in raw.items()}
 
+    async def hkeys(self, key: str) -> list[str]:
+        return [as_text(k) for k in await self.redis.hkeys(key)]
+
     async def hmget(self, key: str, fields: list[str]) -> list[str | None]:
         if not fields:
             return []
@@ -149,20 +166,31 @@ class RegistryStore:
     async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
         return [as_text(v) for v in await self.redis.lrange(key, start, stop)]
 
-    async def audit_material(
-        self,
-    ) -> tuple[list[str], str | None, list[tuple[str, str]], list[str]]:
-        """The audit entries (oldest first), the head, every release record (with the id it
-        is stored under) and every eval result, read in one step so they describe one moment."""
+    async def audit_material(self) -> AuditMaterial:
+        """The audit entries (oldest first), the head, and every record verification checks
+        against them, read in one step so they describe one moment."""
         keys = self.keyspace
-        entries, head, releases, results = await AUDIT_SCRIPT(
-            self.redis, [keys.audit, keys.audit_head, keys.releases, keys.eval_results], []
+        entries, head, releases, results, channels, api_keys, key_names = await AUDIT_SCRIPT(
+            self.redis,
+            [
+                keys.audit,
+                keys.audit_head,
+                keys.releases,
+                keys.eval_results,
+                keys.channels,
+                keys.api_keys,
+                keys.api_key_names,
+            ],
+            [],
         )
-        return (
-            [as_text(e) for e in entries],
-            as_text(head) or None,
-            [(as_text(k), as_text(v)) for k, v in zip(releases[::2], releases[1::2], strict=True)],
-            [as_text(r) for r in results],
+        return AuditMaterial(
+            entries=[as_text(e) for e in entries],
+            head=as_text(head) or None,
+            releases=_pairs(releases),
+            eval_results=[as_text(r) for r in results],
+            channels=_pairs(channels),
+            api_keys=_pairs(api_keys),
+            key_names=dict(_pairs(key_names)),
         )
 
     async def list_length(self, key: str) -> int:
@@ -182,6 +210,11 @@ async def until_committed(attempt: Callable[[], Awaitable[T]]) -> T:
 def as_text(value: bytes | str) -> str:
     """Redis replies as text, whether the client decodes them or not."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: list[bytes | str]) -> list[tuple[str, str]]:
+    """A flat HGETALL reply (field, value, field, value...) as pairs."""
+    return [(as_text(k), as_text(v)) for k, v in zip(flat[::2], flat[1::2], strict=True)]
 
 
 def _text_or_none(value: bytes | str | None) -> str | None:

@@ -68,5 +68,5 @@ def anthropic_spec(**overrides: Any) -> dict[str, Any]:
 async def publish(services: Services, body: dict[str, Any], channel: str) -> Release:
     """Register ``body`` and make it the channel's stable release."""
     release, _ = await services.registry.register(body, OPERATOR)
-    await services.registry.promote(channel, release.id, OPERATOR, "test")
+    await services.registry.promote(channel, release.id, OPERATOR, "test", create=True)
     return release

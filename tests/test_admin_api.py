@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from typing import Any
 
@@ -216,7 +217,7 @@ def test_a_staff_key_changes_only_the_channels_it_names(gateway: LiveServer) -> 
         r2 = register(client, spec(params={"seed": 2}))["id"]
         for channel in ("support-bot-prod", "billing-bot-prod"):
             client.post(
-                f"/admin/channels/{channel}/promote", json={"release": r1}
+                f"/admin/channels/{channel}/promote", json={"release": r1, "create": True}
             ).raise_for_status()
         made = client.post(
             "/admin/keys",
@@ -247,7 +248,8 @@ def test_channel_lifecycle_through_the_api(gateway: LiveServer) -> None:
         r1 = register(client, spec())["id"]
         r2 = register(client, spec(params={"seed": 2}))["id"]
         promoted = client.post(
-            "/admin/channels/support-bot-prod/promote", json={"release": r1, "reason": "launch"}
+            "/admin/channels/support-bot-prod/promote",
+            json={"release": r1, "reason": "launch", "create": True},
         )
         assert promoted.status_code == 200 and promoted.headers["etag"] == '"1"'
         canary = client.put(
@@ -303,7 +305,7 @@ def test_channel_lifecycle_through_the_api(gateway: LiveServer) -> None:
 async def test_two_concurrent_promotes_with_one_if_match_one_gets_409(gateway: LiveServer) -> None:
     with admin_client(gateway) as client:
         r1, r2, r3 = (register(client, spec(params={"seed": s}))["id"] for s in (1, 2, 3))
-        client.post("/admin/channels/ch/promote", json={"release": r1})
+        client.post("/admin/channels/ch/promote", json={"release": r1, "create": True})
     async with httpx.AsyncClient(base_url=gateway.url, headers=ADMIN) as client:
         answers = await asyncio.gather(
             client.post(
@@ -338,6 +340,7 @@ ADMIN_WRITES = [
     ("PUT", "/admin/channels/ch/shadow", {"release": "x", "sample": 5}),
     ("DELETE", "/admin/channels/ch/shadow", {}),
     ("POST", "/admin/channels/ch/rollback", {}),
+    ("DELETE", "/admin/channels/ch", {}),
     ("POST", "/admin/keys", {"name": "k", "role": "app", "channels": ["*"]}),
     ("DELETE", "/admin/keys/admin-key", {}),
 ]
@@ -359,7 +362,7 @@ def test_an_auditor_reads_but_cannot_write(gateway: LiveServer) -> None:
     auditor = make_key(gateway, "auditor")
     with admin_client(gateway) as client:
         r1 = register(client, spec())["id"]
-        client.post("/admin/channels/ch/promote", json={"release": r1})
+        client.post("/admin/channels/ch/promote", json={"release": r1, "create": True})
     with admin_client(gateway, auditor) as client:
         for path in (
             "/admin/releases",
@@ -379,7 +382,9 @@ def test_an_operator_moves_channels_and_is_named_as_the_actor(gateway: LiveServe
     operator = make_key(gateway, "operator", "ops-alice")
     with admin_client(gateway, operator) as client:
         r1 = register(client, spec())["id"]
-        client.post("/admin/channels/ch/promote", json={"release": r1, "reason": "launch"})
+        client.post(
+            "/admin/channels/ch/promote", json={"release": r1, "reason": "launch", "create": True}
+        )
         history = client.get("/admin/channels/ch/history").json()
         assert (
             client.post(
@@ -449,3 +454,104 @@ def test_diff_shows_the_prompt_change_line_by_line(gateway: LiveServer) -> None:
     assert "-You are the support assistant for {{product}}." in lines
     assert "+You help with {{product}}." in lines
     assert diff["params"] is None and diff["tools"] is None
+
+
+def test_a_channel_is_created_only_on_request_and_under_a_release_like_name(
+    gateway: LiveServer,
+) -> None:
+    """A typo in a promote created a channel nobody could delete."""
+    with admin_client(gateway) as client:
+        r1 = register(client, spec())["id"]
+        path = "/admin/channels/support-bot-prod/promote"
+        created = client.post(path, json={"release": r1, "create": True})
+        assert created.status_code == 200 and created.json()["cleared"] == []
+        typo = client.post("/admin/channels/suport-bot-prod/promote", json={"release": r1})
+        assert typo.status_code == 404
+        assert "did you mean 'support-bot-prod'" in typo.json()["error"]["message"]
+        shown = client.get("/admin/channels/suport-bot-prod")
+        assert "did you mean 'support-bot-prod'" in shown.json()["error"]["message"]
+        not_bool = client.post(path, json={"release": r1, "create": "yes"})
+        assert not_bool.status_code == 422
+        assert not_bool.json()["error"]["details"][0]["field"] == "create"
+        for name in ("Caps", "with%20space", "a:b", "-lead", "release:x", "%C3%BC-chan"):
+            bad = client.post(
+                f"/admin/channels/{name}/promote", json={"release": r1, "create": True}
+            )
+            assert bad.status_code == 422, (name, bad.text)
+            assert bad.json()["error"]["details"][0]["field"] == "channel"
+        bad_gate = client.put("/admin/channels/Caps/gate", json={"set": "s", "min_pass_rate": 1})
+        assert bad_gate.status_code == 422
+        assert [c["name"] for c in client.get("/admin/channels").json()] == ["support-bot-prod"]
+
+
+def test_weights_and_samples_are_json_numbers_only(gateway: LiveServer) -> None:
+    with admin_client(gateway) as client:
+        r1 = register(client, spec())["id"]
+        r2 = register(client, spec(params={"seed": 2}))["id"]
+        client.post("/admin/channels/ch/promote", json={"release": r1, "create": True})
+        for slice_, field in (("canary", "weight"), ("shadow", "sample")):
+            for bad in ("1_0", "\u0661\u0660", "10", True):
+                refused = client.put(
+                    f"/admin/channels/ch/{slice_}", json={"release": r2, field: bad}
+                )
+                assert refused.status_code == 422, (field, bad)
+                assert refused.json()["error"]["details"][0]["field"] == field
+        negative_zero = f'{{"release": "{r2}", "weight": -0.0}}'
+        zero = client.put("/admin/channels/ch/canary", content=negative_zero)
+        assert math.copysign(1, zero.json()["canary"]["weight"]) == 1  # stored as 0, not -0
+        history = client.get("/admin/channels/ch/history").json()
+    assert [e["action"] for e in history] == ["channel.canary.set", "channel.promote"]
+
+
+def test_a_channel_is_deleted_with_if_match_and_the_log_still_verifies(
+    gateway: LiveServer,
+) -> None:
+    with admin_client(gateway) as client:
+        operator = {"name": "support-ops", "role": "operator", "channels": ["support-bot-prod"]}
+        support_ops = {
+            "Authorization": f"Bearer {client.post('/admin/keys', json=operator).json()['key']}"
+        }
+        r1 = register(client, spec())["id"]
+        client.post("/admin/channels/suport-bot-prod/promote", json={"release": r1, "create": True})
+        scoped = client.post(
+            "/admin/keys",
+            json={"name": "typo-app", "role": "app", "channels": ["suport-bot-prod"]},
+        ).json()
+        path = "/admin/channels/suport-bot-prod"
+        unconditional = client.delete(path)
+        assert unconditional.status_code == 428
+        assert unconditional.json()["error"]["type"] == "if_match_required"
+        assert client.delete(path, headers={"If-Match": "7"}).status_code == 409
+    with admin_client(gateway, support_ops) as client:  # a key for other channels
+        assert client.delete(path, headers={"If-Match": "1"}).status_code == 403
+    with admin_client(gateway) as client:
+        deleted = client.request("DELETE", path, headers={"If-Match": "1"}, json={"reason": "typo"})
+        assert deleted.status_code == 200 and deleted.json()["stable"] == r1
+        assert client.get(path).status_code == 404
+        assert client.delete(path, headers={"If-Match": "1"}).status_code == 404
+        history = client.get(path + "/history").json()
+        assert (history[0]["action"], history[0]["reason"]) == ("channel.delete", "typo")
+        assert client.get("/admin/audit/verify").json()["ok"] is True
+        keys = {k["name"]: k for k in client.get("/admin/keys").json()}
+    assert keys[scoped["name"]]["channels"] == ["suport-bot-prod"]  # kept, as documented
+    called = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "suport-bot-prod", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {scoped['key']}"},
+    )
+    assert called.status_code == 404
+
+
+def test_promoting_the_shadow_release_clears_the_shadow_in_the_answer(
+    gateway: LiveServer,
+) -> None:
+    with admin_client(gateway) as client:
+        r1 = register(client, spec())["id"]
+        r2 = register(client, spec(params={"seed": 2}))["id"]
+        client.post("/admin/channels/ch/promote", json={"release": r1, "create": True})
+        client.put("/admin/channels/ch/shadow", json={"release": r2, "sample": 10})
+        promoted = client.post("/admin/channels/ch/promote", json={"release": r2}).json()
+        rolled = client.post("/admin/channels/ch/rollback", json={})
+        nothing = client.post("/admin/channels/ch/rollback", json={})
+    assert (promoted["stable"], promoted["shadow"], promoted["cleared"]) == (r2, None, ["shadow"])
+    assert rolled.status_code == 200 and nothing.status_code == 409

@@ -31,7 +31,7 @@ async def busy_registry(services: Services) -> list[str]:
         (await services.registry.register(spec(params={"seed": s}), OPS[0]))[0].id
         for s in (1, 2, 3)
     ]
-    await services.registry.promote("ch", ids[0], OPS[0], "launch")
+    await services.registry.promote("ch", ids[0], OPS[0], "launch", create=True)
     await services.registry.set_canary("ch", ids[1], 5, OPS[1], "try v2")
     await services.registry.set_shadow("ch", ids[2], 10, OPS[1], "watch v3")
     await services.registry.promote("ch", ids[1], OPS[2], "v2 is good")
@@ -52,6 +52,7 @@ async def test_an_untouched_log_verifies(services: Services) -> None:
         "releases": 3,
         "eval_results": 0,
         "first_bad": None,
+        "problems": [],
     }
 
 
@@ -185,6 +186,88 @@ async def test_a_release_moved_renamed_or_annotated_is_named(
     assert (await report(services))["ok"] is True
 
 
+async def test_a_release_deleted_from_the_store_is_named_with_the_channels_naming_it(
+    services: Services, redis: Redis
+) -> None:
+    """HDEL of a channel's stable left verify OK, and a replica started then answered 500."""
+    ids = await busy_registry(services)
+    stable = (await services.registry.channel("ch")).stable
+    await redis.hdel(services.registry.keys.releases, stable)
+    verdict = await report(services)
+    assert verdict["ok"] is False
+    assert verdict["first_bad"] == verdict["problems"][0]
+    problem = verdict["first_bad"]
+    assert problem is not None and (problem["kind"], problem["id"]) == ("release", stable)
+    assert "registered at seq" in problem["reason"] and "channel 'ch'" in problem["reason"]
+    assert stable == ids[0]
+
+
+async def test_a_channel_changed_added_or_removed_outside_the_registry_is_named(
+    services: Services, redis: Redis
+) -> None:
+    ids = await busy_registry(services)
+    key = services.registry.keys.channels
+    pristine = await redis.hget(key, "ch")
+    moved = {**json.loads(pristine), "stable": ids[2]}
+    tampering = [
+        ("ch", lambda: redis.hset(key, "ch", json.dumps(moved)), "not what its last change"),
+        ("ch", lambda: redis.hdel(key, "ch"), "not stored"),
+        ("ghost", lambda: redis.hset(key, "ghost", pristine.replace(b'"ch"', b'"ghost"')), "no audit entry"),
+    ]  # fmt: skip
+    for name, tamper, words in tampering:
+        await tamper()
+        first_bad = (await report(services))["first_bad"]
+        assert first_bad is not None and (first_bad["kind"], first_bad["id"]) == ("channel", name)
+        assert words in first_bad["reason"], first_bad
+        await redis.hdel(key, "ghost")
+        await redis.hset(key, "ch", pristine)
+    assert (await report(services))["ok"] is True
+
+
+async def test_an_api_key_injected_or_changed_outside_the_registry_is_named(
+    services: Services, redis: Redis
+) -> None:
+    """An admin key written straight into Redis worked and verify said nothing."""
+    await busy_registry(services)
+    keys = services.registry.keys
+    [(digest, pristine)] = (await redis.hgetall(keys.api_keys)).items()
+    app = json.loads(pristine)
+    injected = {**app, "name": "backdoor", "role": "admin", "channels": ["*"]}
+    forged = "f" * 64
+    tampering = [
+        ("backdoor", {forged: json.dumps(injected)}, {"backdoor": forged}, "no audit entry"),
+        ("support-app", {digest: json.dumps({**app, "role": "admin"})}, {}, "role or channels"),
+        ("support-app", {digest: json.dumps({**app, "channels": ["*"]})}, {}, "role or channels"),
+        # A second secret for a key the log did create, under the same record.
+        ("support-app", {forged: pristine}, {"support-app": forged}, "secret"),
+    ]
+    for name, records, names, words in tampering:
+        before_names = await redis.hgetall(keys.api_key_names)
+        await redis.hset(keys.api_keys, mapping=records)
+        if names:
+            await redis.hset(keys.api_key_names, mapping=names)
+        problems = (await report(services))["problems"]
+        assert any(
+            p["kind"] == "api_key" and p["id"] == name and words in p["reason"] for p in problems
+        ), problems
+        await redis.hdel(keys.api_keys, forged)
+        await redis.hset(keys.api_keys, digest, pristine)
+        await redis.delete(keys.api_key_names)
+        await redis.hset(keys.api_key_names, mapping=before_names)
+    assert (await report(services))["ok"] is True
+    await redis.hdel(keys.api_keys, digest)
+    first_bad = (await report(services))["first_bad"]
+    assert first_bad is not None and "not stored" in first_bad["reason"]
+
+
+async def test_a_deleted_channel_and_deleted_key_still_verify(services: Services) -> None:
+    await busy_registry(services)
+    generation = (await services.registry.channel("ch")).generation
+    await services.registry.delete_channel("ch", OPS[0], generation, "retired")
+    await services.keyring.delete("support-app", Actor("root", "admin"), "retired")
+    assert (await report(services))["ok"] is True
+
+
 async def test_concurrent_changes_from_several_clients_make_one_unbroken_chain(
     settings: Settings, services: Services
 ) -> None:
@@ -227,6 +310,7 @@ def test_auditors_read_and_verify_over_the_api_and_app_keys_cannot(
             "releases": 1,
             "eval_results": 0,
             "first_bad": None,
+            "problems": [],
         }
         assert [e["action"] for e in auditor.get("/admin/audit", params={"actor": "bootstrap-admin"}).json()] == [
             "key.create", "key.create", "release.register",

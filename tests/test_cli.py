@@ -278,6 +278,35 @@ def test_promote_without_reason_or_if_match_sends_neither(api: respx.MockRouter)
     assert "if-match" not in route.calls.last.request.headers
 
 
+def test_promote_with_create_asks_for_the_channel_to_be_made_and_says_what_it_cleared(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = {**CHANNEL, "cleared": ["canary", "shadow"]}
+    route = api.post("/admin/channels/support-bot-prod/promote").respond(200, json=answer)
+
+    assert gateway("channel", "promote", "support-bot-prod", "rel", "--create") == 0
+
+    assert sent_json(route) == {"release": "rel", "create": True}
+    assert "cleared: canary, shadow" in capsys.readouterr().out
+
+
+def test_channel_delete_sends_if_match_and_requires_it(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    route = api.delete("/admin/channels/suport-bot-prod").respond(200, json=CHANNEL)
+
+    assert gateway("channel", "delete", "suport-bot-prod") == 2
+    assert not api.calls
+    assert "--if-match" in capsys.readouterr().err
+    assert (
+        gateway("channel", "delete", "suport-bot-prod", "--if-match", "1", "--reason", "typo") == 0
+    )
+
+    assert route.calls.last.request.headers["if-match"] == "1"
+    assert sent_json(route) == {"reason": "typo"}
+    assert "deleted channel suport-bot-prod" in capsys.readouterr().out
+
+
 def test_canary_sends_the_weight_as_a_json_number(api: respx.MockRouter) -> None:
     route = api.put("/admin/channels/support-bot-prod/canary").respond(200, json=CHANNEL)
 
@@ -309,6 +338,10 @@ def test_canary_clear_sends_delete_with_the_reason_and_if_match(api: respx.MockR
         ["channel", "canary", "ch", "rel", "--clear"],  # --clear with REL
         ["channel", "canary", "ch", "rel", "--weight", "five"],
         ["channel", "canary", "ch", "rel", "--weight", "nan"],
+        ["channel", "canary", "ch", "rel", "--weight", "1_0"],  # float() reads 10
+        ["channel", "canary", "ch", "rel", "--weight", "\u0661\u0660"],  # Arabic-Indic 10
+        ["channel", "shadow", "ch", "rel", "--sample", "1e1"],
+        ["channel", "shadow", "ch", "rel", "--sample", "-0"],
         ["channel", "shadow", "ch", "--clear", "--sample", "5"],
     ],
 )
@@ -683,6 +716,7 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
         "channel canary",
         "channel shadow",
         "channel rollback",
+        "channel delete",
         "channel history",
         "key create",
         "key list",

@@ -190,7 +190,7 @@ async def test_the_eval_loop_against_a_live_gateway(
     assert "created support-golden-v1-" in run("golden", "create", "-f", str(path))
     assert "exists support-golden-v1-" in run("golden", "create", "-f", str(path))
     run("channel", "gate", "support-bot-prod", "--set", "support-golden", "--min-pass-rate", "90")
-    assert main([*base, "channel", "promote", "support-bot-prod", release.id]) == 1
+    assert main([*base, "channel", "promote", "support-bot-prod", release.id, "--create"]) == 1
     assert "412" in capsys.readouterr().err
     assert main([*base, "--json", "eval", "run", release.id, "--set", "support-golden"]) == 0
     out, err = capsys.readouterr()
@@ -199,5 +199,5 @@ async def test_the_eval_loop_against_a_live_gateway(
     assert "4/4 cases, 0 failed" in err
     assert result["id"] in run("eval", "list")
     assert "refund" in run("eval", "show", result["id"])
-    assert release.id in run("channel", "promote", "support-bot-prod", release.id)
+    assert release.id in run("channel", "promote", "support-bot-prod", release.id, "--create")
     assert "no drift checks yet" in run("drift")

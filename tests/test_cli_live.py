@@ -55,7 +55,7 @@ def test_operator_loop_create_list_show_diff_promote_rollback(
     assert diff["params"] == {"temperature": {"a": 0.2, "b": 0.5}}
     assert "temperature" in run.text("release", "diff", v1["id"], v2["id"])
 
-    run.text("channel", "promote", "support-bot-prod", v1["id"], "--reason", "launch")
+    run.text("channel", "promote", "support-bot-prod", v1["id"], "--reason", "launch", "--create")
     promoted = run.json("channel", "promote", "support-bot-prod", v2["id"], "--if-match", "1")
     assert (promoted["stable"], promoted["generation"]) == (v2["id"], 2)
     shown = run.text("channel", "show", "support-bot-prod")
@@ -83,11 +83,11 @@ def test_refusals_reach_the_operator_with_the_field_and_a_failing_exit_code(
     err = capsys.readouterr().err
     assert "422" in err and "model.id" in err and "alias" in err
 
-    assert cli([*run.base, "channel", "promote", "ch", "nope-v1-abcdef"]) == 1
+    assert cli([*run.base, "channel", "promote", "ch", "nope-v1-abcdef", "--create"]) == 1
     assert "not registered" in capsys.readouterr().err
 
     v1 = run.json("release", "create", "-f", str(_write(tmp_path, spec())))
-    run.text("channel", "promote", "ch", v1["id"])
+    run.text("channel", "promote", "ch", v1["id"], "--create")
     assert cli([*run.base, "channel", "rollback", "ch", "--if-match", "7"]) == 1
     assert "409" in capsys.readouterr().err
 

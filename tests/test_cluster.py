@@ -51,7 +51,7 @@ async def test_registry_writes_stay_atomic_on_a_cluster(cluster_services: Servic
     )
     assert sorted(r.version for r, _ in results) == list(range(1, 21))
     ids = [r.id for r, _ in sorted(results, key=lambda pair: pair[0].version)]
-    await registry.promote(CH, ids[0], OPERATOR)
+    await registry.promote(CH, ids[0], OPERATOR, create=True)
     outcomes = await asyncio.gather(
         registry.promote(CH, ids[1], OPERATOR, expected_generation=1),
         registry.promote(CH, ids[2], OPERATOR, expected_generation=1),

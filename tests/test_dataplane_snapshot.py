@@ -19,7 +19,7 @@ from gateway.services import Services
 from releases.models import Release
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
-from tests.stack import OPERATOR, openai_spec, publish
+from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
 
 CH = "support-bot-prod"
 AUTH = {
@@ -203,3 +203,36 @@ async def test_without_redis_requests_are_served_from_the_snapshot_and_new_repli
         await client.aclose()
     finally:
         server.stop()
+
+
+async def test_a_release_missing_from_the_registry_answers_503_in_each_endpoints_shape(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], redis: Redis
+) -> None:
+    """A channel's stable deleted straight from Redis: a replica started afterwards answered
+    500 (a KeyError). It answers 503 ``release_unavailable``, tagged and recorded."""
+    openai = await publish(dp_services, spec_saying("Release one"), CH)
+    claude = await publish(dp_services, anthropic_spec(), "claude-ch")
+    await redis.hdel(dp_services.registry.keys.releases, openai.id, claude.id)
+    cold = start_gateway()
+    refused = ask(cold)
+    anthropic_refused = httpx.post(
+        f"{cold.url}/v1/messages",
+        json={
+            "model": "claude-ch",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        headers=AUTH,
+    )
+    assert refused.status_code == anthropic_refused.status_code == 503
+    error = refused.json()["error"]
+    assert error["code"] == "release_unavailable" and openai.id in error["message"]
+    assert anthropic_refused.json()["type"] == "error"  # Anthropic's shape and error types
+    assert claude.id in anthropic_refused.json()["error"]["message"]
+    for answer, release in ((refused, openai), (anthropic_refused, claude)):
+        assert answer.headers["x-gateway-release"] == release.id
+        assert answer.json()["gateway"]["release_id"] == release.id
+        response_id = answer.headers["x-gateway-response-id"]
+        shown = httpx.get(f"{cold.url}/admin/lineage/{response_id}", headers=AUTH).json()
+        assert (shown["record"]["status"], shown["record"]["error"]) == (503, "release_unavailable")
+        assert shown["release"] is None

@@ -49,7 +49,8 @@ async def gated_channel(dp_services: Services, gw: LiveServer) -> str:
         gate = {"set": "support-golden", "min_pass_rate": 75, "tolerance": 10}
         ok(client.put(f"/admin/channels/{CHANNEL}/gate", json=gate))
         ok(client.post("/admin/evals", json={"release": release.id, "set": "support-golden"}), 201)
-        ok(client.post(f"/admin/channels/{CHANNEL}/promote", json={"release": release.id}))
+        body = {"release": release.id, "create": True}
+        ok(client.post(f"/admin/channels/{CHANNEL}/promote", json=body))
     return release.id
 
 
@@ -106,7 +107,7 @@ async def test_an_ungated_or_unevaluated_channel_is_not_watched(
 ) -> None:
     gw = start_gateway()
     release, _ = await dp_services.registry.register(openai_spec(), OPERATOR)
-    await dp_services.registry.promote(CHANNEL, release.id, OPERATOR)
+    await dp_services.registry.promote(CHANNEL, release.id, OPERATOR, create=True)
     watch = watch_of(gw)
     assert on_server(gw, watch.run_once()) == []
     with admin(gw) as client:

@@ -52,7 +52,8 @@ def run_eval(client: httpx.Client, release: str, set_ref: str = "support-golden"
 
 
 def promote(client: httpx.Client, release: str) -> httpx.Response:
-    return client.post(f"/admin/channels/{CHANNEL}/promote", json={"release": release})
+    body = {"release": release, "create": True}  # the first promotion creates the channel
+    return client.post(f"/admin/channels/{CHANNEL}/promote", json=body)
 
 
 async def test_promotion_is_refused_without_a_passing_eval_and_allowed_with_one(
@@ -142,7 +143,7 @@ async def test_gate_check_and_promotion_are_one_atomic_step(
     with pytest.raises(StaleState):  # ...so the check no longer holds and nothing is written
         await store.commit(plan)
     with pytest.raises(PreconditionFailed):
-        await dp_services.registry.promote(CHANNEL, v1, OPERATOR)
+        await dp_services.registry.promote(CHANNEL, v1, OPERATOR, create=True)
 
 
 async def test_results_are_signed_listed_and_only_staff_may_run_evals(
@@ -280,7 +281,7 @@ async def test_gate_writes_take_if_match_like_every_channel_write(
     """The gate is channel state: a stale If-Match changes nothing, and a gate write moves the
     generation, so of two operators writing on the same generation only the first succeeds."""
     v1, _ = await releases(dp_services)
-    await dp_services.registry.promote(CHANNEL, v1, OPERATOR, "first")  # generation 1
+    await dp_services.registry.promote(CHANNEL, v1, OPERATOR, "first", create=True)  # generation 1
     gate_url = f"/admin/channels/{CHANNEL}/gate"
     with admin(gw) as client:
         ok(client.post("/admin/golden", json=golden()), 201, 200)

@@ -24,7 +24,7 @@ async def test_releases_channels_and_history_survive_a_restart(
         registry = Services.create(settings, client).registry
         r1, _ = await registry.register(spec(), OPERATOR)
         r2, _ = await registry.register(spec(params={"seed": 2}), OPERATOR)
-        await registry.promote("support-bot-prod", r1.id, OPERATOR, "launch")
+        await registry.promote("support-bot-prod", r1.id, OPERATOR, "launch", create=True)
         await registry.promote("support-bot-prod", r2.id, OPERATOR, "v2")
         await registry.rollback("support-bot-prod", OPERATOR, reason="bad v2")
         before = (

@@ -97,7 +97,7 @@ async def test_a_change_a_replica_confirmed_is_acknowledged_and_on_the_replica(
     wanting = dp_settings.model_copy(update={"redis_min_replicas_ack": 1})
     async for services in services_for(wanting):
         release, created = await services.registry.register(openai_spec(), OPERATOR)
-        channel = await services.registry.promote(CH, release.id, OPERATOR, "durable")
+        channel = await services.registry.promote(CH, release.id, OPERATOR, "durable", create=True)
         assert created and channel.generation == 1
         # WAIT answered after the replica had it: read it there, no polling needed.
         on_replica = dp_settings.model_copy(update={"redis_url": replica.url})

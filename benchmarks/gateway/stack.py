@@ -232,13 +232,17 @@ def set_up_channels(admin: Admin, releases: Releases) -> str:
     """``bench-prod``: stable, canary 10%, shadow 10%; ``bench-rollback``: stable only.
     Returns an app key allowed to call both."""
     channel = f"/admin/channels/{CHANNEL}"
-    admin.call("POST", f"{channel}/promote", {"release": releases.stable, "reason": "bench"})
+    admin.call(
+        "POST",
+        f"{channel}/promote",
+        {"release": releases.stable, "reason": "bench", "create": True},
+    )
     admin.call("PUT", f"{channel}/canary", {"release": releases.canary, "weight": CANARY_WEIGHT})
     admin.call("PUT", f"{channel}/shadow", {"release": releases.shadow, "sample": SHADOW_SAMPLE})
     admin.call(
         "POST",
         f"/admin/channels/{FLIP_CHANNEL}/promote",
-        {"release": releases.stable, "reason": "bench"},
+        {"release": releases.stable, "reason": "bench", "create": True},
     )
     key = admin.call(
         "POST",

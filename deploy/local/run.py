@@ -73,7 +73,9 @@ async def ensure_examples(settings: Settings, run_dir: Path) -> dict[str, str]:
         for channel, path in EXAMPLES.items():
             release, _ = await registry.register(yaml.safe_load(path.read_text()), SETUP_ACTOR)
             if channel not in existing:
-                await registry.promote(channel, release.id, SETUP_ACTOR, "example channel")
+                await registry.promote(
+                    channel, release.id, SETUP_ACTOR, "example channel", create=True
+                )
         key_file = run_dir / "app-key"
         if (
             not key_file.exists()

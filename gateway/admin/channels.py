@@ -1,7 +1,8 @@
-"""Admin endpoints for channels: show, promote, canary, shadow, rollback, history.
+"""Admin endpoints for channels: show, promote, canary, shadow, rollback, history, delete.
 
 Every write takes ``If-Match: <generation>`` (or ``expected_generation`` in the body) and an
-optional ``reason``; the actor is the calling key.
+optional ``reason``; the actor is the calling key. Only a promotion with ``create: true``
+makes a channel, and a delete must name the generation it removes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import expected_generation, read_object, text_field
+from gateway.admin.errors import AdminError
 from gateway.fleet import Replica, convergence, live_replicas
 from gateway.services import Services, services
+from releases.errors import InvalidRequest
 from releases.evals.records import Gate
 from releases.models import Actor, Channel
 
@@ -75,10 +78,31 @@ async def promote(request: Request) -> JSONResponse:
     s, actor, body, reason, expected = await _write(request)
     release = text_field(body, "release", required=True)
     assert release is not None
-    channel = await s.registry.promote(
-        request.path_params["channel"], release, actor, reason, expected
+    create = body.get("create", False)
+    if not isinstance(create, bool):
+        raise InvalidRequest("'create' must be true or false", "create")
+    channel, cleared = await s.registry.promotion(
+        request.path_params["channel"], release, actor, reason, expected, create=create
     )
-    return channel_response(channel)
+    # Which slices the promotion removed: the canary, and the shadow when it was this release.
+    shown = {**channel.model_dump(mode="json"), "cleared": cleared}
+    return JSONResponse(shown, headers={"ETag": f'"{channel.generation}"'})
+
+
+async def delete_channel(request: Request) -> JSONResponse:
+    """Remove the channel; ``If-Match`` (or ``expected_generation``) is required, so only a
+    channel the caller has just looked at is deleted. Answers the channel removed."""
+    s, actor, _, reason, expected = await _write(request)
+    if expected is None:
+        raise AdminError(
+            428,
+            "if_match_required",
+            "deleting a channel needs If-Match: <generation> (see gateway channel show)",
+        )
+    channel = await s.registry.delete_channel(
+        request.path_params["channel"], actor, expected, reason
+    )
+    return JSONResponse(channel.model_dump(mode="json"))
 
 
 async def set_canary(request: Request) -> JSONResponse:

@@ -32,7 +32,12 @@ async def show_lineage(request: Request) -> JSONResponse:
         raise NotFound(
             f"no lineage record for response {response_id!r} (kept for the retention period)"
         )
-    release = await s.registry.release(record["release_id"]) if record.get("release_id") else None
+    release = None
+    if record.get("release_id"):
+        try:
+            release = await s.registry.release(record["release_id"])
+        except NotFound:  # removed outside the registry (audit verify names it): the record stands
+            release = None
     return JSONResponse(
         {
             "record": record,

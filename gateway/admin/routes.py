@@ -17,6 +17,7 @@ admin = Mount(
         Route("/releases/{a:str}/diff/{b:str}", releases.diff, methods=["GET"]),
         Route("/channels", channels.list_channels, methods=["GET"]),
         Route(CHANNEL, channels.show_channel, methods=["GET"]),
+        Route(CHANNEL, channels.delete_channel, methods=["DELETE"]),
         Route(CHANNEL + "/promote", channels.promote, methods=["POST"]),
         Route(CHANNEL + "/canary", channels.set_canary, methods=["PUT"]),
         Route(CHANNEL + "/canary", channels.clear_canary, methods=["DELETE"]),

@@ -21,7 +21,13 @@ import httpx
 
 from gateway.cli import commands, evals, operations, render
 from gateway.cli.client import DEFAULT_URL, AdminClient, ApiError, GatewayUnreachable
-from gateway.cli.commands import Handler, InputError, UsageError, finite_number
+from gateway.cli.commands import (
+    Handler,
+    InputError,
+    UsageError,
+    finite_number,
+    percent_number,
+)
 
 __all__ = ["AdminClient", "build_parser", "connect", "main"]
 
@@ -237,7 +243,9 @@ def _add_release_commands(tree: Any) -> None:
 
 
 def _add_channel_commands(tree: Any) -> None:
-    channel = _group(tree, "channel", "show and move channels: promote, canary, shadow, rollback")
+    channel = _group(
+        tree, "channel", "show, create and move channels: promote, canary, shadow, rollback, delete"
+    )
     _command(channel, "list", "list channels", commands.channel_list)
     p = _command(
         channel,
@@ -249,11 +257,18 @@ def _add_channel_commands(tree: Any) -> None:
     p = _command(
         channel,
         "promote",
-        "make REL the stable release and clear the canary (the eval gate may refuse: 412)",
+        "make REL the stable release and clear the canary (and the shadow, if it is REL); "
+        "the eval gate may refuse: 412",
         commands.channel_promote,
     )
-    p.add_argument("channel", metavar="CH", help="channel name (created if new)")
+    p.add_argument("channel", metavar="CH", help="channel name")
     p.add_argument("release", metavar="REL", help="release id")
+    p.add_argument(
+        "--create",
+        action="store_true",
+        help="create CH if it does not exist (without it, an unknown CH is refused: 404); "
+        "a name is lowercase letters, digits and '-'",
+    )
     _add_change_flags(p)
     for slice_name, amount, meaning in (
         ("canary", "weight", "share of traffic"),
@@ -269,7 +284,7 @@ def _add_channel_commands(tree: Any) -> None:
         p.add_argument("release", metavar="REL", nargs="?", help="release id (not with --clear)")
         p.add_argument(
             f"--{amount}",
-            type=finite_number,
+            type=percent_number,
             metavar="PCT",
             help=f"{meaning} in percent, 0-100, up to two decimals",
         )
@@ -278,7 +293,8 @@ def _add_channel_commands(tree: Any) -> None:
     p = _command(
         channel,
         "rollback",
-        "make the previous stable (or --to REL) stable again and clear the canary",
+        "make the previous stable (or --to REL) stable again and clear the canary; "
+        "without a previous stable, remove the canary only",
         commands.channel_rollback,
     )
     p.add_argument("channel", metavar="CH", help="channel name")
@@ -286,6 +302,22 @@ def _add_channel_commands(tree: Any) -> None:
         "--to", metavar="REL", help="roll back to this release instead of the previous stable"
     )
     _add_change_flags(p)
+    p = _command(
+        channel,
+        "delete",
+        "delete a channel (needs --if-match); its history and eval gate stay, and keys "
+        "naming it keep it in their channel list",
+        commands.channel_delete,
+    )
+    p.add_argument("channel", metavar="CH", help="channel name")
+    p.add_argument("--reason", help="why, recorded in the channel history and audit log")
+    p.add_argument(
+        "--if-match",
+        type=int,
+        metavar="GEN",
+        required=True,
+        help="the generation being deleted (see `gateway channel show`); else 409",
+    )
     p = _command(
         channel, "history", "list a channel's changes, newest first", commands.channel_history
     )

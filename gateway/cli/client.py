@@ -216,12 +216,29 @@ class AdminClient:
         return self._json("GET", f"/admin/channels/{_segment(channel)}/history")
 
     def promote(
-        self, channel: str, release: str, *, reason: str | None, if_match: int | None
+        self,
+        channel: str,
+        release: str,
+        *,
+        reason: str | None,
+        if_match: int | None,
+        create: bool = False,
     ) -> Any:
+        body: dict[str, Any] = {"release": release, "reason": reason}
+        if create:
+            body["create"] = True
         return self._json(
             "POST",
             f"/admin/channels/{_segment(channel)}/promote",
-            json=_without_none({"release": release, "reason": reason}),
+            json=_without_none(body),
+            headers=_if_match(if_match),
+        )
+
+    def delete_channel(self, channel: str, *, reason: str | None, if_match: int) -> Any:
+        return self._json(
+            "DELETE",
+            f"/admin/channels/{_segment(channel)}",
+            json=_without_none({"reason": reason}),
             headers=_if_match(if_match),
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,18 @@ def finite_number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
     return value
+
+
+# Plain ASCII decimals only: float() also takes "1_0" and Arabic-Indic digits as 10.
+PERCENT_TEXT = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
+def percent_number(text: str) -> float:
+    """An argparse type for a percentage (``--weight``, ``--sample``): ``5``, ``12.5``. The
+    gateway checks the range (0-100) and the decimals (two at most)."""
+    if not PERCENT_TEXT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (write it like 5 or 12.5)")
+    return float(text)
 
 
 class UsageError(Exception):
@@ -117,8 +130,24 @@ def channel_show(client: AdminClient, args: argparse.Namespace) -> int:
 
 
 def channel_promote(client: AdminClient, args: argparse.Namespace) -> int:
-    answer = client.promote(args.channel, args.release, reason=args.reason, if_match=args.if_match)
-    return emit(args, answer, render.channel_detail)
+    answer = client.promote(
+        args.channel, args.release, reason=args.reason, if_match=args.if_match, create=args.create
+    )
+    return emit(args, answer, _promoted)
+
+
+def _promoted(answer: Any) -> str:
+    """The channel, and the slices the promotion removed (the gateway says which)."""
+    cleared = answer.get("cleared") if isinstance(answer, dict) else None
+    shown = render.channel_detail(answer)
+    if not cleared:
+        return shown
+    return f"{shown}\ncleared: {', '.join(map(str, cleared))} (removed by this promotion)"
+
+
+def channel_delete(client: AdminClient, args: argparse.Namespace) -> int:
+    answer = client.delete_channel(args.channel, reason=args.reason, if_match=args.if_match)
+    return emit(args, answer, lambda _: f"deleted channel {args.channel}")
 
 
 def channel_rollback(client: AdminClient, args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from gateway.cli import render
 from gateway.cli.client import AdminClient, ApiError
-from gateway.cli.commands import UsageError, emit, finite_number, read_document_file
+from gateway.cli.commands import UsageError, emit, percent_number, read_document_file
 
 Command = Callable[..., argparse.ArgumentParser]
 Group = Callable[[Any, str, str], Any]
@@ -274,8 +274,8 @@ def add_gate_command(channel: Any, command: Command) -> argparse.ArgumentParser:
     p.add_argument("channel", metavar="CH", help="channel name")
     p.add_argument("--set", metavar="NAME", help="golden set name; its latest version counts")
     p.add_argument(
-        "--min-pass-rate", type=finite_number, metavar="PCT", help="pass rate needed, 0-100"
+        "--min-pass-rate", type=percent_number, metavar="PCT", help="pass rate needed, 0-100"
     )
-    p.add_argument("--tolerance", type=finite_number, metavar="PTS", help="drift tolerance in points (default: GATEWAY_DRIFT_TOLERANCE)")  # fmt: skip
+    p.add_argument("--tolerance", type=percent_number, metavar="PTS", help="drift tolerance in points (default: GATEWAY_DRIFT_TOLERANCE)")  # fmt: skip
     p.add_argument("--clear", action="store_true", help="remove the gate")
     return p

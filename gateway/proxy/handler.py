@@ -202,7 +202,18 @@ class DataPlane:
     def _prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
         prepared = self._prepared.get(release_id)
         if prepared is None:
-            prepared = PreparedRelease.of(snapshot.releases[release_id])
+            release = snapshot.releases.get(release_id)
+            if release is None:
+                # A channel names a release the registry no longer holds (removed outside the
+                # registry: `gateway audit verify` names it). Not this caller's fault, and
+                # nothing here can serve it until an operator moves the channel.
+                raise ProxyError(
+                    503,
+                    "release_unavailable",
+                    f"release {release_id} is missing from the registry; an operator must "
+                    "restore it or move the channel to another release",
+                )
+            prepared = PreparedRelease.of(release)
             self._prepared[release_id] = prepared
         return prepared
 
@@ -239,8 +250,8 @@ class DataPlane:
     ) -> None:
         """Queue the shadow copy; whatever goes wrong with it is counted, never raised."""
         assert route.shadow_release_id is not None
-        release = self._prepare(snapshot, route.shadow_release_id)
         try:
+            release = self._prepare(snapshot, route.shadow_release_id)
             provider = self._provider(release, dialect)
         except ProxyError:
             self.shadows.stats.failed += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from releases.audit import append_entry
-from releases.channels import percent
+from releases.channels import check_channel_name, percent
 from releases.content import canonical_json, release_id
 from releases.errors import InvalidRequest, NotFound, StaleGeneration
 from releases.evals.gate import result_index
@@ -230,6 +230,8 @@ class EvalRegistry:
             actual = current.generation if current is not None else 0
             if expected_generation is not None and expected_generation != actual:
                 raise StaleGeneration(channel, expected_generation, actual)
+            if current is None and gate is not None:  # a gate waiting for its channel
+                check_channel_name(channel)
             plan = self.store.plan().expect_field(self.keys.eval_gates, channel, before_raw)
             plan.expect_field(self.keys.channels, channel, channel_raw)
             if gate is None:

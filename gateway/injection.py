@@ -1,9 +1,9 @@
 """Applying a release to a caller's request: pinned prompt, few-shot, tools and params.
 
-A release is prepared once per replica (it never changes); per request we only render the
-system prompt's ``{{var}}`` slots and copy the caller's body with the pinned fields applied.
-The caller's value for a pinned param is dropped and reported; ``client_overridable`` params
-pass; the caller's tools are dropped (tool schemas are part of the release).
+A release is prepared once per replica (it never changes), with the allowlist of caller
+fields for each API (``gateway.caller_fields``); per request we only render the system
+prompt's ``{{var}}`` slots and copy the caller's allowed fields with the pinned ones applied.
+This module holds what each API calls things; the rules themselves are in ``caller_fields``.
 """
 
 from __future__ import annotations
@@ -12,19 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.caller_fields import Api, FieldPlan
 from releases.models import Release
 from releases.spec import VARIABLE_RE
 
-# Fields a caller may use for a param, per API: OpenAI also spells max_tokens this way.
-OPENAI_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "max_tokens": ("max_tokens", "max_completion_tokens")
-}
-ANTHROPIC_FIELDS: Mapping[str, tuple[str, ...]] = {"stop": ("stop_sequences",)}
-# Params Anthropic's Messages API has no field for; a release pinning them cannot apply them.
-ANTHROPIC_UNSUPPORTED = frozenset(
-    {"seed", "presence_penalty", "frequency_penalty", "response_format", "parallel_tool_calls"}
-)
-CALLER_TOOL_FIELDS = ("tools", "functions", "function_call")
+TOOL_PARAMS = ("tool_choice", "parallel_tool_calls")
 
 
 class MissingVariable(Exception):
@@ -45,14 +37,18 @@ class PreparedRelease:
     system: str
     messages: tuple[dict[str, Any], ...]
     variables: tuple[str, ...]
-    tools: tuple[dict[str, Any], ...]
-    params: Mapping[str, Any]
-    overridable: frozenset[str]
+    defaults: Mapping[str, str]
+    openai: FieldPlan
+    anthropic: FieldPlan
 
     @classmethod
     def of(cls, release: Release) -> PreparedRelease:
         spec = release.spec
         prompt = spec.get("prompt", {})
+        params = dict(spec.get("params", {}))
+        overridable = frozenset(spec.get("client_overridable", []))
+        tools = tuple(spec.get("tools", []))
+        policy = spec.get("tools_policy") or "pinned"
         return cls(
             id=release.id,
             provider=spec["model"]["provider"],
@@ -60,9 +56,9 @@ class PreparedRelease:
             system=prompt.get("system", ""),
             messages=tuple(prompt.get("messages", [])),
             variables=tuple(prompt.get("variables", [])),
-            tools=tuple(spec.get("tools", [])),
-            params=dict(spec.get("params", {})),
-            overridable=frozenset(spec.get("client_overridable", [])),
+            defaults=dict(prompt.get("defaults") or {}),
+            openai=FieldPlan.of(OPENAI_API, params, overridable, tools, policy),
+            anthropic=FieldPlan.of(ANTHROPIC_API, params, overridable, tools, policy),
         )
 
     def render(self, text: str, values: Mapping[str, str]) -> str:
@@ -70,71 +66,45 @@ class PreparedRelease:
             return text
         return VARIABLE_RE.sub(lambda m: values[m.group(1)], text)
 
-    def check_variables(self, values: Mapping[str, str]) -> None:
+    def complete(self, values: Mapping[str, str]) -> Mapping[str, str]:
+        """The caller's variables with the release's defaults for those it did not send;
+        raise ``MissingVariable`` for one that has neither."""
+        if self.defaults:
+            values = {**self.defaults, **values}
         for name in self.variables:
             if name not in values:
                 raise MissingVariable(name)
+        return values
 
     def few_shot(self, values: Mapping[str, str]) -> list[dict[str, Any]]:
         return [{**m, "content": self.render(m["content"], values)} for m in self.messages]
 
 
-def apply_params(
-    out: dict[str, Any],
-    release: PreparedRelease,
-    fields: Mapping[str, tuple[str, ...]],
-    overridden: list[str],
-    skip: frozenset[str] = frozenset(),
-    convert: Mapping[str, Any] | None = None,
-) -> None:
-    """Pinned params win: drop (and report) the caller's value unless the param is overridable."""
-    for name, value in release.params.items():
-        if name in skip:
-            continue
-        names = fields.get(name, (name,))
-        if name in release.overridable and any(n in out for n in names):
-            continue
-        for caller_field in names:
-            if caller_field in out:
-                del out[caller_field]
-                overridden.append(caller_field)
-        out[names[0]] = convert[name](value) if convert and name in convert else value
-
-
-def drop_caller_tools(out: dict[str, Any], overridden: list[str]) -> None:
-    for name in CALLER_TOOL_FIELDS:
-        if name in out:
-            del out[name]
-            overridden.append(name)
-
-
-def strip_gateway_metadata(out: dict[str, Any]) -> None:
-    """``metadata.gateway_variables`` is ours; never send it upstream."""
-    metadata = out.get("metadata")
+def caller_metadata(body: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """The caller's metadata without ``gateway_variables``, which is ours and never goes
+    upstream."""
+    metadata = body.get("metadata")
     if isinstance(metadata, dict) and "gateway_variables" in metadata:
         rest = {k: v for k, v in metadata.items() if k != "gateway_variables"}
         if rest:
             out["metadata"] = rest
-        else:
-            del out["metadata"]
+    elif metadata is not None:
+        out["metadata"] = metadata
 
 
 def inject_openai(
     body: Mapping[str, Any], release: PreparedRelease, values: Mapping[str, str]
 ) -> tuple[dict[str, Any], list[str]]:
     """The upstream Chat Completions body, and the caller fields that were dropped."""
-    release.check_variables(values)
+    values = release.complete(values)
     overridden: list[str] = []
-    out = dict(body)
-    strip_gateway_metadata(out)
+    out: dict[str, Any] = {"model": release.model_id}
+    caller_metadata(body, out)
     pinned: list[dict[str, Any]] = []
     if release.system:
         pinned.append({"role": "system", "content": release.render(release.system, values)})
     out["messages"] = [*pinned, *release.few_shot(values), *body.get("messages", [])]
-    drop_caller_tools(out, overridden)
-    if release.tools:
-        out["tools"] = list(release.tools)
-    apply_params(out, release, OPENAI_FIELDS, overridden)
+    release.openai.apply(body, out, overridden)
     if out.get("stream") is True:
         # Lineage records usage for every stream: ask for it (the caller then also gets the
         # final usage chunk OpenAI defines, with empty choices).
@@ -143,7 +113,6 @@ def inject_openai(
             **(options if isinstance(options, dict) else {}),
             "include_usage": True,
         }
-    out["model"] = release.model_id
     return out, overridden
 
 
@@ -166,10 +135,52 @@ def _anthropic_tool_choice(choice: Any) -> Any:
     return choice
 
 
-ANTHROPIC_CONVERT: Mapping[str, Any] = {
-    "stop": lambda v: [v] if isinstance(v, str) else v,
-    "tool_choice": _anthropic_tool_choice,
-}
+OPENAI_API = Api(
+    free=frozenset({"stream", "stream_options", "user", "safety_identifier", "prompt_cache_key"}),
+    own=frozenset({"model", "messages", "metadata"}),
+    # A caller asking for a length may spell it either way; the release's spelling is sent.
+    spellings={
+        "max_tokens": ("max_tokens", "max_completion_tokens"),
+        "max_completion_tokens": ("max_completion_tokens", "max_tokens"),
+    },
+    unsupported=frozenset({"thinking"}),
+    required=frozenset(),
+    tool_params=TOOL_PARAMS,
+    shape=frozenset({"tools", *TOOL_PARAMS, "response_format", "functions", "function_call"}),
+    legacy_tools=("functions", "function_call"),
+    convert_tool=dict,
+    convert={},
+)
+ANTHROPIC_API = Api(
+    free=frozenset({"stream"}),
+    own=frozenset({"model", "messages", "metadata", "system"}),
+    spellings={"stop": ("stop_sequences",)},
+    # Anthropic's Messages API has no field for these; a release pinning them cannot apply
+    # them (the OpenAI-only ones are refused at registration for Anthropic providers).
+    unsupported=frozenset(
+        {
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "response_format",
+            "parallel_tool_calls",
+            "reasoning_effort",
+            "max_completion_tokens",
+            "verbosity",
+            "logprobs",
+            "top_logprobs",
+        }
+    ),  # fmt: skip
+    required=frozenset({"max_tokens"}),
+    tool_params=("tool_choice",),
+    shape=frozenset({"tools", "tool_choice"}),
+    legacy_tools=(),
+    convert_tool=_anthropic_tool,
+    convert={
+        "stop": lambda v: [v] if isinstance(v, str) else v,
+        "tool_choice": _anthropic_tool_choice,
+    },
+)
 
 
 def inject_anthropic(
@@ -179,10 +190,10 @@ def inject_anthropic(
 
     The pinned system text comes first; a caller's own ``system`` follows it.
     """
-    release.check_variables(values)
+    values = release.complete(values)
     overridden: list[str] = []
-    out = dict(body)
-    strip_gateway_metadata(out)
+    out: dict[str, Any] = {"model": release.model_id}
+    caller_metadata(body, out)
     system = release.render(release.system, values)
     caller_system = body.get("system")
     if caller_system and system:
@@ -192,12 +203,8 @@ def inject_anthropic(
             out["system"] = f"{system}\n\n{caller_system}"
     elif system:
         out["system"] = system
+    elif caller_system is not None:
+        out["system"] = caller_system
     out["messages"] = [*release.few_shot(values), *body.get("messages", [])]
-    drop_caller_tools(out, overridden)
-    if release.tools:
-        out["tools"] = [_anthropic_tool(t) for t in release.tools]
-    apply_params(
-        out, release, ANTHROPIC_FIELDS, overridden, ANTHROPIC_UNSUPPORTED, ANTHROPIC_CONVERT
-    )
-    out["model"] = release.model_id
+    release.anthropic.apply(body, out, overridden)
     return out, overridden

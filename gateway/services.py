@@ -36,10 +36,12 @@ class Services:
         signer = Signer.from_setting(signing_key)
         keyring = KeyRing(store, signer)
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        providers = settings.providers()
+        kinds = {name: provider.kind for name, provider in providers.providers.items()}
         return cls(
             settings=settings,
             redis=redis,
-            registry=Registry(store, settings.providers().pinned_models(), signer),
+            registry=Registry(store, providers.pinned_models(), signer, kinds),
             keyring=keyring,
             auth=Authenticator.create(keyring, token),
             signer=signer,

@@ -1,4 +1,5 @@
-"""What differs between two releases: model, prompt (a text diff), tools, params."""
+"""What differs between two releases: model, prompt (a text diff), tools and their policy,
+params."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ def diff_releases(a: Release, b: Release) -> dict[str, Any]:
         "model": _pair(sa.get("model"), sb.get("model")),
         "prompt": _prompt_diff(a, b),
         "tools": _tools_diff(sa.get("tools", []), sb.get("tools", [])),
+        "tools_policy": _pair(
+            sa.get("tools_policy") or "pinned", sb.get("tools_policy") or "pinned"
+        ),
         "params": _params_diff(sa.get("params", {}), sb.get("params", {})),
         "client_overridable": _pair(
             sa.get("client_overridable", []), sb.get("client_overridable", [])
@@ -52,6 +56,7 @@ def _prompt_diff(a: Release, b: Release) -> dict[str, Any] | None:
     return {
         "system_diff": system_diff,
         "messages": _pair(pa.get("messages", []), pb.get("messages", [])),
+        "defaults": _pair(pa.get("defaults") or {}, pb.get("defaults") or {}),
         "variables": None
         if vars_a == vars_b
         else {"added": sorted(vars_b - vars_a), "removed": sorted(vars_a - vars_b)},

@@ -34,12 +34,18 @@ class Registry:
     """Releases and channels on Redis; see the module docstring for how writes stay atomic."""
 
     def __init__(
-        self, store: RegistryStore, pinned_models: Mapping[str, re.Pattern[str]], signer: Signer
+        self,
+        store: RegistryStore,
+        pinned_models: Mapping[str, re.Pattern[str]],
+        signer: Signer,
+        provider_kinds: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.keys = store.keyspace
         self.pinned_models = pinned_models
         self.signer = signer
+        # Each provider's API kind: which params its releases may pin.
+        self.provider_kinds = provider_kinds
 
     # -- releases -----------------------------------------------------------------------------
 
@@ -48,7 +54,7 @@ class Registry:
 
         The same content under the same name returns the existing release, never a new version.
         """
-        spec = validate_spec(raw_spec, self.pinned_models)
+        spec = validate_spec(raw_spec, self.pinned_models, self.provider_kinds)
         if (
             spec.parent is not None
             and await self.store.hget(self.keys.releases, spec.parent) is None

@@ -7,11 +7,20 @@ model ids, prompt variables). Every problem is reported with its field path, all
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from releases.errors import FieldError, InvalidSpec
 
@@ -23,6 +32,42 @@ VARIABLE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # "latest" anywhere (gpt-4o-latest, claude-3-5-sonnet-latest, llama3:latest) is never pinned.
 ALWAYS_ALIAS_RE = re.compile(r"latest", re.IGNORECASE)
+# What a provider can be sent: JSON encoders (orjson) and providers take signed 64-bit
+# integers; a schema nested deeper than this is refused (the data plane bounds bodies alike).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_NESTING = 64
+# Far beyond any model's output today; a few extra digits typed by mistake are caught.
+MAX_TOKENS = 1_048_576
+BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")
+# Behaviour fields added later: in the digest only when set, so older releases keep their ids.
+LATER_BEHAVIOUR_FIELDS = ("tools_policy",)
+
+
+def json_problem(value: Any, limit: int = MAX_NESTING) -> str | None:
+    """Why a free-form JSON value (a tool's schema, a response format) cannot go to a provider:
+    nested too deep, an integer beyond 64 bits or a number that is not finite; else None.
+    Iterative, so a deep value cannot exhaust the stack while it is being checked."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return f"is nested more than {limit} levels deep"
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not INT64_MIN <= item <= INT64_MAX:
+                return f"holds {item}, beyond a signed 64-bit integer"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "holds a number that is not finite"
+    return None
+
+
+def _bounded(value: Any) -> Any:
+    problem = json_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("json_bounds", problem)
+    return value
 
 
 class _Strict(BaseModel):
@@ -49,6 +94,13 @@ class Prompt(_Strict):
     system: str = ""
     messages: list[PromptMessage] = []
     variables: list[str] = []
+    # A variable's value when the caller sends none; absent (not {}) when there are none.
+    defaults: dict[str, str] | None = None
+
+    @field_validator("defaults")
+    @classmethod
+    def _none_when_empty(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return value or None
 
 
 class ToolFunction(_Strict):
@@ -59,6 +111,8 @@ class ToolFunction(_Strict):
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
+    _parameters_bounded = field_validator("parameters")(_bounded)
+
 
 class Tool(_Strict):
     """An OpenAI-style tool schema, pinned in the release."""
@@ -67,23 +121,58 @@ class Tool(_Strict):
     function: ToolFunction
 
 
+class Thinking(_Strict):
+    """Anthropic's extended thinking: ``{type: enabled, budget_tokens: N}`` or ``{type: disabled}``."""
+
+    type: Literal["enabled", "disabled"]
+    budget_tokens: int | None = Field(default=None, ge=1024, le=MAX_TOKENS)
+
+    @model_validator(mode="after")
+    def _budget_when_enabled(self) -> Thinking:
+        if (self.type == "enabled") != (self.budget_tokens is not None):
+            raise ValueError("budget_tokens is required when thinking is enabled, else not allowed")
+        return self
+
+
 class Params(_Strict):
     """Generation params a release may pin. Unknown names are refused: a typo must not unpin."""
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: dict[str, Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    verbosity: Literal["low", "medium", "high"] | None = None
+    thinking: Thinking | None = None
+    service_tier: (
+        Literal["auto", "default", "flex", "scale", "priority", "standard_only"] | None
+    ) = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+
+    _free_form_bounded = field_validator("response_format", "tool_choice")(_bounded)
 
 
 PARAM_NAMES = frozenset(Params.model_fields)
+# Params only one provider kind has a field for; the other kind's releases may not pin them.
+KIND_ONLY_PARAMS: Mapping[str, frozenset[str]] = {
+    "openai": frozenset(
+        {"reasoning_effort", "max_completion_tokens", "verbosity", "logprobs", "top_logprobs"}
+    ),
+    "anthropic": frozenset({"thinking"}),
+}
+SERVICE_TIERS: Mapping[str, frozenset[str]] = {
+    "openai": frozenset({"auto", "default", "flex", "scale", "priority"}),
+    "anthropic": frozenset({"auto", "standard_only"}),
+}
 
 
 class ReleaseSpec(_Strict):
@@ -95,8 +184,16 @@ class ReleaseSpec(_Strict):
     tools: list[Tool] = []
     params: Params = Params()
     client_overridable: list[str] = []
+    # pinned (the default, kept as None so it stays out of the digest), caller or merge.
+    tools_policy: Literal["pinned", "caller", "merge"] | None = None
     parent: str | None = None
     notes: str = ""
+
+    @field_validator("tools_policy")
+    @classmethod
+    def _none_when_pinned(cls, value: str | None) -> str | None:
+        # The default spelled out is the same release as the default left out.
+        return None if value == "pinned" else value
 
     @field_validator("client_overridable")
     @classmethod
@@ -106,19 +203,31 @@ class ReleaseSpec(_Strict):
 
     def behaviour(self) -> dict[str, Any]:
         """The fields the content digest covers: all that changes what the model is asked."""
-        dumped = self.model_dump(mode="json", exclude_none=True)
-        return {k: dumped[k] for k in ("model", "prompt", "tools", "params", "client_overridable")}
+        return behaviour_of(self.model_dump(mode="json", exclude_none=True))
 
     def variables_used(self) -> set[str]:
         texts = [self.prompt.system, *(m.content for m in self.prompt.messages)]
         return {m.group(1) for text in texts for m in VARIABLE_RE.finditer(text)}
 
 
-def validate_spec(raw: Any, pinned_models: Mapping[str, re.Pattern[str]]) -> ReleaseSpec:
+def behaviour_of(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The behaviour fields of a spec as stored (``model_dump(exclude_none=True)``): what the
+    content digest covers, computed alike at registration and by ``audit verify``."""
+    found = {k: spec.get(k) for k in BEHAVIOUR_FIELDS}
+    found.update({k: spec[k] for k in LATER_BEHAVIOUR_FIELDS if spec.get(k) is not None})
+    return found
+
+
+def validate_spec(
+    raw: Any,
+    pinned_models: Mapping[str, re.Pattern[str]],
+    provider_kinds: Mapping[str, str] | None = None,
+) -> ReleaseSpec:
     """Parse and check a spec; raise ``InvalidSpec`` naming every bad field.
 
     ``pinned_models`` maps each configured provider name to the pattern a model id must fully
-    match to count as pinned (see ``gateway.config``).
+    match to count as pinned (see ``gateway.config``); ``provider_kinds`` its API kind, whose
+    params a release may pin (not checked when it is not given).
     """
     if not isinstance(raw, dict):
         raise InvalidSpec([FieldError("", "a release spec must be a mapping (JSON object)")])
@@ -126,7 +235,13 @@ def validate_spec(raw: Any, pinned_models: Mapping[str, re.Pattern[str]]) -> Rel
         spec = ReleaseSpec.model_validate(raw)
     except ValidationError as exc:
         raise InvalidSpec([_field_error(e) for e in exc.errors()]) from None
-    errors = [*_check_model(spec, pinned_models), *_check_prompt(spec), *_check_rest(spec)]
+    kind = (provider_kinds or {}).get(spec.model.provider)
+    errors = [
+        *_check_model(spec, pinned_models),
+        *_check_prompt(spec),
+        *_check_params(spec.params, kind),
+        *_check_rest(spec),
+    ]
     if errors:
         raise InvalidSpec(errors)
     return spec
@@ -189,6 +304,56 @@ def _check_prompt(spec: ReleaseSpec) -> list[FieldError]:
                 errors.append(
                     FieldError(path, f"uses {{{{{name}}}}} which is not listed in prompt.variables")
                 )
+    for name in spec.prompt.defaults or {}:
+        if name not in listed:
+            errors.append(
+                FieldError(f"prompt.defaults.{name}", "is not listed in prompt.variables")
+            )
+    return errors
+
+
+def _check_params(params: Params, kind: str | None) -> list[FieldError]:
+    """What a provider kind cannot take, and params that contradict each other."""
+    errors: list[FieldError] = []
+    pinned = params.model_dump(exclude_none=True)
+    if "max_tokens" in pinned and "max_completion_tokens" in pinned:
+        errors.append(
+            FieldError(
+                "params.max_completion_tokens", "pin max_tokens or max_completion_tokens, not both"
+            )
+        )
+    if "top_logprobs" in pinned and params.logprobs is not True:
+        errors.append(FieldError("params.top_logprobs", "needs logprobs: true"))
+    thinking = params.thinking
+    if thinking is not None and thinking.budget_tokens is not None:
+        if params.max_tokens is not None and thinking.budget_tokens >= params.max_tokens:
+            errors.append(
+                FieldError("params.thinking.budget_tokens", "must be less than params.max_tokens")
+            )
+        # Anthropic refuses sampling changes while the model thinks.
+        if params.top_k is not None or params.temperature not in (None, 1):
+            errors.append(
+                FieldError(
+                    "params.thinking", "cannot be enabled with top_k or a temperature other than 1"
+                )
+            )
+    if kind is None:
+        return errors
+    for other, names in KIND_ONLY_PARAMS.items():
+        if other != kind:
+            errors += [
+                FieldError(f"params.{name}", f"{kind} providers have no {name}; {other} only")
+                for name in sorted(names & pinned.keys())
+            ]
+    tier = params.service_tier
+    if tier is not None and tier not in SERVICE_TIERS.get(kind, frozenset({tier})):
+        allowed = ", ".join(sorted(SERVICE_TIERS[kind]))
+        errors.append(
+            FieldError(
+                "params.service_tier",
+                f"{tier!r} is not a service tier of {kind} providers (allowed: {allowed})",
+            )
+        )
     return errors
 
 

@@ -27,9 +27,9 @@ from releases.content import canonical_json, release_id
 from releases.evals.records import EvalResult
 from releases.models import Channel, Release
 from releases.signing import Verifier
+from releases.spec import behaviour_of
 from releases.store import AuditMaterial
 
-BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")
 # Channel entries that record no state of the channel (a rehearsal's timings, a drift check);
 # every other channel entry with a generation holds the channel as it became in ``after``.
 NO_CHANNEL_STATE = frozenset({"channel.rehearse", "channel.drift"})
@@ -356,8 +356,7 @@ def _release_problem(
     the registration's audit entry recorded (notes, parent) tie the rest to those."""
     if release.id != stored_as:
         return f"stored under {stored_as!r} but the record is {release.id!r} (it was moved)"
-    behaviour = {k: release.spec.get(k) for k in BEHAVIOUR_FIELDS}
-    if hashlib.sha256(canonical_json(behaviour)).hexdigest() != release.digest:
+    if hashlib.sha256(canonical_json(behaviour_of(release.spec))).hexdigest() != release.digest:
         return "its spec does not match its digest (the release was edited)"
     if release.id != release_id(release.name, release.version, release.digest):
         return "its id does not follow from its name, version and digest (it was edited)"

@@ -17,6 +17,17 @@ from tests.live import LiveServer
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+CLAUDE = {"provider": "anthropic", "id": "claude-3-5-sonnet-20241022"}
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A JSON schema of objects inside objects, ``depth`` levels of JSON nesting deep."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth // 2):
+        schema = {"type": "object", "properties": {"x": schema}}
+    return schema
+
+
 def admin_client(gateway: LiveServer, headers: dict[str, str] | None = None) -> httpx.Client:
     return httpx.Client(base_url=gateway.url, headers=ADMIN if headers is None else headers)
 
@@ -136,6 +147,97 @@ REFUSALS = [
         "required",
         id="tool-without-name",
     ),
+    # Releases that would register and then fail every call (orjson and providers take signed
+    # 64-bit integers), or fail registration itself with a 500.
+    pytest.param(
+        {"params": {"seed": 18446744073709551616}},
+        "params.seed",
+        "less than or equal to 9223372036854775807",
+        id="seed-beyond-64-bits",
+    ),
+    pytest.param(
+        {"params": {"max_tokens": 18446744073709551616}},
+        "params.max_tokens",
+        "less than or equal",
+        id="max-tokens-beyond-any-model",
+    ),
+    pytest.param(
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": nested(300)}}]},
+        "tools.0.function.parameters",
+        "nested more than 64 levels deep",
+        id="tool-schema-300-deep",
+    ),
+    pytest.param(
+        {
+            "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": {"maximum": 2**64}}}
+            ]
+        },
+        "tools.0.function.parameters",
+        "beyond a signed 64-bit integer",
+        id="tool-schema-huge-integer",
+    ),
+    pytest.param(
+        {"params": {"response_format": {"type": "json_schema", "json_schema": nested(300)}}},
+        "params.response_format",
+        "nested more than 64 levels deep",
+        id="response-format-300-deep",
+    ),
+    pytest.param(
+        {"model": CLAUDE, "params": {"reasoning_effort": "low"}},
+        "params.reasoning_effort",
+        "anthropic providers have no reasoning_effort",
+        id="openai-param-on-anthropic",
+    ),
+    pytest.param(
+        {"params": {"thinking": {"type": "enabled", "budget_tokens": 2048}}},
+        "params.thinking",
+        "openai providers have no thinking",
+        id="anthropic-param-on-openai",
+    ),
+    pytest.param(
+        {"model": CLAUDE, "params": {"service_tier": "flex"}},
+        "params.service_tier",
+        "not a service tier of anthropic providers",
+        id="service-tier-of-the-other-kind",
+    ),
+    pytest.param(
+        {"params": {"max_completion_tokens": 100}},
+        "params.max_completion_tokens",
+        "not both",
+        id="both-length-spellings",
+    ),
+    pytest.param(
+        {"params": {"top_logprobs": 3}},
+        "params.top_logprobs",
+        "logprobs: true",
+        id="top-logprobs-alone",
+    ),
+    pytest.param(
+        {"model": CLAUDE, "params": {"thinking": {"type": "enabled", "budget_tokens": 1024}}},
+        "params.thinking.budget_tokens",
+        "less than params.max_tokens",
+        id="thinking-budget-over-max-tokens",
+    ),
+    pytest.param(
+        {"model": CLAUDE, "params": {"thinking": {"type": "enabled"}}},
+        "params.thinking",
+        "budget_tokens is required",
+        id="thinking-without-budget",
+    ),
+    pytest.param({"tools_policy": "open"}, "tools_policy", "'pinned'", id="unknown-tools-policy"),
+    pytest.param(
+        {
+            "prompt": {
+                "system": "For {{product}}",
+                "variables": ["product"],
+                "defaults": {"colour": "red"},
+            }
+        },
+        "prompt.defaults.colour",
+        "not listed in prompt.variables",
+        id="default-for-unlisted-variable",
+    ),
 ]
 
 
@@ -151,6 +253,28 @@ def test_bad_specs_are_refused_with_the_field_named(
     assert error["type"] == "invalid_spec"
     assert any(d["field"] == field and words in d["message"] for d in error["details"]), error
     assert listed.json() == []  # nothing was written
+
+
+def test_newer_params_register_on_the_provider_kind_that_has_them(gateway: LiveServer) -> None:
+    openai_params = {
+        "reasoning_effort": "high", "verbosity": "low", "service_tier": "flex",
+        "logprobs": True, "top_logprobs": 2, "seed": 2**63 - 1,
+    }  # fmt: skip
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    anthropic_params = {"thinking": thinking, "service_tier": "standard_only", "max_tokens": 4096}
+    with admin_client(gateway) as client:
+        openai = register(client, spec(params=openai_params, tools_policy="merge"))
+        claude = register(
+            client,
+            {**spec(model=CLAUDE, params=anthropic_params), "params": anthropic_params},
+        )
+        longest = register(
+            client, {**spec(), "params": {"max_completion_tokens": 4096}, "client_overridable": []}
+        )
+    assert openai["spec"]["params"]["reasoning_effort"] == "high"
+    assert openai["spec"]["tools_policy"] == "merge"
+    assert claude["spec"]["params"]["thinking"] == thinking
+    assert longest["spec"]["params"] == {"max_completion_tokens": 4096}
 
 
 def test_pinned_ids_of_each_provider_kind_are_accepted(gateway: LiveServer) -> None:
@@ -555,3 +679,14 @@ def test_promoting_the_shadow_release_clears_the_shadow_in_the_answer(
         nothing = client.post("/admin/channels/ch/rollback", json={})
     assert (promoted["stable"], promoted["shadow"], promoted["cleared"]) == (r2, None, ["shadow"])
     assert rolled.status_code == 200 and nothing.status_code == 409
+
+
+def test_diff_shows_a_changed_tools_policy_and_prompt_defaults(gateway: LiveServer) -> None:
+    prompt = {**spec()["prompt"], "defaults": {"product": "Acme"}}
+    with admin_client(gateway) as client:
+        a = register(client, spec())["id"]
+        b = register(client, spec(tools_policy="caller", prompt=prompt))["id"]
+        diff = client.get(f"/admin/releases/{a}/diff/{b}").json()
+    assert diff["tools_policy"] == {"a": "pinned", "b": "caller"}
+    assert diff["prompt"]["defaults"] == {"a": {}, "b": {"product": "Acme"}}
+    assert diff["tools"] is None and diff["params"] is None

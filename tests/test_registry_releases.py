@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from gateway.services import Services
 from releases.content import content_digest
@@ -13,6 +16,8 @@ from releases.errors import InvalidSpec
 from releases.spec import validate_spec
 from tests.conftest import OPERATOR
 from tests.factories import spec
+
+DATA = "data/registry_before_pinning_upgrade.json"
 
 
 async def test_first_registration_is_version_one_with_content_addressed_id(
@@ -98,3 +103,55 @@ async def test_registration_names_its_parent(services: Services) -> None:
     first, _ = await services.registry.register(spec(), OPERATOR)
     child, _ = await services.registry.register(spec(params={"seed": 8}, parent=first.id), OPERATOR)
     assert child.spec["parent"] == first.id
+
+
+async def test_releases_and_audit_log_from_before_the_newer_spec_fields_stay_valid(
+    services: Services, redis: Redis
+) -> None:
+    """A registry written before tools_policy, prompt defaults and the newer params existed
+    (tests/data): its log still verifies, and each spec registered again is the same release."""
+    before = json.loads((Path(__file__).parent / DATA).read_text())
+    keys = services.registry.keys
+    await redis.rpush(keys.audit, *before["audit"])
+    await redis.set(keys.audit_head, before["head"])
+    for release_id, raw in before["releases"].items():
+        record = json.loads(raw)
+        await redis.hset(keys.releases, release_id, raw)
+        await redis.hset(keys.release_digests, f"{record['name']}:{record['digest']}", release_id)
+        await redis.hset(keys.release_versions, record["name"], record["version"])
+
+    report = await services.registry.verify(services.verifier)
+    assert report.ok, report.first_bad
+    assert (report.entries, report.releases) == (2, 2)
+    for name, (release_id, digest) in before["ids"].items():
+        stored = json.loads(before["releases"][release_id])["spec"]
+        assert content_digest(validate_spec(stored, services.registry.pinned_models)) == digest
+        # The default policy spelled out, and empty defaults, are still the same release.
+        explicit = {**stored, "tools_policy": "pinned"}
+        explicit["prompt"] = {**stored["prompt"], "defaults": {}}
+        for body in (stored, explicit):
+            again, created = await services.registry.register(body, OPERATOR)
+            assert (again.id, created) == (release_id, False), name
+
+
+def test_newer_spec_fields_change_the_digest_only_when_set() -> None:
+    pinned = {"openai": re.compile(r".+-\d{4}-\d{2}-\d{2}")}
+    base = content_digest(validate_spec(spec(), pinned))
+    variants = [
+        spec(tools_policy="caller"),
+        spec(tools_policy="merge"),
+        spec(params={"reasoning_effort": "low"}),
+        spec(prompt={**spec()["prompt"], "defaults": {"product": "Acme"}}),
+    ]
+    digests = {content_digest(validate_spec(v, pinned)) for v in variants}
+    assert base not in digests and len(digests) == len(variants)
+
+
+async def test_a_release_with_the_newer_fields_verifies(services: Services) -> None:
+    prompt = {**spec()["prompt"], "defaults": {"product": "Acme"}}
+    release, _ = await services.registry.register(
+        spec(tools_policy="merge", prompt=prompt, params={"reasoning_effort": "low"}), OPERATOR
+    )
+    assert release.spec["tools_policy"] == "merge"
+    report = await services.registry.verify(services.verifier)
+    assert report.ok, report.first_bad

@@ -51,14 +51,30 @@ def request_problem(body: Any) -> JSONResponse | None:
     return None
 
 
+def forced_tool(body: dict[str, Any]) -> str | None:
+    """The tool a ``tool_choice`` of ``any`` (the first tool) or ``tool`` asks for."""
+    tools, choice = body.get("tools") or [], body.get("tool_choice")
+    if not isinstance(choice, dict):
+        return None
+    if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
+        named: str = choice["name"]
+        return named
+    first = tools[0].get("name") if tools and isinstance(tools[0], dict) else None
+    return first if choice.get("type") == "any" and isinstance(first, str) else None
+
+
 def message(message_id: str, body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    tool = forced_tool(body)
+    content: list[dict[str, Any]] = [{"type": "text", "text": answer.text}]
+    if tool is not None:  # as Anthropic answers a forced tool call
+        content = [{"type": "tool_use", "id": f"toolu_{message_id}", "name": tool, "input": {}}]
     return {
         "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": body["model"],
-        "content": [{"type": "text", "text": answer.text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": "end_turn" if tool is None else "tool_use",
         "stop_sequence": None,
         "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
         "fake_received": body,
@@ -109,6 +125,10 @@ async def create_message(request: Request) -> Response:
     body = await provider.receive(request)
     if (problem := request_problem(body)) is not None:
         return problem
+    if "tool_choice" in body and not body.get("tools"):  # as Anthropic refuses it
+        return anthropic_error(
+            400, "tool_choice: tool_choice may only be specified while providing tools."
+        )
     behaviour = provider.behaviours.for_model(body["model"])
     await behaviour.stall()
     if behaviour.status is not None:

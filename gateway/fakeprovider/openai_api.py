@@ -67,7 +67,25 @@ def request_problem(body: Any) -> JSONResponse | None:
     return None
 
 
+def forced_tool(body: dict[str, Any]) -> str | None:
+    """The tool a ``tool_choice`` of ``required`` (the first tool) or naming one asks for."""
+    tools, choice = body.get("tools") or [], body.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        return name if isinstance(name, str) else None
+    if choice == "required" and tools and isinstance(tools[0].get("function"), dict):
+        first = tools[0]["function"].get("name")
+        return first if isinstance(first, str) else None
+    return None
+
+
 def completion(response_id: str, body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    tool = forced_tool(body)
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    if tool is not None:  # as OpenAI answers a forced tool call: no text, one call
+        call = {"name": tool, "arguments": "{}"}
+        message = {"role": "assistant", "content": None,
+                   "tool_calls": [{"id": f"call_{response_id}", "type": "function", "function": call}]}  # fmt: skip
     return {
         "id": response_id,
         "object": "chat.completion",
@@ -76,8 +94,8 @@ def completion(response_id: str, body: dict[str, Any], answer: Answer) -> dict[s
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer.text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "stop" if tool is None else "tool_calls",
                 "logprobs": None,
             }
         ],
@@ -133,6 +151,13 @@ async def chat_completions(request: Request) -> Response:
     body = await provider.receive(request)
     if (problem := request_problem(body)) is not None:
         return problem
+    for name in ("tool_choice", "parallel_tool_calls"):
+        if name in body and not body.get("tools"):  # as OpenAI refuses them
+            return openai_error(
+                400,
+                f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
+                param=name,
+            )
     behaviour = provider.behaviours.for_model(body["model"])
     await behaviour.stall()
     if behaviour.status is not None:

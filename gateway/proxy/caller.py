@@ -46,6 +46,18 @@ def authenticate(
     raise ProxyError(401, "invalid_api_key", "the key is not valid")
 
 
+def _json_or_none(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def tools_digest(tools: Any) -> str:
+    """sha256 of the canonical JSON (sorted keys, compact) of the tools a caller sent."""
+    return hashlib.sha256(orjson.dumps(tools, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
     """Prompt variables: the X-Gateway-Variables header, then metadata.gateway_variables."""
     found: dict[str, Any] = {}
@@ -62,9 +74,14 @@ def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
     metadata = body.get("metadata")
     in_body = metadata.get("gateway_variables") if isinstance(metadata, dict) else None
     if in_body is not None:
+        if isinstance(in_body, str):
+            # The OpenAI SDK's typed metadata takes strings only: the object as JSON text.
+            in_body = _json_or_none(in_body)
         if not isinstance(in_body, dict):
             raise ProxyError(
-                400, "invalid_variables", "metadata.gateway_variables must be an object"
+                400,
+                "invalid_variables",
+                "metadata.gateway_variables must be an object, or a string of JSON holding one",
             )
         found.update(in_body)
     for name, value in found.items():

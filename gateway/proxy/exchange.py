@@ -50,6 +50,7 @@ class Exchange:
     finished: bool = False
     capture: Capture | None = None  # the request kept for replay, on capturing channels
     replay_of: str | None = None  # the response a replay reran
+    caller_tools: str | None = None  # sha256 of the tools the caller sent, if it sent any
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -91,6 +92,7 @@ class Exchange:
             "trace_id": self.trace.trace_id if self.trace is not None else None,
             "error": error_detail or error,
             "replay_of": self.replay_of,
+            "caller_tools_digest": self.caller_tools,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:

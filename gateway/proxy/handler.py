@@ -18,11 +18,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.bodies import BodyTooLarge, read_limited
+from gateway.caller_fields import RefusedField
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.metrics import RequestMetrics
 from gateway.providers import Provider
 from gateway.proxy.answer import JsonAnswer
-from gateway.proxy.caller import authenticate, variables
+from gateway.proxy.caller import authenticate, tools_digest, variables
 from gateway.proxy.capture import Capture
 from gateway.proxy.dialects import OPENAI, Dialect
 from gateway.proxy.errors import ProxyError
@@ -119,6 +120,8 @@ class DataPlane:
             exchange.provider, exchange.model_id = release.provider, release.model_id
             provider = self._provider(release, dialect)
             values = variables(request, body)
+            if "tools" in body:
+                exchange.caller_tools = tools_digest(body["tools"])
             try:
                 upstream_body, overridden = dialect.inject(body, release, values)
             except MissingVariable as exc:
@@ -127,6 +130,8 @@ class DataPlane:
                     f"the prompt of {release.id} needs variable {exc.name!r}: send it in "
                     "metadata.gateway_variables or the X-Gateway-Variables header",
                 ) from None  # fmt: skip
+            except RefusedField as exc:
+                raise ProxyError(400, exc.code, f"{exc.message} (release {release.id})") from None
             if route.shadow_release_id is not None:
                 self._shadow(request, snapshot, dialect, route, tag, body, values)
             headers = tag.headers()

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from gateway.caller_fields import RefusedField
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.tagging import Tag
 from gateway.upstream import Upstream, UpstreamError
@@ -129,7 +130,14 @@ class ShadowRunner:
             try:
                 status, body = await self._send(job)
                 self.stats.completed += 1
-            except (UpstreamError, MissingVariable, ValueError, TypeError, KeyError) as exc:
+            except (
+                UpstreamError,
+                MissingVariable,
+                RefusedField,
+                ValueError,
+                TypeError,
+                KeyError,
+            ) as exc:
                 self.stats.failed += 1
                 error = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # a shadow must never take a worker down with it

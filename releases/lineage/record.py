@@ -19,7 +19,8 @@ class LineageRecord:
 
     ``release_id``/``channel``/``slice`` are None when the request never got that far (a 401);
     ``primary_response_id`` links a shadow call to the response it shadowed, ``replay_of`` a
-    replay to the response it reran.
+    replay to the response it reran; ``caller_tools_digest`` is the sha256 of the canonical
+    JSON of the tools the caller sent (which tools a release's ``tools_policy`` let through).
     """
 
     response_id: str
@@ -38,3 +39,4 @@ class LineageRecord:
     trace_id: str | None = None
     error: str | None = None
     replay_of: str | None = None
+    caller_tools_digest: str | None = None

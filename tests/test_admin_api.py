@@ -192,6 +192,40 @@ def test_yaml_aliases_are_refused_before_they_can_expand(gateway: LiveServer) ->
     assert plain.status_code == 201
 
 
+def nested_yaml(levels: int) -> str:
+    """A block mapping ``levels`` deep: the kind of nesting a spec's YAML really has."""
+    return "".join("  " * i + f"k{i}:\n" for i in range(levels)) + "  " * levels + "v: 1\n"
+
+
+@pytest.mark.parametrize("path", ["/admin/releases", "/admin/golden"])
+def test_deep_documents_are_refused_with_400_before_any_work(
+    gateway: LiveServer, path: str
+) -> None:
+    """Python's parsers recurse: a 2 KB body of brackets used to end in a RecursionError (a
+    plain-text 500 and a 192 KB traceback). Past 64 levels, JSON or YAML, it is a 400."""
+    deep = {
+        "JSON": ("[" * 2000 + "]" * 2000, "application/json"),
+        "JSON past the limit": (
+            '{"name": ' + "[" * 65 + "]" * 65 + "}",
+            "application/json",
+        ),
+        "YAML flow": ("[" * 5000 + "]" * 5000, "application/yaml"),
+        "YAML block": (nested_yaml(65), "application/yaml"),
+        "YAML mappings past Python's limit": ("{a: " * 3000 + "}" * 3000, "application/yaml"),
+    }
+    with admin_client(gateway) as client:
+        for kind, (body, content_type) in deep.items():
+            answer = client.post(path, content=body, headers={"content-type": content_type})
+            assert answer.status_code == 400, (kind, answer.text[:300])
+            error = answer.json()["error"]
+            assert error["type"] == "body_too_deep" and "64 levels" in error["message"], kind
+        # At the limit the document is read and judged on its content, not its depth.
+        at_limit = client.post(
+            path, content=nested_yaml(63), headers={"content-type": "application/yaml"}
+        )
+    assert at_limit.status_code == 422, at_limit.text
+
+
 def test_odd_input_is_refused_in_the_error_format_never_a_500(gateway: LiveServer) -> None:
     with admin_client(gateway) as client:
         register(client, spec())

@@ -196,12 +196,9 @@ class DataPlane:
             raise ProxyError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise ProxyError(400, "invalid_json", "the body must be a JSON object")
-        if deeper_than(body, self.max_depth):
-            raise ProxyError(
-                400,
-                "body_too_deep",
-                f"the body nests objects and arrays more than {self.max_depth} levels deep",
-            )
+        if deeper_than(body, self.max_depth):  # about 1 µs on a chat body (gateway/bodies.py)
+            message = f"the body nests objects and arrays more than {self.max_depth} levels deep"
+            raise ProxyError(400, "body_too_deep", message)
         return raw, body
 
     def _prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from starlette.requests import ClientDisconnect, Request
 
 
@@ -34,3 +36,33 @@ async def read_limited(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+# How deeply a request body may nest objects and arrays. orjson serialises at most 254
+# levels and Python's parsers recurse, so a deep body would fail late, after work was done;
+# a real chat request or release spec nests a dozen levels at most.
+MAX_DEPTH = 64
+
+
+def deeper_than(document: object, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``document`` (parsed JSON or YAML) nests objects and arrays more than ``limit``
+    levels deep. Without recursion, so no depth can make it fail: one iterator per open
+    container, descending only into containers and stopping at the first one past the
+    limit. About 1 µs for a chat request (benchmarks/gateway/chat.lua), no more for a
+    1 MB body that is one string: the string is never looked into."""
+    if type(document) is dict:
+        stack: list[Iterator[object]] = [iter(document.values())]
+    elif type(document) is list:
+        stack = [iter(document)]
+    else:
+        return False
+    while stack:
+        for value in stack[-1]:
+            if type(value) is dict or type(value) is list:
+                if len(stack) >= limit:
+                    return True
+                stack.append(iter(value.values() if type(value) is dict else value))
+                break
+        else:
+            stack.pop()
+    return False

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     config: Path | None = None
     admin_token: SecretStr | None = None
     signing_key: SecretStr | None = None
+    # A throwaway setup (a laptop, a test): without a signing key, sign with one made at
+    # start-up, which no other process and no restart trusts. Never for a shared Redis.
+    dev: bool = False
     # Public keys (base64, comma-separated) of earlier signing keys whose entries still verify.
     trusted_keys: str = ""
     max_admin_body_bytes: int = 1_048_576
@@ -152,6 +155,19 @@ class Settings(BaseSettings):
                 "(a few intervals), or live replicas would drop out between beats"
             )
         return self
+
+    def signing_key_text(self) -> str | None:
+        """The signing key; None (sign with a throwaway key) only under ``GATEWAY_DEV``.
+        Replicas with throwaway keys write audit entries that no verifier trusts."""
+        if self.signing_key is not None and self.signing_key.get_secret_value():
+            return self.signing_key.get_secret_value()
+        if self.dev:
+            return None
+        raise ConfigError(
+            "GATEWAY_SIGNING_KEY is not set; make one with: export GATEWAY_SIGNING_KEY="
+            "$(python -c 'from releases.signing import generate_key_text as g; print(g())')"
+            " and give every replica the same (GATEWAY_DEV=1 signs with a throwaway key)"
+        )
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)

@@ -32,8 +32,7 @@ class Services:
     @classmethod
     def create(cls, settings: Settings, redis: RedisClient) -> Services:
         store = RegistryStore(redis, Keyspace(settings.redis_prefix), replica_ack(settings))
-        signing_key = settings.signing_key.get_secret_value() if settings.signing_key else None
-        signer = Signer.from_setting(signing_key)
+        signer = Signer.from_setting(settings.signing_key_text())  # refused unless set or dev
         keyring = KeyRing(store, signer)
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
         providers = settings.providers()

@@ -50,6 +50,23 @@ class Snapshot:
     releases: Mapping[str, Release]
     keys: Mapping[str, ApiKey]  # by sha256 of the secret
     loaded_at: float = field(default_factory=time.monotonic)
+    # Release id -> the channels that reference it, made once here so a request checks a
+    # channel-scoped key's ``release:<id>`` call in O(1) (gateway/proxy/resolve.py).
+    channels_of: Mapping[str, frozenset[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels_of", channels_by_release(self.channels))
+
+
+def channels_by_release(channels: Mapping[str, Channel]) -> dict[str, frozenset[str]]:
+    """Which channels reference each release: as stable, canary or shadow, or in the
+    rollback stack (``previous_stables``). Canaries and shadows a channel once had and
+    cleared are in its audit history only, not in the snapshot, and do not count."""
+    found: dict[str, set[str]] = {}
+    for channel in channels.values():
+        for release_id in (*channel.release_ids(), *channel.previous_stables):
+            found.setdefault(release_id, set()).add(channel.name)
+    return {release_id: frozenset(names) for release_id, names in found.items()}
 
 
 class RegistryView:

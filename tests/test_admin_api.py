@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from starlette.routing import Mount
+from starlette.types import Message
 
+from gateway.proxy.fastpath import ROUTES as FAST_ROUTES
 from tests.factories import ADMIN_TOKEN, spec
 from tests.live import LiveServer
 
@@ -317,6 +321,40 @@ def test_yaml_aliases_are_refused_before_they_can_expand(gateway: LiveServer) ->
     assert plain.status_code == 201
 
 
+def nested_yaml(levels: int) -> str:
+    """A block mapping ``levels`` deep: the kind of nesting a spec's YAML really has."""
+    return "".join("  " * i + f"k{i}:\n" for i in range(levels)) + "  " * levels + "v: 1\n"
+
+
+@pytest.mark.parametrize("path", ["/admin/releases", "/admin/golden"])
+def test_deep_documents_are_refused_with_400_before_any_work(
+    gateway: LiveServer, path: str
+) -> None:
+    """Python's parsers recurse: a 2 KB body of brackets used to end in a RecursionError (a
+    plain-text 500 and a 192 KB traceback). Past 64 levels, JSON or YAML, it is a 400."""
+    deep = {
+        "JSON": ("[" * 2000 + "]" * 2000, "application/json"),
+        "JSON past the limit": (
+            '{"name": ' + "[" * 65 + "]" * 65 + "}",
+            "application/json",
+        ),
+        "YAML flow": ("[" * 5000 + "]" * 5000, "application/yaml"),
+        "YAML block": (nested_yaml(65), "application/yaml"),
+        "YAML mappings past Python's limit": ("{a: " * 3000 + "}" * 3000, "application/yaml"),
+    }
+    with admin_client(gateway) as client:
+        for kind, (body, content_type) in deep.items():
+            answer = client.post(path, content=body, headers={"content-type": content_type})
+            assert answer.status_code == 400, (kind, answer.text[:300])
+            error = answer.json()["error"]
+            assert error["type"] == "body_too_deep" and "64 levels" in error["message"], kind
+        # At the limit the document is read and judged on its content, not its depth.
+        at_limit = client.post(
+            path, content=nested_yaml(63), headers={"content-type": "application/yaml"}
+        )
+    assert at_limit.status_code == 422, at_limit.text
+
+
 def test_odd_input_is_refused_in_the_error_format_never_a_500(gateway: LiveServer) -> None:
     with admin_client(gateway) as client:
         register(client, spec())
@@ -480,6 +518,9 @@ def test_an_app_key_gets_403_on_every_admin_call(gateway: LiveServer) -> None:
             assert answer.json()["error"]["type"] == "forbidden"
         for path in ADMIN_READS:
             assert client.get(path).status_code == 403, path
+        # The role is checked before the body is read, even where the body can ask for more.
+        replay = client.post("/admin/lineage/x/replay", content=b"{not json")
+        assert replay.status_code == 403, replay.text
 
 
 def test_an_auditor_reads_but_cannot_write(gateway: LiveServer) -> None:
@@ -529,6 +570,72 @@ def test_missing_or_unknown_keys_get_401(gateway: LiveServer) -> None:
     with admin_client(gateway, {"x-api-key": "gwk_nope"}) as client:
         answer = client.get("/admin/channels")
     assert answer.status_code == 401 and answer.json()["error"]["type"] == "unauthorized"
+
+
+# Routes anyone may call. Every other route of the app must refuse a caller without a valid
+# key: a route added without authentication makes the next test fail.
+PUBLIC_ROUTES = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/admin/audit/public-key"),
+}
+
+
+def every_route(gateway: LiveServer) -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves, path parameters filled in."""
+    app = gateway.app.app  # type: ignore[attr-defined]  # Starlette, behind the fast path
+    found = [("POST", path) for path in FAST_ROUTES]
+    for route in app.routes:
+        mounted = isinstance(route, Mount)
+        for sub in route.routes if mounted else [route]:
+            path = re.sub(r"\{[^}]+\}", "x", (route.path if mounted else "") + sub.path)
+            found += [(m, path) for m in sorted(sub.methods or ()) if m != "HEAD"]
+    return found
+
+
+async def call_without_reading(
+    gateway: LiveServer, method: str, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bool]:
+    """One request, made by hand on the server's loop: its status, and whether the app asked
+    for its body (an invalid one)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 1), "server": ("t", 80),
+        "headers": [(b"content-type", b"application/json"), *headers],
+    }  # fmt: skip
+    read: list[bool] = []
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        read.append(True)
+        return {"type": "http.request", "body": b"[[[{not json", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    assert gateway.loop is not None
+    call = gateway.app(scope, receive, send)  # type: ignore[arg-type]
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, gateway.loop))
+    return sent[0]["status"], bool(read)
+
+
+async def test_every_route_but_the_public_ones_answers_401_before_reading_a_body(
+    gateway: LiveServer,
+) -> None:
+    """Replay used to read and validate its body before the key: anonymous callers got 422s
+    and could write tracebacks to the log. Now the key comes first, on every route."""
+    routes = every_route(gateway)
+    assert set(routes) >= PUBLIC_ROUTES and ("POST", "/admin/lineage/x/replay") in routes
+    for method, path in routes:
+        for headers in ([], [(b"authorization", b"Bearer not-a-key")]):
+            status, read = await call_without_reading(gateway, method, path, headers)
+            if (method, path) in PUBLIC_ROUTES:
+                assert status == 200, (method, path, status)
+            else:
+                assert status == 401, (method, path, status)
+                assert not read, f"{method} {path} read the body of an anonymous caller"
 
 
 def test_keys_are_stored_hashed_and_listed_without_secrets(gateway: LiveServer) -> None:

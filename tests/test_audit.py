@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
 
 from gateway.cli import main as cli
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.redis_client import connect
 from gateway.services import Services
 from releases.audit import entry_hash
@@ -339,3 +339,13 @@ def test_anyone_can_check_a_signature_with_the_served_public_key(gateway: LiveSe
         base64.b64decode(signature), entry["hash"].encode()
     )  # raises if it does not verify
     assert release["signature"].split(":")[1] == document["key_id"]
+
+
+async def test_without_a_signing_key_only_a_dev_setup_starts(
+    settings: Settings, redis: Redis
+) -> None:
+    """Replicas signing with throwaway keys on one Redis wrote entries no verifier trusted."""
+    keyless = settings.model_copy(update={"signing_key": None})
+    with pytest.raises(ConfigError, match="GATEWAY_SIGNING_KEY is not set.*generate_key_text"):
+        Services.create(keyless, redis)
+    assert Services.create(keyless.model_copy(update={"dev": True}), redis).signer.ephemeral

@@ -15,6 +15,7 @@ import yaml
 
 from gateway.cli import main
 from tests.clikit import URL, gateway, sent_json
+from tests.factories import SIGNING_KEY
 
 SPEC = {
     "name": "support-bot",
@@ -656,6 +657,7 @@ def test_serve_runs_the_server_with_host_port_and_workers(
     server = types.ModuleType("gateway.server")
     server.serve = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "gateway.server", server)
+    monkeypatch.setenv("GATEWAY_SIGNING_KEY", SIGNING_KEY)
 
     assert main(["serve", "--host", "0.0.0.0", "--port", "9000", "--workers", "4"]) == 0
     assert main(["serve", "--drain-seconds", "5"]) == 0
@@ -687,6 +689,27 @@ def test_serve_refuses_unusable_settings_in_one_line_before_starting(
     assert main(["serve"]) == 2
     assert "GATEWAY_HEARTBEAT_TTL" in capsys.readouterr().err
     assert calls == []
+
+
+def test_serve_refuses_to_start_without_a_signing_key_outside_dev(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each process used to sign with its own throwaway key: two replicas on one Redis wrote
+    audit entries no verifier trusts. Refused, in one line that says how to make a key."""
+    calls: list[dict[str, Any]] = []
+    server = types.ModuleType("gateway.server")
+    server.serve = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gateway.server", server)
+    monkeypatch.delenv("GATEWAY_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("GATEWAY_DEV", raising=False)
+
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: GATEWAY_SIGNING_KEY is not set; make one with: export")
+    assert "generate_key_text" in err and err.count("\n") == 1  # one line, no traceback
+    monkeypatch.setenv("GATEWAY_DEV", "1")
+    assert main(["serve"]) == 0
+    assert len(calls) == 1
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

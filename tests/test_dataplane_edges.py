@@ -16,7 +16,9 @@ import pytest
 from redis.asyncio import Redis
 from starlette.types import Message
 
+from gateway.bodies import deeper_than
 from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
+from gateway.proxy.usage import StreamObserver
 from gateway.services import Services
 from gateway.telemetry import parse_traceparent
 from tests.factories import ADMIN_TOKEN
@@ -283,3 +285,95 @@ def test_only_valid_traceparents_are_taken() -> None:
         f"00-{trace}-{span}",
     ):
         assert parse_traceparent(bad) is None, bad
+
+
+def nested(levels: int) -> Any:
+    """Lists ``levels`` deep (built without recursion, as a caller's JSON would be)."""
+    value: Any = "x"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+async def test_a_body_nested_past_64_levels_is_a_tagged_400_with_its_record(
+    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer], path: str
+) -> None:
+    """Deep bodies used to reach orjson's writer (254 levels) and end in a 500."""
+    channel = "claude-prod" if path == "/v1/messages" else CH
+    spec = anthropic_spec() if path == "/v1/messages" else openai_spec()
+    await publish(dp_services, spec, channel)
+    gateway = start_gateway()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": '{"product": "A"}'}
+
+    def call(levels: int) -> httpx.Response:
+        # body, messages, the message: three levels before the nested value
+        extra = "[" * (levels - 3) + '"x"' + "]" * (levels - 3)
+        body = f'{{"model": "{channel}", "max_tokens": 8, "messages": [{{"role": "user", '
+        body += f'"content": "hi", "extra": {extra}}}]}}'
+        return httpx.post(gateway.url + path, content=body, headers=headers)
+
+    for levels in (65, 250, 1000):
+        answer = call(levels)
+        assert answer.status_code == 400, (levels, answer.text[:300])
+        assert "more than 64 levels" in answer.text and answer.json()["gateway"]["channel"] == "-"
+        rid = answer.headers["x-gateway-response-id"]
+        record = await record_of(gateway, redis, dp_services, rid)
+        assert (record["status"], record["error"]) == (400, "body_too_deep")
+    assert call(64).status_code == 200
+
+
+async def test_an_answer_too_deep_to_tag_is_a_502_and_its_record_says_so(
+    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+) -> None:
+    """The fake echoes the request it got, one level deeper: with the limit lifted, an answer
+    orjson cannot write back used to be recorded as 200 while the caller got a 500."""
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    gateway.app.state.dataplane.max_depth = 1000  # type: ignore[attr-defined]
+    message = {"role": "user", "content": "hi", "extra": nested(254 - 3)}
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": CH, "messages": [message]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": '{"product": "A"}'},
+    )  # fmt: skip
+    assert answer.status_code == 502, answer.text[:300]
+    assert answer.json()["error"]["code"] == "upstream_invalid"
+    record = await record_of(gateway, redis, dp_services, answer.headers["x-gateway-response-id"])
+    assert (record["status"], record["error"], record["channel"]) == (502, "upstream_invalid", CH)
+
+
+def test_the_depth_check_needs_no_recursion() -> None:
+    assert not deeper_than(nested(64)) and deeper_than(nested(65))
+    assert not deeper_than({"a": [{"b": nested(61)}]}) and deeper_than({"a": [{"b": nested(62)}]})
+    assert deeper_than(nested(100_000))  # far past Python's recursion limit
+    assert not deeper_than("x") and not deeper_than({"long": "x" * 1_000_000})
+
+
+async def test_a_first_event_too_deep_to_tag_passes_on_untagged() -> None:
+    event = b'data: {"deep": ' + b"[" * 300 + b"]" * 300 + b"}\n\n"
+    assert await tagged_stream(event, b"data: [DONE]\n\n") == event + b"data: [DONE]\n\n"
+
+
+async def test_a_failure_of_ours_mid_stream_is_recorded_as_a_500_not_a_hang_up(
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+
+    class BrokenObserver(StreamObserver):
+        def feed(self, piece: bytes) -> None:
+            raise RuntimeError("a bug")
+
+    monkeypatch.setattr("gateway.proxy.handler.StreamObserver", BrokenObserver)
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": CH, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Gateway-Variables": '{"product": "A"}'},
+    )  # fmt: skip
+    assert answer.status_code == 200 and '"code":"internal_error"' in answer.text
+    record = await record_of(gateway, redis, dp_services, answer.headers["x-gateway-response-id"])
+    assert (record["status"], record["error"]) == (500, "internal_error")

@@ -236,3 +236,46 @@ async def test_a_release_missing_from_the_registry_answers_503_in_each_endpoints
         shown = httpx.get(f"{cold.url}/admin/lineage/{response_id}", headers=AUTH).json()
         assert (shown["record"]["status"], shown["record"]["error"]) == (503, "release_unavailable")
         assert shown["release"] is None
+
+
+async def test_a_channel_scoped_key_calls_only_releases_of_its_channels_directly(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    """An operator key limited to one channel called ``release:<id>`` of another channel's
+    release and got 200. Its own channels' releases (stable, canary, shadow, the rollback
+    stack) and releases on no channel yet (evaluated before a first promotion) it may call."""
+    registry = dp_services.registry
+    old = await publish(dp_services, spec_saying("Old"), "team-a")
+    stable = await publish(dp_services, spec_saying("Stable"), "team-a")  # old: rollback stack
+    canary, _ = await registry.register(spec_saying("Canary"), OPERATOR)
+    shadow, _ = await registry.register(spec_saying("Shadow"), OPERATOR)
+    fresh, _ = await registry.register(spec_saying("Fresh"), OPERATOR)
+    await registry.set_canary("team-a", canary.id, 10, OPERATOR)
+    await registry.set_shadow("team-a", shadow.id, 10, OPERATOR)
+    other = await publish(dp_services, spec_saying("Other team"), "team-b")
+    secrets = {
+        name: (await dp_services.keyring.create(name, role, channels, OPERATOR))[1]
+        for name, role, channels in (
+            ("ops-a", "operator", ["team-a"]),
+            ("ops-all", "operator", ["*"]),
+            ("admin-a", "admin", ["team-a"]),
+        )
+    }
+    gateway = start_gateway()  # its first snapshot holds the keys
+
+    def call(key: str, release_id: str) -> httpx.Response:
+        return httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": f"release:{release_id}", "messages": [{"role": "user", "content": "hi"}]},
+            headers={**AUTH, "Authorization": f"Bearer {secrets[key]}"},
+        )  # fmt: skip
+
+    for allowed in (old, stable, canary, shadow, fresh):
+        answer = call("ops-a", allowed.id)
+        assert answer.status_code == 200, (allowed.id, answer.text)
+    refused = call("ops-a", other.id)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "release_forbidden"
+    assert refused.json()["gateway"]["release_id"] == "-"  # refused before any release
+    assert call("ops-all", other.id).status_code == 200
+    assert call("admin-a", other.id).status_code == 200

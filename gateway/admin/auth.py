@@ -55,17 +55,27 @@ class Authenticator:
             return BOOTSTRAP_KEY
         return await self.keyring.lookup(secret)
 
-    async def require(
-        self, request: Request, roles: frozenset[Role], channel: str | None = None
-    ) -> Actor:
-        """The caller as an actor, or 401 (no or bad key) / 403 (role not allowed, or, for a
-        change of ``channel``, a key whose channels do not include it)."""
+    async def authenticate(self, request: Request) -> ApiKey:
+        """The caller's key, or 401 (no or bad key). Kept with the request, so ``require``
+        looks it up no second time; the route table calls this before any handler runs."""
+        known: ApiKey | None = getattr(request.state, "admin_key", None)
+        if known is not None:
+            return known
         secret = presented_key(request)
         if secret is None:
             raise AdminError(401, "unauthorized", "no key: send Authorization: Bearer <key>")
         key = await self.identify(secret)
         if key is None:
             raise AdminError(401, "unauthorized", "the key is not valid")
+        request.state.admin_key = key
+        return key
+
+    async def require(
+        self, request: Request, roles: frozenset[Role], channel: str | None = None
+    ) -> Actor:
+        """The caller as an actor, or 401 (no or bad key) / 403 (role not allowed, or, for a
+        change of ``channel``, a key whose channels do not include it)."""
+        key = await self.authenticate(request)
         if key.role not in roles:
             allowed = ", ".join(sorted(roles))
             raise AdminError(

@@ -9,24 +9,43 @@ import yaml
 from starlette.requests import Request
 
 from gateway.admin.errors import AdminError
-from gateway.bodies import BodyTooLarge, read_limited
+from gateway.bodies import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
 from releases.errors import InvalidRequest
 
 
+class TooDeep(Exception):
+    """A document nests objects and arrays past ``MAX_DEPTH``."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without aliases: a few hundred bytes of nested aliases expand into gigabytes
-    (a "billion laughs"), built and walked on the event loop the data plane shares. Specs
-    and golden sets have no need of them."""
+    """Safe YAML without aliases, and no deeper than ``MAX_DEPTH``. A few hundred bytes of
+    nested aliases expand into gigabytes (a "billion laughs"), built and walked on the event
+    loop the data plane shares; specs and golden sets have no need of them. The composer
+    recurses once per level, so depth is counted here, while composing, before Python's
+    recursion limit can be reached."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted", mark)
-        return super().compose_node(parent, index)
+        if not self.check_event(yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise TooDeep
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def load_yaml(raw: bytes) -> Any:
-    return yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader, less aliases
+    """Safe YAML, less aliases; ``TooDeep`` past ``MAX_DEPTH``."""
+    return yaml.load(raw, Loader=_NoAliasLoader)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -43,10 +62,19 @@ async def read_document(request: Request, limit: int, *, allow_yaml: bool = Fals
         return {}
     as_yaml = allow_yaml and "json" not in request.headers.get("content-type", "")
     try:
-        return load_yaml(raw) if as_yaml else json.loads(raw)
+        document = load_yaml(raw) if as_yaml else json.loads(raw)
+        # json's C parser stops itself with a RecursionError near Python's limit (about
+        # 1000 levels), unwinding cleanly; shallower documents are measured without recursion.
+        too_deep = deeper_than(document)
     except (ValueError, yaml.YAMLError) as exc:
         kind = "YAML" if as_yaml else "JSON"
         raise AdminError(400, "invalid_body", f"the body is not valid {kind}: {exc}") from None
+    except (TooDeep, RecursionError):
+        too_deep = True
+    if too_deep:
+        message = f"the body nests objects and arrays more than {MAX_DEPTH} levels deep"
+        raise AdminError(400, "body_too_deep", message)
+    return document
 
 
 async def read_object(request: Request, limit: int) -> dict[str, Any]:

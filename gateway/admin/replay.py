@@ -58,9 +58,11 @@ async def replay(request: Request) -> JSONResponse:
     lineage (admin, auditor); ``against`` another release also calls a release directly,
     which only admin keys may both do."""
     s = services(request)
+    await s.auth.require(request, AUDIT)  # before the body: no one else has it read
     body = await read_object(request, s.settings.max_admin_body_bytes)
     against = text_field(body, "against")
-    await s.auth.require(request, AUDIT if against is None else KEYS)  # KEYS: admin only
+    if against is not None:
+        await s.auth.require(request, KEYS)  # admin only
     record = await lineage_record(request, s, request.path_params["response_id"])
     replayer: Replayer = request.app.state.replayer
     return JSONResponse(await replayer.replay(record, against))

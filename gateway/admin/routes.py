@@ -1,12 +1,42 @@
-"""The ``/admin`` route table."""
+"""The ``/admin`` route table.
+
+Every path but those in ``PUBLIC`` authenticates its caller before any route runs: an
+anonymous request gets its 401 before any body is read or checked, whatever the handler
+does, and a route added to the table is covered without a word. Roles (403) are the
+handlers' to check, since some depend on what is asked.
+"""
 
 from __future__ import annotations
 
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import audit, channels, evals, fleet, keys, lineage, releases, replay
+from gateway.services import Services
 
 CHANNEL = "/channels/{channel:str}"
+# Anyone may fetch the key that releases and the audit log are signed with, to verify them.
+PUBLIC = frozenset({"/audit/public-key"})
+
+
+class AuthenticateFirst:
+    """The admin mount's gate: a valid key (else 401) before routing, for every path but
+    ``PUBLIC`` ones. The key is kept with the request for the handler's role check."""
+
+    def __init__(self, app: ASGIApp, public: frozenset[str]) -> None:
+        self.app = app
+        self.public = public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Inside the mount, the path below /admin is what follows its root_path.
+        path: str = scope["path"].removeprefix(scope.get("root_path", ""))
+        if scope["type"] == "http" and path not in self.public:
+            services: Services = scope["app"].state.services
+            await services.auth.authenticate(Request(scope))
+        await self.app(scope, receive, send)
+
 
 admin = Mount(
     "/admin",
@@ -49,4 +79,5 @@ admin = Mount(
         Route("/drift", evals.list_drift, methods=["GET"]),
         Route("/drift/watch", evals.drift_watch, methods=["GET"]),
     ],
+    middleware=[Middleware(AuthenticateFirst, public=PUBLIC)],
 )

@@ -83,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def check_settings() -> None:
     """What the server would fail on at start-up (a bad ``GATEWAY_*`` value, an unreadable
-    providers file or trusted key), said in one line: ``InputError``, exit 2."""
+    providers file or trusted key, no signing key), said in one line: ``InputError``, exit 2."""
     from pydantic import ValidationError
 
     from gateway.config import ConfigError, Settings
@@ -92,6 +92,7 @@ def check_settings() -> None:
         settings = Settings()
         settings.providers()
         settings.trusted_public_keys()
+        settings.signing_key_text()
     except ValidationError as exc:
         problems = [
             f"GATEWAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"

@@ -3,6 +3,8 @@ the gateway's own that says why (502, 504)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp
@@ -54,10 +56,26 @@ def refusal(raw: bytes, response: UpstreamResponse, headers: dict[str, str], tag
         answer = orjson.loads(raw)
     except orjson.JSONDecodeError:
         answer = None
-    if not isinstance(answer, dict):
-        return Response(raw, response.status, headers, media_type=content_type)
-    answer["gateway"] = tag.body()
-    return JsonAnswer(orjson.dumps(answer), response.status, headers)
+    if isinstance(answer, dict):
+        answer["gateway"] = tag.body()
+        try:
+            return JsonAnswer(orjson.dumps(answer), response.status, headers)
+        except orjson.JSONEncodeError:
+            pass  # nested too deep to write back: passed on as it came, untagged
+    return Response(raw, response.status, headers, media_type=content_type)
+
+
+def tagged_answer(name: str, answer: Any, tag: Tag) -> bytes:
+    """A provider's whole answer with the tag in it (when it is an object), written back;
+    a 502 when orjson cannot write it (nested past its 254 levels): not the caller's fault,
+    and not a 200."""
+    if isinstance(answer, dict):
+        answer["gateway"] = tag.body()
+    try:
+        return orjson.dumps(answer)
+    except orjson.JSONEncodeError as exc:
+        message = f"provider {name!r} answered with JSON the gateway cannot pass on: {exc}"
+        raise ProxyError(502, "upstream_invalid", message) from None
 
 
 def upstream_failure(name: str, exc: UpstreamError) -> ProxyError:

@@ -56,6 +56,17 @@ def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None)
             raise ResolveError(
                 404, "release_not_found", f"release {release_id!r} is not registered"
             )
+        if key.role != "admin" and "*" not in key.channels:
+            # A channel-scoped key: releases of its own channels, or of none yet (how a new
+            # release is evaluated before its first promotion), never another channel's.
+            referencing = snapshot.channels_of.get(release_id)
+            if referencing is not None and referencing.isdisjoint(key.channels):
+                raise ResolveError(
+                    403,
+                    "release_forbidden",
+                    f"key {key.name!r} may call releases of its channels only;"
+                    f" {release_id!r} is on none of them",
+                )
         return Route(NO_CHANNEL, "direct", release_id)
     channel = snapshot.channels.get(model)
     if channel is None:

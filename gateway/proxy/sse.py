@@ -34,8 +34,12 @@ def tag_event(event: bytes, tag: dict[str, Any]) -> bytes | None:
     except orjson.JSONDecodeError:
         return None
     obj["gateway"] = tag
+    try:
+        written = orjson.dumps(obj)
+    except orjson.JSONEncodeError:  # nested past orjson's 254 levels: pass it on untagged
+        return None
     ending = b"\r" if lines[i].endswith(b"\r") else b""
-    lines[i] = b"data: " + orjson.dumps(obj) + ending
+    lines[i] = b"data: " + written + ending
     return b"\n".join(lines)
 
 

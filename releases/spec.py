@@ -33,9 +33,10 @@ IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # "latest" anywhere (gpt-4o-latest, claude-3-5-sonnet-latest, llama3:latest) is never pinned.
 ALWAYS_ALIAS_RE = re.compile(r"latest", re.IGNORECASE)
 # What a provider can be sent: JSON encoders (orjson) and providers take signed 64-bit
-# integers; a schema nested deeper than this is refused (the data plane bounds bodies alike).
+# integers. A schema nested deeper than MAX_NESTING is refused: below the 64 levels any body
+# may have (gateway/bodies.py), so a spec arriving over HTTP gets a 422 naming the field.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MAX_NESTING = 64
+MAX_NESTING = 32
 # Far beyond any model's output today; a few extra digits typed by mistake are caught.
 MAX_TOKENS = 1_048_576
 BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")

@@ -166,10 +166,10 @@ REFUSALS = [
         id="max-tokens-beyond-any-model",
     ),
     pytest.param(
-        {"tools": [{"type": "function", "function": {"name": "f", "parameters": nested(300)}}]},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": nested(40)}}]},
         "tools.0.function.parameters",
-        "nested more than 64 levels deep",
-        id="tool-schema-300-deep",
+        "nested more than 32 levels deep",
+        id="tool-schema-40-deep",
     ),
     pytest.param(
         {
@@ -182,10 +182,10 @@ REFUSALS = [
         id="tool-schema-huge-integer",
     ),
     pytest.param(
-        {"params": {"response_format": {"type": "json_schema", "json_schema": nested(300)}}},
+        {"params": {"response_format": {"type": "json_schema", "json_schema": nested(40)}}},
         "params.response_format",
-        "nested more than 64 levels deep",
-        id="response-format-300-deep",
+        "nested more than 32 levels deep",
+        id="response-format-40-deep",
     ),
     pytest.param(
         {"model": CLAUDE, "params": {"reasoning_effort": "low"}},

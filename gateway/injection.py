@@ -106,8 +106,8 @@ def inject_openai(
     out["messages"] = [*pinned, *release.few_shot(values), *body.get("messages", [])]
     release.openai.apply(body, out, overridden)
     if out.get("stream") is True:
-        # Lineage records usage for every stream: ask for it (the caller then also gets the
-        # final usage chunk OpenAI defines, with empty choices).
+        # Lineage records usage for every stream: ask for it. The usage-only chunk that adds
+        # reaches only callers who asked (gateway/proxy/sse.py UsageOnlyFilter).
         options = out.get("stream_options")
         out["stream_options"] = {
             **(options if isinstance(options, dict) else {}),

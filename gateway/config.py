@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     max_admin_body_bytes: int = 1_048_576
     # Data-plane request bodies above this get 413 (images and long contexts make them big).
     max_body_bytes: int = 8_388_608
+    # A request whose head (request line and headers) passes this gets 431 and its connection
+    # is closed, before more of it is read (gateway/bounded_http.py).
+    max_header_bytes: int = Field(default=65_536, ge=1024)
     # Shadow calls waiting beyond this are dropped (and counted), never queued without bound.
     shadow_queue_size: int = Field(default=1000, ge=1)
     shadow_concurrency: int = Field(default=16, ge=1)

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.bodies import BodyTooLarge, read_limited
@@ -155,23 +154,29 @@ class DataPlane:
 
     async def models(self, request: Request) -> ASGIApp:
         """The channels this key may call, in OpenAI's list format."""
+        return self._models(request, None)
+
+    async def model(self, request: Request, name: str) -> ASGIApp:
+        """One channel this key may call, in OpenAI's retrieve format; else OpenAI's 404."""
+        return self._models(request, name)
+
+    def _models(self, request: Request, name: str | None) -> ASGIApp:
         tag = Tag(new_response_id())
         try:
             snapshot = self._snapshot()
             key = authenticate(request, snapshot, self.admin_token_digest)
+            if name is not None and not (name in snapshot.channels and key.may_call(name)):
+                message = f"the model {name!r} does not exist or this key may not call it"
+                raise ProxyError(404, "model_not_found", message)
         except ProxyError as exc:
             return self._error(OPENAI, exc, tag)
         data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "gateway"}
-            for name in sorted(snapshot.channels)
-            if key.may_call(name)
+            {"id": channel, "object": "model", "created": 0, "owned_by": "gateway"}
+            for channel in (sorted(snapshot.channels) if name is None else [name])
+            if key.may_call(channel)
         ]
-        return Response(
-            orjson.dumps({"object": "list", "data": data}),
-            200,
-            tag.headers(),
-            media_type="application/json",
-        )
+        answer = {"object": "list", "data": data} if name is None else data[0]
+        return JsonAnswer(orjson.dumps(answer), 200, tag.headers())
 
     def _snapshot(self) -> Snapshot:
         snapshot = self.view.current

@@ -260,7 +260,7 @@ def test_a_route_refusing_the_method_is_405_in_openais_shape_and_tagged(
 ) -> None:
     answer = httpx.post(setup["gateway"].url + "/v1/models", json={})
     check(answer, OPENAI_API, 405, "/v1/models")
-    assert answer.headers["allow"] == "GET, HEAD"
+    assert set(answer.headers["allow"].split(", ")) == {"GET", "HEAD"}
 
 
 def test_an_unknown_path_elsewhere_keeps_the_admin_shape(setup: dict[str, Any]) -> None:

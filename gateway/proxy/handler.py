@@ -7,6 +7,7 @@ endpoint's own shape. Nothing here waits on Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -35,7 +36,7 @@ from gateway.proxy.provider_answers import (
 from gateway.proxy.resolve import ResolveError, Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
 from gateway.proxy.sse import tag_first_event
-from gateway.proxy.streaming import ProxyStream
+from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
 from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
@@ -135,7 +136,7 @@ class DataPlane:
         except ProxyError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
             return self._error(dialect, exc, exchange.tag)
-        except ClientDisconnect:  # hung up while sending the body: nobody reads the answer
+        except ClientDisconnect:  # hung up before the answer: nobody reads it
             exchange.finish(self.sinks, CLIENT_CLOSED, error="client_disconnected")
             return self._error(dialect, CALLER_GONE, exchange.tag)
         except Exception:
@@ -276,15 +277,23 @@ class DataPlane:
         if exchange.trace is not None:
             upstream_headers.update(exchange.trace.upstream_headers())
         exchange.upstream_started = time.perf_counter()
+        # The body was read whole: a hang-up from here on cancels the provider call at once,
+        # not when the provider answers (up to its read timeout). A stream takes the watch over.
+        hang_up: HangUp | None = HangUp(request.receive)
+        response: UpstreamResponse | None = None
         try:
             response = await provider.upstream.post(url, orjson.dumps(body), upstream_headers)
             if body.get("stream") is True and response.status == 200:
-                return ProxyStream(
-                    self._stream(dialect, response, exchange),
+                streamed = response
+                stream = ProxyStream(
+                    self._stream(dialect, streamed, exchange),
                     200,
                     {**headers, **SSE_HEADERS},
-                    on_close=lambda: self._abandoned(response, exchange),
+                    on_close=lambda: self._abandoned(streamed, exchange),
+                    hang_up=hang_up,
                 )
+                hang_up = None
+                return stream
             raw = await response.read()
             exchange.upstream_done()
             if exchange.capture is not None:
@@ -292,6 +301,16 @@ class DataPlane:
         except UpstreamError as exc:
             exchange.upstream_done()
             raise upstream_failure(provider.name, exc) from None
+        except asyncio.CancelledError:
+            if hang_up is None or not hang_up.caught():
+                raise
+            exchange.upstream_done()
+            if response is not None:
+                response.close()
+            raise ClientDisconnect from None  # recorded as 499 by handle()
+        finally:
+            if hang_up is not None:
+                hang_up.stop()
         pass_headers(response, headers)
         fault = gateway_side_failure(provider.name, response.status, exchange.model_id)
         if fault is not None:

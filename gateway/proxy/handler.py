@@ -359,7 +359,8 @@ class DataPlane:
             # Headers are gone already; end the stream with an error event the SDKs raise on.
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
             error = "upstream_stream_broken"
-            yield dialect.stream_error(status, error, str(exc))
+            log.warning("provider %r's stream failed: %s", exchange.provider, exc.detail)
+            yield dialect.stream_error(status, error, f"provider {exchange.provider!r}: {exc}")
         finally:
             response.close()
             exchange.upstream_done()

@@ -3,6 +3,8 @@ the gateway's own that says why (502, 504)."""
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp
@@ -11,6 +13,8 @@ from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.errors import ProxyError
 from gateway.proxy.tagging import Tag
 from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
+
+log = logging.getLogger("gateway.proxy")
 
 PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
 
@@ -61,7 +65,9 @@ def refusal(raw: bytes, response: UpstreamResponse, headers: dict[str, str], tag
 
 
 def upstream_failure(name: str, exc: UpstreamError) -> ProxyError:
-    """No answer at all: too slow (504) or unreachable (502)."""
+    """No answer at all: too slow (504) or unreachable (502). The caller learns which
+    provider, never where it lives; the log keeps that."""
+    log.warning("provider %r failed: %s", name, exc.detail)
     if isinstance(exc, UpstreamTimeout):
         return ProxyError(504, "upstream_timeout", f"provider {name!r} did not answer in time")
     return ProxyError(502, "upstream_unavailable", f"provider {name!r} could not be reached: {exc}")

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # them (Redis WAIT); fewer within the timeout: the change answers 503 not_durable. 0: off.
     redis_min_replicas_ack: int = Field(default=0, ge=0)
     redis_replica_ack_timeout_ms: int = Field(default=1000, ge=1)
+    # Seconds a Redis command (or a connect) may take before it fails: a frozen Redis then
+    # costs an admin request a 503, not a hang. Waits for replicas (WAIT) get theirs on top;
+    # the subscription that announces changes waits for them without a limit.
+    redis_timeout: float = Field(default=5.0, gt=0)
     # Registry keys live under "{prefix}"; several gateways can share a Redis with other prefixes.
     redis_prefix: str = Field(default="gw", pattern=r"^[A-Za-z0-9_.-]+$")
     config: Path | None = None

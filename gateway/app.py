@@ -18,14 +18,17 @@ from starlette.routing import Route
 
 from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
 from gateway.admin.routes import admin
+from gateway.bounded_http import MAX_HEAD_STATE
 from gateway.config import Settings
 from gateway.evals.lifecycle import finish_eval_runs, open_evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.heap import tuned_collector
 from gateway.metrics import RequestMetrics, metrics, register_state
 from gateway.providers import close_providers, open_providers
+from gateway.proxy.errors import ProxyError
 from gateway.proxy.fastpath import FastPath
 from gateway.proxy.handler import DataPlane
+from gateway.proxy.routes import api_of
 from gateway.proxy.routes import routes as proxy_routes
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner
 from gateway.redis_client import connect, connect_listener, replica_ack
@@ -61,11 +64,21 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
+    """A route-level refusal (404, 405): under /v1/ in the shape of the API the path belongs
+    to, tagged and recorded as the data plane's answers are; elsewhere in the admin shape."""
     assert isinstance(exc, HTTPException)
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(
-        exc.status_code, kind, f"{request.method} {request.url.path}: {exc.detail}"
-    )
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
+    dialect = api_of(request.url.path, request.headers)
+    if dialect is None:
+        response = error_response(exc.status_code, kind, message)
+        response.headers.update(headers)
+        return response
+    dataplane: DataPlane = request.app.state.dataplane
+    answer = dataplane.refuse(dialect, ProxyError(exc.status_code, kind, message), headers)
+    raw = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.raw_headers}
+    return Response(answer.body, answer.status, raw)
 
 
 async def registry_unreachable(request: Request, exc: Exception) -> Response:
@@ -103,7 +116,7 @@ def create_app(
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, int]]:
         client = redis if redis is not None else connect(settings)
         services = Services.create(settings, client)
         view = RegistryView(
@@ -154,7 +167,8 @@ def create_app(
         app.state.eval_tasks = set()  # eval runs streaming to callers (gateway/admin/evals.py)
         try:
             with tuned_collector(settings.gc_threshold):
-                yield
+                # The lifespan state is how the server's protocol learns the app's head bound.
+                yield {MAX_HEAD_STATE: settings.max_header_bytes}
         finally:
             await finish_eval_runs(app.state.eval_tasks, settings.eval_shutdown_grace)
             await app.state.drift.stop()

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # them (Redis WAIT); fewer within the timeout: the change answers 503 not_durable. 0: off.
     redis_min_replicas_ack: int = Field(default=0, ge=0)
     redis_replica_ack_timeout_ms: int = Field(default=1000, ge=1)
+    # Seconds a Redis command (or a connect) may take before it fails: a frozen Redis then
+    # costs an admin request a 503, not a hang. Waits for replicas (WAIT) get theirs on top;
+    # the subscription that announces changes waits for them without a limit.
+    redis_timeout: float = Field(default=5.0, gt=0)
     # Registry keys live under "{prefix}"; several gateways can share a Redis with other prefixes.
     redis_prefix: str = Field(default="gw", pattern=r"^[A-Za-z0-9_.-]+$")
     config: Path | None = None
@@ -115,6 +119,9 @@ class Settings(BaseSettings):
     max_admin_body_bytes: int = 1_048_576
     # Data-plane request bodies above this get 413 (images and long contexts make them big).
     max_body_bytes: int = 8_388_608
+    # A request whose head (request line and headers) passes this gets 431 and its connection
+    # is closed, before more of it is read (gateway/bounded_http.py).
+    max_header_bytes: int = Field(default=65_536, ge=1024)
     # Shadow calls waiting beyond this are dropped (and counted), never queued without bound.
     shadow_queue_size: int = Field(default=1000, ge=1)
     shadow_concurrency: int = Field(default=16, ge=1)

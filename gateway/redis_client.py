@@ -29,21 +29,45 @@ def connect_listener(settings: Settings) -> Redis | None:
     None where the main client subscribes itself."""
     if not _is_cluster(settings):
         return None
-    return Redis.from_url(_node_url(settings.redis_url))
+    command, connecting = _timeouts(settings)
+    return Redis.from_url(
+        _node_url(settings.redis_url), socket_timeout=command, socket_connect_timeout=connecting
+    )
 
 
 def connect(settings: Settings) -> RedisClient:
+    command, connecting = _timeouts(settings)
     if settings.redis_sentinels:
         sentinels = []
         for address in settings.redis_sentinels.split(","):
             host, _, port = address.strip().rpartition(":")
             sentinels.append((host, int(port)))
-        sentinel = Sentinel(sentinels)  # type: ignore[no-untyped-call]  # unannotated in redis-py
-        master: Redis = sentinel.master_for(settings.redis_sentinel_master)
+        asking = {"socket_timeout": command, "socket_connect_timeout": connecting}
+        sentinel = Sentinel(sentinels, sentinel_kwargs=asking)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        master: Redis = sentinel.master_for(
+            settings.redis_sentinel_master,
+            socket_timeout=command,
+            socket_connect_timeout=connecting,
+        )
         return master
     if _is_cluster(settings):
-        return RedisCluster.from_url(_node_url(settings.redis_url))
-    return Redis.from_url(settings.redis_url)
+        return RedisCluster.from_url(
+            _node_url(settings.redis_url), socket_timeout=command, socket_connect_timeout=connecting
+        )
+    return Redis.from_url(
+        settings.redis_url, socket_timeout=command, socket_connect_timeout=connecting
+    )
+
+
+def _timeouts(settings: Settings) -> tuple[float, float]:
+    """Seconds for a command and for a connect: every one is bounded (redis-py's from_url
+    waits forever by default). A command may be a WAIT for replicas, so the replica-ack
+    timeout comes on top; redis-py exempts pub/sub listening, which waits for announcements
+    as long as there are none."""
+    command = settings.redis_timeout
+    if settings.redis_min_replicas_ack:
+        command += settings.redis_replica_ack_timeout_ms / 1000
+    return command, settings.redis_timeout
 
 
 def replica_ack(settings: Settings) -> ReplicaAck:

@@ -57,5 +57,7 @@ def serve(
         # Measured (benchmarks/RESULTS.md): +66% throughput over the stock loop, and uvloop sets
         # TCP_NODELAY on every connection, which the stock loop skips for --workers sockets.
         loop="uvloop",
-        http="httptools",
+        # httptools, with the bound on request heads (GATEWAY_MAX_HEADER_BYTES); named, not
+        # passed, so each --workers process imports it.
+        http="gateway.bounded_http:BoundedHttpToolsProtocol",
     )

@@ -28,7 +28,15 @@ class Timeouts:
 
 
 class UpstreamError(Exception):
-    """The provider could not be reached or did not answer in time."""
+    """The provider could not be reached or did not answer in time.
+
+    Its message may reach callers and lineage, so it says what happened and never where the
+    provider lives; ``detail`` (URL and cause) is for the gateway's log only.
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 class UpstreamTimeout(UpstreamError):
@@ -70,9 +78,10 @@ class _AiohttpResponse:
         try:
             return await self._response.read()
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"the provider stopped sending: {exc}") from exc
+            raise UpstreamTimeout("the provider stopped sending", self._where(exc)) from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"the provider's answer broke off: {exc}") from exc
+            message = f"the provider's answer broke off ({type(exc).__name__})"
+            raise UpstreamUnavailable(message, self._where(exc)) from exc
         finally:
             self._response.release()
 
@@ -81,9 +90,13 @@ class _AiohttpResponse:
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"the provider stopped sending: {exc}") from exc
+            raise UpstreamTimeout("the provider stopped sending", self._where(exc)) from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"the provider's stream broke off: {exc}") from exc
+            message = f"the provider's stream broke off ({type(exc).__name__})"
+            raise UpstreamUnavailable(message, self._where(exc)) from exc
+
+    def _where(self, exc: Exception) -> str:
+        return f"{self._response.method} {self._response.url}: {type(exc).__name__} {exc}"
 
     def close(self) -> None:
         # Closing (not releasing) a half-read response drops its connection, which is how a
@@ -124,9 +137,10 @@ class AiohttpUpstream:
                 parsed, data=body, headers=headers, allow_redirects=False
             )
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"no answer from {url} in time") from exc
+            raise UpstreamTimeout("no answer in time", f"no answer from {url} in time") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamUnavailable(f"cannot reach {url}: {exc}") from exc
+            message = f"the connection failed ({type(exc).__name__})"
+            raise UpstreamUnavailable(message, f"cannot reach {url}: {exc}") from exc
         return _AiohttpResponse(response)
 
     async def aclose(self) -> None:

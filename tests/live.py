@@ -14,6 +14,8 @@ import threading
 import uvicorn
 from starlette.types import ASGIApp
 
+from gateway.bounded_http import BoundedHttpToolsProtocol
+
 
 class _Server(uvicorn.Server):
     """uvicorn's server, saying when its start-up (the app's lifespan included) is done."""
@@ -30,7 +32,9 @@ class _Server(uvicorn.Server):
 class LiveServer:
     """Serves ``app`` on 127.0.0.1 until ``stop()``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, http: type[asyncio.Protocol] = BoundedHttpToolsProtocol
+    ) -> None:
         self.app = app
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
         # listening socket says TCP, and without it every response waits ~40 ms for a delayed ACK.
@@ -39,7 +43,10 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1024)
         self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+        # The protocol `gateway serve` runs (httptools, bounded), not uvicorn's "auto".
+        config = uvicorn.Config(
+            app, lifespan="on", log_level="warning", access_log=False, http=http
+        )
         self.server = _Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -94,6 +95,58 @@ async def test_a_caller_hanging_up_while_sending_the_body_is_recorded_as_gone(
     rid = headers_of(sent)["x-gateway-response-id"]
     record = await record_of(gateway, redis, dp_services, rid)
     assert (record["status"], record["error"]) == (499, "client_disconnected")
+
+
+async def test_a_caller_hanging_up_before_the_answer_cancels_the_provider_call(
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    assert gateway.loop is not None
+    fake_control.put("/_fake/behaviour", json={"delay": 10.0})
+    before = fake_control.get("/_fake/stats").json()
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/chat/completions", "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {ADMIN_TOKEN}".encode()),
+                    (b"x-gateway-variables", b'{"product": "Acme"}')],
+    }  # fmt: skip
+    body = {"model": CH, "messages": [{"role": "user", "content": "hi"}]}
+    incoming = [{"type": "http.request", "body": json.dumps(body).encode()}]
+    gone = asyncio.Event()  # used on the server's loop only; set from here thread-safely
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    call = on_server(gateway, gateway.app(scope, receive, send))  # type: ignore[arg-type]
+    asked = fake_control.get(
+        "/_fake/wait", params={"counter": "requests", "value": before["requests"] + 1}
+    )
+    assert asked.json()["reached"], "the provider was never asked"
+    hung_up = time.monotonic()
+    gateway.loop.call_soon_threadsafe(gone.set)
+    await call
+    assert time.monotonic() - hung_up < 5, "the gateway waited for the provider's answer"
+    abandoned = fake_control.get(
+        "/_fake/wait",
+        params={"counter": "requests_abandoned", "value": before["requests_abandoned"] + 1},
+    )
+    assert abandoned.json()["reached"], "the provider's connection was left open"
+    assert sent[0]["status"] == 499
+    record = await record_of(gateway, redis, dp_services, headers_of(sent)["x-gateway-response-id"])
+    assert (record["status"], record["error"], record["channel"]) == (
+        499, "client_disconnected", CH,
+    )  # fmt: skip
+    assert gateway.app.state.dataplane.sinks.metrics.in_flight == 0  # type: ignore[attr-defined]
 
 
 async def test_an_unexpected_failure_is_a_tagged_500_with_its_record(

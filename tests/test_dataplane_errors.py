@@ -158,12 +158,9 @@ def test_upstream_errors(
         504,
         "in time",
     )
-    check(
-        call(setup, endpoint, endpoint.body(f"{endpoint.name}-gone"), key="admin"),
-        endpoint,
-        502,
-        "could not be reached",
-    )
+    gone = call(setup, endpoint, endpoint.body(f"{endpoint.name}-gone"), key="admin")
+    check(gone, endpoint, 502, f"provider 'nowhere-{endpoint.name}' could not be reached")
+    assert "127.0.0.1" not in gone.text  # which provider, never where it lives
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -231,3 +228,38 @@ def test_a_method_other_than_post_is_405_in_the_endpoints_shape(
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
     assert "takes POST" in endpoint.error_message(answer)
     tagged(answer)
+
+
+OPENAI_API = Endpoint("openai", "/v1/chat/completions", openai_spec, "2024-01-01")
+ANTHROPIC_API = Endpoint("anthropic", "/v1/messages", anthropic_spec, "20240101")
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "api"),
+    [
+        ("/v1/messages/count_tokens", {}, ANTHROPIC_API),
+        ("/v1/messages/batches", {}, ANTHROPIC_API),
+        ("/v1/complete", {}, ANTHROPIC_API),
+        ("/v1/files", {"anthropic-version": "2023-06-01"}, ANTHROPIC_API),
+        ("/v1/files", {}, OPENAI_API),
+        ("/v1/embeddings", {}, OPENAI_API),
+    ],
+)
+def test_an_unknown_path_under_v1_is_404_in_its_apis_shape_and_tagged(
+    setup: dict[str, Any], path: str, headers: dict[str, str], api: Endpoint
+) -> None:
+    answer = httpx.post(setup["gateway"].url + path, json={}, headers=headers)
+    check(answer, api, 404, path)
+
+
+def test_a_route_refusing_the_method_is_405_in_openais_shape_and_tagged(
+    setup: dict[str, Any],
+) -> None:
+    answer = httpx.post(setup["gateway"].url + "/v1/models", json={})
+    check(answer, OPENAI_API, 405, "/v1/models")
+    assert set(answer.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+def test_an_unknown_path_elsewhere_keeps_the_admin_shape(setup: dict[str, Any]) -> None:
+    answer = httpx.get(setup["gateway"].url + "/nothing-here")
+    assert answer.status_code == 404 and answer.json()["error"]["type"] == "not_found"

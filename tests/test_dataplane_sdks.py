@@ -261,3 +261,44 @@ async def test_openai_sdk_stream_without_include_usage_never_sees_an_empty_choic
     record = json.loads(raw)
     assert record["release_id"] == release.id
     assert record["usage"]["output_tokens"] > 0  # recorded all the same
+
+
+async def test_a_model_is_retrieved_only_when_the_key_may_call_it(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), "support-bot-prod")
+    await publish(dp_services, openai_spec(), "support-bot-staging")
+    gateway = start_gateway()
+    client = openai.OpenAI(
+        base_url=gateway.url + "/v1", api_key=app_key(gateway, ["support-bot-prod"]), max_retries=0
+    )
+    raw = client.models.with_raw_response.retrieve("support-bot-prod")
+    assert raw.parse().id == "support-bot-prod" and raw.parse().object == "model"
+    assert raw.headers["x-gateway-response-id"].startswith("gwr_")
+    for name in ("support-bot-staging", "no-such-channel"):
+        try:
+            client.models.retrieve(name)
+        except openai.NotFoundError as exc:
+            body = exc.response.json()
+            assert body["error"]["code"] == "model_not_found" and name in body["error"]["message"]
+            assert body["gateway"]["response_id"] == exc.response.headers["x-gateway-response-id"]
+        else:
+            raise AssertionError(f"{name} was retrieved")
+
+
+async def test_an_anthropic_sdk_call_the_gateway_lacks_gets_anthropics_404(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, anthropic_spec(), "claude-prod")
+    gateway = start_gateway()
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=ADMIN_TOKEN, max_retries=0)
+    try:
+        client.messages.count_tokens(
+            model="claude-prod", messages=[{"role": "user", "content": "hi"}]
+        )
+    except anthropic.NotFoundError as exc:
+        body = exc.response.json()
+        assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+        assert body["gateway"]["response_id"] == exc.response.headers["x-gateway-response-id"]
+    else:
+        raise AssertionError("count_tokens answered")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -279,3 +281,40 @@ async def test_a_channel_scoped_key_calls_only_releases_of_its_channels_directly
     assert refused.json()["gateway"]["release_id"] == "-"  # refused before any release
     assert call("ops-all", other.id).status_code == 200
     assert call("admin-a", other.id).status_code == 200
+
+
+@pytest.mark.single_redis(reason="freezes a server of its own, never the shared one")
+async def test_while_redis_is_frozen_admin_answers_503_and_the_data_plane_keeps_serving(
+    tmp_path: Path,
+    dp_settings: Settings,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    """A frozen Redis (stopped, its socket open) answers nothing: without a command timeout
+    an admin request hung as long as it stayed frozen."""
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=False)
+    server.start()
+    try:
+        settings = dp_settings.model_copy(
+            update={"redis_url": server.url, "redis_cluster": False, "redis_timeout": 0.5}
+        )
+        client = Redis.from_url(server.url)
+        one = await publish(Services.create(settings, client), spec_saying("Release one"), CH)
+        await client.aclose()
+        releases = {one.id: one}
+        gateway = start_gateway(settings)
+        assert served_release(gateway, releases) == one.id
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            answer = httpx.get(f"{gateway.url}/admin/channels", headers=AUTH, timeout=10)
+            assert time.monotonic() - started < 3
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["type"] == "registry_unreachable"
+            for _ in range(3):
+                assert served_release(gateway, releases) == one.id
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        server.stop()

@@ -6,6 +6,7 @@ Synchronisation with the server goes through ``GET /_fake/wait``, never through 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -397,6 +398,22 @@ def test_delay_holds_the_answer_back(control: httpx.Client, oai: openai.OpenAI) 
     assert time.monotonic() - started >= 0.1
 
 
+def test_a_client_hanging_up_during_a_delay_is_counted_as_abandoned(
+    control: httpx.Client, fake_server: LiveServer
+) -> None:
+    behave(control, delay=30.0)
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n{body}"
+    )
+    with socket.create_connection(("127.0.0.1", fake_server.port)) as sock:
+        sock.sendall(request.encode())
+        assert wait_for(control, "requests", 1)["reached"]
+    # Long before the 30 s delay is over.
+    assert wait_for(control, "requests_abandoned", 1) == {"reached": True, "value": 1}
+
+
 def test_invalid_behaviour_is_refused_with_the_field_named(control: httpx.Client) -> None:
     response = control.put("/_fake/behaviour", json={"status": 200, "colour": "red"})
 
@@ -430,6 +447,7 @@ def test_client_hanging_up_mid_stream_is_counted_as_cancelled(
         "streams_started": 1,
         "streams_completed": 0,
         "streams_cancelled": 1,
+        "requests_abandoned": 0,
     }
 
 
@@ -447,6 +465,7 @@ def test_a_completed_stream_is_not_counted_as_cancelled(
         "streams_started": 1,
         "streams_completed": 1,
         "streams_cancelled": 0,
+        "requests_abandoned": 0,
     }
 
 

@@ -248,7 +248,7 @@ def test_a_failed_shadow_is_labelled_by_its_kind_and_described_in_lineage() -> N
         def record_json(self, response_id: str, line: bytes) -> None:
             self.lines.append(line)
 
-    detail = "UpstreamUnavailable: cannot reach http://10.0.0.7:9/v1/chat/completions: refused"
+    detail = "UpstreamUnavailable: the connection failed (ClientConnectorError)"
     result = ShadowResult(job=None, status=None, latency=0.1, error=detail)  # type: ignore[arg-type]
     assert result.error_code == "shadow_upstream_unavailable"
     assert (

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.upstream import USER_AGENT, AiohttpUpstream, Timeouts
+from gateway.upstream import USER_AGENT, AiohttpUpstream, Timeouts, UpstreamUnavailable
 from tests.live import LiveServer
 
 
@@ -75,3 +75,16 @@ async def test_a_redirect_is_not_followed_and_the_provider_key_goes_nowhere_else
         provider.stop()
         other.stop()
     assert elsewhere_saw == []
+
+
+async def test_a_failure_says_what_happened_and_only_its_detail_says_where() -> None:
+    """The message reaches callers (502s, stream errors) and lineage (shadows); the URL and
+    the cause stay in ``detail``, for the gateway's log."""
+    upstream = AiohttpUpstream(Timeouts(connect=1.0), max_connections=1)
+    try:
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await upstream.post("http://127.0.0.1:9/v1/chat", b"{}", {})
+    finally:
+        await upstream.aclose()
+    assert "127.0.0.1" not in str(caught.value) and "connection failed" in str(caught.value)
+    assert "http://127.0.0.1:9/v1/chat" in caught.value.detail

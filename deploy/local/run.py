@@ -24,6 +24,7 @@ import yaml
 from redis.asyncio import Redis
 
 from gateway.app import create_app
+from gateway.bounded_http import BoundedHttpToolsProtocol
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.server import logging_config
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
                 log_config=logging_config(),
                 access_log=False,
                 loop="uvloop",
-                http="httptools",
+                http=BoundedHttpToolsProtocol,  # httptools, with the bound on request heads
             )
             # uvicorn re-raises Ctrl-C after its graceful shutdown; that is the way out.
             with contextlib.suppress(KeyboardInterrupt):

@@ -130,7 +130,7 @@ async def create_message(request: Request) -> Response:
             400, "tool_choice: tool_choice may only be specified while providing tools."
         )
     behaviour = provider.behaviours.for_model(body["model"])
-    await behaviour.stall()
+    await behaviour.stall(request, provider.stats)
     if behaviour.status is not None:
         return anthropic_error(behaviour.status, FAKE_FAILURE)
     answer = answer_for(body["messages"], system=body.get("system"), reply=behaviour.reply)

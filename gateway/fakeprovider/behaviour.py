@@ -6,6 +6,9 @@ import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+
+from gateway.fakeprovider.counters import Counter, Stats
 
 
 class Behaviour(BaseModel):
@@ -19,10 +22,19 @@ class Behaviour(BaseModel):
     status: int | None = Field(default=None, ge=300, le=599, description="fail with this status")
     reply: str | None = Field(default=None, description="answer this text instead of the echo")
 
-    async def stall(self) -> None:
-        """Be as slow as told before answering."""
-        if self.delay:
-            await asyncio.sleep(self.delay)
+    async def stall(self, request: Request, stats: Stats) -> None:
+        """Be as slow as told before answering; a client hanging up meanwhile is counted
+        (``requests_abandoned``) at once, which is how tests see a caller's hang-up reach it."""
+        if not self.delay:
+            return
+        try:
+            async with asyncio.timeout(self.delay):
+                # The body was read: what the server says next can only be the hang-up.
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+        except TimeoutError:
+            return
+        await stats.bump(Counter.REQUESTS_ABANDONED)
 
 
 NORMAL = Behaviour()

@@ -13,6 +13,8 @@ class Counter(StrEnum):
     STREAMS_STARTED = "streams_started"
     STREAMS_COMPLETED = "streams_completed"
     STREAMS_CANCELLED = "streams_cancelled"
+    # Whole (non-streamed) answers whose client hung up while the fake was told to delay.
+    REQUESTS_ABANDONED = "requests_abandoned"
 
 
 class Stats:

@@ -159,7 +159,7 @@ async def chat_completions(request: Request) -> Response:
                 param=name,
             )
     behaviour = provider.behaviours.for_model(body["model"])
-    await behaviour.stall()
+    await behaviour.stall(request, provider.stats)
     if behaviour.status is not None:
         return openai_error(behaviour.status, FAKE_FAILURE)
     answer = answer_for(body["messages"], reply=behaviour.reply)

@@ -17,9 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.admin.errors import error_response
+from gateway.bounded_http import HEAD_TOO_LARGE
 from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
 from gateway.proxy.errors import ProxyError
 from gateway.proxy.handler import INTERNAL_ERROR, DataPlane
+from gateway.proxy.routes import api_of
 
 log = logging.getLogger("gateway.proxy")
 
@@ -75,6 +78,9 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dialect = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if "extensions" in scope and HEAD_TOO_LARGE in scope["extensions"]:
+            await self._head_too_large(scope)(scope, receive, send)
+            return
         if dialect is None:
             await self.app(scope, receive, send)
             return
@@ -93,3 +99,17 @@ class FastPath:
                 body = dialect.error_bytes(failed.status, failed.code, failed.message)
                 response = Response(body, failed.status, media_type="application/json")
         await response(scope, receive, send)
+
+    def _head_too_large(self, scope: Scope) -> ASGIApp:
+        """431 for a request the server cut off (gateway/bounded_http.py): in the shape of the
+        API its path belongs to, tagged and recorded, or the admin shape elsewhere."""
+        bound = scope["extensions"][HEAD_TOO_LARGE]["max_header_bytes"]
+        message = (
+            f"the request line and headers pass the gateway's limit of {bound} bytes"
+            " (GATEWAY_MAX_HEADER_BYTES); send large values in the body"
+        )
+        dialect = ROUTES.get(scope["path"]) or api_of(scope["path"], Headers(scope=scope))
+        if dialect is None:
+            return error_response(431, "headers_too_large", message)
+        dataplane: DataPlane = self.app.state.dataplane
+        return dataplane.refuse(dialect, ProxyError(431, "headers_too_large", message), {})

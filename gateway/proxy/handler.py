@@ -7,6 +7,7 @@ endpoint's own shape. Nothing here waits on Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -14,7 +15,6 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.bodies import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
@@ -38,7 +38,7 @@ from gateway.proxy.provider_answers import (
 from gateway.proxy.resolve import ResolveError, Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
 from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
-from gateway.proxy.streaming import ProxyStream
+from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
 from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
@@ -146,7 +146,7 @@ class DataPlane:
         except ProxyError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
             return self._error(dialect, exc, exchange.tag)
-        except ClientDisconnect:  # hung up while sending the body: nobody reads the answer
+        except ClientDisconnect:  # hung up before the answer: nobody reads it
             exchange.finish(self.sinks, CLIENT_CLOSED, error="client_disconnected")
             return self._error(dialect, CALLER_GONE, exchange.tag)
         except Exception:
@@ -165,23 +165,29 @@ class DataPlane:
 
     async def models(self, request: Request) -> ASGIApp:
         """The channels this key may call, in OpenAI's list format."""
+        return self._models(request, None)
+
+    async def model(self, request: Request, name: str) -> ASGIApp:
+        """One channel this key may call, in OpenAI's retrieve format; else OpenAI's 404."""
+        return self._models(request, name)
+
+    def _models(self, request: Request, name: str | None) -> ASGIApp:
         tag = Tag(new_response_id())
         try:
             snapshot = self._snapshot()
             key = authenticate(request, snapshot, self.admin_token_digest)
+            if name is not None and not (name in snapshot.channels and key.may_call(name)):
+                message = f"the model {name!r} does not exist or this key may not call it"
+                raise ProxyError(404, "model_not_found", message)
         except ProxyError as exc:
             return self._error(OPENAI, exc, tag)
         data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "gateway"}
-            for name in sorted(snapshot.channels)
-            if key.may_call(name)
+            {"id": channel, "object": "model", "created": 0, "owned_by": "gateway"}
+            for channel in (sorted(snapshot.channels) if name is None else [name])
+            if key.may_call(channel)
         ]
-        return Response(
-            orjson.dumps({"object": "list", "data": data}),
-            200,
-            tag.headers(),
-            media_type="application/json",
-        )
+        answer = {"object": "list", "data": data} if name is None else data[0]
+        return JsonAnswer(orjson.dumps(answer), 200, tag.headers())
 
     def _snapshot(self) -> Snapshot:
         snapshot = self.view.current
@@ -298,15 +304,23 @@ class DataPlane:
         if exchange.trace is not None:
             upstream_headers.update(exchange.trace.upstream_headers())
         exchange.upstream_started = time.perf_counter()
+        # The body was read whole: a hang-up from here on cancels the provider call at once,
+        # not when the provider answers (up to its read timeout). A stream takes the watch over.
+        hang_up: HangUp | None = HangUp(request.receive)
+        response: UpstreamResponse | None = None
         try:
             response = await provider.upstream.post(url, orjson.dumps(body), upstream_headers)
             if body.get("stream") is True and response.status == 200:
-                return ProxyStream(
-                    self._stream(dialect, response, exchange, hide),
+                streamed = response
+                stream = ProxyStream(
+                    self._stream(dialect, streamed, exchange, hide),
                     200,
                     {**headers, **SSE_HEADERS},
-                    on_close=lambda: self._abandoned(response, exchange),
+                    on_close=lambda: self._abandoned(streamed, exchange),
+                    hang_up=hang_up,
                 )
+                hang_up = None
+                return stream
             raw = await response.read()
             exchange.upstream_done()
             if exchange.capture is not None:
@@ -314,6 +328,16 @@ class DataPlane:
         except UpstreamError as exc:
             exchange.upstream_done()
             raise upstream_failure(provider.name, exc) from None
+        except asyncio.CancelledError:
+            if hang_up is None or not hang_up.caught():
+                raise
+            exchange.upstream_done()
+            if response is not None:
+                response.close()
+            raise ClientDisconnect from None  # recorded as 499 by handle()
+        finally:
+            if hang_up is not None:
+                hang_up.stop()
         pass_headers(response, headers)
         fault = gateway_side_failure(provider.name, response.status, exchange.model_id)
         if fault is not None:
@@ -373,7 +397,8 @@ class DataPlane:
             # Headers are gone already; end the stream with an error event the SDKs raise on.
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
             error = "upstream_stream_broken"
-            yield dialect.stream_error(status, error, str(exc))
+            log.warning("provider %r's stream failed: %s", exchange.provider, exc.detail)
+            yield dialect.stream_error(status, error, f"provider {exchange.provider!r}: {exc}")
         except Exception:  # a bug of ours mid-stream: the record must not say "caller gone"
             log.exception("unexpected error streaming %s", exchange.tag.response_id)
             status, error = 500, "internal_error"

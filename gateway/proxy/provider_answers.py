@@ -3,6 +3,7 @@ the gateway's own that says why (502, 504)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -13,6 +14,8 @@ from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.errors import ProxyError
 from gateway.proxy.tagging import Tag
 from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
+
+log = logging.getLogger("gateway.proxy")
 
 PASSED_UPSTREAM_HEADERS = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
 
@@ -79,7 +82,9 @@ def tagged_answer(name: str, answer: Any, tag: Tag) -> bytes:
 
 
 def upstream_failure(name: str, exc: UpstreamError) -> ProxyError:
-    """No answer at all: too slow (504) or unreachable (502)."""
+    """No answer at all: too slow (504) or unreachable (502). The caller learns which
+    provider, never where it lives; the log keeps that."""
+    log.warning("provider %r failed: %s", name, exc.detail)
     if isinstance(exc, UpstreamTimeout):
         return ProxyError(504, "upstream_timeout", f"provider {name!r} did not answer in time")
     return ProxyError(502, "upstream_unavailable", f"provider {name!r} could not be reached: {exc}")

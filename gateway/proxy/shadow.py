@@ -77,7 +77,7 @@ class ShadowResult:
     @property
     def error_code(self) -> str | None:
         """The error's kind from a fixed set, safe as a metric label: ``upstream_timeout``
-        from ``UpstreamTimeout: no answer from http://... in time``."""
+        from ``UpstreamTimeout: no answer in time``."""
         if self.error is None:
             return None
         kind = self.error.partition(":")[0]

@@ -122,7 +122,14 @@ def test_audit_list_without_filters_sends_no_query(api: respx.MockRouter) -> Non
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--since", "yesterday"), ("--until", "1y"), ("--limit", "0"), ("--limit", "-3")],
+    [
+        ("--since", "yesterday"),
+        ("--until", "1y"),
+        ("--since", "99999999999d"),  # before year 1
+        ("--since", "\u0661h"),  # an Arabic-Indic one
+        ("--limit", "0"),
+        ("--limit", "-3"),
+    ],
 )
 def test_audit_list_refuses_a_time_or_limit_it_cannot_send(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str], flag: str, value: str

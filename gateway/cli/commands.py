@@ -32,7 +32,7 @@ def finite_number(text: str) -> float:
     return value
 
 
-RELATIVE_TIME = re.compile(r"(\d+)([smhdw])")
+RELATIVE_TIME = re.compile(r"(\d+)([smhdw])", re.ASCII)  # ASCII: no other digit scripts
 SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -41,17 +41,17 @@ def moment(text: str) -> str:
     UTC when no zone is given) or as a span before now (``90s``, ``30m``, ``1h``, ``2d``,
     ``1w``); answered as ISO 8601 UTC, the form the admin API takes."""
     relative = RELATIVE_TIME.fullmatch(text.strip())
-    if relative:
-        span = int(relative[1]) * SECONDS_PER_UNIT[relative[2]]
-        return _iso(datetime.now(UTC) - timedelta(seconds=span))
     try:
+        if relative:
+            span = int(relative[1]) * SECONDS_PER_UNIT[relative[2]]
+            return _iso(datetime.now(UTC) - timedelta(seconds=span))
         value = datetime.fromisoformat(text)
-    except ValueError:
+        return _iso(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):  # not a time, or one outside the calendar
         raise argparse.ArgumentTypeError(
             f"not a time: {text!r} (give ISO 8601, e.g. 2024-09-01T10:00:00Z, or a span "
             "before now such as 30m, 1h, 2d)"
         ) from None
-    return _iso(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
 
 
 def _iso(value: datetime) -> str:

@@ -157,6 +157,9 @@ def test_sigterm_stops_everything_and_a_taken_fake_port_is_said(tmp_path: Path) 
         probe.bind(("127.0.0.1", redis_port))  # Redis let go of its port
 
     with socket.socket() as taken:
+        # The fake provider just closed its connections: their TIME_WAIT holds the port
+        # against a bind without SO_REUSEADDR (the fake provider itself sets it too).
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", FAKE_PORT))
         taken.listen()
         refused = subprocess.run(

@@ -74,7 +74,8 @@ class ProvidersFile(BaseModel):
         if path is None:
             return cls()
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            with path.open() as stream:  # a stream, so YAML errors name the file
+                raw = yaml.safe_load(stream) or {}
             return cls.model_validate(raw)
         except (OSError, yaml.YAMLError, ValidationError) as exc:
             raise ConfigError(f"cannot use providers file {path}: {exc}") from exc

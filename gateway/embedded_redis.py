@@ -342,7 +342,7 @@ class EmbeddedSentinelGroup:
             )
             return info.get("role") == "master" and online >= live
 
-        _wait_for(healed, deadline, f"replication to {live} replicas")
+        _wait_for(healed, deadline, f"replication to {live} replica{'' if live == 1 else 's'}")
 
     def kill_master(self) -> EmbeddedRedis:
         """SIGKILL the current master; answer the server killed."""

@@ -89,8 +89,9 @@ class Replayer:
         if not isinstance(captured, dict):
             channel = record.get("channel") or "-"
             raise Conflict(
-                f"response {response_id} was not captured (capture is off on channel "
-                f"{channel!r}); turn it on with `gateway channel capture {channel} on`"
+                f"response {response_id} was not captured: capture was off on channel "
+                f"{channel!r} when that response was made. Only responses made while it is "
+                f"on can be replayed (`gateway channel capture {channel} on`)"
             )
         release = against or record.get("release_id")
         if not release:

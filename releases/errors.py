@@ -85,7 +85,8 @@ class NotDurable(RegistryError):
     def __init__(self, counter: int, acked: int, required: int, timeout_ms: int) -> None:
         super().__init__(
             f"the change was applied on the registry's primary (change {counter}) but only "
-            f"{acked} of the {required} replicas required confirmed it within {timeout_ms} ms: "
+            f"{acked} of the {required} {'replica' if required == 1 else 'replicas'} required "
+            f"confirmed it within {timeout_ms} ms: "
             "it is lost if the primary fails before they catch up. Read the state (history, "
             "audit) before you retry; a retry with If-Match cannot apply it twice"
         )

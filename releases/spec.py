@@ -273,15 +273,20 @@ def _check_model(
             )
         ]
     model_id = spec.model.id
-    if ALWAYS_ALIAS_RE.search(model_id) or not pattern.fullmatch(model_id):
-        return [
-            FieldError(
-                "model.id",
-                f"{model_id!r} is an alias that can move under you; pin a dated model id "
-                f"(provider {spec.model.provider!r} requires ids matching {pattern.pattern!r})",
-            )
-        ]
-    return []
+    if ALWAYS_ALIAS_RE.search(model_id):
+        # Said apart from the pattern: the id may well match it, and a message quoting a
+        # pattern the id matches would leave the operator puzzled.
+        why = "it contains 'latest', which always names the newest model"
+    elif not pattern.fullmatch(model_id):
+        why = f"provider {spec.model.provider!r} requires ids matching {pattern.pattern!r}"
+    else:
+        return []
+    return [
+        FieldError(
+            "model.id",
+            f"{model_id!r} is an alias that can move under you ({why}); pin a dated model id",
+        )
+    ]
 
 
 def _check_prompt(spec: ReleaseSpec) -> list[FieldError]:

@@ -105,7 +105,8 @@ REFUSALS = [
     pytest.param(
         {"model": {"provider": "local", "id": "llama3:latest"}},
         "model.id",
-        "alias",
+        # The id matches the provider's pattern: the message must say what is wrong.
+        "an alias that can move under you (it contains 'latest', which always names",
         id="self-hosted-latest",
     ),
     pytest.param(
@@ -291,6 +292,28 @@ def test_pinned_ids_of_each_provider_kind_are_accepted(gateway: LiveServer) -> N
     with admin_client(gateway) as client:
         for model in models:
             register(client, spec(model=model))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b"name: bot\nmodel: {provider: openai\n",
+            "the body is not valid YAML at line 3, column 1: expected ',' or '}', but got "
+            "'<stream end>' (while parsing a flow mapping at line 2)",
+        ),
+        (b"name: \xff\n", "the body is not valid YAML: invalid start byte at byte 6"),
+    ],
+)
+def test_bad_yaml_is_a_400_that_says_where_in_the_body(
+    gateway: LiveServer, body: bytes, expected: str
+) -> None:
+    with admin_client(gateway) as client:
+        answer = client.post(
+            "/admin/releases", content=body, headers={"content-type": "application/yaml"}
+        )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {"type": "invalid_body", "message": expected}
 
 
 def test_bad_json_is_a_400_in_the_admin_error_shape(gateway: LiveServer) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -349,3 +350,33 @@ async def test_without_a_signing_key_only_a_dev_setup_starts(
     with pytest.raises(ConfigError, match="GATEWAY_SIGNING_KEY is not set.*generate_key_text"):
         Services.create(keyless, redis)
     assert Services.create(keyless.model_copy(update={"dev": True}), redis).signer.ephemeral
+
+
+def test_audit_list_filters_by_time_in_any_zone_and_limits_newest_first(
+    gateway: LiveServer,
+) -> None:
+    with httpx.Client(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as client:
+        for seed in (1, 2, 3):
+            client.post("/admin/releases", json=spec(params={"seed": seed})).raise_for_status()
+        every = client.get("/admin/audit").json()
+        assert [e["seq"] for e in every] == [3, 2, 1]
+
+        assert client.get("/admin/audit", params={"limit": "2"}).json() == every[:2]
+        # The second entry's instant, written in +02:00: a comparison of the text would
+        # put it after every record (all "...Z"), and find nothing.
+        second = datetime.fromisoformat(every[1]["at"]).astimezone(timezone(timedelta(hours=2)))
+        since = client.get("/admin/audit", params={"since": second.isoformat()}).json()
+        assert since == [e for e in every if e["at"] >= every[1]["at"]]
+        assert every[1] in since and every[0] in since
+        until = client.get("/admin/audit", params={"until": second.isoformat()}).json()
+        assert until == [e for e in every if e["at"] <= every[1]["at"]]
+        assert every[2] in until
+
+        for name, value in (("since", "yesterday"), ("until", "2024-13-01"), ("limit", "0")):
+            refused = client.get("/admin/audit", params={name: value})
+            assert refused.status_code == 422, (name, refused.text)
+            error = refused.json()["error"]
+            assert error["details"] == [{"field": name, "message": error["message"]}]
+            assert repr(value) in error["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -101,6 +102,61 @@ def test_release_create_with_a_missing_file_exits_2_without_calling_the_gateway(
 
     assert not route.called
     assert "spec file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "expected"),
+    [
+        ("release", "name: bot\nmodel: {provider: openai\n", "line 3, column 1"),
+        ("golden", "name: set\n  cases: []\n", "line 2, column 8"),
+        ("release", "a: &x [1]\nb: *x\n", "aliases (*name) are not accepted"),
+    ],
+)
+def test_a_yaml_file_that_does_not_parse_is_named_with_its_line_and_not_sent(
+    api: respx.MockRouter,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    text: str,
+    expected: str,
+) -> None:
+    route = api.post(url__regex=r"/admin/.*").respond(201, json=RELEASE)
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+
+    assert gateway(command, "create", "-f", str(path)) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} is not valid YAML at ")
+    assert expected in err and "<byte string>" not in err
+    assert err.count("\n") == 1
+    assert not route.called
+
+
+# The child answers a large audit log through a mocked gateway and prints it into a pipe
+# whose reader goes away after one line: more than a pipe holds, so a write must fail.
+PIPED_CHILD = """
+import sys, httpx
+from gateway.cli import main
+entry = {"seq": 1, "action": "release.register", "target_kind": "release", "target": "r",
+         "actor": "a", "role": "admin", "reason": "x" * 200, "at": "t", "generation": None,
+         "before": None, "after": None, "prev": "", "hash": ""}
+log = httpx.Response(200, json=[entry] * 5000)
+transport = httpx.MockTransport(lambda request: log)
+sys.exit(main(["--url", "http://gw.test", *sys.argv[1:], "audit", "list"], transport=transport))
+"""
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_output_into_a_pipe_closed_early_ends_quietly_as_sigpipe_would(as_json: bool) -> None:
+    argv = [sys.executable, "-c", PIPED_CHILD, *(["--json"] if as_json else [])]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline()
+    child.stdout.close()  # like `| head -1`
+    err = child.stderr.read()
+    assert child.wait(timeout=60) == 141  # 128 + SIGPIPE, what a shell shows for `cat`
+    assert err == b""
 
 
 def test_release_list_filters_by_name_and_prints_a_table_with_the_model(

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
+import yaml
 
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.services import Services
 from tests.clikit import gateway, sent_json
+from tests.evalkit import golden
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import openai_spec, publish
@@ -143,7 +146,7 @@ def test_replay_posts_against_and_prints_both_outputs_side_by_side_with_the_diff
 def test_replay_of_an_uncaptured_response_exits_1_with_the_reason(
     api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    message = "response gwr_1 was not captured (capture is off on channel 'x')"
+    message = "response gwr_1 was not captured: capture was off on channel 'x' when that response was made"
     api.post("/admin/lineage/gwr_1/replay").respond(
         409, json={"error": {"type": "conflict", "message": message}}
     )
@@ -158,7 +161,7 @@ def test_fleet_prints_each_live_replica(
     api.get("/admin/fleet").respond(200, json={"counter": 9, "current": 1, "replicas": [replica]})
     assert gateway("fleet") == 0
     head, header, row = capsys.readouterr().out.splitlines()
-    assert head == "registry change 9: 1/1 replicas current"
+    assert head == "registry change 9: 1 live replica, 1 current"
     assert header.split() == ["REPLICA", "CHANGE", "CHANNELS", "LAST_BEAT"]
     assert row.split() == ["replica-a", "9", "2", "t"]
 
@@ -253,3 +256,32 @@ async def test_capture_replay_fleet_and_rehearse_from_the_command_line(
     assert f"rehearsal of {ch}: 2 replicas, converged" in table
     assert "rollback" in table and "roll forward" in table
     assert run.json("audit", "list")[0]["action"] == "channel.rehearse"
+
+
+def test_counts_of_one_take_the_singular(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    api.get("/admin/audit/verify").respond(
+        200, json={"ok": True, "entries": 1, "releases": 1, "eval_results": 1, "first_bad": None}
+    )
+    assert gateway("audit", "verify") == 0
+    assert capsys.readouterr().out == "audit log OK: 1 entry, 1 release, 1 eval result verified\n"
+
+    alone = {**REHEARSAL, "replicas": ["replica-a"], "missing": []}
+    api.post("/admin/channels/rehearsal-bot/rehearse").respond(200, json=alone)
+    assert gateway("rehearse", "rehearsal-bot") == 0
+    assert "rehearsal of rehearsal-bot: 1 replica, converged" in capsys.readouterr().out
+
+    one_case = golden(cases=golden()["cases"][:1])
+    api.post("/admin/golden").respond(201, json={"id": "g-v1-abcdef", "spec": one_case})
+    path = tmp_path / "set.yaml"
+    path.write_text(yaml.safe_dump(one_case))
+    assert gateway("golden", "create", "-f", str(path)) == 0
+    assert capsys.readouterr().out == "created g-v1-abcdef (1 case)\n"
+
+    gate = {"channel": "ch", "set": "g", "min_pass_rate": 90.0, "tolerance": 1.0}
+    api.get("/admin/channels/ch/gate").respond(200, json=gate)
+    assert gateway("channel", "gate", "ch") == 0
+    assert ["drift", "tolerance:", "1", "point"] in [
+        line.split() for line in capsys.readouterr().out.splitlines()
+    ]

@@ -135,8 +135,9 @@ def test_client_errors(setup: dict[str, Any], endpoint: Endpoint) -> None:
         403,
         "may not call",
     )
-    other = "anthropic-ok" if endpoint.name == "openai" else "openai-ok"
-    check(call(setup, endpoint, endpoint.body(other)), endpoint, 400, "endpoint")
+    other = "anthropic" if endpoint.name == "openai" else "openai"
+    served = f"is served by an {other} provider; call it through the"
+    check(call(setup, endpoint, endpoint.body(f"{other}-ok")), endpoint, 400, served)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -11,9 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from redis.asyncio import Redis
 
 from gateway.cli import main as cli
+from gateway.config import Settings
 from gateway.embedded_redis import free_port
+from gateway.services import Services
+from releases.models import Actor
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_PORT = free_port()  # not 9100: a make run of one's own may be using it
@@ -58,11 +64,47 @@ def channel_via_cli(port: int, token: str, capsys: pytest.CaptureFixture[str]) -
     return shown
 
 
-def readme_example(name: str) -> str:
+def readme_block(name: str, language: str = "python") -> str:
     """The README's code block after ``<!-- example: NAME -->``: the README must stay true."""
     readme = (ROOT / "README.md").read_text()
     block = readme.split(f"<!-- example: {name} -->", 1)[1]
-    return block.split("```python\n", 1)[1].split("```", 1)[0]
+    return block.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_readme_release_example_registers_on_what_make_run_serves(
+    settings: Settings, redis: Redis
+) -> None:
+    # make run's providers and its example release (the README's example names it as parent).
+    made_run = settings.model_copy(update={"config": ROOT / "deploy/local/providers.yaml"})
+    registry = Services.create(made_run, redis).registry
+    example = yaml.safe_load((ROOT / "deploy/local/example-release.yaml").read_text())
+    first, _ = await registry.register(example, Actor("make-run", "admin"))
+
+    release, created = await registry.register(
+        yaml.safe_load(readme_block("release", "yaml")), Actor("ops-alice", "operator")
+    )
+    assert created and release.id.startswith("support-bot-v2-")
+    assert release.spec["parent"] == first.id
+
+
+def test_make_run_says_it_ignores_gateway_config(tmp_path: Path) -> None:
+    """Until make run takes a user's providers, it says so rather than serving the fake
+    provider to someone who set GATEWAY_CONFIG to call real ones."""
+    with socket.socket() as taken:  # the gateway's port: the run stops right after its warnings
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = subprocess.run(
+            [sys.executable, str(ROOT / "deploy/local/run.py"), "--port", str(port),
+             "--run-dir", str(tmp_path), "--fake-port", str(FAKE_PORT)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+            env={**os.environ, "GATEWAY_CONFIG": str(tmp_path / "mine.yaml")},
+        )  # fmt: skip
+    assert refused.returncode != 0 and "cannot listen" in refused.stderr
+    first = refused.stderr.splitlines()[0]
+    assert first.startswith("warning: make run ignores GATEWAY_CONFIG; it uses ")
+    assert first.endswith("deploy/local/providers.yaml (the bundled fake provider)")
+    assert "gateway serve` with GATEWAY_CONFIG" in refused.stderr
 
 
 def test_the_readme_sdk_examples_work_after_make_run(tmp_path: Path) -> None:
@@ -70,7 +112,7 @@ def test_the_readme_sdk_examples_work_after_make_run(tmp_path: Path) -> None:
     process = start(tmp_path, port, redis_port)
     try:
         for name, channel in (("openai", "support-bot-prod"), ("anthropic", "claude-bot-prod")):
-            code = readme_example(name)
+            code = readme_block(name)
             code = code.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
             code = code.replace(".run/app-key", str(tmp_path / "app-key"))
             done = subprocess.run(
@@ -115,6 +157,9 @@ def test_sigterm_stops_everything_and_a_taken_fake_port_is_said(tmp_path: Path) 
         probe.bind(("127.0.0.1", redis_port))  # Redis let go of its port
 
     with socket.socket() as taken:
+        # The fake provider just closed its connections: their TIME_WAIT holds the port
+        # against a bind without SO_REUSEADDR (the fake provider itself sets it too).
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", FAKE_PORT))
         taken.listen()
         refused = subprocess.run(

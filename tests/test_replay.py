@@ -161,9 +161,15 @@ async def test_with_capture_off_no_request_is_stored_and_replay_says_why(
         headers={**ADMIN, **CALLER_HEADERS},
     )
     response_id = answer.headers["x-gateway-response-id"]
+    # Capture on now does not capture what was made before: the refusal says it was off then.
+    on = httpx.put(f"{gateway.url}/admin/channels/{CH}/capture", headers=ADMIN)
+    assert on.status_code == 200, on.text
     refused = replay(gateway, response_id)
     assert refused.status_code == 409
-    assert "capture" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["message"].startswith(
+        f"response {response_id} was not captured: capture was off on channel {CH!r} when "
+        "that response was made"
+    )
     stored = await redis.get(dp_services.registry.keys.lineage(response_id))
     assert stored is not None and b"secret stuff" not in stored
     assert "capture" not in json.loads(stored)

@@ -54,6 +54,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def warn_of_ignored_settings(run_dir: Path) -> None:
+    """Say which ``GATEWAY_*`` variables of the environment this run overrides: a user who
+    set ``GATEWAY_CONFIG`` to call real providers would otherwise be served the fake one
+    and never know why."""
+    used_instead = {
+        "GATEWAY_CONFIG": f"{HERE / 'providers.yaml'} (the bundled fake provider)",
+        "GATEWAY_REDIS_URL": f"its own Redis (data in {run_dir / 'redis'})",
+        "GATEWAY_ADMIN_TOKEN": f"the token in {run_dir / 'admin-token'}",
+        "GATEWAY_LINEAGE_SPILL_DIR": str(run_dir / "lineage-spill"),
+    }
+    for name, instead in used_instead.items():
+        if os.environ.get(name):
+            print(f"warning: make run ignores {name}; it uses {instead}", file=sys.stderr)
+    if os.environ.get("GATEWAY_CONFIG"):
+        print(
+            "  to serve your own providers, run `.venv/bin/gateway serve` with GATEWAY_CONFIG "
+            "(see the README, Configuration)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def kept_secret(run_dir: Path, name: str, make: Callable[[], str]) -> str:
     """A secret made once per run directory and kept, so it stays valid across runs."""
     path = run_dir / name
@@ -158,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    warn_of_ignored_settings(run_dir)
     token = kept_secret(run_dir, "admin-token", lambda: secrets.token_urlsafe(32))
     signing_key = os.environ.get("GATEWAY_SIGNING_KEY") or kept_secret(
         run_dir, "signing-key", generate_key_text

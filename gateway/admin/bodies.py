@@ -48,6 +48,24 @@ def load_yaml(raw: bytes) -> Any:
     return yaml.load(raw, Loader=_NoAliasLoader)
 
 
+def yaml_error(exc: yaml.YAMLError, source: str) -> str:
+    """One line saying where and why ``source`` (``the body``, a file's name) is not YAML.
+
+    PyYAML's own text spans lines and names the input ``"<byte string>"``, which tells the
+    reader nothing about which document was wrong.
+    """
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        text = f"{source} is not valid YAML at line {mark.line + 1}, column {mark.column + 1}"
+        text += f": {exc.problem}"
+        if exc.context and exc.context_mark is not None:
+            text += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        return text
+    if isinstance(exc, yaml.reader.ReaderError):  # bytes that are not text
+        return f"{source} is not valid YAML: {exc.reason} at byte {exc.position}"
+    return f"{source} is not valid YAML: {exc}"
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     try:
         return await read_limited(request, limit)
@@ -66,9 +84,10 @@ async def read_document(request: Request, limit: int, *, allow_yaml: bool = Fals
         # json's C parser stops itself with a RecursionError near Python's limit (about
         # 1000 levels), unwinding cleanly; shallower documents are measured without recursion.
         too_deep = deeper_than(document)
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "YAML" if as_yaml else "JSON"
-        raise AdminError(400, "invalid_body", f"the body is not valid {kind}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise AdminError(400, "invalid_body", yaml_error(exc, "the body")) from None
+    except ValueError as exc:
+        raise AdminError(400, "invalid_body", f"the body is not valid JSON: {exc}") from None
     except (TooDeep, RecursionError):
         too_deep = True
     if too_deep:

@@ -6,7 +6,8 @@ printed as tables for people, or as the API's own JSON with ``--json`` for scrip
 
 Exit codes: 0 done; 1 the gateway refused the request (or ``audit verify`` found a broken
 log, or a ``rehearse`` left a replica behind); 2 the command line was wrong, a file could
-not be read or the gateway did not answer.
+not be read or the gateway did not answer; 141 (128 + SIGPIPE, as for ``cat``) the reader
+of the output closed the pipe early, ended quietly.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ __all__ = ["AdminClient", "build_parser", "connect", "main"]
 
 ROLES = ("app", "operator", "auditor", "admin")
 
+# What a shell reports for a tool that SIGPIPE ended (128 + 13): `cat`, `grep` and the
+# like when the reader of their output exits first.
+CLOSED_PIPE = 141
+
 EPILOG = f"""\
 environment:
   GATEWAY_URL     the gateway's address (default {DEFAULT_URL})
@@ -40,7 +45,8 @@ environment:
 
 exit codes: 0 done, 1 refused by the gateway, broken audit log or a
             rehearsal that did not converge,
-            2 bad command line, unreadable file or gateway not answering"""
+            2 bad command line, unreadable file or gateway not answering,
+            141 the reader of the output went away (`| head`), as for `cat`"""
 
 
 def connect(
@@ -55,6 +61,30 @@ def connect(
 
 def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
     """Run one ``gateway`` command and answer its exit code."""
+    try:
+        code = _run(argv, transport)
+        # Flushed here, not at interpreter exit, so a pipe closed early is caught below.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`gateway audit list --json | head`): nothing more to say.
+        # Python would still flush what is buffered at exit and print a traceback about
+        # it, so stdout is pointed at /dev/null first.
+        _drop_stdout()
+        return CLOSED_PIPE
+    return code
+
+
+def _drop_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # a stdout without a file (tests)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _run(argv: list[str] | None, transport: httpx.BaseTransport | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -212,7 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
         "response_id", metavar="RESPONSE_ID", help="the X-Gateway-Response-Id of the response"
     )
     audit = _group(tree, "audit", "read and verify the audit log")
-    _command(audit, "list", "list audit entries, newest first", commands.audit_list)
+    p = _command(audit, "list", "list audit entries, newest first", commands.audit_list)
+    p.add_argument("--channel", metavar="CH", help="only changes to this channel")
+    p.add_argument(
+        "--release", metavar="REL", help="only entries naming this release (target or state)"
+    )
+    p.add_argument("--actor", metavar="KEY", help="only changes made with this key")
+    for bound, word in (("since", "at or after"), ("until", "at or before")):
+        p.add_argument(
+            f"--{bound}",
+            type=commands.moment,
+            metavar="TIME",
+            help=f"only entries {word} TIME: ISO 8601 (UTC if no zone) or a span before "
+            "now (30m, 1h, 2d, 1w)",
+        )
+    p.add_argument(
+        "--limit", type=commands.positive_int, metavar="N", help="at most N entries, the newest"
+    )
     _command(
         audit,
         "verify",

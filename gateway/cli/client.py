@@ -297,8 +297,11 @@ class AdminClient:
     def lineage(self, response_id: str) -> Any:
         return self._json("GET", f"/admin/lineage/{_segment(response_id)}")
 
-    def audit_entries(self) -> Any:
-        return self._json("GET", "/admin/audit")
+    def audit_entries(self, filters: dict[str, str | None] | None = None) -> Any:
+        """Audit entries, newest first; ``filters`` are ``GET /admin/audit``'s query
+        (``channel``, ``release``, ``actor``, ``since``, ``until``, ``limit``)."""
+        params = _without_none(filters or {})
+        return self._json("GET", "/admin/audit", params=params or None)
 
     def verify_audit(self) -> Any:
         return self._json("GET", "/admin/audit/verify")

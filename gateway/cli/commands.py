@@ -10,10 +10,11 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import render
+from gateway.cli import changes, render
 from gateway.cli.client import YAML_SUFFIXES, AdminClient
 
 Handler = Callable[[AdminClient, argparse.Namespace], int]
@@ -43,6 +44,39 @@ def percent_number(text: str) -> float:
     return float(text)
 
 
+RELATIVE_TIME = re.compile(r"(\d+)([smhdw])", re.ASCII)  # ASCII: no other digit scripts
+SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def moment(text: str) -> str:
+    """An argparse type: a time as ISO 8601 (``2024-09-01``, ``2024-09-01T10:00:00+02:00``;
+    UTC when no zone is given) or as a span before now (``90s``, ``30m``, ``1h``, ``2d``,
+    ``1w``); answered as ISO 8601 UTC, the form the admin API takes."""
+    relative = RELATIVE_TIME.fullmatch(text.strip())
+    try:
+        if relative:
+            span = int(relative[1]) * SECONDS_PER_UNIT[relative[2]]
+            return _iso(datetime.now(UTC) - timedelta(seconds=span))
+        value = datetime.fromisoformat(text)
+        return _iso(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):  # not a time, or one outside the calendar
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (give ISO 8601, e.g. 2024-09-01T10:00:00Z, or a span "
+            "before now such as 30m, 1h, 2d)"
+        ) from None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
+    return int(text)
+
+
 class UsageError(Exception):
     """Arguments argparse accepts but that do not make sense together (``--clear`` with REL)."""
 
@@ -66,8 +100,27 @@ def read_document_file(name: str, what: str) -> tuple[bytes, str]:
         raise InputError(f"{what} file not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} file {path}: {exc.strerror}") from None
-    is_yaml = path.suffix.lower() in YAML_SUFFIXES
-    return body, "application/yaml" if is_yaml else "application/json"
+    if path.suffix.lower() not in YAML_SUFFIXES:
+        return body, "application/json"
+    _check_yaml(body, path)
+    return body, "application/yaml"
+
+
+def _check_yaml(body: bytes, path: Path) -> None:
+    """Read the YAML here, as the gateway will, so a mistake is reported with the file's
+    name and line rather than as a fault of "the body" the gateway received."""
+    # The gateway's own loader (aliases refused too); imported here, as serve imports the
+    # server, so that other commands do not load it.
+    import yaml
+
+    from gateway.admin.bodies import load_yaml, yaml_error
+
+    try:
+        load_yaml(body)
+    except yaml.YAMLError as exc:
+        raise InputError(yaml_error(exc, str(path))) from None
+    except RecursionError:
+        raise InputError(f"{path} is nested too deeply to be read") from None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -207,7 +260,11 @@ def lineage(client: AdminClient, args: argparse.Namespace) -> int:
 
 
 def audit_list(client: AdminClient, args: argparse.Namespace) -> int:
-    return emit(args, client.audit_entries(), render.audit_list)
+    filters = {name: getattr(args, name) for name in ("channel", "release", "actor")}
+    filters |= {"since": args.since, "until": args.until}
+    if args.limit is not None:
+        filters["limit"] = str(args.limit)
+    return emit(args, client.audit_entries(filters), changes.audit_list)
 
 
 def audit_verify(client: AdminClient, args: argparse.Namespace) -> int:

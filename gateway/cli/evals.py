@@ -28,7 +28,9 @@ BAR_WIDTH = 30
 def golden_create(client: AdminClient, args: argparse.Namespace) -> int:
     created, golden = client.create_golden(*read_document_file(args.file, "golden set"))
     verdict = "created" if created else "exists"
-    return emit(args, golden, lambda g: f"{verdict} {g.get('id')} ({_case_count(g)} cases)")
+    return emit(
+        args, golden, lambda g: f"{verdict} {g.get('id')} ({render.count(_case_count(g), 'case')})"
+    )
 
 
 def golden_list(client: AdminClient, args: argparse.Namespace) -> int:
@@ -135,7 +137,7 @@ class Progress:
     def _draw(self, done: int) -> None:
         filled = BAR_WIDTH * done // self.total if self.total else BAR_WIDTH
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        text = f"[{bar}] {done}/{self.total} cases, {self.failed} failed"
+        text = f"[{bar}] {done}/{render.count(self.total, 'case')}, {self.failed} failed"
         tty = self.out.isatty()
         self.out.write(("\r" + text) if tty else (text + "\n"))
         self.out.flush()
@@ -215,7 +217,7 @@ def gate_detail(gate: dict[str, Any]) -> str:
             ("min pass rate", render.percent(gate.get("min_pass_rate", 0))),
             (
                 "drift tolerance",
-                "gateway default" if tolerance is None else f"{tolerance:g} points",
+                "gateway default" if tolerance is None else render.count(tolerance, "point"),
             ),
             ("updated", f"{gate.get('updated_at')} by {gate.get('updated_by')}"),
         ]

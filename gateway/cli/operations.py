@@ -87,7 +87,8 @@ def replay_view(answer: dict[str, Any]) -> str:
 def fleet_view(answer: dict[str, Any]) -> str:
     replicas = answer.get("replicas") or []
     counter = answer.get("counter")
-    head = f"registry change {counter}: {answer.get('current', 0)}/{len(replicas)} replicas current"
+    live = render.count(len(replicas), "live replica")
+    head = f"registry change {counter}: {live}, {answer.get('current', 0)} current"
     if not replicas:
         return head + "\nno live replicas"
     rows = [
@@ -103,7 +104,8 @@ def _seconds(value: Any) -> str:
 def rehearsal_view(answer: dict[str, Any]) -> str:
     steps = answer.get("steps") or []
     summary = (
-        f"rehearsal of {answer.get('channel')}: {len(answer.get('replicas') or [])} replicas, "
+        f"rehearsal of {answer.get('channel')}: "
+        f"{render.count(len(answer.get('replicas') or []), 'replica')}, "
         f"{'converged' if answer.get('converged') else 'NOT converged'} "
         f"in {_seconds(answer.get('seconds'))} (audit entry {answer.get('audit_seq')})"
     )

@@ -252,34 +252,17 @@ def history(entries: list[dict[str, Any]]) -> str:
     return table(["AT", "GEN", "ACTION", "ACTOR", "STABLE", "REASON"], rows)
 
 
-def audit_list(entries: list[dict[str, Any]]) -> str:
-    if not entries:
-        return "no audit entries"
-    rows = [
-        (
-            e.get("at"),
-            e.get("generation"),
-            e.get("action"),
-            f"{e.get('target_kind')}:{e.get('target')}",
-            e.get("actor"),
-            _after_stable(e),
-            e.get("reason"),
-        )
-        for e in entries
-    ]
-    return table(["AT", "GEN", "ACTION", "TARGET", "ACTOR", "STABLE", "REASON"], rows)
-
-
 def audit_verdict(result: dict[str, Any]) -> str:
     entries = result.get("entries")
     if result.get("ok"):
         releases, results = result.get("releases", 0), result.get("eval_results", 0)
         return (
-            f"audit log OK: {entries} entries, {releases} releases, {results} eval results verified"
+            f"audit log OK: {count(entries, 'entry', 'entries')}, {count(releases, 'release')}, "
+            f"{count(results, 'eval result')} verified"
         )
     bad = result.get("first_bad")
     if not isinstance(bad, dict):
-        return f"audit log BROKEN at {cell(bad)} ({entries} entries checked)"
+        return f"audit log BROKEN at {cell(bad)} ({count(entries, 'entry', 'entries')} checked)"
     if "seq" in bad:
         where, shown = f"seq {bad['seq']}", "seq"
     elif bad.get("id"):
@@ -338,6 +321,7 @@ def lineage_detail(answer: dict[str, Any]) -> str:
         ("latency", f"{record.get('latency_ms')} ms"),
         ("release", record.get("release_id")),
         ("model", _model(release.get("spec")) if release else record.get("model_id")),
+        *_release_gist(release.get("spec")),
         ("channel", record.get("channel")),
         ("generation", record.get("channel_generation")),
         ("slice", record.get("slice")),
@@ -355,6 +339,36 @@ def lineage_detail(answer: dict[str, Any]) -> str:
     if record.get("capture"):
         pairs.append(("captured", "yes (request and answer; --json shows them)"))
     return key_values(pairs)
+
+
+PROMPT_EXCERPT = 80
+
+
+def _release_gist(spec: Any) -> list[tuple[str, Any]]:
+    """The pinned params and the opening of the system prompt: what the release asked the
+    model, at a glance (``gateway release show`` has the whole spec)."""
+    if not isinstance(spec, dict):
+        return []
+    params = spec.get("params")
+    shown = (
+        ", ".join(f"{k}={cell(v)}" for k, v in params.items()) if isinstance(params, dict) else None
+    )
+    prompt = spec.get("prompt")
+    if not isinstance(prompt, dict):
+        prompt = {}
+    system = " ".join(str(prompt.get("system") or "").split())
+    if len(system) > PROMPT_EXCERPT:
+        system = system[: PROMPT_EXCERPT - 3] + "..."
+    messages = len(prompt.get("messages") or [])
+    if messages:
+        system = f"{system or NONE} (+{count(messages, 'pinned message')})"
+    return [("params", shown), ("prompt", system)]
+
+
+def count(number: Any, noun: str, plural: str | None = None) -> str:
+    """``1 case``, ``2 cases``, ``1.5 points``: a number with its noun in the right form."""
+    shown = f"{number:g}" if isinstance(number, float) else str(number)
+    return f"{shown} {noun if number == 1 else plural or noun + 's'}"
 
 
 def pretty_json(value: Any) -> str:

@@ -250,7 +250,7 @@ class DataPlane:
             raise ProxyError(
                 400,
                 "wrong_endpoint",
-                f"{release.id} is served by a {provider.kind} provider; call it through the {endpoint} endpoint",
+                f"{release.id} is served by an {provider.kind} provider; call it through the {endpoint} endpoint",
             )
         return provider
 

@@ -280,9 +280,10 @@ class EvalRegistry:
             (head_raw,) = await self.store.read_many(("get", self.keys.audit_head, None))
             plan = self.store.plan().hset(self.keys.drift, check.channel, check.model_dump_json())
             if check.drifted and changed:
+                points = "point" if check.drop == 1 else "points"
                 append_entry(
                     plan, head_raw, self.signer, actor, "channel.drift", "channel",
-                    check.channel, reason=f"pass rate fell {check.drop:g} points on {check.set_id}",
+                    check.channel, reason=f"pass rate fell {check.drop:g} {points} on {check.set_id}",
                     generation=None, before=None, after=check.model_dump(),
                 )  # fmt: skip
             plan.announce("drift", check.channel)

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from releases.signing import load_private_key
+
 # Providers whose public ids carry a date when pinned (gpt-4o-2024-08-06, gpt-4-0613,
 # claude-3-5-sonnet-20241022); their undated ids are aliases that move.
 OPENAI_DATED = r".+-(\d{4}-\d{2}-\d{2}|\d{4})"
@@ -168,7 +170,15 @@ class Settings(BaseSettings):
         """The signing key; None (sign with a throwaway key) only under ``GATEWAY_DEV``.
         Replicas with throwaway keys write audit entries that no verifier trusts."""
         if self.signing_key is not None and self.signing_key.get_secret_value():
-            return self.signing_key.get_secret_value()
+            text = self.signing_key.get_secret_value()
+            try:
+                load_private_key(text)  # a key that cannot sign is said at start-up, in a line
+            except ValueError as exc:
+                message = str(exc).split(". ")[0]  # cryptography's own text runs on with ASN.1
+                if "GATEWAY_SIGNING_KEY" not in message:
+                    message = f"GATEWAY_SIGNING_KEY cannot be used: {message}"
+                raise ConfigError(message) from None
+            return text
         if self.dev:
             return None
         raise ConfigError(

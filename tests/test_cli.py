@@ -766,6 +766,13 @@ def test_serve_refuses_to_start_without_a_signing_key_outside_dev(
     monkeypatch.setenv("GATEWAY_DEV", "1")
     assert main(["serve"]) == 0
     assert len(calls) == 1
+    for malformed in ("not-a-key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"):
+        monkeypatch.setenv("GATEWAY_SIGNING_KEY", malformed)  # said in one line too
+        assert main(["serve"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert err.startswith("error: GATEWAY_SIGNING_KEY "), err
+    assert len(calls) == 1
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -318,3 +318,19 @@ async def test_while_redis_is_frozen_admin_answers_503_and_the_data_plane_keeps_
             os.kill(server.process.pid, signal.SIGCONT)
     finally:
         server.stop()
+
+
+async def test_a_release_stored_with_a_value_no_provider_takes_answers_503_not_500(
+    dp_services: Services, start_gateway: Callable[..., LiveServer], redis: Redis
+) -> None:
+    """Registration now bounds integers; a release stored before that with ``seed: 2**64``
+    made every call a 500 (the encoder takes 64-bit integers). It is a 503 that says why."""
+    release = await publish(dp_services, spec_saying("Release one"), CH)
+    stored = json.loads(release.model_dump_json())
+    stored["spec"]["params"]["seed"] = 2**64
+    await redis.hset(dp_services.registry.keys.releases, release.id, json.dumps(stored))
+    refused = ask(start_gateway())
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "release_unservable" and release.id in error["message"]
+    assert refused.headers["x-gateway-release"] == release.id

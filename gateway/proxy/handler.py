@@ -303,13 +303,22 @@ class DataPlane:
         upstream_headers = dialect.upstream_headers(provider.api_key, request.headers)
         if exchange.trace is not None:
             upstream_headers.update(exchange.trace.upstream_headers())
+        try:
+            payload = orjson.dumps(body)
+        except orjson.JSONEncodeError as exc:  # a release stored before its values were bounded
+            raise ProxyError(
+                503,
+                "release_unservable",
+                f"{exchange.tag.release} holds a value provider {provider.name!r} cannot be "
+                f"sent ({exc}); register a corrected release and promote it",
+            ) from None
         exchange.upstream_started = time.perf_counter()
         # The body was read whole: a hang-up from here on cancels the provider call at once,
         # not when the provider answers (up to its read timeout). A stream takes the watch over.
         hang_up: HangUp | None = HangUp(request.receive)
         response: UpstreamResponse | None = None
         try:
-            response = await provider.upstream.post(url, orjson.dumps(body), upstream_headers)
+            response = await provider.upstream.post(url, payload, upstream_headers)
             if body.get("stream") is True and response.status == 200:
                 streamed = response
                 stream = ProxyStream(

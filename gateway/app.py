@@ -16,16 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.admin.errors import EXCEPTION_HANDLERS, error_response
+from gateway.admin.errors import EXCEPTION_HANDLERS
 from gateway.admin.routes import admin
 from gateway.bounded_http import MAX_HEAD_STATE
 from gateway.config import Settings
+from gateway.errors import HttpError, error_response
 from gateway.evals.lifecycle import finish_eval_runs, open_evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.heap import tuned_collector
 from gateway.metrics import RequestMetrics, metrics, register_state
 from gateway.providers import close_providers, open_providers
-from gateway.proxy.errors import ProxyError
 from gateway.proxy.fastpath import FastPath
 from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import api_of
@@ -67,24 +67,23 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """A route-level refusal (404, 405): under /v1/ in the shape of the API the path belongs
     to, tagged and recorded as the data plane's answers are; elsewhere in the admin shape."""
     assert isinstance(exc, HTTPException)
-    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = f"{request.method} {request.url.path}: {exc.detail}"
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    refusal = HttpError(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}")
     headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
     dialect = api_of(request.url.path, request.headers)
     if dialect is None:
-        response = error_response(exc.status_code, kind, message)
+        response = error_response(refusal)
         response.headers.update(headers)
         return response
     dataplane: DataPlane = request.app.state.dataplane
-    answer = dataplane.refuse(dialect, ProxyError(exc.status_code, kind, message), headers)
+    answer = dataplane.refuse(dialect, refusal, headers)
     raw = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.raw_headers}
     return Response(answer.body, answer.status, raw)
 
 
 async def registry_unreachable(request: Request, exc: Exception) -> Response:
-    return error_response(
-        503, "registry_unreachable", f"the registry (Redis) is unreachable: {exc}"
-    )
+    message = f"the registry (Redis) is unreachable: {exc}"
+    return error_response(HttpError(503, "registry_unreachable", message))
 
 
 def open_lineage(settings: Settings, client: RedisClient, keys: Keyspace) -> LineageWriter | None:
@@ -154,7 +153,7 @@ def create_app(
             tracing,
         )
         shadows.on_done = dataplane.record_shadow
-        register_state(metrics_registry, dataplane, view)
+        register_state(metrics_registry, view, shadows, lineage)
         app.state.services = services
         app.state.view = view
         app.state.dataplane = dataplane

@@ -1,7 +1,8 @@
 """``GET /metrics``: Prometheus text, read from the live objects at scrape time.
 
 State that already exists (the lineage buffer, the shadow queue, the snapshot) is collected
-when Prometheus asks, so the request path pays nothing for it.
+when Prometheus asks, so the request path pays nothing for it. The collector reads that state
+through small protocols: this module sits below the data plane, which imports it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import bisect
 import math
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,9 +21,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.snapshot import RegistryView
-
-if TYPE_CHECKING:
-    from gateway.proxy.handler import DataPlane
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The gateway's own cost is well under a millisecond; providers take up to minutes.
@@ -157,15 +155,62 @@ def _add_histogram(
     metric.add_sample(metric.name + "_created", labels, histogram.created)
 
 
+class LineageCounts(Protocol):
+    """The lineage writer's counters (``releases.lineage.LineageStats``)."""
+
+    @property
+    def written(self) -> int: ...
+    @property
+    def spilled(self) -> int: ...
+    @property
+    def replayed(self) -> int: ...
+    @property
+    def write_failures(self) -> int: ...
+
+
+class LineageState(Protocol):
+    """What the collector reads of the lineage writer (``releases.lineage.LineageWriter``)."""
+
+    @property
+    def depth(self) -> int: ...
+    @property
+    def stats(self) -> LineageCounts: ...
+
+
+class ShadowCounts(Protocol):
+    """The shadow runner's counters (``gateway.proxy.shadow.ShadowStats``)."""
+
+    @property
+    def queued(self) -> int: ...
+    @property
+    def completed(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+
+
+class ShadowState(Protocol):
+    """What the collector reads of the shadow runner (``gateway.proxy.shadow.ShadowRunner``)."""
+
+    @property
+    def depth(self) -> int: ...
+    @property
+    def stats(self) -> ShadowCounts: ...
+
+
 class StateCollector(Collector):
     """Lineage, shadow and snapshot state of one process."""
 
-    def __init__(self, dataplane: DataPlane, view: RegistryView) -> None:
-        self.dataplane = dataplane
+    def __init__(
+        self, view: RegistryView, shadows: ShadowState, lineage: LineageState | None
+    ) -> None:
         self.view = view
+        self.shadows = shadows
+        self.lineage = lineage
 
     def collect(self) -> Iterator[Metric]:
-        lineage = self.dataplane.lineage
+        lineage = self.lineage
         if lineage is not None:
             yield GaugeMetricFamily(
                 "gateway_lineage_buffer_depth",
@@ -192,15 +237,18 @@ class StateCollector(Collector):
                 "Batches Redis did not take.",
                 lineage.stats.write_failures,
             )
-        shadows = self.dataplane.shadows
+        shadows = self.shadows
         yield GaugeMetricFamily(
             "gateway_shadow_queue_depth", "Shadow calls waiting for a worker.", shadows.depth
         )
         calls = CounterMetricFamily(
             "gateway_shadow_calls", "Shadow calls by outcome.", labels=["outcome"]
         )
-        for outcome in ("queued", "completed", "failed", "dropped"):
-            calls.add_metric([outcome], getattr(shadows.stats, outcome))
+        counts = shadows.stats
+        calls.add_metric(["queued"], counts.queued)
+        calls.add_metric(["completed"], counts.completed)
+        calls.add_metric(["failed"], counts.failed)
+        calls.add_metric(["dropped"], counts.dropped)
         yield calls
         snapshot = self.view.current
         loaded = snapshot is not None
@@ -245,8 +293,13 @@ class DriftMetrics:
         self.drop.labels(channel).set(drop)
 
 
-def register_state(registry: CollectorRegistry, dataplane: DataPlane, view: RegistryView) -> None:
-    registry.register(StateCollector(dataplane, view))
+def register_state(
+    registry: CollectorRegistry,
+    view: RegistryView,
+    shadows: ShadowState,
+    lineage: LineageState | None,
+) -> None:
+    registry.register(StateCollector(view, shadows, lineage))
 
 
 async def metrics(request: Request) -> Response:

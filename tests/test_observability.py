@@ -240,6 +240,7 @@ def test_a_failed_shadow_is_labelled_by_its_kind_and_described_in_lineage() -> N
     from gateway.proxy.exchange import Exchange, Sinks
     from gateway.proxy.shadow import ShadowResult
     from gateway.proxy.tagging import Tag
+    from gateway.upstream import UpstreamTimeout, UpstreamUnavailable
 
     class Kept:
         def __init__(self) -> None:
@@ -249,17 +250,38 @@ def test_a_failed_shadow_is_labelled_by_its_kind_and_described_in_lineage() -> N
             self.lines.append(line)
 
     detail = "UpstreamUnavailable: the connection failed (ClientConnectorError)"
-    result = ShadowResult(job=None, status=None, latency=0.1, error=detail)  # type: ignore[arg-type]
+    failure = UpstreamUnavailable("the connection failed (ClientConnectorError)")
+    result = ShadowResult.failed(job=None, latency=0.1, exc=failure)  # type: ignore[arg-type]
+    assert result.error == detail
     assert result.error_code == "shadow_upstream_unavailable"
-    assert (
-        ShadowResult(None, None, 0.1, "UpstreamTimeout: x").error_code == "shadow_upstream_timeout"
-    )  # type: ignore[arg-type]
+    timeout = ShadowResult.failed(None, 0.1, UpstreamTimeout("x"))  # type: ignore[arg-type]
+    assert timeout.error_code == "shadow_upstream_timeout"
 
     kept, metrics = Kept(), RequestMetrics(CollectorRegistry(auto_describe=False))
     shadow = Exchange(Tag("gwr_s", "rel", "ch", "shadow"), primary_response_id="gwr_p")
     shadow.finish(Sinks(kept, metrics), 502, error=result.error_code, error_detail=result.error)  # type: ignore[arg-type]
     assert list(metrics.errors) == [("ch", "shadow_upstream_unavailable")]
     assert json.loads(kept.lines[0])["error"] == detail
+
+
+def test_a_shadow_failure_is_coded_by_its_type_nearest_class_first() -> None:
+    """Codes come from one table by exception type (``gateway.errors.ERROR_CODES``), not from
+    the class name in the error text: a subclass takes its nearest listed base's code, and an
+    exception outside the table one fixed code, so the label set stays fixed."""
+    import orjson
+
+    from gateway.proxy.shadow import ShadowResult
+    from gateway.upstream import UpstreamTimeout
+
+    class ConnectTimeout(UpstreamTimeout):
+        pass
+
+    def code(exc: Exception) -> str | None:
+        return ShadowResult.failed(None, 0.1, exc).error_code  # type: ignore[arg-type]
+
+    assert code(ConnectTimeout("x")) == "shadow_upstream_timeout"
+    assert code(orjson.JSONEncodeError("x")) == "shadow_type_error"
+    assert code(RuntimeError("x")) == "shadow_internal_error"
 
 
 async def test_snapshot_age_says_how_long_since_the_snapshot_was_known_current(

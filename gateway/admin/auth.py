@@ -11,32 +11,15 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from gateway.admin.errors import AdminError
+from gateway.errors import HttpError
+from gateway.keys import BOOTSTRAP_KEY, presented_key
 from releases.apikeys import ApiKey, KeyRing, matches, secret_digest
 from releases.models import Actor, Role
-
-# The identity of GATEWAY_ADMIN_TOKEN: never stored, made once.
-BOOTSTRAP_KEY = ApiKey(
-    name="bootstrap-admin",
-    role="admin",
-    channels=["*"],
-    created_by="GATEWAY_ADMIN_TOKEN",
-    created_at="",
-)
 
 READ: frozenset[Role] = frozenset({"admin", "operator", "auditor"})
 WRITE: frozenset[Role] = frozenset({"admin", "operator"})
 AUDIT: frozenset[Role] = frozenset({"admin", "auditor"})
 KEYS: frozenset[Role] = frozenset({"admin"})
-
-
-def presented_key(request: Request) -> str | None:
-    """``Authorization: Bearer <key>`` or ``x-api-key: <key>``."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("x-api-key") or None
 
 
 @dataclass(frozen=True)
@@ -61,12 +44,12 @@ class Authenticator:
         known: ApiKey | None = getattr(request.state, "admin_key", None)
         if known is not None:
             return known
-        secret = presented_key(request)
+        secret = presented_key(request.headers)
         if secret is None:
-            raise AdminError(401, "unauthorized", "no key: send Authorization: Bearer <key>")
+            raise HttpError(401, "unauthorized", "no key: send Authorization: Bearer <key>")
         key = await self.identify(secret)
         if key is None:
-            raise AdminError(401, "unauthorized", "the key is not valid")
+            raise HttpError(401, "unauthorized", "the key is not valid")
         request.state.admin_key = key
         return key
 
@@ -78,11 +61,11 @@ class Authenticator:
         key = await self.authenticate(request)
         if key.role not in roles:
             allowed = ", ".join(sorted(roles))
-            raise AdminError(
+            raise HttpError(
                 403, "forbidden", f"a key with role {key.role!r} may not do this (needs: {allowed})"
             )
         if channel is not None and not key.may_call(channel):
-            raise AdminError(
+            raise HttpError(
                 403, "forbidden", f"key {key.name!r} may not change channel {channel!r}"
             )
         return Actor(name=key.name, role=key.role)

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from starlette.requests import Request
 
-from gateway.admin.errors import AdminError
 from gateway.bodies import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
+from gateway.errors import HttpError
 from releases.errors import InvalidRequest
 
 
@@ -70,7 +70,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     try:
         return await read_limited(request, limit)
     except BodyTooLarge as exc:
-        raise AdminError(413, "body_too_large", str(exc)) from None
+        raise HttpError(413, "body_too_large", str(exc)) from None
 
 
 async def read_document(request: Request, limit: int, *, allow_yaml: bool = False) -> Any:
@@ -85,21 +85,21 @@ async def read_document(request: Request, limit: int, *, allow_yaml: bool = Fals
         # 1000 levels), unwinding cleanly; shallower documents are measured without recursion.
         too_deep = deeper_than(document)
     except yaml.YAMLError as exc:
-        raise AdminError(400, "invalid_body", yaml_error(exc, "the body")) from None
+        raise HttpError(400, "invalid_body", yaml_error(exc, "the body")) from None
     except ValueError as exc:
-        raise AdminError(400, "invalid_body", f"the body is not valid JSON: {exc}") from None
+        raise HttpError(400, "invalid_body", f"the body is not valid JSON: {exc}") from None
     except (TooDeep, RecursionError):
         too_deep = True
     if too_deep:
         message = f"the body nests objects and arrays more than {MAX_DEPTH} levels deep"
-        raise AdminError(400, "body_too_deep", message)
+        raise HttpError(400, "body_too_deep", message)
     return document
 
 
 async def read_object(request: Request, limit: int) -> dict[str, Any]:
     document = await read_document(request, limit)
     if not isinstance(document, dict):
-        raise AdminError(400, "invalid_body", "the body must be a JSON object")
+        raise HttpError(400, "invalid_body", "the body must be a JSON object")
     return document
 
 
@@ -116,7 +116,7 @@ def expected_generation(request: Request, body: dict[str, Any]) -> int | None:
         # isascii: "²".isdigit() is true, and int() refuses it
         isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())
     ):
-        raise AdminError(
+        raise HttpError(
             400,
             "invalid_generation",
             f"If-Match must be a channel generation number, got {value!r}",

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import expected_generation, read_object, text_field
-from gateway.admin.errors import AdminError
+from gateway.errors import HttpError
 from gateway.fleet import Replica, convergence, live_replicas
 from gateway.services import Services, services
 from releases.errors import InvalidRequest
@@ -94,7 +94,7 @@ async def delete_channel(request: Request) -> JSONResponse:
     channel the caller has just looked at is deleted. Answers the channel removed."""
     s, actor, _, reason, expected = await _write(request)
     if expected is None:
-        raise AdminError(
+        raise HttpError(
             428,
             "if_match_required",
             "deleting a channel needs If-Match: <generation> (see gateway channel show)",

@@ -1,12 +1,19 @@
-"""Admin API errors: one JSON shape, ``{"error": {"type", "message", "details"?}}``."""
+"""Admin API errors: the registry's domain errors mapped to HTTP, in one place.
+
+Everything the admin API refuses is an ``HttpError`` (``gateway.errors``), answered in one
+JSON shape, ``{"error": {"type", "message", "details"?}}``. The registry raises errors that
+never speak HTTP (``releases.errors``); ``STATUS_OF`` gives each its status here.
+"""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from gateway.errors import HttpError, by_type, error_response
 from releases.errors import (
     Conflict,
+    FieldError,
     InvalidRequest,
     InvalidSpec,
     NotDurable,
@@ -16,51 +23,39 @@ from releases.errors import (
     StaleGeneration,
 )
 
-
-class AdminError(Exception):
-    """An error the admin layer itself raises (auth, body, headers), with its status."""
-
-    def __init__(self, status: int, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-        self.message = message
-
-
-def error_response(
-    status: int, kind: str, message: str, details: list[dict[str, str]] | None = None
-) -> JSONResponse:
-    body: dict[str, object] = {"type": kind, "message": message}
-    if details:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status)
+# Looked up by the error's nearest class (a StaleGeneration is a Conflict, both 409).
+STATUS_OF: dict[type[BaseException], int] = {
+    InvalidSpec: 422,
+    InvalidRequest: 422,
+    NotFound: 404,
+    PreconditionFailed: 412,  # a channel eval gate refused the promotion
+    StaleGeneration: 409,
+    Conflict: 409,
+    NotDurable: 503,  # applied, not yet safe from a failover: the caller checks, then retries
+    RegistryError: 400,
+}
 
 
-STATUS_BY_ERROR: list[tuple[type[RegistryError], int]] = [
-    (InvalidSpec, 422),
-    (InvalidRequest, 422),
-    (NotFound, 404),
-    (PreconditionFailed, 412),  # a channel eval gate refused the promotion
-    (StaleGeneration, 409),
-    (Conflict, 409),
-    (NotDurable, 503),  # applied, not yet safe from a failover: the caller checks, then retries
-]
+def http_error(exc: RegistryError) -> HttpError:
+    """A registry error as the admin API answers it: its kind is the code, the fields it
+    names are the details."""
+    status = by_type(STATUS_OF, exc) or 400
+    details: list[FieldError] = []
+    if isinstance(exc, InvalidSpec):
+        details = exc.errors
+    elif isinstance(exc, InvalidRequest) and exc.field:
+        details = [FieldError(exc.field, exc.message)]
+    return HttpError(status, exc.kind, exc.message, details)
 
 
 async def registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    status = next((code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
-    details = None
-    if isinstance(exc, InvalidSpec):
-        details = [{"field": e.field, "message": e.message} for e in exc.errors]
-    elif isinstance(exc, InvalidRequest) and exc.field:
-        details = [{"field": exc.field, "message": exc.message}]
-    return error_response(status, exc.kind, exc.message, details)
+    return error_response(http_error(exc))
 
 
-async def admin_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AdminError)
-    return error_response(exc.status, exc.kind, exc.message)
+async def refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return error_response(exc)
 
 
-EXCEPTION_HANDLERS = {RegistryError: registry_error, AdminError: admin_error}
+EXCEPTION_HANDLERS = {RegistryError: registry_error, HttpError: refused}

@@ -16,11 +16,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.admin.auth import READ, WRITE, presented_key
+from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import expected_generation, read_document, read_object, text_field
-from gateway.admin.errors import AdminError
+from gateway.errors import HttpError
 from gateway.evals.drift import DriftWatch
 from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Evals
+from gateway.keys import presented_key
 from gateway.services import services
 from releases.errors import InvalidRequest, RegistryError
 from releases.evals.records import CaseResult, EvalResult
@@ -85,9 +86,9 @@ async def run_eval(request: Request) -> Response:
     evals = _evals(request)
     release = await s.registry.release(release_id)
     golden = await evals.registry.golden_set(set_ref)
-    secret = presented_key(request)
+    secret = presented_key(request.headers)
     if secret is None:  # require() passed, so a key was presented
-        raise AdminError(401, "unauthorized", "no key")
+        raise HttpError(401, "unauthorized", "no key")
     if NDJSON not in request.headers.get("accept", ""):
         result = await evals.run(release, golden, actor, secret, concurrency)
         return JSONResponse(result.model_dump(mode="json"), status_code=201)
@@ -149,7 +150,7 @@ async def show_gate(request: Request) -> JSONResponse:
     channel = request.path_params["channel"]
     gate = await _evals(request).registry.gate(channel)
     if gate is None:
-        raise AdminError(404, "not_found", f"channel {channel!r} has no eval gate")
+        raise HttpError(404, "not_found", f"channel {channel!r} has no eval gate")
     return JSONResponse(gate.model_dump(mode="json"))
 
 

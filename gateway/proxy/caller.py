@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from gateway.admin.auth import BOOTSTRAP_KEY, presented_key
-from gateway.proxy.errors import ProxyError
+from gateway.errors import HttpError
+from gateway.keys import BOOTSTRAP_KEY, presented_key
 from gateway.snapshot import Snapshot
 from releases.apikeys import ApiKey
 
@@ -28,9 +28,9 @@ def authenticate(
 
     ``internal`` holds keys the gateway makes for itself (replay), looked at only after a
     miss, so callers' keys pay nothing for them."""
-    secret = presented_key(request)
+    secret = presented_key(request.headers)
     if secret is None:
-        raise ProxyError(
+        raise HttpError(
             401,
             "missing_api_key",
             "send your gateway key as Authorization: Bearer <key> or x-api-key",
@@ -43,7 +43,7 @@ def authenticate(
         return BOOTSTRAP_KEY
     if internal and digest in internal:
         return internal[digest]
-    raise ProxyError(401, "invalid_api_key", "the key is not valid")
+    raise HttpError(401, "invalid_api_key", "the key is not valid")
 
 
 def _json_or_none(text: str) -> Any:
@@ -69,7 +69,7 @@ def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
         except (UnicodeEncodeError, orjson.JSONDecodeError):
             parsed = None
         if not isinstance(parsed, dict):
-            raise ProxyError(400, "invalid_variables", "X-Gateway-Variables must be a JSON object")
+            raise HttpError(400, "invalid_variables", "X-Gateway-Variables must be a JSON object")
         found.update(parsed)
     metadata = body.get("metadata")
     in_body = metadata.get("gateway_variables") if isinstance(metadata, dict) else None
@@ -78,7 +78,7 @@ def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
             # The OpenAI SDK's typed metadata takes strings only: the object as JSON text.
             in_body = _json_or_none(in_body)
         if not isinstance(in_body, dict):
-            raise ProxyError(
+            raise HttpError(
                 400,
                 "invalid_variables",
                 "metadata.gateway_variables must be an object, or a string of JSON holding one",
@@ -86,7 +86,7 @@ def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
         found.update(in_body)
     for name, value in found.items():
         if not isinstance(value, str | int | float | bool):
-            raise ProxyError(
+            raise HttpError(
                 400, "invalid_variables", f"variable {name!r} must be a string or a number"
             )
     return {name: str(value) for name, value in found.items()}

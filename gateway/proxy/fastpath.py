@@ -17,10 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin.errors import error_response
 from gateway.bounded_http import HEAD_TOO_LARGE
+from gateway.errors import HttpError, error_response
 from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
-from gateway.proxy.errors import ProxyError
 from gateway.proxy.handler import INTERNAL_ERROR, DataPlane
 from gateway.proxy.routes import api_of
 
@@ -87,7 +86,7 @@ class FastPath:
         dataplane: DataPlane = self.app.state.dataplane
         response: ASGIApp
         if scope["method"] != "POST":
-            refusal = ProxyError(405, "method_not_allowed", f"{scope['path']} takes POST")
+            refusal = HttpError(405, "method_not_allowed", f"{scope['path']} takes POST")
             response = dataplane.refuse(dialect, refusal, {"allow": "POST"})
         else:
             try:
@@ -109,7 +108,8 @@ class FastPath:
             " (GATEWAY_MAX_HEADER_BYTES); send large values in the body"
         )
         dialect = ROUTES.get(scope["path"]) or api_of(scope["path"], Headers(scope=scope))
+        refusal = HttpError(431, "headers_too_large", message)
         if dialect is None:
-            return error_response(431, "headers_too_large", message)
+            return error_response(refusal)
         dataplane: DataPlane = self.app.state.dataplane
-        return dataplane.refuse(dialect, ProxyError(431, "headers_too_large", message), {})
+        return dataplane.refuse(dialect, refusal, {})

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from gateway.bodies import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
 from gateway.caller_fields import RefusedField
+from gateway.errors import HttpError
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.metrics import RequestMetrics
 from gateway.providers import Provider
@@ -26,7 +27,6 @@ from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, tools_digest, variables
 from gateway.proxy.capture import Capture
 from gateway.proxy.dialects import OPENAI, Dialect
-from gateway.proxy.errors import ProxyError
 from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.provider_answers import (
     gateway_side_failure,
@@ -35,7 +35,7 @@ from gateway.proxy.provider_answers import (
     tagged_answer,
     upstream_failure,
 )
-from gateway.proxy.resolve import ResolveError, Route, resolve
+from gateway.proxy.resolve import Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
 from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
@@ -51,8 +51,8 @@ log = logging.getLogger("gateway.proxy")
 
 STICKY_HEADER = "x-gateway-sticky-key"
 CLIENT_CLOSED = 499  # nginx's status for a caller that hung up before the answer ended
-INTERNAL_ERROR = ProxyError(500, "internal_error", "the gateway failed to answer; see its log")
-CALLER_GONE = ProxyError(CLIENT_CLOSED, "client_disconnected", "the caller hung up")
+INTERNAL_ERROR = HttpError(500, "internal_error", "the gateway failed to answer; see its log")
+CALLER_GONE = HttpError(CLIENT_CLOSED, "client_disconnected", "the caller hung up")
 SSE_HEADERS = {
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
@@ -101,19 +101,16 @@ class DataPlane:
             raw_body, body = await self._read_body(request)
             model = body.get("model")
             if not isinstance(model, str) or not model:
-                raise ProxyError(
+                raise HttpError(
                     400, "missing_model", "set model to a channel name (or release:<id>)"
                 )
             messages = body.get("messages")
             if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-                raise ProxyError(
+                raise HttpError(
                     400, "invalid_messages", "set messages to a list of message objects"
                 )
             sticky = request.headers.get(STICKY_HEADER) or dialect.caller_user(body)
-            try:
-                route = resolve(snapshot, key, model, sticky)
-            except ResolveError as exc:
-                raise ProxyError(exc.status, exc.code, exc.message) from None
+            route = resolve(snapshot, key, model, sticky)
             tag = Tag(exchange.tag.response_id, route.release_id, route.channel, route.slice)
             exchange.tag, exchange.generation = tag, route.generation
             if route.capture:  # off by default: the only work capture adds when it is off
@@ -127,13 +124,13 @@ class DataPlane:
             try:
                 upstream_body, overridden = dialect.inject(body, release, values)
             except MissingVariable as exc:
-                raise ProxyError(
+                raise HttpError(
                     400, "missing_variable",
                     f"the prompt of {release.id} needs variable {exc.name!r}: send it in "
                     "metadata.gateway_variables or the X-Gateway-Variables header",
                 ) from None  # fmt: skip
             except RefusedField as exc:
-                raise ProxyError(400, exc.code, f"{exc.message} (release {release.id})") from None
+                raise HttpError(400, exc.code, f"{exc.message} (release {release.id})") from None
             if route.shadow_release_id is not None:
                 self._shadow(request, snapshot, dialect, route, tag, body, values)
             headers = tag.headers()
@@ -143,7 +140,7 @@ class DataPlane:
             return await self._forward(
                 request, dialect, provider, upstream_body, headers, exchange, hide
             )
-        except ProxyError as exc:
+        except HttpError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
             return self._error(dialect, exc, exchange.tag)
         except ClientDisconnect:  # hung up before the answer: nobody reads it
@@ -154,7 +151,7 @@ class DataPlane:
             exchange.finish(self.sinks, 500, error="internal_error")
             return self._error(dialect, INTERNAL_ERROR, exchange.tag)
 
-    def refuse(self, dialect: Dialect, error: ProxyError, headers: Mapping[str, str]) -> JsonAnswer:
+    def refuse(self, dialect: Dialect, error: HttpError, headers: Mapping[str, str]) -> JsonAnswer:
         """Answer a request refused before it is read (a method other than POST), tagged and
         recorded like every other answer, with ``headers`` besides the tag."""
         exchange = Exchange(Tag(new_response_id()))
@@ -178,8 +175,8 @@ class DataPlane:
             key = authenticate(request, snapshot, self.admin_token_digest)
             if name is not None and not (name in snapshot.channels and key.may_call(name)):
                 message = f"the model {name!r} does not exist or this key may not call it"
-                raise ProxyError(404, "model_not_found", message)
-        except ProxyError as exc:
+                raise HttpError(404, "model_not_found", message)
+        except HttpError as exc:
             return self._error(OPENAI, exc, tag)
         data = [
             {"id": channel, "object": "model", "created": 0, "owned_by": "gateway"}
@@ -192,7 +189,7 @@ class DataPlane:
     def _snapshot(self) -> Snapshot:
         snapshot = self.view.current
         if snapshot is None:
-            raise ProxyError(
+            raise HttpError(
                 503,
                 "registry_unavailable",
                 "the registry is unreachable and this replica has no cached state yet",
@@ -203,16 +200,16 @@ class DataPlane:
         try:
             raw = await read_limited(request, self.max_body_bytes)
         except BodyTooLarge as exc:
-            raise ProxyError(413, "body_too_large", str(exc)) from None
+            raise HttpError(413, "body_too_large", str(exc)) from None
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise ProxyError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+            raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
-            raise ProxyError(400, "invalid_json", "the body must be a JSON object")
+            raise HttpError(400, "invalid_json", "the body must be a JSON object")
         if deeper_than(body, self.max_depth):  # about 1 µs on a chat body (gateway/bodies.py)
             message = f"the body nests objects and arrays more than {self.max_depth} levels deep"
-            raise ProxyError(400, "body_too_deep", message)
+            raise HttpError(400, "body_too_deep", message)
         return raw, body
 
     def _prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
@@ -223,7 +220,7 @@ class DataPlane:
                 # A channel names a release the registry no longer holds (removed outside the
                 # registry: `gateway audit verify` names it). Not this caller's fault, and
                 # nothing here can serve it until an operator moves the channel.
-                raise ProxyError(
+                raise HttpError(
                     503,
                     "release_unavailable",
                     f"release {release_id} is missing from the registry; an operator must "
@@ -236,7 +233,7 @@ class DataPlane:
     def _provider(self, release: PreparedRelease, dialect: Dialect) -> Provider:
         provider = self.providers.get(release.provider)
         if provider is None:
-            raise ProxyError(
+            raise HttpError(
                 503,
                 "provider_not_configured",
                 f"provider {release.provider!r} of {release.id} is not configured here",
@@ -247,7 +244,7 @@ class DataPlane:
                 if provider.kind == "anthropic"
                 else "OpenAI /v1/chat/completions"
             )
-            raise ProxyError(
+            raise HttpError(
                 400,
                 "wrong_endpoint",
                 f"{release.id} is served by an {provider.kind} provider; call it through the {endpoint} endpoint",
@@ -269,7 +266,7 @@ class DataPlane:
         try:
             release = self._prepare(snapshot, route.shadow_release_id)
             provider = self._provider(release, dialect)
-        except ProxyError:
+        except HttpError:
             self.shadows.stats.failed += 1
             return
         self.shadows.submit(
@@ -359,7 +356,7 @@ class DataPlane:
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise ProxyError(
+            raise HttpError(
                 502,
                 "upstream_invalid",
                 f"provider {provider.name!r} answered with a body that is not JSON",
@@ -458,7 +455,7 @@ class DataPlane:
     def _error(
         self,
         dialect: Dialect,
-        error: ProxyError,
+        error: HttpError,
         tag: Tag,
         headers: Mapping[str, str] | None = None,
     ) -> JsonAnswer:

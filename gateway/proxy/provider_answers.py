@@ -10,8 +10,8 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from gateway.errors import HttpError
 from gateway.proxy.answer import JsonAnswer
-from gateway.proxy.errors import ProxyError
 from gateway.proxy.tagging import Tag
 from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
 
@@ -27,27 +27,27 @@ def pass_headers(response: UpstreamResponse, headers: dict[str, str]) -> None:
             headers[name] = value
 
 
-def gateway_side_failure(name: str, status: int, model_id: str | None) -> ProxyError | None:
+def gateway_side_failure(name: str, status: int, model_id: str | None) -> HttpError | None:
     """A provider answer that says the gateway's side is at fault, not the caller's request:
     its credentials, the pinned model or URL, a redirect, or the provider itself (all 502,
     so no SDK blames the caller's key or model name). None for an answer to pass on."""
     if status >= 500:
-        return ProxyError(502, "upstream_error", f"provider {name!r} answered {status}")
+        return HttpError(502, "upstream_error", f"provider {name!r} answered {status}")
     if status in (401, 403):
         message = f"provider {name!r} refused the gateway's credentials ({status})"
-        return ProxyError(502, "upstream_auth_failed", message)
+        return HttpError(502, "upstream_auth_failed", message)
     if status == 404:
         message = (
             f"provider {name!r} answered 404: it does not know the pinned model {model_id!r}"
             " (or the provider's URL is wrong)"
         )
-        return ProxyError(502, "upstream_not_found", message)
+        return HttpError(502, "upstream_not_found", message)
     if 300 <= status < 400:
         message = (
             f"provider {name!r} answered a redirect ({status}); the gateway calls only"
             " configured URLs"
         )
-        return ProxyError(502, "upstream_redirect", message)
+        return HttpError(502, "upstream_redirect", message)
     return None
 
 
@@ -78,13 +78,13 @@ def tagged_answer(name: str, answer: Any, tag: Tag) -> bytes:
         return orjson.dumps(answer)
     except orjson.JSONEncodeError as exc:
         message = f"provider {name!r} answered with JSON the gateway cannot pass on: {exc}"
-        raise ProxyError(502, "upstream_invalid", message) from None
+        raise HttpError(502, "upstream_invalid", message) from None
 
 
-def upstream_failure(name: str, exc: UpstreamError) -> ProxyError:
+def upstream_failure(name: str, exc: UpstreamError) -> HttpError:
     """No answer at all: too slow (504) or unreachable (502). The caller learns which
     provider, never where it lives; the log keeps that."""
     log.warning("provider %r failed: %s", name, exc.detail)
     if isinstance(exc, UpstreamTimeout):
-        return ProxyError(504, "upstream_timeout", f"provider {name!r} did not answer in time")
-    return ProxyError(502, "upstream_unavailable", f"provider {name!r} could not be reached: {exc}")
+        return HttpError(504, "upstream_timeout", f"provider {name!r} did not answer in time")
+    return HttpError(502, "upstream_unavailable", f"provider {name!r} could not be reached: {exc}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from gateway.errors import HttpError
 from gateway.proxy.slices import in_canary, shadow_release
 from gateway.snapshot import Snapshot
 from releases.apikeys import ApiKey
@@ -15,16 +16,6 @@ DIRECT_ROLES = frozenset({"admin", "operator"})
 # Keys that read the registry and lineage only (the data plane is for applications, and
 # for admin and operator keys debugging a release).
 READ_ONLY_ROLES = frozenset({"auditor"})
-
-
-class ResolveError(Exception):
-    """Why a model name resolves to nothing the key may call: status, code, message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class Route(NamedTuple):
@@ -40,8 +31,10 @@ class Route(NamedTuple):
 
 
 def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None) -> Route:
+    """The route of a request for ``model``, or an ``HttpError`` saying why there is none
+    this key may call (403, 404)."""
     if key.role in READ_ONLY_ROLES:
-        raise ResolveError(
+        raise HttpError(
             403,
             "role_may_not_call",
             f"key {key.name!r} is an {key.role} key: it reads, it calls no model",
@@ -49,19 +42,17 @@ def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None)
     if model.startswith(RELEASE_PREFIX):
         release_id = model.removeprefix(RELEASE_PREFIX)
         if key.role not in DIRECT_ROLES:
-            raise ResolveError(
+            raise HttpError(
                 403, "direct_release_forbidden", f"key {key.name!r} may not call releases directly"
             )
         if release_id not in snapshot.releases:
-            raise ResolveError(
-                404, "release_not_found", f"release {release_id!r} is not registered"
-            )
+            raise HttpError(404, "release_not_found", f"release {release_id!r} is not registered")
         if key.role != "admin" and "*" not in key.channels:
             # A channel-scoped key: releases of its own channels, or of none yet (how a new
             # release is evaluated before its first promotion), never another channel's.
             referencing = snapshot.channels_of.get(release_id)
             if referencing is not None and referencing.isdisjoint(key.channels):
-                raise ResolveError(
+                raise HttpError(
                     403,
                     "release_forbidden",
                     f"key {key.name!r} may call releases of its channels only;"
@@ -70,9 +61,9 @@ def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None)
         return Route(NO_CHANNEL, "direct", release_id)
     channel = snapshot.channels.get(model)
     if channel is None:
-        raise ResolveError(404, "channel_not_found", f"channel {model!r} does not exist")
+        raise HttpError(404, "channel_not_found", f"channel {model!r} does not exist")
     if not key.may_call(model):
-        raise ResolveError(
+        raise HttpError(
             403, "channel_forbidden", f"key {key.name!r} may not call channel {model!r}"
         )
     shadow = shadow_release(channel)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.caller_fields import RefusedField
+from gateway.errors import code_of
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.tagging import Tag
 from gateway.upstream import Upstream, UpstreamError
@@ -73,15 +73,15 @@ class ShadowResult:
     latency: float
     error: str | None = None  # what went wrong, in words (for lineage)
     body: bytes | None = None
+    # The same from a fixed set (gateway.errors.ERROR_CODES), safe as a metric label.
+    error_code: str | None = None
 
-    @property
-    def error_code(self) -> str | None:
-        """The error's kind from a fixed set, safe as a metric label: ``upstream_timeout``
-        from ``UpstreamTimeout: no answer in time``."""
-        if self.error is None:
-            return None
-        kind = self.error.partition(":")[0]
-        return "shadow_" + re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+    @classmethod
+    def failed(cls, job: ShadowJob, latency: float, exc: BaseException) -> ShadowResult:
+        """A call that got no answer: ``UpstreamTimeout: no answer in time`` in words, coded
+        ``shadow_upstream_timeout`` by the exception's type."""
+        error = f"{type(exc).__name__}: {exc}"
+        return cls(job, None, latency, error, error_code="shadow_" + code_of(exc))
 
 
 @dataclass
@@ -124,12 +124,11 @@ class ShadowRunner:
         while True:
             job = await self._queue.get()
             started = loop.time()
-            status: int | None = None
-            error: str | None = None
-            body: bytes | None = None
+            result: ShadowResult
             try:
                 status, body = await self._send(job)
                 self.stats.completed += 1
+                result = ShadowResult(job, status, loop.time() - started, body=body)
             except (
                 UpstreamError,
                 MissingVariable,
@@ -139,16 +138,16 @@ class ShadowRunner:
                 KeyError,
             ) as exc:
                 self.stats.failed += 1
-                error = f"{type(exc).__name__}: {exc}"
+                result = ShadowResult.failed(job, loop.time() - started, exc)
             except Exception as exc:  # a shadow must never take a worker down with it
                 self.stats.failed += 1
-                error = f"{type(exc).__name__}: {exc}"
+                result = ShadowResult.failed(job, loop.time() - started, exc)
                 log.exception("shadow call %s failed unexpectedly", job.tag.response_id)
             finally:
                 self._queue.task_done()
             if self.on_done is not None:
                 with contextlib.suppress(Exception):
-                    self.on_done(ShadowResult(job, status, loop.time() - started, error, body))
+                    self.on_done(result)
 
     async def _send(self, job: ShadowJob) -> tuple[int, bytes]:
         body = {k: v for k, v in job.body.items() if k not in STREAM_FIELDS}

@@ -303,7 +303,7 @@ class DataPlane:
         try:
             payload = orjson.dumps(body)
         except orjson.JSONEncodeError as exc:  # a release stored before its values were bounded
-            raise ProxyError(
+            raise HttpError(
                 503,
                 "release_unservable",
                 f"{exchange.tag.release} holds a value provider {provider.name!r} cannot be "

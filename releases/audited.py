@@ -35,8 +35,13 @@ class Attempt:
 
     reads: list[str | None]
     plan: Plan
-    # The seq its audit entry gets if this attempt commits.
-    seq: int
+    head_raw: str | None  # the audit head as read, which the entry chains onto
+
+    @property
+    def seq(self) -> int:
+        """The seq its audit entry gets if this attempt commits."""
+        # Parsed only when asked: a write that records no entry must not depend on the head.
+        return AuditHead.parse(self.head_raw).seq + 1
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class AuditedWrites:
         async def attempt() -> T:
             *values, head_raw = await self.store.read_many(*reads, ("get", keys.audit_head, None))
             plan = self.store.plan()
-            built = await build(Attempt(values, plan, AuditHead.parse(head_raw).seq + 1))
+            built = await build(Attempt(values, plan, head_raw))
             if isinstance(built, Unchanged):
                 return built.result
             if built.audited:

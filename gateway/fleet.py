@@ -1,11 +1,10 @@
 """Fleet convergence: every replica says, in a short-lived heartbeat, what it serves.
 
-A heartbeat is one Redis key per replica with a TTL (``{prefix}:replica:<id>``: the registry
-change counter and each channel's generation in the replica's snapshot), plus the replica's
-id in the ``{prefix}:replicas`` sorted set (scored by last beat) so the fleet can be listed
-without scanning. A replica that stops beating disappears when its key expires. Beats are
-written by a background task, never on the request path, and right after every snapshot
-reload, so a change is seen as served as soon as it is.
+A heartbeat reports the registry change counter and each channel's generation in the
+replica's snapshot; it expires unless renewed, so a replica that stops beating leaves the
+fleet (the keys are ``releases.fleet``'s). Beats are written by a background task, never on
+the request path, and right after every snapshot reload, so a change is seen as served as soon
+as it is.
 """
 
 from __future__ import annotations
@@ -15,25 +14,20 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from redis.exceptions import RedisError
 
 from gateway.snapshot import RegistryView, Snapshot
 from releases.client import RedisClient
+from releases.fleet import Fleet, Replica
 from releases.keyspace import Keyspace
 from releases.models import utc_now
 from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.fleet")
 
-# Ids left in the sorted set this long after their last beat are dropped from it (their key
-# expired long ago); only housekeeping, the key's TTL is what decides liveness.
-FORGET_AFTER_MS = 3_600_000
 # How long a stopping replica tries to take its heartbeat out of the fleet.
 LEAVE_TIMEOUT = 1.0
 
@@ -51,37 +45,15 @@ class HeartbeatTiming:
     ttl: float = 5.0
 
 
-@dataclass(frozen=True)
-class Replica:
-    """One live replica's last heartbeat."""
-
-    id: str
-    counter: int | None
-    channels: dict[str, int]
-    at: str
-    started_at: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "counter": self.counter,
-            "channels": self.channels,
-            "at": self.at,
-            "started_at": self.started_at,
-        }
-
-
-def payload(replica_id: str, snapshot: Snapshot | None, started_at: str) -> bytes:
+def report(replica_id: str, snapshot: Snapshot | None, started_at: str) -> Replica:
     """The heartbeat of a replica holding ``snapshot`` (None: nothing loaded yet)."""
     channels = {} if snapshot is None else {n: c.generation for n, c in snapshot.channels.items()}
-    return orjson.dumps(
-        {
-            "id": replica_id,
-            "counter": None if snapshot is None else snapshot.counter,
-            "channels": channels,
-            "at": utc_now(),
-            "started_at": started_at,
-        }
+    return Replica(
+        id=replica_id,
+        counter=None if snapshot is None else snapshot.counter,
+        channels=channels,
+        at=utc_now(),
+        started_at=started_at,
     )
 
 
@@ -96,8 +68,7 @@ class Heartbeat:
         timing: HeartbeatTiming = HeartbeatTiming(),
         replica_id: str | None = None,
     ) -> None:
-        self.redis = redis
-        self.keys = keyspace
+        self.fleet = Fleet(redis, keyspace)
         self.view = view
         self.timing = timing
         self.id = replica_id or new_replica_id()
@@ -124,26 +95,13 @@ class Heartbeat:
         # Bounded: a registry that is gone must not hold up a shutdown; the beat expires anyway.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(LEAVE_TIMEOUT):
-                await self._leave()
-
-    async def _leave(self) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(self.keys.replica(self.id))
-        pipe.zrem(self.keys.replicas, self.id)
-        await pipe.execute()
+                await self.fleet.leave(self.id)
 
     async def beat(self) -> None:
-        """One heartbeat: the report with its TTL, and the id in the fleet's sorted set."""
-        now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(
-            self.keys.replica(self.id),
-            payload(self.id, self.view.current, self.started_at),
-            px=int(self.timing.ttl * 1000),
+        """One heartbeat: what this replica serves now, kept for the TTL."""
+        await self.fleet.beat(
+            report(self.id, self.view.current, self.started_at), int(self.timing.ttl * 1000)
         )
-        pipe.zadd(self.keys.replicas, {self.id: now_ms})
-        pipe.zremrangebyscore(self.keys.replicas, "-inf", now_ms - FORGET_AFTER_MS)
-        await pipe.execute()
 
     async def _run(self) -> None:
         while True:
@@ -157,32 +115,6 @@ class Heartbeat:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.timing.interval):
                     await self._wake.wait()
-
-
-async def live_replicas(redis: RedisClient, keyspace: Keyspace) -> list[Replica]:
-    """Every replica whose heartbeat has not expired, by id."""
-    ids = [
-        i.decode() if isinstance(i, bytes) else str(i)
-        for i in await redis.zrange(keyspace.replicas, 0, -1)
-    ]
-    if not ids:
-        return []
-    raws = await redis.mget([keyspace.replica(i) for i in ids])
-    found: list[Replica] = []
-    for raw in raws:
-        if raw is None:
-            continue
-        beat = orjson.loads(raw)
-        found.append(
-            Replica(
-                id=str(beat["id"]),
-                counter=beat.get("counter"),
-                channels={str(k): int(v) for k, v in (beat.get("channels") or {}).items()},
-                at=str(beat.get("at", "")),
-                started_at=str(beat.get("started_at", "")),
-            )
-        )
-    return sorted(found, key=lambda r: r.id)
 
 
 def convergence(replicas: list[Replica], channel: str, generation: int) -> dict[str, int]:

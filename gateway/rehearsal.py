@@ -19,21 +19,14 @@ unless the caller says ``live``.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.fleet import live_replicas
-from releases.audit import append_entry
-from releases.client import RedisClient
 from releases.errors import Conflict, InvalidRequest
-from releases.evals.gate import check_gate
-from releases.evals.lease import Lease
 from releases.models import Actor, Channel
 from releases.registry import Registry
-from releases.store import until_committed
 
 REHEARSAL_PREFIX = "rehearsal-"
 MAX_TIMEOUT = 300.0
@@ -70,14 +63,12 @@ class Rehearsal:
     def __init__(
         self,
         registry: Registry,
-        redis: RedisClient,
         name: str,
         actor: Actor,
         reason: str = "",
         limits: RehearsalLimits = RehearsalLimits(),
     ) -> None:
         self.registry = registry
-        self.redis = redis
         self.name = name
         self.actor = actor
         self.reason = reason
@@ -85,7 +76,7 @@ class Rehearsal:
         self.missing: set[str] = set()
 
     async def run(self, live: bool = False) -> dict[str, Any]:
-        lease = Lease(self.redis, self.registry.keys.rehearsal_lease(self.name), LEASE_MS)
+        lease = self.registry.rehearsal_lease(self.name, LEASE_MS)
         if not await lease.acquire():
             raise Conflict(f"a rehearsal of channel {self.name!r} is running; wait for it")
         async with lease.kept():
@@ -105,8 +96,8 @@ class Rehearsal:
             )
         # A channel whose eval gate would not pass its own stable today is refused now (412):
         # rehearsing it would end on a stable the gate no longer allows.
-        await check_gate(self.registry.store, self.name, start.stable, self.registry.store.plan())
-        watched = [r.id for r in await live_replicas(self.redis, self.registry.keys)]
+        await self.registry.check_gate(self.name, start.stable)
+        watched = [r.id for r in await self.registry.fleet.live()]
         why = f"rehearsal{': ' + self.reason if self.reason else ''}"
         # The rollback expects the generation read at the start. Each later step re-reads the
         # channel and goes on only while the stable is the one the step before left: another
@@ -148,7 +139,9 @@ class Rehearsal:
             "seconds": round(sum(s["seconds"] or 0.0 for s in steps), 4),
             "converged": all(not s["timed_out"] for s in steps),
         }
-        result["audit_seq"] = await self._record(result, steps[-1]["generation"])
+        result["audit_seq"] = await self.registry.record_rehearsal(
+            self.name, self.actor, self.reason, steps[-1]["generation"], result
+        )
         return result
 
     async def _step(
@@ -160,7 +153,7 @@ class Rehearsal:
         seen: dict[str, float] = {}
         pending = [r for r in watched if r not in self.missing]
         while pending:
-            live = {r.id: r for r in await live_replicas(self.redis, self.registry.keys)}
+            live = {r.id: r for r in await self.registry.fleet.live()}
             elapsed = time.monotonic() - began
             for replica_id in list(pending):
                 replica = live.get(replica_id)
@@ -202,29 +195,3 @@ class Rehearsal:
         if replica_id in seen:
             return "converged"
         return "missing" if replica_id in self.missing else "timed_out"
-
-    async def _record(self, result: dict[str, Any], generation: int) -> int:
-        """The rehearsal's audit entry (not a channel change: not in the channel's history)."""
-        store, keys = self.registry.store, self.registry.keys
-
-        async def attempt() -> int:
-            (head_raw,) = await store.read_many(("get", keys.audit_head, None))
-            plan = store.plan()
-            entry = append_entry(
-                plan,
-                head_raw,
-                self.registry.signer,
-                self.actor,
-                "channel.rehearse",
-                "channel",
-                self.name,
-                reason=self.reason,
-                generation=generation,
-                before=None,
-                after=result,
-            )
-            plan.announce("channel", self.name)
-            await store.commit(plan)
-            return int(json.loads(entry)["seq"])
-
-        return await until_committed(attempt)

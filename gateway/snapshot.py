@@ -16,20 +16,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from releases.apikeys import ApiKey
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.models import Channel, Release
-from releases.scripts import LuaScript
-from releases.store import as_text
+from releases.store import RegistryStore
 from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.snapshot")
-
-SNAPSHOT_SCRIPT = LuaScript("snapshot.lua")
 
 
 @dataclass(frozen=True)
@@ -78,12 +74,11 @@ class RegistryView:
         keyspace: Keyspace,
         timing: RefreshTiming = RefreshTiming(),
         on_load: Callable[[Snapshot], None] | None = None,
-        listener: Callable[[], Redis | None] | None = None,
+        listener: Callable[[], RedisClient | None] | None = None,
     ) -> None:
-        self.redis = redis
+        self.store = RegistryStore(redis, keyspace)
         # Makes the client that subscribes, when it must not be ``redis`` (Cluster).
         self.listener = listener
-        self.keys = keyspace
         self.timing = timing
         self.on_load = on_load
         self.current: Snapshot | None = None
@@ -107,37 +102,20 @@ class RegistryView:
         await cancel_and_wait(*self._tasks)
 
     async def reload(self) -> Snapshot:
-        """Read the registry in one atomic script; fetch only releases not held yet (they never
+        """Read the registry at one moment; fetch only releases not held yet (they never
         change, and none is ever deleted while a channel points at it)."""
         async with self._reload_lock:
-            counter, channels_flat, keys_flat, release_ids = await SNAPSHOT_SCRIPT(
-                self.redis,
-                [
-                    self.keys.change_counter,
-                    self.keys.channels,
-                    self.keys.api_keys,
-                    self.keys.releases,
-                ],
-                [],
-            )
-            channels_raw = dict(zip(channels_flat[::2], channels_flat[1::2], strict=True))
-            keys_raw = dict(zip(keys_flat[::2], keys_flat[1::2], strict=True))
             held = self.current.releases if self.current is not None else {}
-            ids = [as_text(rid) for rid in release_ids]
-            releases = {rid: held[rid] for rid in ids if rid in held}
-            missing = [rid for rid in ids if rid not in held]
-            if missing:
-                for raw in await self.redis.hmget(self.keys.releases, missing):
-                    if raw is not None:
-                        release = Release.model_validate_json(raw)
-                        releases[release.id] = release
+            material = await self.store.snapshot_material(held)
+            releases = {rid: held[rid] for rid in material.release_ids if rid in held}
+            for raw in material.new_releases:
+                release = Release.model_validate_json(raw)
+                releases[release.id] = release
             snapshot = Snapshot(
-                counter=int(counter or 0),
-                channels={
-                    as_text(k): Channel.model_validate_json(v) for k, v in channels_raw.items()
-                },
+                counter=material.counter,
+                channels={k: Channel.model_validate_json(v) for k, v in material.channels},
                 releases=releases,
-                keys={as_text(k): ApiKey.model_validate_json(v) for k, v in keys_raw.items()},
+                keys={k: ApiKey.model_validate_json(v) for k, v in material.api_keys},
             )
             self.current = snapshot
             self.confirmed_at = time.monotonic()
@@ -150,14 +128,12 @@ class RegistryView:
         delay = self.timing.retry_min
         while True:
             own = self.listener() if self.listener is not None else None
-            subscriber = own or self.redis
             try:
-                async with subscriber.pubsub() as pubsub:
-                    await pubsub.subscribe(self.keys.changes_channel)
+                async with self.store.announcements(own) as announced:
                     await self.reload()  # after subscribing, so no change falls in between
                     delay = self.timing.retry_min
-                    async for message in pubsub.listen():
-                        if message["type"] == "message" and self._is_news(message["data"]):
+                    async for counter in announced:
+                        if self._is_news(counter):
                             await self.reload()
             except (RedisError, OSError) as exc:
                 log.warning("registry unreachable, serving the last snapshot: %s", exc)
@@ -173,19 +149,18 @@ class RegistryView:
                 if own is not None:
                     await own.aclose()
 
-    def _is_news(self, data: bytes | str) -> bool:
-        """An announcement ``<counter> <kind> <name>`` older than what we hold needs no reload
-        (a burst of changes is read once, not once per change)."""
-        counter = as_text(data).partition(" ")[0]
+    def _is_news(self, counter: int | None) -> bool:
+        """An announcement of a counter older than what we hold needs no reload (a burst of
+        changes is read once, not once per change); one we cannot read is news."""
         held = self.current.counter if self.current is not None else -1
-        return not counter.isdigit() or int(counter) > held
+        return counter is None or counter > held
 
     async def _backstop(self) -> None:
         """A lost announcement is caught here: the counter moved, so reload."""
         while True:
             await asyncio.sleep(self.timing.backstop_interval)
             try:
-                counter = int(await self.redis.get(self.keys.change_counter) or 0)
+                counter = await self.store.change_counter()
                 if self.current is None or counter != self.current.counter:
                     await self.reload()
                 else:

@@ -13,12 +13,12 @@ import secrets
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from releases.audit import append_entry
+from releases.audited import Attempt, AuditedWrites, Change, Target
 from releases.errors import Conflict, FieldError, InvalidSpec, NotFound
 from releases.models import ROLES, Actor, Role, utc_now
 from releases.signing import Signer
 from releases.spec import NAME_PATTERN
-from releases.store import RegistryStore, until_committed
+from releases.store import RegistryStore
 
 KEY_PREFIX = "gwk_"
 CHANNEL_PATTERN = re.compile(NAME_PATTERN)
@@ -54,7 +54,7 @@ class KeyRing:
     def __init__(self, store: RegistryStore, signer: Signer) -> None:
         self.store = store
         self.keys = store.keyspace
-        self.signer = signer
+        self.audited = AuditedWrites(store, signer)
 
     async def create(
         self, name: str, role: str, channels: list[str], actor: Actor, reason: str = ""
@@ -64,10 +64,8 @@ class KeyRing:
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = secret_digest(secret)
 
-        async def attempt() -> ApiKey:
-            existing, head_raw = await self.store.read_many(
-                ("hget", self.keys.api_key_names, name), ("get", self.keys.audit_head, None)
-            )
+        async def build(attempt: Attempt) -> Change[ApiKey]:
+            (existing,) = attempt.reads
             if existing is not None:
                 raise Conflict(f"a key named {name!r} exists; delete it first or pick another name")
             key = ApiKey.model_validate(
@@ -79,66 +77,47 @@ class KeyRing:
                     "created_at": utc_now(),
                 }
             )
-            plan = (
-                self.store.plan()
-                .expect_field(self.keys.api_key_names, name, None)
+            (
+                attempt.plan.expect_field(self.keys.api_key_names, name, None)
                 .hset(self.keys.api_keys, digest, key.model_dump_json())
                 .hset(self.keys.api_key_names, name, digest)
                 .announce("key", name)
             )
-            append_entry(
-                plan,
-                head_raw,
-                self.signer,
-                actor,
+            return Change(
+                key,
                 "key.create",
-                "key",
-                name,
-                reason=reason,
-                generation=None,
-                before=None,
+                Target("key", name),
                 # The digest ties the entry to the one secret it made: `audit verify` flags a
                 # stored key under any other digest (one written straight into Redis).
                 after={**key.model_dump(mode="json"), "secret_sha256": digest},
+                reason=reason,
             )
-            await self.store.commit(plan)
-            return key
 
-        return await until_committed(attempt), secret
+        key = await self.audited.write(actor, build, [("hget", self.keys.api_key_names, name)])
+        return key, secret
 
     async def delete(self, name: str, actor: Actor, reason: str = "") -> ApiKey:
-        async def attempt() -> ApiKey:
-            digest, head_raw = await self.store.read_many(
-                ("hget", self.keys.api_key_names, name), ("get", self.keys.audit_head, None)
-            )
+        async def build(attempt: Attempt) -> Change[ApiKey]:
+            (digest,) = attempt.reads
             raw = None if digest is None else await self.store.hget(self.keys.api_keys, digest)
             if digest is None or raw is None:
                 raise NotFound(f"no key named {name!r}")
             key = ApiKey.model_validate_json(raw)
-            plan = (
-                self.store.plan()
-                .expect_field(self.keys.api_key_names, name, digest)
+            (
+                attempt.plan.expect_field(self.keys.api_key_names, name, digest)
                 .hdel(self.keys.api_keys, digest)
                 .hdel(self.keys.api_key_names, name)
                 .announce("key", name)
             )
-            append_entry(
-                plan,
-                head_raw,
-                self.signer,
-                actor,
+            return Change(
+                key,
                 "key.delete",
-                "key",
-                name,
-                reason=reason,
-                generation=None,
+                Target("key", name),
                 before=key.model_dump(mode="json"),
-                after=None,
+                reason=reason,
             )
-            await self.store.commit(plan)
-            return key
 
-        return await until_committed(attempt)
+        return await self.audited.write(actor, build, [("hget", self.keys.api_key_names, name)])
 
     async def list(self) -> list[ApiKey]:
         everything = await self.store.hgetall(self.keys.api_keys)

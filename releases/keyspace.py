@@ -75,7 +75,7 @@ class Keyspace:
         """Hash: key name -> sha256 of its secret."""
         return f"{self.tag}:api-key-names"
 
-    # -- fleet heartbeats (gateway/fleet.py) ----------------------------------------------------
+    # -- fleet heartbeats (releases/fleet.py) ---------------------------------------------------
 
     @property
     def replicas(self) -> str:

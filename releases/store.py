@@ -8,9 +8,10 @@ A check that fails means someone else changed the state first; the caller recomp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,12 +23,16 @@ from releases.scripts import LuaScript
 
 COMMIT_SCRIPT = LuaScript("commit.lua")
 AUDIT_SCRIPT = LuaScript("audit_material.lua")
+SNAPSHOT_SCRIPT = LuaScript("snapshot.lua")
 
 # Attempts before a write under relentless contention gives up (each failed one means another
 # write succeeded, so the registry as a whole always makes progress).
 MAX_ATTEMPTS = 500
 
 T = TypeVar("T")
+
+# One read of ``RegistryStore.read_many``: ``("hget", key, field)`` or ``("get", key, None)``.
+Read = tuple[str, str, str | None]
 
 
 class StaleState(Exception):
@@ -98,6 +103,19 @@ class AuditMaterial:
     key_names: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SnapshotMaterial:
+    """What a replica serves from, read at one moment: the change counter, channels by name
+    and keys by secret digest as (field, record) pairs, every release id, and the records of
+    the releases the reader did not hold yet."""
+
+    counter: int
+    channels: list[tuple[str, str]]
+    api_keys: list[tuple[str, str]]
+    release_ids: list[str]
+    new_releases: list[str]
+
+
 class RegistryStore:
     """Reads and compare-and-set commits against one Redis (server, Sentinel or Cluster)."""
 
@@ -152,7 +170,7 @@ class RegistryStore:
             return []
         return [_text_or_none(v) for v in await self.redis.hmget(key, fields)]
 
-    async def read_many(self, *reads: tuple[str, str, str | None]) -> list[str | None]:
+    async def read_many(self, *reads: Read) -> list[str | None]:
         """Several reads in one round trip: ``("hget", key, field)`` or ``("get", key, None)``."""
         pipe = self.redis.pipeline(transaction=False)
         for op, key, field_ in reads:
@@ -193,6 +211,39 @@ class RegistryStore:
             key_names=dict(_pairs(key_names)),
         )
 
+    async def snapshot_material(self, held: Container[str]) -> SnapshotMaterial:
+        """Everything a replica serves from, read in one atomic script; then the records of
+        the releases not in ``held`` (a release never changes, and none is deleted while a
+        channel points at it, so what is held needs no second read)."""
+        keys = self.keyspace
+        counter, channels, api_keys, release_ids = await SNAPSHOT_SCRIPT(
+            self.redis, [keys.change_counter, keys.channels, keys.api_keys, keys.releases], []
+        )
+        ids = [as_text(rid) for rid in release_ids]
+        missing = [rid for rid in ids if rid not in held]
+        return SnapshotMaterial(
+            counter=int(counter or 0),
+            channels=_pairs(channels),
+            api_keys=_pairs(api_keys),
+            release_ids=ids,
+            new_releases=[r for r in await self.hmget(keys.releases, missing) if r is not None],
+        )
+
+    async def change_counter(self) -> int:
+        """The registry's change counter: it moves with every committed change."""
+        return int(await self.redis.get(self.keyspace.change_counter) or 0)
+
+    @contextlib.asynccontextmanager
+    async def announcements(
+        self, subscriber: RedisClient | None = None
+    ) -> AsyncIterator[AsyncIterator[int | None]]:
+        """Subscribe to the change announcements (through ``subscriber`` when subscribing
+        needs a client of its own, as on Cluster); yields the counter each one announces,
+        as they come (None: an announcement this code cannot read)."""
+        async with (subscriber or self.redis).pubsub() as pubsub:
+            await pubsub.subscribe(self.keyspace.changes_channel)
+            yield _announced(pubsub)
+
     async def list_length(self, key: str) -> int:
         return int(await self.redis.llen(key))
 
@@ -215,6 +266,14 @@ def as_text(value: bytes | str) -> str:
 def _pairs(flat: list[bytes | str]) -> list[tuple[str, str]]:
     """A flat HGETALL reply (field, value, field, value...) as pairs."""
     return [(as_text(k), as_text(v)) for k, v in zip(flat[::2], flat[1::2], strict=True)]
+
+
+async def _announced(pubsub: Any) -> AsyncIterator[int | None]:
+    """The counters of ``<counter> <kind> <name>`` messages, as they arrive."""
+    async for message in pubsub.listen():
+        if message["type"] == "message":
+            counter = as_text(message["data"]).partition(" ")[0]
+            yield int(counter) if counter.isdigit() else None
 
 
 def _text_or_none(value: bytes | str | None) -> str | None:

@@ -19,6 +19,7 @@ from gateway.config import ConfigError, Settings
 from gateway.redis_client import connect
 from gateway.services import Services
 from releases.audit import entry_hash
+from releases.audited import Attempt, AuditedWrites, Change, Target
 from releases.models import Actor
 from tests.factories import ADMIN_TOKEN, spec
 from tests.live import LiveServer
@@ -266,6 +267,34 @@ async def test_a_deleted_channel_and_deleted_key_still_verify(services: Services
     generation = (await services.registry.channel("ch")).generation
     await services.registry.delete_channel("ch", OPS[0], generation, "retired")
     await services.keyring.delete("support-app", Actor("root", "admin"), "retired")
+    assert (await report(services))["ok"] is True
+
+
+async def test_a_write_whose_audit_head_moved_meanwhile_is_rebuilt_and_chained_after(
+    services: Services,
+) -> None:
+    ids = await busy_registry(services)
+    seen: list[tuple[list[str | None], int]] = []
+
+    async def build(attempt: Attempt) -> Change[int]:
+        seen.append((attempt.reads, attempt.seq))
+        if len(seen) == 1:  # another replica's change lands between this read and its commit
+            await services.registry.set_canary("ch", ids[2], 7, OPS[1], "meanwhile")
+        attempt.plan.announce("channel", "ch")
+        return Change(attempt.seq, "channel.rehearse", Target("channel", "ch"), after={"n": 1})
+
+    audited = AuditedWrites(services.registry.store, services.signer)
+    keys = services.registry.keys
+    seq = await audited.write(OPS[0], build, [("hget", keys.channels, "ch")])
+    newest, meanwhile = (await services.registry.audit())[:2]
+    assert (newest.action, newest.seq, meanwhile.action) == (
+        "channel.rehearse",
+        seq,
+        "channel.canary.set",
+    )
+    assert newest.prev == meanwhile.hash
+    # Rebuilt from the new state: the second attempt read the channel the canary moved.
+    assert [s for _, s in seen] == [10, 11] and seen[0][0] != seen[1][0]
     assert (await report(services))["ok"] is True
 
 

@@ -12,12 +12,13 @@ import pytest
 
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedCluster
-from gateway.fleet import Heartbeat, HeartbeatTiming, live_replicas
+from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.redis_client import connect
 from gateway.rehearsal import Rehearsal, RehearsalLimits
 from gateway.services import Services
 from gateway.snapshot import RegistryView
 from releases.evals.lease import Lease
+from releases.fleet import Fleet
 from releases.keyspace import Keyspace
 from releases.models import Canary, Release
 from tests.evalkit import GOLDEN
@@ -196,10 +197,10 @@ async def test_heartbeats_are_written_and_read_on_a_redis_cluster(
     beating = Heartbeat(client, keys, view, HeartbeatTiming(0.05, 1.0))  # type: ignore[arg-type]
     try:
         await beating.beat()
-        [replica] = await live_replicas(client, keys)  # type: ignore[arg-type]
+        [replica] = await Fleet(client, keys).live()  # type: ignore[arg-type]
         assert (replica.id, replica.counter, replica.channels) == (beating.id, None, {})
         await beating.stop()
-        assert await live_replicas(client, keys) == []  # type: ignore[arg-type]
+        assert await Fleet(client, keys).live() == []  # type: ignore[arg-type]
     finally:
         await client.aclose()
 
@@ -289,7 +290,7 @@ async def test_a_gate_set_during_a_rehearsal_does_not_strand_the_channel_rolled_
         return moved
 
     monkeypatch.setattr(registry, "rollback", rollback_then_gate)
-    rehearsal = Rehearsal(registry, redis, CH, OPERATOR, "drill", RehearsalLimits(timeout=5))
+    rehearsal = Rehearsal(registry, CH, OPERATOR, "drill", RehearsalLimits(timeout=5))
     result = await rehearsal.run(live=True)
     assert [s["action"] for s in result["steps"]] == ["rollback", "roll forward"]
     assert (await registry.channel(CH)).stable == v2.id

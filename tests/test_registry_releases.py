@@ -12,8 +12,10 @@ from redis.asyncio import Redis
 
 from gateway.services import Services
 from releases.content import content_digest
+from releases.diff import diff_releases
 from releases.errors import InvalidSpec
-from releases.spec import validate_spec
+from releases.models import Release
+from releases.spec import BEHAVIOUR_FIELDS, LATER_BEHAVIOUR_FIELDS, validate_spec
 from tests.conftest import OPERATOR
 from tests.factories import spec
 
@@ -155,3 +157,12 @@ async def test_a_release_with_the_newer_fields_verifies(services: Services) -> N
     assert release.spec["tools_policy"] == "merge"
     report = await services.registry.verify(services.verifier)
     assert report.ok, report.first_bad
+
+
+def test_release_diff_has_a_section_for_every_field_the_digest_covers() -> None:
+    """A behaviour field added to the digest (releases/spec.py) must show in `release diff`
+    too, or two releases differing only in it would diff as nothing but different ids."""
+    stored = {"id": "a-v1-000000", "name": "a", "version": 1, "digest": "0" * 64, "spec": {}}
+    release = Release.model_validate({**stored, "created_by": "ops", "created_at": "now"})
+    sections = diff_releases(release, release).keys() - {"a", "b", "identical"}
+    assert sections == {*BEHAVIOUR_FIELDS, *LATER_BEHAVIOUR_FIELDS}

@@ -15,10 +15,11 @@ from starlette.responses import JSONResponse
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import expected_generation, read_object, text_field
 from gateway.errors import HttpError
-from gateway.fleet import Replica, convergence, live_replicas
+from gateway.fleet import convergence
 from gateway.services import Services, services
 from releases.errors import InvalidRequest
 from releases.evals.records import Gate
+from releases.fleet import Replica
 from releases.models import Actor, Channel
 
 
@@ -32,7 +33,7 @@ def channel_response(channel: Channel) -> JSONResponse:
 async def list_channels(request: Request) -> JSONResponse:
     s = services(request)
     await s.auth.require(request, READ)
-    replicas = await live_replicas(s.redis, s.registry.keys)
+    replicas = await s.registry.fleet.live()
     gates = {g.channel: g for g in await request.app.state.evals.registry.gates()}
     return JSONResponse(
         [_shown(c, replicas, gates.get(c.name)) for c in await s.registry.channels()]
@@ -52,7 +53,7 @@ async def show_channel(request: Request) -> JSONResponse:
     s = services(request)
     await s.auth.require(request, READ)
     channel = await s.registry.channel(request.path_params["channel"])
-    replicas = await live_replicas(s.redis, s.registry.keys)
+    replicas = await s.registry.fleet.live()
     gate = await request.app.state.evals.registry.gate(channel.name)
     shown = _shown(channel, replicas, gate)
     return JSONResponse(shown, headers={"ETag": f'"{channel.generation}"'})

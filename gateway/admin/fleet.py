@@ -13,7 +13,6 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import read_object, text_field
-from gateway.fleet import live_replicas
 from gateway.rehearsal import Rehearsal, limits_from
 from gateway.services import services
 from releases.errors import InvalidRequest
@@ -22,15 +21,7 @@ from releases.errors import InvalidRequest
 async def list_fleet(request: Request) -> JSONResponse:
     s = services(request)
     await s.auth.require(request, READ)
-    replicas = await live_replicas(s.redis, s.registry.keys)
-    counter = int(await s.redis.get(s.registry.keys.change_counter) or 0)
-    return JSONResponse(
-        {
-            "counter": counter,
-            "replicas": [r.as_json() for r in replicas],
-            "current": sum(1 for r in replicas if r.counter == counter),
-        }
-    )
+    return JSONResponse((await s.registry.fleet.state()).as_json())
 
 
 async def rehearse(request: Request) -> JSONResponse:
@@ -42,7 +33,6 @@ async def rehearse(request: Request) -> JSONResponse:
         raise InvalidRequest("live must be true or false", "live")
     rehearsal = Rehearsal(
         s.registry,
-        s.redis,
         request.path_params["channel"],
         actor,
         text_field(body, "reason") or "",

@@ -1,14 +1,14 @@
 """Golden sets, eval results, gates and drift checks on Redis, next to releases and channels.
 
-Every write goes through the registry's compare-and-set commit (``releases.store``) with its
-hash-chained audit entry in the same step, exactly like releases and channel moves.
+Every write is one audited write (``releases.audited``): the registry's compare-and-set commit
+with its hash-chained audit entry in the same step, exactly like releases and channel moves.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from releases.audit import append_entry
+from releases.audited import Attempt, AuditedWrites, Change, Target, Unchanged
 from releases.channels import check_channel_name, percent
 from releases.content import canonical_json, release_id
 from releases.errors import InvalidRequest, NotFound, StaleGeneration
@@ -19,7 +19,7 @@ from releases.evals.scorers import ScorerRegistry
 from releases.models import Actor, Channel, utc_now
 from releases.signing import Signer
 from releases.spec import RELEASE_ID_RE
-from releases.store import RegistryStore, until_committed
+from releases.store import Read, RegistryStore
 
 
 class EvalRegistry:
@@ -29,6 +29,7 @@ class EvalRegistry:
         self.store = store
         self.keys = store.keyspace
         self.signer = signer
+        self.audited = AuditedWrites(store, signer)
         self.scorers = scorers
 
     # -- golden sets ----------------------------------------------------------------------------
@@ -39,14 +40,12 @@ class EvalRegistry:
         digest = golden_digest(spec)
         digest_field = f"{spec.name}:{digest}"
 
-        async def attempt() -> tuple[GoldenSet, bool]:
-            existing, latest, head_raw = await self.store.read_many(
-                ("hget", self.keys.golden_digests, digest_field),
-                ("hget", self.keys.golden_versions, spec.name),
-                ("get", self.keys.audit_head, None),
-            )
+        async def build(
+            attempt: Attempt,
+        ) -> Change[tuple[GoldenSet, bool]] | Unchanged[tuple[GoldenSet, bool]]:
+            existing, latest = attempt.reads
             if existing is not None:
-                return await self.golden_set(existing), False
+                return Unchanged((await self.golden_set(existing), False))
             number = _version_of(latest) + 1
             golden = GoldenSet(
                 id=release_id(spec.name, number, digest),
@@ -57,9 +56,8 @@ class EvalRegistry:
                 created_by=actor.name,
                 created_at=utc_now(),
             )
-            plan = (
-                self.store.plan()
-                .expect_field(self.keys.golden_digests, digest_field, None)
+            (
+                attempt.plan.expect_field(self.keys.golden_digests, digest_field, None)
                 .expect_field(self.keys.golden_versions, spec.name, latest)
                 .hset(self.keys.golden_sets, golden.id, golden.model_dump_json())
                 .hset(self.keys.golden_digests, digest_field, golden.id)
@@ -67,14 +65,16 @@ class EvalRegistry:
                 .announce("golden", golden.id)
             )
             summary = {"id": golden.id, "digest": digest, "version": number}
-            append_entry(
-                plan, head_raw, self.signer, actor, "golden.register", "golden_set", golden.id,
-                reason=spec.notes, generation=None, before=None, after=summary,
+            return Change(
+                (golden, True), "golden.register", Target("golden_set", golden.id),
+                after=summary, reason=spec.notes,
             )  # fmt: skip
-            await self.store.commit(plan)
-            return golden, True
 
-        return await until_committed(attempt)
+        reads: list[Read] = [
+            ("hget", self.keys.golden_digests, digest_field),
+            ("hget", self.keys.golden_versions, spec.name),
+        ]
+        return await self.audited.write(actor, build, reads)
 
     async def golden_set(self, ref: str) -> GoldenSet:
         """A set by id, or by name (its latest version)."""
@@ -110,24 +110,19 @@ class EvalRegistry:
         signed = result.model_copy(update={"signature": signature})
         index = result_index(result.release, result.set_id)
 
-        async def attempt() -> EvalResult:
-            (head_raw,) = await self.store.read_many(("get", self.keys.audit_head, None))
-            plan = (
-                self.store.plan()
-                .expect_field(self.keys.eval_results, signed.id, None)
+        async def build(attempt: Attempt) -> Change[EvalResult]:
+            (
+                attempt.plan.expect_field(self.keys.eval_results, signed.id, None)
                 .hset(self.keys.eval_results, signed.id, signed.model_dump_json())
                 .hset(self.keys.eval_latest, index, signed.id)
                 .announce("eval", signed.id)
             )
-            append_entry(
-                plan, head_raw, self.signer, actor, "eval.record", "eval", signed.id,
-                reason=f"{result.set_id} on {result.release}", generation=None, before=None,
-                after=signed.summary(),
+            return Change(
+                signed, "eval.record", Target("eval", signed.id), after=signed.summary(),
+                reason=f"{result.set_id} on {result.release}",
             )  # fmt: skip
-            await self.store.commit(plan)
-            return signed
 
-        return await until_committed(attempt)
+        return await self.audited.write(actor, build)
 
     async def result(self, result_id: str) -> EvalResult:
         raw = await self.store.hget(self.keys.eval_results, result_id)
@@ -220,19 +215,15 @@ class EvalRegistry:
         every channel write, an ``expected_generation`` the channel no longer has changes
         nothing (the channel record is checked in the same step)."""
 
-        async def attempt() -> None:
-            before_raw, head_raw, channel_raw = await self.store.read_many(
-                ("hget", self.keys.eval_gates, channel),
-                ("get", self.keys.audit_head, None),
-                ("hget", self.keys.channels, channel),
-            )
+        async def build(attempt: Attempt) -> Change[None]:
+            before_raw, channel_raw = attempt.reads
             current = Channel.model_validate_json(channel_raw) if channel_raw else None
             actual = current.generation if current is not None else 0
             if expected_generation is not None and expected_generation != actual:
                 raise StaleGeneration(channel, expected_generation, actual)
             if current is None and gate is not None:  # a gate waiting for its channel
                 check_channel_name(channel)
-            plan = self.store.plan().expect_field(self.keys.eval_gates, channel, before_raw)
+            plan = attempt.plan.expect_field(self.keys.eval_gates, channel, before_raw)
             plan.expect_field(self.keys.channels, channel, channel_raw)
             if gate is None:
                 plan.hdel(self.keys.eval_gates, channel)
@@ -258,17 +249,18 @@ class EvalRegistry:
                 before = {**current.model_dump(mode="json"), **before}
                 after = {**moved.model_dump(mode="json"), **after}
                 generation = moved.generation
-            entry_json = append_entry(
-                plan, head_raw, self.signer, actor,
-                "channel.gate.set" if gate is not None else "channel.gate.clear",
-                "channel", channel, reason=reason, generation=generation, before=before,
-                after=after,
-            )  # fmt: skip
-            plan.rpush(self.keys.history(channel), entry_json)
             plan.announce("gate", channel)
-            await self.store.commit(plan)
+            return Change(
+                None, "channel.gate.set" if gate is not None else "channel.gate.clear",
+                Target("channel", channel), before=before, after=after, reason=reason,
+                generation=generation, history=channel,
+            )  # fmt: skip
 
-        await until_committed(attempt)
+        reads: list[Read] = [
+            ("hget", self.keys.eval_gates, channel),
+            ("hget", self.keys.channels, channel),
+        ]
+        await self.audited.write(actor, build, reads)
 
     # -- drift ----------------------------------------------------------------------------------
 
@@ -276,20 +268,17 @@ class EvalRegistry:
         """Keep the channel's newest drift check; a drift that is news (``changed``: the
         verdict differs from the previous check's) is also an audit entry."""
 
-        async def attempt() -> None:
-            (head_raw,) = await self.store.read_many(("get", self.keys.audit_head, None))
-            plan = self.store.plan().hset(self.keys.drift, check.channel, check.model_dump_json())
-            if check.drifted and changed:
-                points = "point" if check.drop == 1 else "points"
-                append_entry(
-                    plan, head_raw, self.signer, actor, "channel.drift", "channel",
-                    check.channel, reason=f"pass rate fell {check.drop:g} {points} on {check.set_id}",
-                    generation=None, before=None, after=check.model_dump(),
-                )  # fmt: skip
-            plan.announce("drift", check.channel)
-            await self.store.commit(plan)
+        async def build(attempt: Attempt) -> Change[None]:
+            attempt.plan.hset(self.keys.drift, check.channel, check.model_dump_json())
+            attempt.plan.announce("drift", check.channel)
+            points = "point" if check.drop == 1 else "points"
+            return Change(
+                None, "channel.drift", Target("channel", check.channel), after=check.model_dump(),
+                reason=f"pass rate fell {check.drop:g} {points} on {check.set_id}",
+                audited=check.drifted and changed,
+            )  # fmt: skip
 
-        await until_committed(attempt)
+        await self.audited.write(actor, build)
 
     async def drift_check(self, channel: str) -> DriftCheck | None:
         raw = await self.store.hget(self.keys.drift, channel)

@@ -164,7 +164,8 @@ def test_a_pattern_that_backtracks_on_an_answer_fails_in_bounded_time() -> None:
     (check,) = spec.cases[0].checks
     began = time.monotonic()
     outcome = run_check(check, "a" * 40 + "!", SCORERS)
-    assert time.monotonic() - began < 2 and not outcome.passed
+    # Unbounded, this match runs for days; 30 s leaves room for a loaded machine.
+    assert time.monotonic() - began < 30 and not outcome.passed
     assert "did not finish" in outcome.detail
     assert run_check(check, "aaa", SCORERS).passed
 
@@ -296,7 +297,7 @@ def test_a_catastrophic_schema_pattern_fails_in_bounded_time(schema: Any, answer
     check = JsonSchemaCheck.model_validate({"type": "json_schema", "schema": schema})
     began = time.monotonic()
     outcome = run_check(check, answer, SCORERS)
-    assert time.monotonic() - began < 2 and not outcome.passed
+    assert time.monotonic() - began < 30 and not outcome.passed
     assert outcome.detail == f"the schema did not finish on this answer in {SCHEMA_TIMEOUT_S:g} s"
 
 

@@ -15,12 +15,12 @@ from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import read_object, text_field
 from gateway.fleet import live_replicas
 from gateway.rehearsal import Rehearsal, limits_from
-from gateway.services import services
+from gateway.runtime import runtime
 from releases.errors import InvalidRequest
 
 
 async def list_fleet(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     replicas = await live_replicas(s.redis, s.registry.keys)
     counter = int(await s.redis.get(s.registry.keys.change_counter) or 0)
@@ -34,7 +34,7 @@ async def list_fleet(request: Request) -> JSONResponse:
 
 
 async def rehearse(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
     live = body.get("live", False)

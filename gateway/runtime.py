@@ -56,6 +56,7 @@ class Runtime:
     heartbeat: Heartbeat
     dataplane: DataPlane
     metrics: CollectorRegistry
+    caller: InProcessCaller
     replayer: Replayer
     evals: Evals
     drift: DriftWatch
@@ -131,6 +132,7 @@ async def _open(
         heartbeat=heartbeat,
         dataplane=dataplane,
         metrics=metrics,
+        caller=caller,
         replayer=Replayer(caller, replay_secret),
         evals=evals,
         drift=drift,

@@ -1,4 +1,5 @@
-"""The ASGI app factory: routes, error handlers, and a lifespan that owns the Redis client."""
+"""The ASGI app factory: routes, error handlers, and a lifespan that opens the process's
+runtime (``gateway.runtime``) and closes it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
+from prometheus_client import generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -21,24 +22,13 @@ from gateway.admin.routes import admin
 from gateway.bounded_http import MAX_HEAD_STATE
 from gateway.config import Settings
 from gateway.errors import HttpError, error_response
-from gateway.evals.lifecycle import finish_eval_runs, open_evals
-from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.heap import tuned_collector
-from gateway.metrics import RequestMetrics, metrics, register_state
-from gateway.providers import close_providers, open_providers
+from gateway.metrics import CONTENT_TYPE
 from gateway.proxy.fastpath import FastPath
-from gateway.proxy.handler import DataPlane
 from gateway.proxy.routes import api_of
 from gateway.proxy.routes import routes as proxy_routes
-from gateway.proxy.shadow import ShadowLimits, ShadowRunner
-from gateway.redis_client import connect, connect_listener, replica_ack
-from gateway.replay import Replayer
-from gateway.services import Services, services
-from gateway.snapshot import RegistryView
-from gateway.telemetry import Tracing
+from gateway.runtime import running, runtime
 from releases.client import RedisClient
-from releases.keyspace import Keyspace
-from releases.lineage import LineageLimits, LineageWriter, SpillDir
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -49,9 +39,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the registry answers or a snapshot is held (requests are served from it)."""
-    view: RegistryView = request.app.state.view
+    started = runtime(request)
+    view = started.view
     try:
-        await services(request).redis.ping()
+        await started.services.redis.ping()
     except (RedisConnectionError, RedisTimeoutError, OSError):
         if view.current is None:
             return JSONResponse(
@@ -75,33 +66,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
         response = error_response(refusal)
         response.headers.update(headers)
         return response
-    dataplane: DataPlane = request.app.state.dataplane
-    answer = dataplane.refuse(dialect, refusal, headers)
+    answer = runtime(request).dataplane.refuse(dialect, refusal, headers)
     raw = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.raw_headers}
     return Response(answer.body, answer.status, raw)
+
+
+async def metrics(request: Request) -> Response:
+    """The process's metrics, in Prometheus' text format."""
+    return Response(generate_latest(runtime(request).metrics), media_type=CONTENT_TYPE)
 
 
 async def registry_unreachable(request: Request, exc: Exception) -> Response:
     message = f"the registry (Redis) is unreachable: {exc}"
     return error_response(HttpError(503, "registry_unreachable", message))
-
-
-def open_lineage(settings: Settings, client: RedisClient, keys: Keyspace) -> LineageWriter | None:
-    if not settings.lineage_enabled:
-        return None
-    lineage = LineageWriter(
-        client,
-        keys,
-        SpillDir(settings.lineage_spill_dir),
-        LineageLimits(
-            buffer_size=settings.lineage_buffer_size,
-            flush_interval=settings.lineage_flush_interval,
-            retention_seconds=settings.lineage_retention_days * 86_400,
-        ),
-        ack=replica_ack(settings),
-    )
-    lineage.start()
-    return lineage
 
 
 def create_app(
@@ -116,70 +93,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, int]]:
-        client = redis if redis is not None else connect(settings)
-        services = Services.create(settings, client)
-        view = RegistryView(
-            client, services.registry.keys, listener=lambda: connect_listener(settings)
-        )
-        heartbeat = Heartbeat(
-            client,
-            services.registry.keys,
-            view,
-            HeartbeatTiming(settings.heartbeat_interval, settings.heartbeat_ttl),
-        )
-        view.on_load = heartbeat.poke  # beat right after each reload: convergence is prompt
-        await view.start()
-        heartbeat.start()
-        providers = open_providers(settings.providers())
-        shadows = ShadowRunner(
-            ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency)
-        )
-        shadows.start()
-        lineage = open_lineage(settings, client, services.registry.keys)
-        tracing = (
-            Tracing(tracer_provider)
-            if tracer_provider is not None
-            else Tracing.from_environment(settings.trace_exporter)
-        )
-        metrics_registry = CollectorRegistry(auto_describe=False)
-        dataplane = DataPlane(
-            view,
-            providers,
-            settings.max_body_bytes,
-            services.auth.admin_token_digest,
-            shadows,
-            lineage,
-            RequestMetrics(metrics_registry),
-            tracing,
-        )
-        shadows.on_done = dataplane.record_shadow
-        register_state(metrics_registry, view, shadows, lineage)
-        app.state.services = services
-        app.state.view = view
-        app.state.dataplane = dataplane
-        app.state.metrics = metrics_registry
-        app.state.heartbeat = heartbeat
-        app.state.replayer = Replayer(dataplane)
-        app.state.evals, app.state.drift = open_evals(
-            app, settings, services, dataplane, view, client, metrics_registry
-        )
-        app.state.eval_tasks = set()  # eval runs streaming to callers (gateway/admin/evals.py)
-        try:
+        async with running(settings, redis, tracer_provider) as started:
+            app.state.runtime = started  # one object, reached through gateway.runtime.runtime
             with tuned_collector(settings.gc_threshold):
                 # The lifespan state is how the server's protocol learns the app's head bound.
                 yield {MAX_HEAD_STATE: settings.max_header_bytes}
-        finally:
-            await finish_eval_runs(app.state.eval_tasks, settings.eval_shutdown_grace)
-            await app.state.drift.stop()
-            await heartbeat.stop()
-            await view.stop()
-            await shadows.stop()
-            if lineage is not None:
-                await lineage.close()  # after the shadows, whose records it also holds
-            await close_providers(providers)
-            tracing.shutdown()
-            if redis is None:
-                await client.aclose()
 
     app = Starlette(
         routes=[

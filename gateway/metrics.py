@@ -13,12 +13,10 @@ import time
 from collections.abc import Iterator
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from starlette.requests import Request
-from starlette.responses import Response
 
 from gateway.snapshot import RegistryView
 
@@ -300,8 +298,3 @@ def register_state(
     lineage: LineageState | None,
 ) -> None:
     registry.register(StateCollector(view, shadows, lineage))
-
-
-async def metrics(request: Request) -> Response:
-    registry: CollectorRegistry = request.app.state.metrics
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE)

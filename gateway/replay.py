@@ -10,21 +10,16 @@ and lineage record (channel ``-``, slice ``direct``, ``replay_of`` the original'
 
 from __future__ import annotations
 
-import asyncio
 import difflib
-import hashlib
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.types import Message
 
 from gateway.output import output_text
 from gateway.proxy.fastpath import ROUTES
-from gateway.proxy.handler import DataPlane
+from gateway.proxy.inprocess import InProcessCaller
 from releases.apikeys import ApiKey
 from releases.errors import Conflict, InvalidRequest, NotFound
 
@@ -75,12 +70,12 @@ def compare(original: Answer, replay: Answer) -> dict[str, Any]:
 
 
 class Replayer:
-    """Reruns captured requests through ``dataplane`` under the gateway's own replay key."""
+    """Reruns captured requests through this process's data plane under the replay key
+    (``secret``, made for ``REPLAY_KEY`` at start-up: see ``gateway.runtime``)."""
 
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
-        self._secret = secrets.token_urlsafe(32)
-        dataplane.internal_keys[hashlib.sha256(self._secret.encode()).hexdigest()] = REPLAY_KEY
+    def __init__(self, caller: InProcessCaller, secret: str) -> None:
+        self.caller = caller
+        self._secret = secret
 
     async def replay(self, record: dict[str, Any], against: str | None = None) -> dict[str, Any]:
         """Replay the response ``record`` describes; its lineage record must hold a capture."""
@@ -98,7 +93,7 @@ class Replayer:
             raise InvalidRequest(
                 f"response {response_id} names no release; pass against", "against"
             )
-        snapshot = self.dataplane.view.current
+        snapshot = self.caller.dataplane.view.current
         if snapshot is not None and release not in snapshot.releases:
             raise NotFound(f"release {release!r} is not registered")
         path = str(captured.get("path"))
@@ -107,8 +102,9 @@ class Replayer:
         body = orjson.loads(captured["body"])
         body["model"] = f"release:{release}"
         headers = {str(k): str(v) for k, v in (captured.get("headers") or {}).items()}
-        status, answer_headers, content = await self._run(
-            path, headers, orjson.dumps(body), response_id
+        # Its lineage record names replay_of, the response it reruns.
+        answer = await self.caller.call(
+            path, orjson.dumps(body), headers, self._secret, replay_of=response_id
         )
         original = Answer(
             int(record.get("status") or 0),
@@ -117,61 +113,9 @@ class Replayer:
             output_text(str(captured.get("answer", ""))),
         )
         replayed = Answer(
-            status,
-            answer_headers.get("x-gateway-response-id"),
-            answer_headers.get("x-gateway-release", release),
-            output_text(content.decode(errors="replace")),
+            answer.status,
+            answer.headers.get("x-gateway-response-id"),
+            answer.headers.get("x-gateway-release", release),
+            output_text(answer.body.decode(errors="replace")),
         )
         return compare(original, replayed)
-
-    async def _run(
-        self, path: str, headers: dict[str, str], body: bytes, replay_of: str
-    ) -> tuple[int, dict[str, str], bytes]:
-        """One request through the data plane as ASGI messages: status, headers and body.
-        Its lineage record names ``replay_of``, the response it reruns."""
-        sent = {
-            **headers,
-            "authorization": f"Bearer {self._secret}",
-            "content-type": "application/json",
-            "content-length": str(len(body)),
-        }
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(k.lower().encode(), v.encode()) for k, v in sent.items()],
-            "client": ("127.0.0.1", 0),
-            "server": ("gateway-replay", 0),
-        }
-        delivered = asyncio.Event()
-        hang = asyncio.Event()  # never set: a replay's "caller" does not hang up
-
-        async def receive() -> Message:
-            if not delivered.is_set():
-                delivered.set()
-                return {"type": "http.request", "body": body, "more_body": False}
-            await hang.wait()
-            return {"type": "http.disconnect"}
-
-        status = 500
-        answer_headers: dict[str, str] = {}
-        parts: list[bytes] = []
-
-        async def send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                for name, value in message.get("headers", []):
-                    answer_headers[name.decode().lower()] = value.decode()
-            elif message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-
-        app = await self.dataplane.handle(Request(scope, receive), ROUTES[path], replay_of)
-        await app(scope, receive, send)
-        return status, answer_headers, b"".join(parts)

@@ -1,10 +1,10 @@
-"""The objects one gateway process runs on, created at start-up and passed to handlers."""
+"""The registry side of one gateway process: settings, the Redis client, the registry, keys
+and signing. Part of the process's runtime (``gateway.runtime``); needs no running app, so
+tests and tools make one with ``Services.create(settings, redis)``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from starlette.requests import Request
 
 from gateway.admin.auth import Authenticator
 from gateway.config import Settings
@@ -19,7 +19,8 @@ from releases.store import RegistryStore
 
 @dataclass
 class Services:
-    """Settings, the Redis client and the registry objects of one process."""
+    """Settings, the Redis client and the registry objects of one process (no tasks, nothing
+    to close: the Redis client is its maker's to close)."""
 
     settings: Settings
     redis: RedisClient
@@ -46,8 +47,3 @@ class Services:
             signer=signer,
             verifier=Verifier.trusting(signer.public_key, *settings.trusted_public_keys()),
         )
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from gateway.caller_fields import RefusedField
 from gateway.injection import MissingVariable, PreparedRelease, inject_anthropic, inject_openai
 from gateway.proxy.caller import tools_digest
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from releases.models import Release
 from releases.spec import ReleaseSpec
@@ -251,7 +252,7 @@ def test_a_variable_default_completes_the_prompt_and_a_callers_value_wins() -> N
 
 
 async def record_of(gateway: LiveServer, redis: Redis, services: Services, rid: str) -> Any:
-    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    dataplane = runtime_of(gateway.app).dataplane
     assert gateway.loop is not None
     flushed = asyncio.run_coroutine_threadsafe(dataplane.lineage.flush(), gateway.loop)
     await asyncio.wrap_future(flushed)

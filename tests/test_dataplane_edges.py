@@ -20,6 +20,7 @@ from starlette.types import Message
 from gateway.bodies import deeper_than
 from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
 from gateway.proxy.usage import StreamObserver
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from gateway.telemetry import parse_traceparent
 from tests.factories import ADMIN_TOKEN
@@ -64,7 +65,7 @@ def headers_of(sent: list[Message]) -> dict[str, str]:
 
 
 async def record_of(gateway: LiveServer, redis: Redis, services: Services, rid: str) -> Any:
-    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    dataplane = runtime_of(gateway.app).dataplane
     await on_server(gateway, dataplane.lineage.flush())
     raw = await redis.get(services.registry.keys.lineage(rid))
     assert raw is not None, f"no lineage record for {rid}"
@@ -146,7 +147,7 @@ async def test_a_caller_hanging_up_before_the_answer_cancels_the_provider_call(
     assert (record["status"], record["error"], record["channel"]) == (
         499, "client_disconnected", CH,
     )  # fmt: skip
-    assert gateway.app.state.dataplane.sinks.metrics.in_flight == 0  # type: ignore[attr-defined]
+    assert runtime_of(gateway.app).dataplane.sinks.metrics.in_flight == 0
 
 
 async def test_an_unexpected_failure_is_a_tagged_500_with_its_record(
@@ -157,7 +158,7 @@ async def test_an_unexpected_failure_is_a_tagged_500_with_its_record(
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
-    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    dataplane = runtime_of(gateway.app).dataplane
 
     def broken(*args: Any) -> None:
         raise RuntimeError("a bug")
@@ -383,7 +384,7 @@ async def test_an_answer_too_deep_to_tag_is_a_502_and_its_record_says_so(
     orjson cannot write back used to be recorded as 200 while the caller got a 500."""
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
-    gateway.app.state.dataplane.max_depth = 1000  # type: ignore[attr-defined]
+    runtime_of(gateway.app).dataplane.max_depth = 1000
     message = {"role": "user", "content": "hi", "extra": nested(254 - 3)}
     answer = httpx.post(
         f"{gateway.url}/v1/chat/completions",

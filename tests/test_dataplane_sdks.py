@@ -12,6 +12,7 @@ import httpx
 import openai
 from redis.asyncio import Redis
 
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -251,7 +252,7 @@ async def test_openai_sdk_stream_without_include_usage_never_sees_an_empty_choic
     assert text == "echo: stream me a reply"
     sent = last_upstream(fake_control)["body"]
     assert sent["stream_options"] == {"include_usage": True}  # asked for lineage's sake
-    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    dataplane = runtime_of(gateway.app).dataplane
     assert gateway.loop is not None
     await asyncio.wrap_future(
         asyncio.run_coroutine_threadsafe(dataplane.lineage.flush(), gateway.loop)

@@ -13,6 +13,7 @@ import httpx
 
 from gateway.config import Settings
 from gateway.proxy.shadow import ShadowResult, ShadowStats
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from releases.models import Release
 from tests.factories import ADMIN_TOKEN
@@ -36,7 +37,7 @@ def ask(gateway: LiveServer, content: str = "hi", **extra: Any) -> httpx.Respons
 
 
 def shadow_stats(gateway: LiveServer) -> ShadowStats:
-    stats: ShadowStats = gateway.app.state.dataplane.shadows.stats  # type: ignore[attr-defined]
+    stats: ShadowStats = runtime_of(gateway.app).dataplane.shadows.stats
     return stats
 
 
@@ -228,7 +229,7 @@ async def test_each_shadow_call_has_its_own_response_id_linked_to_the_primary(
     await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
     gateway = start_gateway()
     done: queue.Queue[ShadowResult] = queue.Queue()
-    gateway.app.state.dataplane.shadows.on_done = done.put  # type: ignore[attr-defined]
+    runtime_of(gateway.app).dataplane.shadows.on_done = done.put
 
     primary = ask(gateway)
     result = done.get(timeout=5)  # blocks until the worker reports, no sleeping

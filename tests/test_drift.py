@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from gateway.config import Settings
 from gateway.evals.drift import DriftOutcome, DriftWatch
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from releases.evals.lease import Lease
 from releases.evals.registry import EvalRegistry
@@ -37,7 +38,7 @@ def on_server(server: LiveServer, coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def watch_of(server: LiveServer) -> DriftWatch:
-    found: DriftWatch = server.app.state.drift  # type: ignore[attr-defined]
+    found: DriftWatch = runtime_of(server.app).drift
     return found
 
 

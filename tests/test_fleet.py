@@ -15,6 +15,7 @@ from gateway.embedded_redis import EmbeddedCluster
 from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.redis_client import connect
 from gateway.rehearsal import Rehearsal, RehearsalLimits
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from gateway.snapshot import RegistryView
 from releases.evals.lease import Lease
@@ -56,7 +57,7 @@ def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
 
 
 def heartbeat(gateway: LiveServer) -> Heartbeat:
-    found: Heartbeat = gateway.app.state.heartbeat  # type: ignore[attr-defined]
+    found: Heartbeat = runtime_of(gateway.app).heartbeat
     return found
 
 

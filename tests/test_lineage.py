@@ -22,6 +22,7 @@ from gateway.cli import main as cli
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.proxy.shadow import ShadowResult
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -142,7 +143,7 @@ async def test_streams_errors_and_shadows_get_records_too(
     shadow, _ = await dp_services.registry.register(openai_spec(params={"seed": 5}), OPERATOR)
     await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
     gateway = start_gateway()
-    dataplane = gateway.app.state.dataplane  # type: ignore[attr-defined]
+    dataplane = runtime_of(gateway.app).dataplane
     shadow_done: queue.Queue[ShadowResult] = queue.Queue()
 
     def record_and_tell(result: ShadowResult) -> None:
@@ -239,7 +240,7 @@ async def test_redis_stopped_for_part_of_a_run_loses_no_record_and_duplicates_no
 
         server.stop()
         served |= await fire(gateway, 300)  # still answered, from the snapshot
-        writer = gateway.app.state.dataplane.lineage  # type: ignore[attr-defined]
+        writer = runtime_of(gateway.app).dataplane.lineage
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(writer.flush(), gateway.loop))
         assert writer.stats.spilled > 0 and spill_files(spill)
 
@@ -268,7 +269,7 @@ async def test_a_graceful_shutdown_loses_no_buffered_record(
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway(dp_settings.model_copy(update={"lineage_flush_interval": 3600}))
     served = await fire(gateway, 100)
-    assert gateway.app.state.dataplane.lineage.depth == 100  # type: ignore[attr-defined]
+    assert runtime_of(gateway.app).dataplane.lineage.depth == 100
     gateway.stop()
     assert len(await stored(redis, dp_services, list(served))) == 100
 

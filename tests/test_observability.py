@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from gateway.runtime import runtime_of
 from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -80,7 +81,7 @@ async def test_without_an_exporter_the_trace_is_still_propagated_and_recorded(
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
-    assert gateway.app.state.dataplane.tracing.tracer is None  # type: ignore[attr-defined]
+    assert runtime_of(gateway.app).dataplane.tracing.tracer is None
     answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, headers=HEADERS)
     assert upstream_traceparent(fake_control).split("-")[1] == TRACE_ID
     assert await lineage_trace_id(gateway, answer.headers["x-gateway-response-id"]) == TRACE_ID

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from gateway.output import output_text
+from gateway.runtime import runtime_of
 from gateway.services import Services
+from releases.apikeys import ApiKey
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
 
 CH = "support-bot-prod"
+T = TypeVar("T")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CALLER_HEADERS = {
     "X-Gateway-Variables": json.dumps({"product": "Acme"}),
@@ -291,3 +295,64 @@ async def test_a_captured_request_goes_to_lineage_but_never_to_the_request_log(
     shown = httpx.get(f"{gateway.url}/admin/lineage/{response_id}", headers=ADMIN).json()
     assert "private words" in shown["record"]["capture"]["body"]
     assert "echo: private words" in shown["record"]["capture"]["answer"]
+
+
+def on_server(server: LiveServer, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the server's own loop (its data plane lives there)."""
+    assert server.loop is not None
+    return asyncio.run_coroutine_threadsafe(coroutine, server.loop).result(timeout=30)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_in_process_call_is_answered_as_the_same_call_over_http(
+    dp_services: Services,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+    stream: bool,
+) -> None:
+    """Replay and evals call the data plane in process: same key check, same route, same
+    tagged answer (a stream's events read to the end) as a caller over HTTP gets."""
+    release = await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    key = make_app_key(gateway, CH)
+    wait_for_key(gateway, key)
+    body = {"model": CH, "stream": stream, "messages": [{"role": "user", "content": "Hi"}]}
+    over_http = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json=body,
+        headers={**CALLER_HEADERS, "Authorization": f"Bearer {key}"},
+    )
+    caller = runtime_of(gateway.app).caller
+    in_process = on_server(
+        gateway,
+        caller.call("/v1/chat/completions", json.dumps(body).encode(), CALLER_HEADERS, key),
+    )
+    assert in_process.status == over_http.status_code == 200
+    for name in ("x-gateway-release", "x-gateway-channel", "x-gateway-slice", "content-type"):
+        assert in_process.headers[name] == over_http.headers[name], name
+    assert in_process.headers["x-gateway-release"] == release.id
+    assert in_process.headers["x-gateway-response-id"] != over_http.headers["x-gateway-response-id"]
+    assert output_text(in_process.body.decode()) == output_text(over_http.text) == "echo: Hi"
+    first, second = upstream(fake_control)
+    assert second["body"] == first["body"]
+
+
+async def test_the_data_plane_takes_in_process_only_the_keys_the_gateway_admitted(
+    dp_services: Services, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    caller = runtime_of(gateway.app).caller
+    body = json.dumps({"model": CH, "messages": [{"role": "user", "content": "Hi"}]}).encode()
+    refused = on_server(
+        gateway, caller.call("/v1/chat/completions", body, CALLER_HEADERS, "guessed")
+    )
+    assert refused.status == 401 and refused.headers["x-gateway-response-id"]
+    assert json.loads(refused.body)["error"]["code"] == "invalid_api_key"  # OpenAI's shape
+    admitted = caller.admit(
+        ApiKey(name="in-test", role="app", channels=[CH], created_by="test", created_at="")
+    )
+    answered = on_server(
+        gateway, caller.call("/v1/chat/completions", body, CALLER_HEADERS, admitted)
+    )
+    assert answered.status == 200 and answered.headers["x-gateway-channel"] == CH

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT
-from gateway.services import services
+from gateway.runtime import runtime
 from releases.errors import InvalidRequest
 from releases.models import ChangeEntry
 
@@ -90,7 +90,7 @@ class AuditFilter:
 
 async def list_audit(request: Request) -> JSONResponse:
     """Change entries, newest first, optionally filtered."""
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, AUDIT)
     wanted = AuditFilter.parse(request.query_params)
     entries = wanted.apply(await s.registry.audit())
@@ -99,7 +99,7 @@ async def list_audit(request: Request) -> JSONResponse:
 
 async def verify(request: Request) -> JSONResponse:
     """Walk the chain and check every signature; the first broken link, precisely."""
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, AUDIT)
     report = await s.registry.verify(s.verifier)
     return JSONResponse(report.as_json())
@@ -107,4 +107,4 @@ async def verify(request: Request) -> JSONResponse:
 
 async def public_key(request: Request) -> JSONResponse:
     """The key audit entries and releases are signed with: public, so anyone can verify."""
-    return JSONResponse(services(request).signer.public_key_document())
+    return JSONResponse(runtime(request).services.signer.public_key_document())

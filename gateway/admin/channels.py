@@ -16,7 +16,8 @@ from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import expected_generation, read_object, text_field
 from gateway.errors import HttpError
 from gateway.fleet import convergence
-from gateway.services import Services, services
+from gateway.runtime import runtime
+from gateway.services import Services
 from releases.errors import InvalidRequest
 from releases.evals.records import Gate
 from releases.fleet import Replica
@@ -31,10 +32,10 @@ def channel_response(channel: Channel) -> JSONResponse:
 
 
 async def list_channels(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     replicas = await s.registry.fleet.live()
-    gates = {g.channel: g for g in await request.app.state.evals.registry.gates()}
+    gates = {g.channel: g for g in await runtime(request).evals.registry.gates()}
     return JSONResponse(
         [_shown(c, replicas, gates.get(c.name)) for c in await s.registry.channels()]
     )
@@ -50,17 +51,17 @@ def _shown(channel: Channel, replicas: list[Replica], gate: Gate | None) -> dict
 
 
 async def show_channel(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     channel = await s.registry.channel(request.path_params["channel"])
     replicas = await s.registry.fleet.live()
-    gate = await request.app.state.evals.registry.gate(channel.name)
+    gate = await runtime(request).evals.registry.gate(channel.name)
     shown = _shown(channel, replicas, gate)
     return JSONResponse(shown, headers={"ETag": f'"{channel.generation}"'})
 
 
 async def history(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     entries = await s.registry.history(request.path_params["channel"])
     return JSONResponse([e.model_dump(mode="json") for e in entries])
@@ -68,7 +69,7 @@ async def history(request: Request) -> JSONResponse:
 
 async def _write(request: Request) -> tuple[Services, Actor, dict[str, Any], str, int | None]:
     """What every channel write needs: services, actor, body, reason, expected generation."""
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
     reason = text_field(body, "reason") or request.query_params.get("reason", "")

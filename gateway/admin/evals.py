@@ -19,19 +19,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import expected_generation, read_document, read_object, text_field
 from gateway.errors import HttpError
-from gateway.evals.drift import DriftWatch
-from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Evals
+from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from gateway.keys import presented_key
-from gateway.services import services
+from gateway.runtime import runtime
 from releases.errors import InvalidRequest, RegistryError
 from releases.evals.records import CaseResult, EvalResult
 
 NDJSON = "application/x-ndjson"
-
-
-def _evals(request: Request) -> Evals:
-    found: Evals = request.app.state.evals
-    return found
 
 
 # -- golden sets --------------------------------------------------------------------------------
@@ -39,22 +33,22 @@ def _evals(request: Request) -> Evals:
 
 async def create_golden(request: Request) -> JSONResponse:
     """Register a golden set (JSON or YAML); 201 when new, 200 when the same cases exist."""
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE)
     body = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
-    golden, created = await _evals(request).registry.register_set(body, actor)
+    golden, created = await runtime(request).evals.registry.register_set(body, actor)
     return JSONResponse(golden.model_dump(mode="json"), status_code=201 if created else 200)
 
 
 async def list_golden(request: Request) -> JSONResponse:
-    await services(request).auth.require(request, READ)
-    found = await _evals(request).registry.golden_sets(request.query_params.get("name"))
+    await runtime(request).services.auth.require(request, READ)
+    found = await runtime(request).evals.registry.golden_sets(request.query_params.get("name"))
     return JSONResponse([g.model_dump(mode="json") for g in found])
 
 
 async def show_golden(request: Request) -> JSONResponse:
-    await services(request).auth.require(request, READ)
-    golden = await _evals(request).registry.golden_set(request.path_params["ref"])
+    await runtime(request).services.auth.require(request, READ)
+    golden = await runtime(request).evals.registry.golden_set(request.path_params["ref"])
     return JSONResponse(golden.model_dump(mode="json"))
 
 
@@ -76,14 +70,14 @@ def _line(value: dict[str, Any]) -> bytes:
 
 async def run_eval(request: Request) -> Response:
     """Run a golden set against a release (operator and admin keys only)."""
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE)
     body = await read_object(request, s.settings.max_admin_body_bytes)
     release_id = text_field(body, "release", required=True)
     set_ref = text_field(body, "set", required=True)
     assert release_id is not None and set_ref is not None
     concurrency = _concurrency(body)
-    evals = _evals(request)
+    evals = runtime(request).evals
     release = await s.registry.release(release_id)
     golden = await evals.registry.golden_set(set_ref)
     secret = presented_key(request.headers)
@@ -112,11 +106,8 @@ async def run_eval(request: Request) -> Response:
         finally:
             await queue.put(None)
 
-    # The run finishes and is recorded even if the caller hangs up; keep a reference to it.
-    tasks: set[asyncio.Task[None]] = request.app.state.eval_tasks
-    task = asyncio.create_task(work(), name=f"eval-{release.id}")
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    # The run finishes and is recorded even if the caller hangs up; shutdown waits for it.
+    evals.in_background(work(), name=f"eval-{release.id}")
     total = len(evals.registry.spec_of(golden).cases)
 
     async def lines() -> AsyncIterator[bytes]:
@@ -129,16 +120,16 @@ async def run_eval(request: Request) -> Response:
 
 async def list_evals(request: Request) -> JSONResponse:
     """Results without their cases, newest first (``?release=``, ``?set=`` a set name)."""
-    await services(request).auth.require(request, READ)
-    found = await _evals(request).registry.results(
+    await runtime(request).services.auth.require(request, READ)
+    found = await runtime(request).evals.registry.results(
         request.query_params.get("release"), request.query_params.get("set")
     )
     return JSONResponse([r.summary() for r in found])
 
 
 async def show_eval(request: Request) -> JSONResponse:
-    await services(request).auth.require(request, READ)
-    result = await _evals(request).registry.result(request.path_params["result_id"])
+    await runtime(request).services.auth.require(request, READ)
+    result = await runtime(request).evals.registry.result(request.path_params["result_id"])
     return JSONResponse(result.model_dump(mode="json"))
 
 
@@ -146,9 +137,9 @@ async def show_eval(request: Request) -> JSONResponse:
 
 
 async def show_gate(request: Request) -> JSONResponse:
-    await services(request).auth.require(request, READ)
+    await runtime(request).services.auth.require(request, READ)
     channel = request.path_params["channel"]
-    gate = await _evals(request).registry.gate(channel)
+    gate = await runtime(request).evals.registry.gate(channel)
     if gate is None:
         raise HttpError(404, "not_found", f"channel {channel!r} has no eval gate")
     return JSONResponse(gate.model_dump(mode="json"))
@@ -157,10 +148,10 @@ async def show_gate(request: Request) -> JSONResponse:
 async def set_gate(request: Request) -> JSONResponse:
     """``PUT /admin/channels/{ch}/gate`` ``{set, min_pass_rate, tolerance?, reason?}``, with
     ``If-Match`` (or ``expected_generation``) as every channel write."""
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
-    gate = await _evals(request).registry.set_gate(
+    gate = await runtime(request).evals.registry.set_gate(
         request.path_params["channel"],
         body.get("set"),
         body.get("min_pass_rate"),
@@ -173,10 +164,10 @@ async def set_gate(request: Request) -> JSONResponse:
 
 
 async def clear_gate(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
-    gate = await _evals(request).registry.clear_gate(
+    gate = await runtime(request).evals.registry.clear_gate(
         request.path_params["channel"],
         actor,
         text_field(body, "reason") or "",
@@ -187,14 +178,13 @@ async def clear_gate(request: Request) -> JSONResponse:
 
 async def list_drift(request: Request) -> JSONResponse:
     """The newest drift check of every gated channel the watch has run on."""
-    await services(request).auth.require(request, READ)
-    checks = await _evals(request).registry.drift_checks()
+    await runtime(request).services.auth.require(request, READ)
+    checks = await runtime(request).evals.registry.drift_checks()
     return JSONResponse([c.model_dump(mode="json") for c in checks])
 
 
 async def drift_watch(request: Request) -> JSONResponse:
     """Whether the drift watch runs on this replica: ``{enabled, interval, tolerance, webhook}``
     (``webhook``: whether one is set; its URL may carry a secret)."""
-    await services(request).auth.require(request, READ)
-    watch: DriftWatch = request.app.state.drift
-    return JSONResponse(watch.status())
+    await runtime(request).services.auth.require(request, READ)
+    return JSONResponse(runtime(request).drift.status())

@@ -14,18 +14,18 @@ from starlette.responses import JSONResponse
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import read_object, text_field
 from gateway.rehearsal import Rehearsal, limits_from
-from gateway.services import services
+from gateway.runtime import runtime
 from releases.errors import InvalidRequest
 
 
 async def list_fleet(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     return JSONResponse((await s.registry.fleet.state()).as_json())
 
 
 async def rehearse(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
     live = body.get("live", False)

@@ -7,13 +7,13 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import KEYS
 from gateway.admin.bodies import read_object, text_field
-from gateway.services import services
+from gateway.runtime import runtime
 from releases.errors import InvalidRequest
 
 
 async def create_key(request: Request) -> JSONResponse:
     """Answer 201 with the key and its secret, shown this once."""
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, KEYS)
     body = await read_object(request, s.settings.max_admin_body_bytes)
     channels = body.get("channels", [])
@@ -33,13 +33,13 @@ async def create_key(request: Request) -> JSONResponse:
 
 
 async def list_keys(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, KEYS)
     return JSONResponse([k.model_dump(mode="json") for k in await s.keyring.list()])
 
 
 async def delete_key(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, KEYS)
     body = await read_object(request, s.settings.max_admin_body_bytes)
     reason = text_field(body, "reason") or request.query_params.get("reason", "")

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT
-from gateway.services import services
+from gateway.runtime import runtime
 from releases.errors import NotFound
 from releases.lineage import read_record
 from releases.registry import Registry
@@ -17,14 +17,14 @@ from releases.registry import Registry
 
 async def show_lineage(request: Request) -> JSONResponse:
     """The record, the whole release it names, and the channel's state at that generation."""
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, AUDIT)
     response_id = request.path_params["response_id"]
     keys = s.registry.keys
     record = await read_record(s.redis, keys, response_id)
     if record is None:
         # Read your own writes: on this replica the record may still be in the buffer.
-        lineage = request.app.state.dataplane.lineage
+        lineage = runtime(request).dataplane.lineage
         if lineage is not None:
             await lineage.flush()
             record = await read_record(s.redis, keys, response_id)

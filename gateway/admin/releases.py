@@ -7,13 +7,13 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.bodies import read_document
-from gateway.services import services
+from gateway.runtime import runtime
 from releases.diff import diff_releases
 
 
 async def create_release(request: Request) -> JSONResponse:
     """Register a spec (JSON or YAML); 201 when new, 200 when the same content exists."""
-    s = services(request)
+    s = runtime(request).services
     actor = await s.auth.require(request, WRITE)
     spec = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
     release, created = await s.registry.register(spec, actor)
@@ -21,21 +21,21 @@ async def create_release(request: Request) -> JSONResponse:
 
 
 async def list_releases(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     found = await s.registry.releases(request.query_params.get("name"))
     return JSONResponse([r.model_dump(mode="json") for r in found])
 
 
 async def show_release(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     release = await s.registry.release(request.path_params["release_id"])
     return JSONResponse(release.model_dump(mode="json"))
 
 
 async def diff(request: Request) -> JSONResponse:
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, READ)
     a = await s.registry.release(request.path_params["a"])
     b = await s.registry.release(request.path_params["b"])

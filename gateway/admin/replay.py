@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse
 from gateway.admin.auth import AUDIT, KEYS
 from gateway.admin.bodies import read_object, text_field
 from gateway.admin.channels import _write, channel_response
-from gateway.replay import Replayer
-from gateway.services import Services, services
+from gateway.runtime import runtime
+from gateway.services import Services
 from releases.errors import NotFound
 from releases.lineage import read_record
 
@@ -42,7 +42,7 @@ async def clear_capture(request: Request) -> JSONResponse:
 async def lineage_record(request: Request, s: Services, response_id: str) -> dict[str, Any]:
     """The lineage record, reading this replica's own unwritten records too, or 404."""
     record = await read_record(s.redis, s.registry.keys, response_id)
-    lineage = request.app.state.dataplane.lineage
+    lineage = runtime(request).dataplane.lineage
     if record is None and lineage is not None:
         await lineage.flush()
         record = await read_record(s.redis, s.registry.keys, response_id)
@@ -57,12 +57,11 @@ async def replay(request: Request) -> JSONResponse:
     """Rerun a captured request. It shows captured traffic, so it takes a key that may read
     lineage (admin, auditor); ``against`` another release also calls a release directly,
     which only admin keys may both do."""
-    s = services(request)
+    s = runtime(request).services
     await s.auth.require(request, AUDIT)  # before the body: no one else has it read
     body = await read_object(request, s.settings.max_admin_body_bytes)
     against = text_field(body, "against")
     if against is not None:
         await s.auth.require(request, KEYS)  # admin only
     record = await lineage_record(request, s, request.path_params["response_id"])
-    replayer: Replayer = request.app.state.replayer
-    return JSONResponse(await replayer.replay(record, against))
+    return JSONResponse(await runtime(request).replayer.replay(record, against))

@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import audit, channels, evals, fleet, keys, lineage, releases, replay
-from gateway.services import Services
+from gateway.runtime import runtime_of
 
 CHANNEL = "/channels/{channel:str}"
 # Anyone may fetch the key that releases and the audit log are signed with, to verify them.
@@ -33,8 +33,7 @@ class AuthenticateFirst:
         # Inside the mount, the path below /admin is what follows its root_path.
         path: str = scope["path"].removeprefix(scope.get("root_path", ""))
         if scope["type"] == "http" and path not in self.public:
-            services: Services = scope["app"].state.services
-            await services.auth.authenticate(Request(scope))
+            await runtime_of(scope["app"]).services.auth.authenticate(Request(scope))
         await self.app(scope, receive, send)
 
 

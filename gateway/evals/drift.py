@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,7 +38,8 @@ from releases.tasks import cancel_and_wait
 log = logging.getLogger("gateway.drift")
 
 DRIFT_ACTOR = Actor(name="drift-watch", role="operator")
-# The key the watch's own eval calls carry; it exists only in this process's memory.
+# The key the watch's own eval calls carry; its secret exists only in this process's memory
+# (made at start-up by ``InProcessCaller.admit``).
 DRIFT_KEY = ApiKey(
     name="drift-watch", role="operator", channels=["*"], created_by="gateway", created_at=""
 )
@@ -79,6 +78,7 @@ class DriftWatch:
         registry: Registry,
         redis: RedisClient,
         settings: DriftSettings,
+        secret: str,
         metrics: DriftMetrics | None = None,
         webhook_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -88,9 +88,7 @@ class DriftWatch:
         self.settings = settings
         self.metrics = metrics
         self.webhook_transport = webhook_transport
-        self._secret = secrets.token_urlsafe(32)
-        digest = hashlib.sha256(self._secret.encode()).hexdigest()
-        evals.dataplane.internal_keys[digest] = DRIFT_KEY
+        self._secret = secret  # the key its runs carry: DRIFT_KEY's, made at start-up
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:

@@ -1,8 +1,8 @@
 """Run a golden set against one release, through the gateway's own data plane, in process.
 
 Each case is a real request to ``/v1/chat/completions`` (OpenAI-kind providers) or
-``/v1/messages`` (Anthropic-kind) with ``model: "release:<id>"``, sent over an ASGI transport
-to this very process: injection, tagging, lineage and metrics apply as to any call, and no
+``/v1/messages`` (Anthropic-kind) with ``model: "release:<id>"``, sent to this very process's
+data plane (``gateway.proxy.inprocess``): injection, tagging, lineage and metrics apply as to any call, and no
 socket is opened. Cases run with bounded concurrency; each finished case is reported as it
 ends, so a caller can show progress.
 """
@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
-from starlette.types import ASGIApp
 
 from gateway.output import answer_text
+from gateway.proxy.inprocess import InProcessCaller
 from releases.evals.checks import run_checks
 from releases.evals.golden import Case, GoldenSetSpec
 from releases.evals.records import CaseResult, EvalResult, GoldenSet
@@ -30,37 +29,32 @@ from releases.models import Release, utc_now
 MAX_OUTPUT_CHARS = 2000
 # Anthropic's API requires max_tokens; a release's pinned value still wins over this.
 ANTHROPIC_MAX_TOKENS = 1024
-INTERNAL_BASE_URL = "http://gateway.internal"
 
 OnCase = Callable[[CaseResult, int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class EvalLimits:
-    """How many cases run at once, and how long one case may take (seconds)."""
+    """How many cases run at once (a case takes as long as its provider's timeouts allow)."""
 
     concurrency: int = 4
-    case_timeout: float = 120.0
 
 
 class InProcessDispatcher:
-    """Sends cases to the gateway app it lives in, authenticated with ``secret``."""
+    """Sends cases to this process's data plane through ``caller``, with the key ``secret``."""
 
-    def __init__(self, app: ASGIApp, secret: str, provider_kinds: dict[str, str]) -> None:
-        self.app = app
+    def __init__(
+        self, caller: InProcessCaller, secret: str, provider_kinds: dict[str, str]
+    ) -> None:
+        self.caller = caller
         self.secret = secret
         self.provider_kinds = provider_kinds
 
-    async def call(
-        self, client: httpx.AsyncClient, release: Release, case: Case
-    ) -> tuple[int, str, str | None, str | None]:
+    async def call(self, release: Release, case: Case) -> tuple[int, str, str | None, str | None]:
         """``(status, answer text, response id, error)`` of one case."""
         provider = str(release.spec.get("model", {}).get("provider", ""))
         anthropic = self.provider_kinds.get(provider) == "anthropic"
-        headers = {
-            "authorization": f"Bearer {self.secret}",
-            "x-gateway-variables": orjson.dumps(case.variables).decode(),
-        }
+        headers = {"x-gateway-variables": orjson.dumps(case.variables).decode()}
         messages = [m.model_dump() for m in case.messages]
         if anthropic:
             system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
@@ -71,18 +65,19 @@ class InProcessDispatcher:
             }
             if system:
                 body["system"] = system
-            response = await client.post("/v1/messages", json=body, headers=headers)
+            path = "/v1/messages"
         else:
             body = {"model": f"release:{release.id}", "messages": messages}
-            response = await client.post("/v1/chat/completions", json=body, headers=headers)
+            path = "/v1/chat/completions"
+        response = await self.caller.call(path, orjson.dumps(body), headers, self.secret)
         response_id = response.headers.get("x-gateway-response-id")
         try:
-            answer = response.json()
-        except ValueError:
-            return response.status_code, "", response_id, "the answer is not JSON"
-        if response.status_code >= 400:
-            return response.status_code, "", response_id, _error_message(answer)
-        return response.status_code, answer_text(answer), response_id, None
+            answer = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            return response.status, "", response_id, "the answer is not JSON"
+        if response.status >= 400:
+            return response.status, "", response_id, _error_message(answer)
+        return response.status, answer_text(answer), response_id, None
 
 
 def _error_message(answer: Any) -> str:
@@ -114,22 +109,17 @@ class EvalRunner:
         gate = asyncio.Semaphore(self.limits.concurrency)
         done = 0
         total = len(spec.cases)
-        transport = httpx.ASGITransport(app=self.dispatcher.app)
-        timeout = httpx.Timeout(self.limits.case_timeout)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=INTERNAL_BASE_URL, timeout=timeout
-        ) as client:
 
-            async def one(case: Case) -> CaseResult:
-                nonlocal done
-                async with gate:
-                    outcome = await self._case(client, release, case)
-                done += 1
-                if on_case is not None:
-                    await on_case(outcome, done, total)
-                return outcome
+        async def one(case: Case) -> CaseResult:
+            nonlocal done
+            async with gate:
+                outcome = await self._case(release, case)
+            done += 1
+            if on_case is not None:
+                await on_case(outcome, done, total)
+            return outcome
 
-            cases = await asyncio.gather(*(one(case) for case in spec.cases))
+        cases = await asyncio.gather(*(one(case) for case in spec.cases))
         passed = sum(1 for c in cases if c.passed)
         return EvalResult(
             id=f"eval_{uuid.uuid4().hex[:16]}",
@@ -147,11 +137,9 @@ class EvalRunner:
             created_by=created_by,
         )
 
-    async def _case(self, client: httpx.AsyncClient, release: Release, case: Case) -> CaseResult:
-        try:
-            status, text, response_id, error = await self.dispatcher.call(client, release, case)
-        except (httpx.HTTPError, TimeoutError) as exc:
-            return CaseResult(id=case.id, passed=False, status=0, error=f"no answer: {exc!r}")
+    async def _case(self, release: Release, case: Case) -> CaseResult:
+        # The data plane answers every failure (a provider's timeout included) as a status.
+        status, text, response_id, error = await self.dispatcher.call(release, case)
         if error is not None:
             return CaseResult(
                 id=case.id, passed=False, status=status, response_id=response_id, error=error

@@ -72,7 +72,7 @@ class FastPath:
 
     @property
     def state(self) -> State:
-        """The app's state (services, data plane, metrics), as on a Starlette app."""
+        """The app's state (its ``runtime``: see ``gateway.runtime``), as on a Starlette app."""
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,7 +83,7 @@ class FastPath:
         if dialect is None:
             await self.app(scope, receive, send)
             return
-        dataplane: DataPlane = self.app.state.dataplane
+        dataplane: DataPlane = self.app.state.runtime.dataplane
         response: ASGIApp
         if scope["method"] != "POST":
             refusal = HttpError(405, "method_not_allowed", f"{scope['path']} takes POST")
@@ -111,5 +111,5 @@ class FastPath:
         refusal = HttpError(431, "headers_too_large", message)
         if dialect is None:
             return error_response(refusal)
-        dataplane: DataPlane = self.app.state.dataplane
+        dataplane: DataPlane = self.app.state.runtime.dataplane
         return dataplane.refuse(dialect, refusal, {})

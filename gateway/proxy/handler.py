@@ -84,7 +84,7 @@ class DataPlane:
         self.tracing = tracing
         self.max_depth = MAX_DEPTH
         self._prepared: dict[str, PreparedRelease] = {}
-        # Keys the gateway makes for itself (gateway/replay.py), by sha256 of the secret.
+        # Keys the gateway makes for itself (InProcessCaller.admit), by sha256 of the secret.
         self.internal_keys: dict[str, ApiKey] = {}
 
     async def handle(

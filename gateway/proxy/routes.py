@@ -29,7 +29,8 @@ def api_of(path: str, headers: Mapping[str, str]) -> Dialect | None:
 
 
 def _plane(request: Request) -> DataPlane:
-    plane: DataPlane = request.app.state.dataplane
+    # The process's runtime (gateway.runtime) is built on this layer: it is read, not imported.
+    plane: DataPlane = request.app.state.runtime.dataplane
     return plane
 
 

@@ -1,0 +1,171 @@
+"""The runtime of one gateway process: every object it serves with, opened at start-up (the
+app's lifespan) and closed at shutdown, and the one way handlers reach it (``runtime``).
+
+Each part registers its own close on an ``AsyncExitStack`` as soon as it is open, so shutdown
+closes in the reverse order of opening, and a start-up that fails halfway closes exactly what
+it had opened, leaving no task behind. The order of opening is chosen for the order of
+closing, which is:
+
+1. eval runs still going finish (within ``GATEWAY_EVAL_SHUTDOWN_GRACE``), then the drift
+   watch stops: both call the data plane, whose parts close next;
+2. the heartbeat stops and leaves the fleet at once (a graceful shutdown), then the registry
+   view stops listening;
+3. the shadow runner drains, then the lineage writer writes what it holds (the shadows'
+   records too, so after them), then the provider clients close (shadows call them);
+4. tracing flushes, and the Redis client (when the app made it) closes last: the heartbeat's
+   leave and the lineage flush use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from starlette.requests import Request
+from starlette.types import ASGIApp
+
+from gateway.config import Settings
+from gateway.evals.drift import DRIFT_KEY, DriftWatch
+from gateway.evals.lifecycle import open_evals
+from gateway.evals.service import Evals
+from gateway.fleet import Heartbeat, HeartbeatTiming
+from gateway.metrics import RequestMetrics, register_state
+from gateway.providers import close_providers, open_providers
+from gateway.proxy.handler import DataPlane
+from gateway.proxy.inprocess import InProcessCaller
+from gateway.proxy.shadow import ShadowLimits, ShadowRunner
+from gateway.redis_client import connect, connect_listener, replica_ack
+from gateway.replay import REPLAY_KEY, Replayer
+from gateway.services import Services
+from gateway.snapshot import RegistryView
+from gateway.telemetry import Tracing
+from releases.client import RedisClient
+from releases.keyspace import Keyspace
+from releases.lineage import LineageLimits, LineageWriter, SpillDir
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The objects one gateway process runs on (see the module's docstring for their order)."""
+
+    services: Services
+    view: RegistryView
+    heartbeat: Heartbeat
+    dataplane: DataPlane
+    metrics: CollectorRegistry
+    caller: InProcessCaller
+    replayer: Replayer
+    evals: Evals
+    drift: DriftWatch
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings,
+    redis: RedisClient | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the runtime, yield it, close it. ``redis`` and ``tracer_provider`` may be passed
+    in (tests); otherwise they come from the settings, and the client made here is closed."""
+    async with AsyncExitStack() as stack:
+        yield await _open(stack, settings, redis, tracer_provider)
+
+
+async def _open(
+    stack: AsyncExitStack,
+    settings: Settings,
+    redis: RedisClient | None,
+    tracer_provider: TracerProvider | None,
+) -> Runtime:
+    client = redis
+    if client is None:
+        client = connect(settings)
+        stack.push_async_callback(client.aclose)
+    services = Services.create(settings, client)
+    keys = services.registry.keys
+    tracing = (
+        Tracing(tracer_provider)
+        if tracer_provider is not None
+        else Tracing.from_environment(settings.trace_exporter)
+    )
+    stack.callback(tracing.shutdown)
+    providers = open_providers(settings.providers())
+    stack.push_async_callback(close_providers, providers)
+    lineage = _open_lineage(settings, client, keys)
+    if lineage is not None:
+        stack.push_async_callback(lineage.close)
+    shadows = ShadowRunner(ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency))
+    shadows.start()
+    stack.push_async_callback(shadows.stop)
+    view = RegistryView(client, keys, listener=lambda: connect_listener(settings))
+    heartbeat = Heartbeat(
+        client, keys, view, HeartbeatTiming(settings.heartbeat_interval, settings.heartbeat_ttl)
+    )
+    view.on_load = heartbeat.poke  # beat right after each reload: convergence is prompt
+    await view.start()
+    stack.push_async_callback(view.stop)
+    heartbeat.start()
+    stack.push_async_callback(heartbeat.stop)
+    metrics = CollectorRegistry(auto_describe=False)
+    dataplane = DataPlane(
+        view,
+        providers,
+        settings.max_body_bytes,
+        services.auth.admin_token_digest,
+        shadows,
+        lineage,
+        RequestMetrics(metrics),
+        tracing,
+    )
+    shadows.on_done = dataplane.record_shadow
+    register_state(metrics, view, shadows, lineage)
+    caller = InProcessCaller(dataplane)
+    # The gateway's own identities, made here and nowhere else: secrets held in memory only.
+    replay_secret, drift_secret = caller.admit(REPLAY_KEY), caller.admit(DRIFT_KEY)
+    evals, drift = open_evals(stack, settings, services, caller, view, metrics, drift_secret)
+    return Runtime(
+        services=services,
+        view=view,
+        heartbeat=heartbeat,
+        dataplane=dataplane,
+        metrics=metrics,
+        caller=caller,
+        replayer=Replayer(caller, replay_secret),
+        evals=evals,
+        drift=drift,
+    )
+
+
+def _open_lineage(settings: Settings, client: RedisClient, keys: Keyspace) -> LineageWriter | None:
+    if not settings.lineage_enabled:
+        return None
+    lineage = LineageWriter(
+        client,
+        keys,
+        SpillDir(settings.lineage_spill_dir),
+        LineageLimits(
+            buffer_size=settings.lineage_buffer_size,
+            flush_interval=settings.lineage_flush_interval,
+            retention_seconds=settings.lineage_retention_days * 86_400,
+        ),
+        ack=replica_ack(settings),
+    )
+    lineage.start()
+    return lineage
+
+
+def runtime_of(app: ASGIApp) -> Runtime:
+    """The runtime of a gateway app (``create_app``'s, or the Starlette app inside it) whose
+    lifespan has started."""
+    found = getattr(getattr(app, "state", None), "runtime", None)
+    if not isinstance(found, Runtime):
+        raise LookupError("this app has no gateway runtime: its lifespan has not started")
+    return found
+
+
+def runtime(request: Request) -> Runtime:
+    """The runtime of the process serving ``request``: how every handler reaches it."""
+    return runtime_of(request.app)

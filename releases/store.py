@@ -193,9 +193,6 @@ class RegistryStore:
             key_names=dict(_pairs(key_names)),
         )
 
-    async def list_length(self, key: str) -> int:
-        return int(await self.redis.llen(key))
-
 
 async def until_committed(attempt: Callable[[], Awaitable[T]]) -> T:
     """Run a read-compute-commit attempt until its compare-and-set holds."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import threading
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -102,6 +104,13 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @functools.cached_property
+    def http(self) -> httpx.Client:
+        """A client of this server, open until ``stop()``. ``httpx.post`` and its kin make a
+        client per call, and loading the CA certificates costs each ~40 ms: in a loop of
+        requests, that is most of the time."""
+        return httpx.Client(base_url=self.url)
+
     def start(self) -> LiveServer:
         self.thread.start()
         if not self.server.ready.wait(timeout=30):
@@ -116,6 +125,8 @@ class LiveServer:
                 self.loop.call_soon_threadsafe(self.server.exit_asked.set)
         self.thread.join(timeout=30)
         self.sock.close()
+        if "http" in self.__dict__:  # made (by cached_property) only if a test used it
+            self.http.close()
         if self.thread.is_alive():
             # Said, not ignored: a server left running goes on calling shared fixtures (the
             # fake provider, Redis) during the tests after this one.

@@ -2,7 +2,8 @@
 
 tests/test_audit.py tampers with a real registry's records in Redis; these build the material
 (entries, head, records) by hand, so each check is proven on exactly the fault it names,
-including the ones a registry never writes: unsigned entries, foreign keys, edited eval results.
+including faults a registry never writes: unsigned entries, signatures by untrusted keys,
+edited eval results.
 """
 
 from __future__ import annotations

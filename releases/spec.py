@@ -206,10 +206,6 @@ class ReleaseSpec(_Strict):
         """The fields the content digest covers: all that changes what the model is asked."""
         return behaviour_of(self.model_dump(mode="json", exclude_none=True))
 
-    def variables_used(self) -> set[str]:
-        texts = [self.prompt.system, *(m.content for m in self.prompt.messages)]
-        return {m.group(1) for text in texts for m in VARIABLE_RE.finditer(text)}
-
 
 def behaviour_of(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The behaviour fields of a spec as stored (``model_dump(exclude_none=True)``): what the

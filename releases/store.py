@@ -244,9 +244,6 @@ class RegistryStore:
             await pubsub.subscribe(self.keyspace.changes_channel)
             yield _announced(pubsub)
 
-    async def list_length(self, key: str) -> int:
-        return int(await self.redis.llen(key))
-
 
 async def until_committed(attempt: Callable[[], Awaitable[T]]) -> T:
     """Run a read-compute-commit attempt until its compare-and-set holds."""

@@ -81,19 +81,29 @@ async def stored(
     return found
 
 
-async def test_ten_thousand_requests_make_ten_thousand_records_of_the_right_releases(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+# Ten thousand requests once, on one server: no record lost at volume (~25 s). On the Cluster
+# what differs is only where records land (every master's slots, written by pipeline rather
+# than one script), which two thousand show as well as ten, in a fifth of the time.
+REQUESTS = {"single": 10_000, "cluster": 2_000}
+
+
+async def test_thousands_of_requests_make_as_many_records_of_the_right_releases(
+    redis_topology: str,
+    dp_services: Services,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
 ) -> None:
+    count = REQUESTS[redis_topology]
     stable = await publish(dp_services, openai_spec(), CH)
     canary, _ = await dp_services.registry.register(openai_spec(params={"seed": 99}), OPERATOR)
     await dp_services.registry.set_canary(CH, canary.id, 50, OPERATOR)
     gateway = start_gateway()
-    served = await fire(gateway, 10_000)
-    assert len(served) == 10_000 and set(served.values()) == {stable.id, canary.id}
+    served = await fire(gateway, count)
+    assert len(served) == count and set(served.values()) == {stable.id, canary.id}
 
     assert lookup(gateway, next(iter(served))).status_code == 200  # flushes this replica's buffer
     records = await stored(redis, dp_services, list(served))
-    assert len(records) == 10_000
+    assert len(records) == count
     for response_id, release_id in served.items():
         record = records[response_id]
         assert (record["release_id"], record["status"], record["channel"]) == (release_id, 200, CH)

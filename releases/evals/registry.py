@@ -146,10 +146,6 @@ class EvalRegistry:
         ]
         return sorted(found, key=lambda r: (r.finished_at, r.id), reverse=True)
 
-    async def latest_result(self, release: str, set_id: str) -> EvalResult | None:
-        result_id = await self.store.hget(self.keys.eval_latest, result_index(release, set_id))
-        return None if result_id is None else await self.result(result_id)
-
     # -- gates ----------------------------------------------------------------------------------
 
     async def gate(self, channel: str) -> Gate | None:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 
 from gateway.snapshot import RegistryView, Snapshot
+from releases.cancellation import cancel_and_wait
 from releases.client import RedisClient
 from releases.fleet import Fleet, Replica
 from releases.keyspace import Keyspace
 from releases.models import utc_now
-from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.fleet")
 

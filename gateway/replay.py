@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from gateway.output import output_text
+from gateway.answer_text import output_text
 from gateway.proxy.fastpath import ROUTES
 from gateway.proxy.inprocess import InProcessCaller
 from releases.apikeys import ApiKey

@@ -18,6 +18,7 @@ closing, which is:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -34,12 +35,12 @@ from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.metrics import RequestMetrics, register_state
 from gateway.providers import close_providers, open_providers
-from gateway.proxy.handler import DataPlane
+from gateway.proxy.dataplane import DataPlane
 from gateway.proxy.inprocess import InProcessCaller
-from gateway.proxy.shadow import ShadowLimits, ShadowRunner
+from gateway.proxy.shadow import ShadowLimits, ShadowRunner, record_shadow
 from gateway.redis_client import connect, connect_listener, replica_ack
+from gateway.registry_services import RegistryServices
 from gateway.replay import REPLAY_KEY, Replayer
-from gateway.services import Services
 from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
 from releases.client import RedisClient
@@ -51,7 +52,7 @@ from releases.lineage import LineageLimits, LineageWriter, SpillDir
 class Runtime:
     """The objects one gateway process runs on (see the module's docstring for their order)."""
 
-    services: Services
+    services: RegistryServices
     view: RegistryView
     heartbeat: Heartbeat
     dataplane: DataPlane
@@ -84,7 +85,7 @@ async def _open(
     if client is None:
         client = connect(settings)
         stack.push_async_callback(client.aclose)
-    services = Services.create(settings, client)
+    services = RegistryServices.create(settings, client)
     keys = services.registry.keys
     tracing = (
         Tracing(tracer_provider)
@@ -120,7 +121,7 @@ async def _open(
         RequestMetrics(metrics),
         tracing,
     )
-    shadows.on_done = dataplane.record_shadow
+    shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)
     caller = InProcessCaller(dataplane)
     # The gateway's own identities, made here and nowhere else: secrets held in memory only.

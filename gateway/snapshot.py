@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from releases.apikeys import ApiKey
+from releases.cancellation import cancel_and_wait
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.models import Channel, Release
 from releases.store import RegistryStore
-from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.snapshot")
 

@@ -34,7 +34,7 @@ IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ALWAYS_ALIAS_RE = re.compile(r"latest", re.IGNORECASE)
 # What a provider can be sent: JSON encoders (orjson) and providers take signed 64-bit
 # integers. A schema nested deeper than MAX_NESTING is refused: below the 64 levels any body
-# may have (gateway/bodies.py), so a spec arriving over HTTP gets a 422 naming the field.
+# may have (gateway/body_limits.py), so a spec arriving over HTTP gets a 422 naming the field.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_NESTING = 32
 # Far beyond any model's output today; a few extra digits typed by mistake are caught.

@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedCluster, EmbeddedRedis
 from gateway.fakeprovider import create_fake_provider
 from gateway.redis_client import connect
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.models import Actor
 from tests.clikit import URL
 from tests.factories import ADMIN_TOKEN, PROVIDERS_YAML, SIGNING_KEY
@@ -107,8 +107,8 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def services(settings: Settings, redis: Redis) -> Services:
-    return Services.create(settings, redis)
+def services(settings: Settings, redis: Redis) -> RegistryServices:
+    return RegistryServices.create(settings, redis)
 
 
 @pytest.fixture
@@ -162,8 +162,8 @@ def dp_settings(
 
 
 @pytest.fixture
-def dp_services(dp_settings: Settings, redis: Redis) -> Services:
-    return Services.create(dp_settings, redis)
+def dp_services(dp_settings: Settings, redis: Redis) -> RegistryServices:
+    return RegistryServices.create(dp_settings, redis)
 
 
 @pytest.fixture

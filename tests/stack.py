@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.models import Actor, Release
 from tests.factories import spec
 
@@ -65,7 +65,7 @@ def anthropic_spec(**overrides: Any) -> dict[str, Any]:
     return openai_spec(**{**defaults, **overrides})
 
 
-async def publish(services: Services, body: dict[str, Any], channel: str) -> Release:
+async def publish(services: RegistryServices, body: dict[str, Any], channel: str) -> Release:
     """Register ``body`` and make it the channel's stable release."""
     release, _ = await services.registry.register(body, OPERATOR)
     await services.registry.promote(channel, release.id, OPERATOR, "test", create=True)

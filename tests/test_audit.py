@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from gateway.cli import main as cli
 from gateway.config import ConfigError, Settings
 from gateway.redis_client import connect
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.audit import entry_hash
 from releases.audited import Attempt, AuditedWrites, Change, Target
 from releases.models import Actor
@@ -27,7 +27,7 @@ from tests.live import LiveServer
 OPS = [Actor("ops-alice", "operator"), Actor("ops-bob", "operator"), Actor("ops-carol", "operator")]
 
 
-async def busy_registry(services: Services) -> list[str]:
+async def busy_registry(services: RegistryServices) -> list[str]:
     """Releases, channel moves and a key: a log with every kind of entry. Returns release ids."""
     ids = [
         (await services.registry.register(spec(params={"seed": s}), OPS[0]))[0].id
@@ -42,11 +42,11 @@ async def busy_registry(services: Services) -> list[str]:
     return ids
 
 
-async def report(services: Services) -> dict[str, object]:
+async def report(services: RegistryServices) -> dict[str, object]:
     return (await services.registry.verify(services.verifier)).as_json()
 
 
-async def test_an_untouched_log_verifies(services: Services) -> None:
+async def test_an_untouched_log_verifies(services: RegistryServices) -> None:
     await busy_registry(services)
     assert await report(services) == {
         "ok": True,
@@ -58,7 +58,7 @@ async def test_an_untouched_log_verifies(services: Services) -> None:
     }
 
 
-async def test_every_entry_says_who_what_when_why_and_is_signed(services: Services) -> None:
+async def test_every_entry_says_who_what_when_why_and_is_signed(services: RegistryServices) -> None:
     await busy_registry(services)
     rollback = next(e for e in await services.registry.audit() if e.action == "channel.rollback")
     assert (rollback.actor, rollback.role, rollback.reason, rollback.generation) == (
@@ -70,7 +70,10 @@ async def test_every_entry_says_who_what_when_why_and_is_signed(services: Servic
 
 
 async def edit(
-    redis: Redis, services: Services, index: int, change: Callable[[dict[str, object]], None]
+    redis: Redis,
+    services: RegistryServices,
+    index: int,
+    change: Callable[[dict[str, object]], None],
 ) -> None:
     key = services.registry.keys.audit
     entry = json.loads(await redis.lindex(key, index))
@@ -78,7 +81,7 @@ async def edit(
     await redis.lset(key, index, json.dumps(entry))
 
 
-async def test_an_edited_entry_is_named(services: Services, redis: Redis) -> None:
+async def test_an_edited_entry_is_named(services: RegistryServices, redis: Redis) -> None:
     await busy_registry(services)
     await edit(redis, services, 5, lambda e: e.update(reason="nothing to see"))
     result = await report(services)
@@ -89,7 +92,7 @@ async def test_an_edited_entry_is_named(services: Services, redis: Redis) -> Non
 
 
 async def test_an_edited_and_rehashed_entry_fails_on_its_signature(
-    services: Services, redis: Redis
+    services: RegistryServices, redis: Redis
 ) -> None:
     await busy_registry(services)
 
@@ -103,7 +106,7 @@ async def test_an_edited_and_rehashed_entry_fails_on_its_signature(
     assert first_bad["reason"].startswith(("signature", "does not link"))
 
 
-async def test_a_deleted_entry_is_named(services: Services, redis: Redis) -> None:
+async def test_a_deleted_entry_is_named(services: RegistryServices, redis: Redis) -> None:
     await busy_registry(services)
     key = services.registry.keys.audit
     doomed = await redis.lindex(key, 4)
@@ -113,7 +116,7 @@ async def test_a_deleted_entry_is_named(services: Services, redis: Redis) -> Non
     assert "deleted" in first_bad["reason"]
 
 
-async def test_reordered_entries_are_named(services: Services, redis: Redis) -> None:
+async def test_reordered_entries_are_named(services: RegistryServices, redis: Redis) -> None:
     await busy_registry(services)
     key = services.registry.keys.audit
     a, b = await redis.lindex(key, 6), await redis.lindex(key, 7)
@@ -123,14 +126,18 @@ async def test_reordered_entries_are_named(services: Services, redis: Redis) -> 
     assert first_bad is not None and first_bad["index"] == 6 and first_bad["seq"] == 8
 
 
-async def test_a_truncated_tail_is_caught_by_the_head(services: Services, redis: Redis) -> None:
+async def test_a_truncated_tail_is_caught_by_the_head(
+    services: RegistryServices, redis: Redis
+) -> None:
     await busy_registry(services)
     await redis.rpop(services.registry.keys.audit)
     first_bad = (await report(services))["first_bad"]
     assert first_bad is not None and first_bad["kind"] == "audit_head"
 
 
-async def test_an_unreadable_head_is_named_not_a_crash(services: Services, redis: Redis) -> None:
+async def test_an_unreadable_head_is_named_not_a_crash(
+    services: RegistryServices, redis: Redis
+) -> None:
     await busy_registry(services)
     for garbage in ("[]", "not json"):
         await redis.set(services.registry.keys.audit_head, garbage)
@@ -138,7 +145,7 @@ async def test_an_unreadable_head_is_named_not_a_crash(services: Services, redis
         assert first_bad is not None and first_bad["kind"] == "audit_head"
 
 
-async def test_a_changed_release_record_is_named(services: Services, redis: Redis) -> None:
+async def test_a_changed_release_record_is_named(services: RegistryServices, redis: Redis) -> None:
     ids = await busy_registry(services)
     key = services.registry.keys.releases
     record = json.loads(await redis.hget(key, ids[1]))
@@ -157,7 +164,7 @@ async def test_a_changed_release_record_is_named(services: Services, redis: Redi
 
 
 async def test_a_release_moved_renamed_or_annotated_is_named(
-    services: Services, redis: Redis
+    services: RegistryServices, redis: Redis
 ) -> None:
     """Edits outside the digest and the signature: another release's valid record stored
     under this id, the name in the spec, the notes, the parent."""
@@ -189,7 +196,7 @@ async def test_a_release_moved_renamed_or_annotated_is_named(
 
 
 async def test_a_release_deleted_from_the_store_is_named_with_the_channels_naming_it(
-    services: Services, redis: Redis
+    services: RegistryServices, redis: Redis
 ) -> None:
     """HDEL of a channel's stable left verify OK, and a replica started then answered 500."""
     ids = await busy_registry(services)
@@ -205,7 +212,7 @@ async def test_a_release_deleted_from_the_store_is_named_with_the_channels_namin
 
 
 async def test_a_channel_changed_added_or_removed_outside_the_registry_is_named(
-    services: Services, redis: Redis
+    services: RegistryServices, redis: Redis
 ) -> None:
     ids = await busy_registry(services)
     key = services.registry.keys.channels
@@ -227,7 +234,7 @@ async def test_a_channel_changed_added_or_removed_outside_the_registry_is_named(
 
 
 async def test_an_api_key_injected_or_changed_outside_the_registry_is_named(
-    services: Services, redis: Redis
+    services: RegistryServices, redis: Redis
 ) -> None:
     """An admin key written straight into Redis worked and verify said nothing."""
     await busy_registry(services)
@@ -262,7 +269,7 @@ async def test_an_api_key_injected_or_changed_outside_the_registry_is_named(
     assert first_bad is not None and "not stored" in first_bad["reason"]
 
 
-async def test_a_deleted_channel_and_deleted_key_still_verify(services: Services) -> None:
+async def test_a_deleted_channel_and_deleted_key_still_verify(services: RegistryServices) -> None:
     await busy_registry(services)
     generation = (await services.registry.channel("ch")).generation
     await services.registry.delete_channel("ch", OPS[0], generation, "retired")
@@ -271,7 +278,7 @@ async def test_a_deleted_channel_and_deleted_key_still_verify(services: Services
 
 
 async def test_a_write_whose_audit_head_moved_meanwhile_is_rebuilt_and_chained_after(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     ids = await busy_registry(services)
     seen: list[tuple[list[str | None], int]] = []
@@ -299,13 +306,13 @@ async def test_a_write_whose_audit_head_moved_meanwhile_is_rebuilt_and_chained_a
 
 
 async def test_concurrent_changes_from_several_clients_make_one_unbroken_chain(
-    settings: Settings, services: Services
+    settings: Settings, services: RegistryServices
 ) -> None:
     ids = await busy_registry(services)
     clients = [connect(settings) for _ in range(3)]
-    replicas = [Services.create(settings, client) for client in clients]
+    replicas = [RegistryServices.create(settings, client) for client in clients]
 
-    async def churn(services_: Services, actor: Actor) -> None:
+    async def churn(services_: RegistryServices, actor: Actor) -> None:
         for i in range(10):
             await services_.registry.set_canary("ch", ids[1 + i % 2], i + 1, actor, f"step {i}")
             await services_.registry.set_shadow("ch", ids[2], i + 1, actor)
@@ -377,8 +384,8 @@ async def test_without_a_signing_key_only_a_dev_setup_starts(
     """Replicas signing with throwaway keys on one Redis wrote entries no verifier trusted."""
     keyless = settings.model_copy(update={"signing_key": None})
     with pytest.raises(ConfigError, match="GATEWAY_SIGNING_KEY is not set.*generate_key_text"):
-        Services.create(keyless, redis)
-    assert Services.create(keyless.model_copy(update={"dev": True}), redis).signer.ephemeral
+        RegistryServices.create(keyless, redis)
+    assert RegistryServices.create(keyless.model_copy(update={"dev": True}), redis).signer.ephemeral
 
 
 def test_audit_list_filters_by_time_in_any_zone_and_limits_newest_first(

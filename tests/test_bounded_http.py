@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from gateway.bounded_http import DEFAULT_MAX_HEAD, BoundedHttpToolsProtocol
 from gateway.config import Settings
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import openai_spec, publish
@@ -96,7 +96,7 @@ async def test_a_32_mib_header_is_cut_off_near_the_bound_while_the_loop_keeps_an
 
 
 async def test_an_oversized_header_on_the_chat_endpoint_is_a_tagged_recorded_431(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -118,7 +118,7 @@ async def test_an_oversized_header_on_the_chat_endpoint_is_a_tagged_recorded_431
 
 
 async def test_a_head_cut_off_unfinished_is_answered_in_its_apis_shape_and_recorded(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer]
 ) -> None:
     gateway = start_gateway()
     # The head never ends: the answer comes while the caller is still sending it.
@@ -144,7 +144,7 @@ async def test_an_oversized_head_elsewhere_gets_the_plain_431(
 
 
 async def test_the_bound_is_the_settings_and_large_bodies_and_keep_alive_pass(
-    dp_settings: Settings, dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_settings: Settings, dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway(dp_settings.model_copy(update={"max_header_bytes": 4096}))

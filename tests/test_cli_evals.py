@@ -14,7 +14,7 @@ import respx
 import yaml
 
 from gateway.cli import main
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from tests.clikit import gateway
 from tests.evalkit import golden
 from tests.factories import ADMIN_TOKEN
@@ -172,7 +172,7 @@ def test_drift_says_plainly_when_the_watch_is_off(
 
 async def test_the_eval_loop_against_a_live_gateway(
     start_gateway: Callable[..., LiveServer],
-    dp_services: Services,
+    dp_services: RegistryServices,
     fake_control: httpx.Client,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

@@ -16,7 +16,7 @@ import yaml
 
 from gateway.cli import main
 from gateway.config import Settings
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from tests.clikit import gateway, sent_json
 from tests.evalkit import golden
 from tests.factories import ADMIN_TOKEN
@@ -213,7 +213,7 @@ class Cli:
 
 
 async def test_capture_replay_fleet_and_rehearse_from_the_command_line(
-    dp_services: Services,
+    dp_services: RegistryServices,
     dp_settings: Settings,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedCluster
 from gateway.redis_client import connect
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.errors import StaleGeneration
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -38,13 +38,13 @@ def cluster_settings(dp_settings: Settings, redis_cluster: EmbeddedCluster) -> S
 
 
 @pytest.fixture
-async def cluster_services(cluster_settings: Settings) -> AsyncIterator[Services]:
+async def cluster_services(cluster_settings: Settings) -> AsyncIterator[RegistryServices]:
     client = connect(cluster_settings)
-    yield Services.create(cluster_settings, client)
+    yield RegistryServices.create(cluster_settings, client)
     await client.aclose()
 
 
-async def test_registry_writes_stay_atomic_on_a_cluster(cluster_services: Services) -> None:
+async def test_registry_writes_stay_atomic_on_a_cluster(cluster_services: RegistryServices) -> None:
     registry = cluster_services.registry
     results = await asyncio.gather(
         *(registry.register(openai_spec(params={"seed": s}), OPERATOR) for s in range(20))
@@ -65,7 +65,9 @@ async def test_registry_writes_stay_atomic_on_a_cluster(cluster_services: Servic
 
 
 async def test_a_rollback_reaches_a_second_replica_on_a_cluster(
-    cluster_settings: Settings, cluster_services: Services, start_gateway: Callable[..., LiveServer]
+    cluster_settings: Settings,
+    cluster_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
 ) -> None:
     one = await publish(cluster_services, openai_spec(), CH)
     two = await publish(cluster_services, openai_spec(params={"seed": 2}), CH)
@@ -88,7 +90,7 @@ async def test_a_rollback_reaches_a_second_replica_on_a_cluster(
 
 
 async def test_lineage_spreads_over_the_masters_and_resolves(
-    cluster_settings: Settings, cluster_services: Services, start_gateway: Callable[..., LiveServer],
+    cluster_settings: Settings, cluster_services: RegistryServices, start_gateway: Callable[..., LiveServer],
     redis_cluster: EmbeddedCluster,
 ) -> None:  # fmt: skip
     release = await publish(cluster_services, openai_spec(), CH)

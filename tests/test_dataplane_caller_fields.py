@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 from gateway.caller_fields import RefusedField
 from gateway.injection import MissingVariable, PreparedRelease, inject_anthropic, inject_openai
 from gateway.proxy.caller import tools_digest
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from releases.models import Release
 from releases.spec import ReleaseSpec
 from tests.live import LiveServer
@@ -251,7 +251,7 @@ def test_a_variable_default_completes_the_prompt_and_a_callers_value_wins() -> N
 # -- end to end, with the official SDKs -----------------------------------------------------
 
 
-async def record_of(gateway: LiveServer, redis: Redis, services: Services, rid: str) -> Any:
+async def record_of(gateway: LiveServer, redis: Redis, services: RegistryServices, rid: str) -> Any:
     dataplane = runtime_of(gateway.app).dataplane
     assert gateway.loop is not None
     flushed = asyncio.run_coroutine_threadsafe(dataplane.lineage.flush(), gateway.loop)
@@ -262,7 +262,7 @@ async def record_of(gateway: LiveServer, redis: Redis, services: Services, rid: 
 
 
 async def test_openai_sdk_tool_call_through_a_caller_release(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
@@ -293,7 +293,7 @@ async def test_openai_sdk_tool_call_through_a_caller_release(
 
 
 async def test_openai_sdk_gets_bad_request_for_other_tools_on_a_pinned_release(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
@@ -336,7 +336,9 @@ async def test_openai_sdk_gets_bad_request_for_other_tools_on_a_pinned_release(
 
 
 async def test_anthropic_sdk_tool_use_through_a_merge_release_with_variable_defaults(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     prompt = {**openai_spec()["prompt"], "defaults": {"product": "Acme"}}
     await publish(dp_services, anthropic_spec(tools_policy="merge", prompt=prompt), "claude-prod")

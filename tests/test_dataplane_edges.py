@@ -17,11 +17,11 @@ import pytest
 from redis.asyncio import Redis
 from starlette.types import Message
 
-from gateway.bodies import deeper_than
+from gateway.body_limits import deeper_than
 from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
 from gateway.proxy.usage import StreamObserver
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from gateway.telemetry import parse_traceparent
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -64,7 +64,7 @@ def headers_of(sent: list[Message]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in sent[0]["headers"]}
 
 
-async def record_of(gateway: LiveServer, redis: Redis, services: Services, rid: str) -> Any:
+async def record_of(gateway: LiveServer, redis: Redis, services: RegistryServices, rid: str) -> Any:
     dataplane = runtime_of(gateway.app).dataplane
     await on_server(gateway, dataplane.lineage.flush())
     raw = await redis.get(services.registry.keys.lineage(rid))
@@ -73,7 +73,7 @@ async def record_of(gateway: LiveServer, redis: Redis, services: Services, rid: 
 
 
 async def test_a_method_other_than_post_is_tagged_and_recorded(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer]
 ) -> None:
     gateway = start_gateway()
     sent = await drive(gateway, "GET", [])
@@ -87,7 +87,7 @@ async def test_a_method_other_than_post_is_tagged_and_recorded(
 
 
 async def test_a_caller_hanging_up_while_sending_the_body_is_recorded_as_gone(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -99,7 +99,7 @@ async def test_a_caller_hanging_up_while_sending_the_body_is_recorded_as_gone(
 
 
 async def test_a_caller_hanging_up_before_the_answer_cancels_the_provider_call(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
@@ -151,7 +151,7 @@ async def test_a_caller_hanging_up_before_the_answer_cancels_the_provider_call(
 
 
 async def test_an_unexpected_failure_is_a_tagged_500_with_its_record(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     monkeypatch: pytest.MonkeyPatch,
@@ -180,7 +180,7 @@ async def test_an_unexpected_failure_is_a_tagged_500_with_its_record(
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
 async def test_messages_that_are_not_a_list_of_objects_are_refused(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], path: str
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer], path: str
 ) -> None:
     channel = "claude-prod" if path == "/v1/messages" else CH
     await publish(
@@ -198,7 +198,7 @@ async def test_messages_that_are_not_a_list_of_objects_are_refused(
 
 
 async def test_an_auditor_key_calls_no_model(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -217,7 +217,7 @@ async def test_an_auditor_key_calls_no_model(
 
 
 async def test_variables_in_the_header_are_read_as_utf8_json(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -233,7 +233,9 @@ async def test_variables_in_the_header_are_read_as_utf8_json(
 
 
 async def test_a_caller_gone_before_the_stream_began_still_closes_the_provider_call(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     """The hang-up lands while the answer's start is being sent: the body never runs, so
     closing the provider's answer is up to the stream's last word."""
@@ -351,7 +353,7 @@ def nested(levels: int) -> Any:
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
 async def test_a_body_nested_past_64_levels_is_a_tagged_400_with_its_record(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer], path: str
+    dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer], path: str
 ) -> None:
     """Deep bodies used to reach orjson's writer (254 levels) and end in a 500."""
     channel = "claude-prod" if path == "/v1/messages" else CH
@@ -378,7 +380,7 @@ async def test_a_body_nested_past_64_levels_is_a_tagged_400_with_its_record(
 
 
 async def test_an_answer_too_deep_to_tag_is_a_502_and_its_record_says_so(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer]
 ) -> None:
     """The fake echoes the request it got, one level deeper: with the limit lifted, an answer
     orjson cannot write back used to be recorded as 200 while the caller got a 500."""
@@ -410,7 +412,7 @@ async def test_a_first_event_too_deep_to_tag_passes_on_untagged() -> None:
 
 
 async def test_a_failure_of_ours_mid_stream_is_recorded_as_a_500_not_a_hang_up(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     monkeypatch: pytest.MonkeyPatch,
@@ -422,7 +424,7 @@ async def test_a_failure_of_ours_mid_stream_is_recorded_as_a_500_not_a_hang_up(
         def feed(self, piece: bytes) -> None:
             raise RuntimeError("a bug")
 
-    monkeypatch.setattr("gateway.proxy.handler.StreamObserver", BrokenObserver)
+    monkeypatch.setattr("gateway.proxy.dataplane.StreamObserver", BrokenObserver)
     answer = httpx.post(
         f"{gateway.url}/v1/chat/completions",
         json={"model": CH, "stream": True, "messages": [{"role": "user", "content": "hi"}]},

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway.config import Settings
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import anthropic_spec, openai_spec, publish
@@ -55,7 +55,7 @@ ENDPOINTS = [
 
 @pytest.fixture
 async def setup(
-    dp_services: Services, dp_settings: Settings, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, dp_settings: Settings, start_gateway: Callable[..., LiveServer]
 ) -> dict[str, Any]:
     """Channels on both kinds of provider, healthy, failing, slow and unreachable ones."""
     for kind, spec in (("openai", openai_spec), ("anthropic", anthropic_spec)):

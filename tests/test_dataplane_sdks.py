@@ -12,8 +12,8 @@ import httpx
 import openai
 from redis.asyncio import Redis
 
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import TOOL, anthropic_spec, openai_spec, publish
@@ -42,7 +42,9 @@ def tags(headers: httpx.Headers) -> tuple[str, str, str]:
 
 
 async def test_openai_sdk_non_streaming_is_answered_by_the_stable_release_and_tagged(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     release = await publish(dp_services, openai_spec(), "support-bot-prod")
     gateway = start_gateway()
@@ -92,7 +94,9 @@ async def test_openai_sdk_non_streaming_is_answered_by_the_stable_release_and_ta
 
 
 async def test_openai_sdk_streaming_gets_the_tag_in_the_first_chunk(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     release = await publish(dp_services, openai_spec(), "support-bot-prod")
     gateway = start_gateway()
@@ -125,7 +129,9 @@ async def test_openai_sdk_streaming_gets_the_tag_in_the_first_chunk(
 
 
 async def test_anthropic_sdk_non_streaming_and_streaming(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     release = await publish(dp_services, anthropic_spec(), "claude-prod")
     gateway = start_gateway()
@@ -190,7 +196,7 @@ async def test_anthropic_sdk_non_streaming_and_streaming(
 
 
 async def test_models_lists_the_channels_the_key_may_call(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), "support-bot-prod")
     await publish(dp_services, openai_spec(), "support-bot-staging")
@@ -202,7 +208,7 @@ async def test_models_lists_the_channels_the_key_may_call(
 
 
 async def test_a_release_can_be_called_directly_by_an_operator_key_only(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     release = await publish(dp_services, openai_spec(), "support-bot-prod")
     gateway = start_gateway()
@@ -227,7 +233,7 @@ async def test_a_release_can_be_called_directly_by_an_operator_key_only(
 
 
 async def test_openai_sdk_stream_without_include_usage_never_sees_an_empty_choices_chunk(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
@@ -265,7 +271,7 @@ async def test_openai_sdk_stream_without_include_usage_never_sees_an_empty_choic
 
 
 async def test_a_model_is_retrieved_only_when_the_key_may_call_it(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), "support-bot-prod")
     await publish(dp_services, openai_spec(), "support-bot-staging")
@@ -288,7 +294,7 @@ async def test_a_model_is_retrieved_only_when_the_key_may_call_it(
 
 
 async def test_an_anthropic_sdk_call_the_gateway_lacks_gets_anthropics_404(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, anthropic_spec(), "claude-prod")
     gateway = start_gateway()

@@ -13,8 +13,8 @@ import httpx
 
 from gateway.config import Settings
 from gateway.proxy.shadow import ShadowResult, ShadowStats
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from releases.models import Release
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -46,14 +46,16 @@ def shadow_stats(gateway: LiveServer) -> ShadowStats:
     return stats
 
 
-async def stable_and_canary(services: Services) -> tuple[Release, Release]:
+async def stable_and_canary(services: RegistryServices) -> tuple[Release, Release]:
     stable = await publish(services, openai_spec(), CH)
     canary, _ = await services.registry.register(openai_spec(params={"seed": 99}), OPERATOR)
     return stable, canary
 
 
 async def test_a_sticky_key_lands_in_the_same_slice_on_every_replica(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     stable, canary = await stable_and_canary(dp_services)
     await dp_services.registry.set_canary(CH, canary.id, 50, OPERATOR)
@@ -77,7 +79,7 @@ async def test_a_sticky_key_lands_in_the_same_slice_on_every_replica(
 
 
 async def test_anthropic_metadata_user_id_is_the_sticky_key(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, anthropic_spec(), "claude-prod")
     canary, _ = await dp_services.registry.register(
@@ -109,7 +111,9 @@ def median_latency(gateway: LiveServer, runs: int) -> tuple[float, list[str]]:
 
 
 async def test_a_slow_or_failing_shadow_changes_nothing_for_the_primary(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     shadow, _ = await dp_services.registry.register(
@@ -136,7 +140,7 @@ async def test_a_slow_or_failing_shadow_changes_nothing_for_the_primary(
 
 
 async def test_a_full_shadow_queue_drops_and_counts(
-    dp_services: Services,
+    dp_services: RegistryServices,
     dp_settings: Settings,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
@@ -159,7 +163,9 @@ async def test_a_full_shadow_queue_drops_and_counts(
 
 
 async def test_a_streaming_caller_gets_the_stable_stream_unchanged_by_a_shadow(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     shadow, _ = await dp_services.registry.register(
@@ -197,7 +203,7 @@ async def test_a_streaming_caller_gets_the_stable_stream_unchanged_by_a_shadow(
 
 
 async def test_a_rollback_during_a_canary_removes_the_canary_on_every_replica(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     stable, canary = await stable_and_canary(dp_services)
     newer, _ = await dp_services.registry.register(openai_spec(params={"seed": 3}), OPERATOR)
@@ -225,7 +231,9 @@ async def test_a_rollback_during_a_canary_removes_the_canary_on_every_replica(
 
 
 async def test_each_shadow_call_has_its_own_response_id_linked_to_the_primary(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     shadow, _ = await dp_services.registry.register(

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.models import Release
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -74,7 +74,9 @@ def wait_until_served(
 
 
 async def test_a_rollback_reaches_a_second_replica_within_a_second(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     one = await publish(dp_services, spec_saying("Release one"), CH)
     two = await publish(dp_services, spec_saying("Release two"), CH)
@@ -91,7 +93,7 @@ async def test_a_rollback_reaches_a_second_replica_within_a_second(
 
 
 async def test_a_lost_change_message_is_caught_by_the_counter_backstop(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
@@ -126,7 +128,7 @@ class Noted(logging.Handler):
 
 
 async def test_an_unreadable_record_leaves_the_snapshot_as_it_was_until_it_is_mended(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
@@ -168,7 +170,7 @@ async def test_without_redis_requests_are_served_from_the_snapshot_and_new_repli
     try:
         settings = dp_settings.model_copy(update={"redis_url": server.url, "redis_cluster": False})
         client = Redis.from_url(server.url)
-        services = Services.create(settings, client)
+        services = RegistryServices.create(settings, client)
         one = await publish(services, spec_saying("Release one"), CH)
         two = await publish(services, spec_saying("Release two"), CH)
         releases = {one.id: one, two.id: two}
@@ -197,7 +199,7 @@ async def test_without_redis_requests_are_served_from_the_snapshot_and_new_repli
         server.start()
         await client.aclose()
         client = Redis.from_url(server.url)
-        services = Services.create(settings, client)
+        services = RegistryServices.create(settings, client)
         await services.registry.rollback(CH, OPERATOR, reason="after the outage")
         recovery = 10.0  # reconnect backoff is at most 2 s
         wait_until_served(warm, one.id, releases, recovery)
@@ -208,7 +210,7 @@ async def test_without_redis_requests_are_served_from_the_snapshot_and_new_repli
 
 
 async def test_a_release_missing_from_the_registry_answers_503_in_each_endpoints_shape(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], redis: Redis
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer], redis: Redis
 ) -> None:
     """A channel's stable deleted straight from Redis: a replica started afterwards answered
     500 (a KeyError). It answers 503 ``release_unavailable``, tagged and recorded."""
@@ -241,7 +243,7 @@ async def test_a_release_missing_from_the_registry_answers_503_in_each_endpoints
 
 
 async def test_a_channel_scoped_key_calls_only_releases_of_its_channels_directly(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     """An operator key limited to one channel called ``release:<id>`` of another channel's
     release and got 200. Its own channels' releases (stable, canary, shadow, the rollback
@@ -299,7 +301,9 @@ async def test_while_redis_is_frozen_admin_answers_503_and_the_data_plane_keeps_
             update={"redis_url": server.url, "redis_cluster": False, "redis_timeout": 0.5}
         )
         client = Redis.from_url(server.url)
-        one = await publish(Services.create(settings, client), spec_saying("Release one"), CH)
+        one = await publish(
+            RegistryServices.create(settings, client), spec_saying("Release one"), CH
+        )
         await client.aclose()
         releases = {one.id: one}
         gateway = start_gateway(settings)
@@ -321,7 +325,7 @@ async def test_while_redis_is_frozen_admin_answers_503_and_the_data_plane_keeps_
 
 
 async def test_a_release_stored_with_a_value_no_provider_takes_answers_503_not_500(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], redis: Redis
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer], redis: Redis
 ) -> None:
     """Registration now bounds integers; a release stored before that with ``seed: 2**64``
     made every call a 500 (the encoder takes 64-bit integers). It is a 503 that says why."""

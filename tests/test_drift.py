@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from gateway.config import Settings
 from gateway.evals.drift import DriftOutcome, DriftWatch
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from releases.evals.lease import Lease
 from releases.evals.registry import EvalRegistry
 from releases.evals.scorers import ScorerRegistry
@@ -42,7 +42,7 @@ def watch_of(server: LiveServer) -> DriftWatch:
     return found
 
 
-async def gated_channel(dp_services: Services, gw: LiveServer) -> str:
+async def gated_channel(dp_services: RegistryServices, gw: LiveServer) -> str:
     """A channel gated on the golden set, promoted on a passing eval of its release."""
     release, _ = await dp_services.registry.register(openai_spec(), OPERATOR)
     with admin(gw) as client:
@@ -71,7 +71,7 @@ def webhook() -> Any:
 async def test_drift_watch_notices_the_provider_answering_differently(
     start_gateway: Callable[..., LiveServer],
     dp_settings: Settings,
-    dp_services: Services,
+    dp_services: RegistryServices,
     fake_control: httpx.Client,
     webhook: tuple[LiveServer, list[dict[str, Any]]],
 ) -> None:
@@ -104,7 +104,7 @@ async def test_drift_watch_notices_the_provider_answering_differently(
 
 
 async def test_an_ungated_or_unevaluated_channel_is_not_watched(
-    start_gateway: Callable[..., LiveServer], dp_services: Services
+    start_gateway: Callable[..., LiveServer], dp_services: RegistryServices
 ) -> None:
     gw = start_gateway()
     release, _ = await dp_services.registry.register(openai_spec(), OPERATOR)
@@ -120,7 +120,7 @@ async def test_an_ungated_or_unevaluated_channel_is_not_watched(
 
 
 async def test_the_lease_has_one_holder_and_only_the_holder_extends_or_releases_it(
-    redis: Redis, services: Services
+    redis: Redis, services: RegistryServices
 ) -> None:
     key = services.registry.keys.drift_lease("lease-test")
     first = Lease(redis, key, ttl_ms=30_000)
@@ -138,7 +138,7 @@ async def test_the_lease_has_one_holder_and_only_the_holder_extends_or_releases_
 
 
 async def test_a_holder_stopped_while_giving_its_lease_back_stops_and_still_gives_it_back(
-    redis: Redis, services: Services
+    redis: Redis, services: RegistryServices
 ) -> None:
     """A drift watch being stopped just as a pass ends must stop (it once swallowed the
     cancellation there and ran on, so its replica never shut down)."""
@@ -174,7 +174,7 @@ async def test_a_holder_stopped_while_giving_its_lease_back_stops_and_still_give
 
 async def test_a_replica_skips_a_channel_whose_watch_another_replica_holds(
     start_gateway: Callable[..., LiveServer],
-    dp_services: Services,
+    dp_services: RegistryServices,
     fake_control: httpx.Client,
     redis: Redis,
 ) -> None:
@@ -195,7 +195,7 @@ async def test_a_replica_skips_a_channel_whose_watch_another_replica_holds(
 
 async def test_two_replicas_running_at_once_never_both_watch_a_channel(
     start_gateway: Callable[..., LiveServer],
-    dp_services: Services,
+    dp_services: RegistryServices,
     fake_control: httpx.Client,
 ) -> None:
     replica_a, replica_b = start_gateway(), start_gateway()
@@ -219,7 +219,7 @@ async def test_two_replicas_running_at_once_never_both_watch_a_channel(
 async def test_the_watch_runs_on_its_schedule_when_an_interval_is_set(
     start_gateway: Callable[..., LiveServer],
     dp_settings: Settings,
-    dp_services: Services,
+    dp_services: RegistryServices,
     fake_control: httpx.Client,
     redis: Redis,
 ) -> None:
@@ -248,7 +248,9 @@ def second_version() -> dict[str, Any]:
 
 
 async def test_a_drift_is_not_cleared_by_the_watchs_own_last_run(
-    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+    start_gateway: Callable[..., LiveServer],
+    dp_services: RegistryServices,
+    fake_control: httpx.Client,
 ) -> None:
     """A stable not promoted through the gate (here: rolled back to) has no promotion eval:
     the watch used to take its own last run as the next baseline, so a drift cleared itself
@@ -271,7 +273,9 @@ async def test_a_drift_is_not_cleared_by_the_watchs_own_last_run(
 
 
 async def test_a_drifted_release_is_refused_until_it_passes_again(
-    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+    start_gateway: Callable[..., LiveServer],
+    dp_services: RegistryServices,
+    fake_control: httpx.Client,
 ) -> None:
     """The watch reruns the set version the stable was promoted on; a pass on a newer version
     from before the drift used to let the drifted release be promoted again."""
@@ -300,7 +304,9 @@ async def test_a_drifted_release_is_refused_until_it_passes_again(
 
 
 async def test_only_a_pass_that_changes_the_verdict_is_audited_and_kept(
-    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+    start_gateway: Callable[..., LiveServer],
+    dp_services: RegistryServices,
+    fake_control: httpx.Client,
 ) -> None:
     """Every pass wrote an eval result and an audit entry: six in 15 s at a 3 s interval."""
     gw = start_gateway()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.content import canonical_json
 from releases.errors import PreconditionFailed
 from releases.evals.gate import check_gate
@@ -35,7 +35,7 @@ def gw(start_gateway: Callable[..., LiveServer]) -> LiveServer:
     return start_gateway()
 
 
-async def releases(dp_services: Services) -> tuple[str, str]:
+async def releases(dp_services: RegistryServices) -> tuple[str, str]:
     v1, _ = await dp_services.registry.register(openai_spec(), OPERATOR)
     v2, _ = await dp_services.registry.register(openai_spec(params={"seed": 8}), OPERATOR)
     return v1.id, v2.id
@@ -57,7 +57,7 @@ def promote(client: httpx.Client, release: str) -> httpx.Response:
 
 
 async def test_promotion_is_refused_without_a_passing_eval_and_allowed_with_one(
-    gw: LiveServer, dp_services: Services, fake_control: httpx.Client
+    gw: LiveServer, dp_services: RegistryServices, fake_control: httpx.Client
 ) -> None:
     v1, _ = await releases(dp_services)
     with admin(gw) as client:
@@ -86,7 +86,7 @@ async def test_promotion_is_refused_without_a_passing_eval_and_allowed_with_one(
 
 
 async def test_a_failing_eval_is_refused_and_names_its_pass_rate(
-    gw: LiveServer, dp_services: Services, fake_control: httpx.Client
+    gw: LiveServer, dp_services: RegistryServices, fake_control: httpx.Client
 ) -> None:
     v1, _ = await releases(dp_services)
     fake_control.put("/_fake/behaviour", json={"model": MODEL_ID, "reply": "no idea"})
@@ -102,7 +102,7 @@ async def test_a_failing_eval_is_refused_and_names_its_pass_rate(
 
 
 async def test_a_result_for_another_release_or_an_older_set_version_does_not_count(
-    gw: LiveServer, dp_services: Services, fake_control: httpx.Client
+    gw: LiveServer, dp_services: RegistryServices, fake_control: httpx.Client
 ) -> None:
     v1, v2 = await releases(dp_services)
     with admin(gw) as client:
@@ -123,7 +123,7 @@ async def test_a_result_for_another_release_or_an_older_set_version_does_not_cou
 
 
 async def test_gate_check_and_promotion_are_one_atomic_step(
-    gw: LiveServer, dp_services: Services
+    gw: LiveServer, dp_services: RegistryServices
 ) -> None:
     v1, _ = await releases(dp_services)
     with admin(gw) as client:
@@ -147,7 +147,7 @@ async def test_gate_check_and_promotion_are_one_atomic_step(
 
 
 async def test_results_are_signed_listed_and_only_staff_may_run_evals(
-    gw: LiveServer, dp_services: Services
+    gw: LiveServer, dp_services: RegistryServices
 ) -> None:
     v1, _ = await releases(dp_services)
     with admin(gw) as client:
@@ -193,7 +193,7 @@ async def test_results_are_signed_listed_and_only_staff_may_run_evals(
 )
 async def test_verify_names_an_edited_eval_result(
     gw: LiveServer,
-    dp_services: Services,
+    dp_services: RegistryServices,
     fake_control: httpx.Client,
     tamper: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> None:
@@ -214,7 +214,7 @@ async def test_verify_names_an_edited_eval_result(
 
 
 async def test_eval_run_streams_progress_then_the_result(
-    gw: LiveServer, dp_services: Services, fake_control: httpx.Client
+    gw: LiveServer, dp_services: RegistryServices, fake_control: httpx.Client
 ) -> None:
     v1, _ = await releases(dp_services)
     with admin(gw) as client:
@@ -234,7 +234,9 @@ async def test_eval_run_streams_progress_then_the_result(
 
 
 async def test_an_eval_run_whose_caller_hung_up_is_still_recorded_at_shutdown(
-    start_gateway: Callable[..., LiveServer], dp_services: Services, fake_control: httpx.Client
+    start_gateway: Callable[..., LiveServer],
+    dp_services: RegistryServices,
+    fake_control: httpx.Client,
 ) -> None:
     v1, _ = await releases(dp_services)
     gateway = start_gateway()
@@ -276,7 +278,7 @@ def test_gate_settings_are_validated_shown_and_cleared(gw: LiveServer) -> None:
 
 
 async def test_gate_writes_take_if_match_like_every_channel_write(
-    gw: LiveServer, dp_services: Services
+    gw: LiveServer, dp_services: RegistryServices
 ) -> None:
     """The gate is channel state: a stale If-Match changes nothing, and a gate write moves the
     generation, so of two operators writing on the same generation only the first succeeds."""
@@ -306,7 +308,7 @@ async def test_gate_writes_take_if_match_like_every_channel_write(
 
 
 async def test_an_anthropic_release_is_evaluated_through_the_messages_endpoint(
-    gw: LiveServer, dp_services: Services, fake_control: httpx.Client
+    gw: LiveServer, dp_services: RegistryServices, fake_control: httpx.Client
 ) -> None:
     release, _ = await dp_services.registry.register(anthropic_spec(), OPERATOR)
     with admin(gw) as client:
@@ -336,7 +338,7 @@ def silent() -> Iterator[tuple[str, list[socket.socket]]]:
 
 async def test_a_stored_schema_that_refers_outside_or_backtracks_never_freezes_the_replica(
     gw: LiveServer,
-    dp_services: Services,
+    dp_services: RegistryServices,
     fake_control: httpx.Client,
     redis: Redis,
     silent: tuple[str, list[socket.socket]],

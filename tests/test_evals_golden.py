@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.errors import InvalidSpec
 from releases.evals.checks import SCHEMA_TIMEOUT_S, run_check
 from releases.evals.golden import JsonSchemaCheck, validate_golden_set
@@ -36,7 +36,7 @@ def refusal(body: Any) -> dict[str, str]:
 
 
 async def test_same_cases_answer_the_same_set_and_new_cases_a_new_version(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     evals = EvalRegistry(services.registry.store, services.signer, SCORERS)
     first, created = await evals.register_set(golden(), OPERATOR)

@@ -14,9 +14,9 @@ from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedCluster
 from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.redis_client import connect
+from gateway.registry_services import RegistryServices
 from gateway.rehearsal import Rehearsal, RehearsalLimits
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from gateway.snapshot import RegistryView
 from releases.evals.lease import Lease
 from releases.fleet import Fleet
@@ -73,14 +73,16 @@ def rehearse(gateway: LiveServer, channel: str = CH, **body: Any) -> httpx.Respo
     )
 
 
-async def two_releases(services: Services, channel: str = CH) -> tuple[Release, Release]:
+async def two_releases(services: RegistryServices, channel: str = CH) -> tuple[Release, Release]:
     v1 = await publish(services, openai_spec(), channel)
     v2 = await publish(services, openai_spec(params={"seed": 8}), channel)
     return v1, v2
 
 
 async def test_every_replica_reports_what_it_serves_and_channel_show_counts_them(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fast: Callable[..., Settings]
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     replicas = [start_gateway(fast()) for _ in range(3)]
@@ -102,7 +104,9 @@ async def test_every_replica_reports_what_it_serves_and_channel_show_counts_them
 
 
 async def test_a_rehearsal_on_three_replicas_times_each_step_on_each_replica(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fast: Callable[..., Settings]
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
 ) -> None:
     v1, v2 = await two_releases(dp_services)
     replicas = [start_gateway(fast()) for _ in range(3)]
@@ -141,7 +145,9 @@ async def test_a_rehearsal_on_three_replicas_times_each_step_on_each_replica(
 
 
 async def test_a_replica_that_stops_heartbeating_is_reported_missing_not_waited_for(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fast: Callable[..., Settings]
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
 ) -> None:
     await two_releases(dp_services)
     replicas = [start_gateway(fast(ttl=2.0)) for _ in range(3)]
@@ -161,7 +167,9 @@ async def test_a_replica_that_stops_heartbeating_is_reported_missing_not_waited_
 
 
 async def test_a_live_replica_that_lags_past_the_timeout_is_reported_timed_out(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fast: Callable[..., Settings]
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
 ) -> None:
     await two_releases(dp_services)
     quick, stuck = start_gateway(fast()), start_gateway(fast(ttl=30.0))
@@ -174,7 +182,9 @@ async def test_a_live_replica_that_lags_past_the_timeout_is_reported_timed_out(
 
 
 async def test_a_live_channel_is_rehearsed_only_when_asked_to(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fast: Callable[..., Settings]
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
 ) -> None:
     await two_releases(dp_services, "support-bot-prod")
     await publish(dp_services, openai_spec(), "rehearsal-new")
@@ -212,7 +222,9 @@ def test_a_heartbeat_ttl_not_longer_than_its_interval_is_refused() -> None:
 
 
 async def test_a_rehearsal_puts_back_the_canary_that_rollback_and_promote_clear(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fast: Callable[..., Settings]
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
 ) -> None:
     v1, v2 = await two_releases(dp_services)
     canary, _ = await dp_services.registry.register(openai_spec(params={"seed": 11}), OPERATOR)
@@ -231,7 +243,9 @@ async def test_a_rehearsal_puts_back_the_canary_that_rollback_and_promote_clear(
 
 
 async def test_a_rehearsal_the_eval_gate_would_stop_halfway_is_refused_before_any_change(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fast: Callable[..., Settings]
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fast: Callable[..., Settings],
 ) -> None:
     await two_releases(dp_services)
     gateway = start_gateway(fast())
@@ -247,7 +261,7 @@ async def test_a_rehearsal_the_eval_gate_would_stop_halfway_is_refused_before_an
 
 
 async def test_a_heartbeat_poked_as_shutdown_begins_still_stops(
-    dp_services: Services, redis: Any
+    dp_services: RegistryServices, redis: Any
 ) -> None:
     """A snapshot reload pokes the heartbeat as the replica shuts down, so the cancel lands
     in its next beat's Redis call, where redis-py can swallow it: the stop cancels again."""
@@ -267,7 +281,7 @@ async def test_a_heartbeat_poked_as_shutdown_begins_still_stops(
 
 
 async def test_a_gate_set_during_a_rehearsal_does_not_strand_the_channel_rolled_back(
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Any,
     start_gateway: Callable[..., LiveServer],
     fast: Callable[..., Settings],
@@ -298,7 +312,7 @@ async def test_a_gate_set_during_a_rehearsal_does_not_strand_the_channel_rolled_
 
 
 async def test_one_rehearsal_of_a_channel_at_a_time(
-    dp_services: Services, redis: Any, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, redis: Any, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await two_releases(dp_services)
     gateway = start_gateway()

@@ -70,14 +70,14 @@ def test_imports_under_type_checking_and_in_functions_count() -> None:
     source = (
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"
-        "    from gateway.proxy.handler import DataPlane\n"
+        "    from gateway.proxy.dataplane import DataPlane\n"
         "def later() -> None:\n"
         "    import gateway.admin.auth\n"
     )
     found = imported_by(ast.parse(source))
-    assert {"gateway.proxy.handler", "gateway.admin.auth"} <= found
+    assert {"gateway.proxy.dataplane", "gateway.admin.auth"} <= found
     # The graph sees the tree's real edges (the check below would pass on an empty one).
-    assert "gateway.metrics" in GRAPH["gateway.proxy.handler"]
+    assert "gateway.metrics" in GRAPH["gateway.proxy.dataplane"]
     assert "gateway.keys" in GRAPH["gateway.admin.auth"]
 
 

@@ -21,9 +21,9 @@ from redis.backoff import NoBackoff
 from gateway.cli import main as cli
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.proxy.shadow import ShadowResult
+from gateway.proxy.shadow import ShadowResult, record_shadow
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
@@ -65,7 +65,7 @@ def lookup(gateway: LiveServer, response_id: str, key: str = ADMIN_TOKEN) -> htt
 
 
 async def stored(
-    redis: Redis, services: Services, response_ids: list[str]
+    redis: Redis, services: RegistryServices, response_ids: list[str]
 ) -> dict[str, dict[str, Any]]:
     keys = [services.registry.keys.lineage(rid) for rid in response_ids]
     found: dict[str, dict[str, Any]] = {}
@@ -89,7 +89,7 @@ REQUESTS = {"single": 10_000, "cluster": 2_000}
 
 async def test_thousands_of_requests_make_as_many_records_of_the_right_releases(
     redis_topology: str,
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
 ) -> None:
@@ -115,7 +115,7 @@ async def test_thousands_of_requests_make_as_many_records_of_the_right_releases(
 
 
 async def test_the_lineage_endpoint_shows_the_record_the_release_and_the_channel_then(
-    dp_services: Services,
+    dp_services: RegistryServices,
     start_gateway: Callable[..., LiveServer],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -146,7 +146,7 @@ async def test_the_lineage_endpoint_shows_the_record_the_release_and_the_channel
 
 
 async def test_streams_errors_and_shadows_get_records_too(
-    dp_services: Services, redis: Redis, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     await publish(dp_services, anthropic_spec(), "claude-prod")
@@ -157,7 +157,7 @@ async def test_streams_errors_and_shadows_get_records_too(
     shadow_done: queue.Queue[ShadowResult] = queue.Queue()
 
     def record_and_tell(result: ShadowResult) -> None:
-        dataplane.record_shadow(result)
+        record_shadow(dataplane.sinks, result)
         shadow_done.put(result)
 
     dataplane.shadows.on_done = record_and_tell
@@ -219,7 +219,7 @@ def spill_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("lineage-*"))
 
 
-async def count_records(redis: Redis, services: Services) -> int:
+async def count_records(redis: Redis, services: RegistryServices) -> int:
     return len(
         [
             key
@@ -243,7 +243,7 @@ async def test_redis_stopped_for_part_of_a_run_loses_no_record_and_duplicates_no
     )
     client = Redis.from_url(server.url)
     try:
-        services = Services.create(settings, client)
+        services = RegistryServices.create(settings, client)
         await publish(services, openai_spec(), CH)
         gateway = start_gateway(settings)
         served = await fire(gateway, 200)
@@ -272,7 +272,7 @@ async def test_redis_stopped_for_part_of_a_run_loses_no_record_and_duplicates_no
 
 async def test_a_graceful_shutdown_loses_no_buffered_record(
     dp_settings: Settings,
-    dp_services: Services,
+    dp_services: RegistryServices,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
 ) -> None:
@@ -296,7 +296,7 @@ async def test_a_shutdown_without_redis_spills_and_the_next_replica_replays(
     )
     client = Redis.from_url(server.url)
     try:
-        services = Services.create(settings, client)
+        services = RegistryServices.create(settings, client)
         await publish(services, openai_spec(), CH)
         first = start_gateway(settings.model_copy(update={"lineage_flush_interval": 3600}))
         served = await fire(first, 50)
@@ -316,7 +316,7 @@ async def test_a_shutdown_without_redis_spills_and_the_next_replica_replays(
 
 
 async def test_the_lineage_buffer_and_shadow_queue_are_exported_as_metrics(
-    dp_settings: Settings, dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_settings: Settings, dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway(dp_settings.model_copy(update={"lineage_flush_interval": 3600}))
@@ -363,7 +363,7 @@ def test_a_request_record_serialises_exactly_like_a_lineage_record() -> None:
 
 
 async def test_a_batch_stores_every_record_byte_for_byte_whatever_its_text_holds(
-    tmp_path: Path, redis: Redis, dp_services: Services
+    tmp_path: Path, redis: Redis, dp_services: RegistryServices
 ) -> None:
     """A batch travels as one newline-joined argument on a single server: text holding
     newlines, separators and other scripts must still come back as it went in."""
@@ -397,7 +397,7 @@ def spilled_ids(directory: Path) -> list[str]:
 
 
 async def test_closing_without_redis_spills_every_buffered_record(
-    tmp_path: Path, dp_services: Services
+    tmp_path: Path, dp_services: RegistryServices
 ) -> None:
     """Redis gone at shutdown: the first failed batch used to end the flush, and the records
     after it were lost with the process."""
@@ -448,7 +448,7 @@ async def test_a_flush_cancelled_mid_write_spills_what_it_took(tmp_path: Path) -
 
 
 async def test_close_ends_even_when_a_flush_was_just_asked_for(
-    tmp_path: Path, redis: Redis, dp_services: Services
+    tmp_path: Path, redis: Redis, dp_services: RegistryServices
 ) -> None:
     """A full batch wakes the writer as close() cancels it; on 3.11 asyncio.wait_for swallowed
     that cancellation and close() waited forever."""
@@ -468,7 +468,7 @@ async def test_close_ends_even_when_a_flush_was_just_asked_for(
 
 
 async def test_an_unreadable_spilled_line_is_set_aside_and_the_rest_replayed(
-    tmp_path: Path, redis: Redis, dp_services: Services
+    tmp_path: Path, redis: Redis, dp_services: RegistryServices
 ) -> None:
     from releases.lineage import LineageWriter
     from releases.lineage.spill import SpillDir

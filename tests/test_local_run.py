@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from gateway.cli import main as cli
 from gateway.config import Settings
 from gateway.embedded_redis import free_port
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.models import Actor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ async def test_the_readme_release_example_registers_on_what_make_run_serves(
 ) -> None:
     # make run's providers and its example release (the README's example names it as parent).
     made_run = settings.model_copy(update={"config": ROOT / "deploy/local/providers.yaml"})
-    registry = Services.create(made_run, redis).registry
+    registry = RegistryServices.create(made_run, redis).registry
     example = yaml.safe_load((ROOT / "deploy/local/example-release.yaml").read_text())
     first, _ = await registry.register(example, Actor("make-run", "admin"))
 

@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import openai_spec, publish
@@ -45,7 +45,9 @@ async def lineage_trace_id(gateway: LiveServer, response_id: str) -> str:
 
 
 async def test_a_request_span_and_an_upstream_span_continue_the_callers_trace(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     release = await publish(dp_services, openai_spec(), CH)
     exporter = InMemorySpanExporter()
@@ -77,7 +79,9 @@ async def test_a_request_span_and_an_upstream_span_continue_the_callers_trace(
 
 
 async def test_without_an_exporter_the_trace_is_still_propagated_and_recorded(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -94,7 +98,7 @@ async def test_without_an_exporter_the_trace_is_still_propagated_and_recorded(
 
 
 async def test_metrics_count_requests_errors_latency_and_first_tokens(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     release = await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -149,7 +153,7 @@ async def test_metrics_count_requests_errors_latency_and_first_tokens(
 
 
 async def test_one_json_log_line_per_request(
-    dp_services: Services,
+    dp_services: RegistryServices,
     start_gateway: Callable[..., LiveServer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -166,7 +170,7 @@ async def test_one_json_log_line_per_request(
 
 
 async def test_a_replica_with_lineage_off_still_serves(
-    dp_services: Services,
+    dp_services: RegistryServices,
     dp_settings: object,
     redis: Redis,
     start_gateway: Callable[..., LiveServer],
@@ -286,7 +290,7 @@ def test_a_shadow_failure_is_coded_by_its_type_nearest_class_first() -> None:
 
 
 async def test_snapshot_age_says_how_long_since_the_snapshot_was_known_current(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     """A quiet, healthy replica checks the change counter four times a second: its snapshot is
     known current, so the age stays small. It used to count from the last change, so a quiet

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from tests.conftest import OPERATOR
 from tests.factories import SIGNING_KEY, spec
 
@@ -21,7 +21,7 @@ async def test_releases_channels_and_history_survive_a_restart(
     try:
         settings = Settings(redis_url=server.url, config=providers_file, signing_key=SIGNING_KEY)
         client = Redis.from_url(server.url)
-        registry = Services.create(settings, client).registry
+        registry = RegistryServices.create(settings, client).registry
         r1, _ = await registry.register(spec(), OPERATOR)
         r2, _ = await registry.register(spec(params={"seed": 2}), OPERATOR)
         await registry.promote("support-bot-prod", r1.id, OPERATOR, "launch", create=True)
@@ -38,7 +38,7 @@ async def test_releases_channels_and_history_survive_a_restart(
         server.restart()
 
         client = Redis.from_url(server.url)
-        registry = Services.create(settings, client).registry
+        registry = RegistryServices.create(settings, client).registry
         after = (
             await registry.releases(),
             await registry.channel("support-bot-prod"),

@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.redis_client import connect_listener
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.errors import Conflict, InvalidRequest, NotFound, StaleGeneration
 from releases.models import Actor, Release
 from tests.conftest import OPERATOR
@@ -17,14 +17,14 @@ from tests.factories import spec
 CH = "support-bot-prod"
 
 
-async def three_releases(services: Services) -> list[Release]:
+async def three_releases(services: RegistryServices) -> list[Release]:
     return [
         (await services.registry.register(spec(params={"seed": seed}), OPERATOR))[0]
         for seed in (1, 2, 3)
     ]
 
 
-async def test_promote_creates_the_channel_at_generation_one(services: Services) -> None:
+async def test_promote_creates_the_channel_at_generation_one(services: RegistryServices) -> None:
     [r1, *_] = await three_releases(services)
     channel = await services.registry.promote(CH, r1.id, OPERATOR, "launch", create=True)
     assert (channel.stable, channel.generation, channel.canary) == (r1.id, 1, None)
@@ -32,7 +32,9 @@ async def test_promote_creates_the_channel_at_generation_one(services: Services)
     assert await services.registry.channel(CH) == channel
 
 
-async def test_promote_to_an_unregistered_release_changes_nothing(services: Services) -> None:
+async def test_promote_to_an_unregistered_release_changes_nothing(
+    services: RegistryServices,
+) -> None:
     [r1, *_] = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
     with pytest.raises(NotFound, match="support-bot-v9-abcdef"):
@@ -42,7 +44,7 @@ async def test_promote_to_an_unregistered_release_changes_nothing(services: Serv
 
 
 async def test_rollback_restores_previous_stable_and_clears_canary_in_one_step(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     r1, r2, r3 = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
@@ -62,7 +64,7 @@ async def test_rollback_restores_previous_stable_and_clears_canary_in_one_step(
     assert (entry.after["stable"], entry.after["canary"]) == (r1.id, None)
 
 
-async def test_a_second_rollback_goes_further_back(services: Services) -> None:
+async def test_a_second_rollback_goes_further_back(services: RegistryServices) -> None:
     r1, r2, r3 = await three_releases(services)
     for release in (r1, r2, r3):
         await services.registry.promote(CH, release.id, OPERATOR, create=True)
@@ -72,7 +74,7 @@ async def test_a_second_rollback_goes_further_back(services: Services) -> None:
         await services.registry.rollback(CH, OPERATOR)
 
 
-async def test_rollback_to_a_named_release(services: Services) -> None:
+async def test_rollback_to_a_named_release(services: RegistryServices) -> None:
     r1, r2, r3 = await three_releases(services)
     for release in (r1, r2, r3):
         await services.registry.promote(CH, release.id, OPERATOR, create=True)
@@ -83,7 +85,7 @@ async def test_rollback_to_a_named_release(services: Services) -> None:
         await services.registry.rollback(CH, OPERATOR, to=r1.id)
 
 
-async def test_history_is_newest_first_with_generations(services: Services) -> None:
+async def test_history_is_newest_first_with_generations(services: RegistryServices) -> None:
     r1, r2, r3 = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, "launch", create=True)
     await services.registry.set_shadow(CH, r3.id, 12.5, OPERATOR, "try r3")
@@ -102,7 +104,7 @@ async def test_history_is_newest_first_with_generations(services: Services) -> N
 
 
 async def test_concurrent_promotes_with_one_if_match_let_exactly_one_win(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     r1, r2, r3 = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
@@ -116,7 +118,7 @@ async def test_concurrent_promotes_with_one_if_match_let_exactly_one_win(
     assert [e.generation for e in history] == [2, 1]
 
 
-async def test_stale_if_match_is_refused_and_changes_nothing(services: Services) -> None:
+async def test_stale_if_match_is_refused_and_changes_nothing(services: RegistryServices) -> None:
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
     with pytest.raises(StaleGeneration, match="generation 1, not 7"):
@@ -124,7 +126,7 @@ async def test_stale_if_match_is_refused_and_changes_nothing(services: Services)
     assert (await services.registry.channel(CH)).stable == r1.id
 
 
-async def test_canary_weight_takes_at_most_two_decimals(services: Services) -> None:
+async def test_canary_weight_takes_at_most_two_decimals(services: RegistryServices) -> None:
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
     for bad in (5.125, 101, -1, "five", "5", True, None):
@@ -135,7 +137,7 @@ async def test_canary_weight_takes_at_most_two_decimals(services: Services) -> N
 
 
 async def test_promote_clears_the_canary_and_clearing_twice_changes_nothing(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
@@ -146,14 +148,14 @@ async def test_promote_clears_the_canary_and_clearing_twice_changes_nothing(
     assert unchanged.generation == promoted.generation
 
 
-async def test_canary_on_a_missing_channel_is_not_found(services: Services) -> None:
+async def test_canary_on_a_missing_channel_is_not_found(services: RegistryServices) -> None:
     r1, *_ = await three_releases(services)
     with pytest.raises(NotFound, match="does not exist"):
         await services.registry.set_canary("nope", r1.id, 5, OPERATOR)
 
 
 async def test_every_change_bumps_the_counter_and_is_announced(
-    services: Services, redis: Redis
+    services: RegistryServices, redis: Redis
 ) -> None:
     keys = services.registry.keys
     # Subscribe the way the gateway does: on Cluster through a client of one node.
@@ -173,7 +175,9 @@ async def test_every_change_bumps_the_counter_and_is_announced(
 
 
 @pytest.mark.parametrize("text", ["1_0", "\u0661\u0660", "10", " 10", "-0"])
-async def test_a_weight_or_sample_given_as_text_is_refused(services: Services, text: str) -> None:
+async def test_a_weight_or_sample_given_as_text_is_refused(
+    services: RegistryServices, text: str
+) -> None:
     """Python parses "1_0" and Arabic-Indic digits as 10: only JSON numbers are percentages."""
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
@@ -185,7 +189,7 @@ async def test_a_weight_or_sample_given_as_text_is_refused(services: Services, t
     assert (await services.registry.channel(CH)).generation == 1
 
 
-async def test_a_negative_zero_weight_is_stored_as_zero(services: Services) -> None:
+async def test_a_negative_zero_weight_is_stored_as_zero(services: RegistryServices) -> None:
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
     channel = await services.registry.set_canary(CH, r2.id, -0.0, OPERATOR)
@@ -198,7 +202,7 @@ async def test_a_negative_zero_weight_is_stored_as_zero(services: Services) -> N
     "name", ["Caps", "with space", "\u00fc-chan", "x" * 300, "a:b", "*", "-lead", "release:x"]
 )
 async def test_a_channel_is_created_only_under_a_release_like_name(
-    services: Services, name: str
+    services: RegistryServices, name: str
 ) -> None:
     r1, *_ = await three_releases(services)
     with pytest.raises(InvalidRequest) as refused:
@@ -208,7 +212,7 @@ async def test_a_channel_is_created_only_under_a_release_like_name(
 
 
 async def test_promote_without_create_refuses_an_unknown_channel_naming_close_ones(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     r1, *_ = await three_releases(services)
     await services.registry.promote("support-bot-prod", r1.id, OPERATOR, create=True)
@@ -218,7 +222,7 @@ async def test_promote_without_create_refuses_an_unknown_channel_naming_close_on
     assert [c.name for c in await services.registry.channels()] == ["support-bot-prod"]
 
 
-async def test_rollback_removes_canary_without_previous_stable(services: Services) -> None:
+async def test_rollback_removes_canary_without_previous_stable(services: RegistryServices) -> None:
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
     await services.registry.set_canary(CH, r2.id, 5, OPERATOR)
@@ -230,7 +234,7 @@ async def test_rollback_removes_canary_without_previous_stable(services: Service
 
 
 async def test_promoting_the_shadow_release_clears_the_shadow_and_says_so(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     r1, r2, r3 = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)
@@ -248,7 +252,7 @@ async def test_promoting_the_shadow_release_clears_the_shadow_and_says_so(
 
 
 async def test_a_deleted_channel_is_gone_keeps_its_history_and_continues_its_generations(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     r1, r2, _ = await three_releases(services)
     await services.registry.promote(CH, r1.id, OPERATOR, create=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.content import content_digest
 from releases.diff import diff_releases
 from releases.errors import InvalidSpec
@@ -23,7 +23,7 @@ DATA = "data/registry_before_pinning_upgrade.json"
 
 
 async def test_first_registration_is_version_one_with_content_addressed_id(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     release, created = await services.registry.register(spec(), OPERATOR)
     assert created
@@ -34,7 +34,7 @@ async def test_first_registration_is_version_one_with_content_addressed_id(
     assert release.spec["model"]["id"] == "gpt-4o-2024-08-06"
 
 
-async def test_same_content_returns_the_existing_release(services: Services) -> None:
+async def test_same_content_returns_the_existing_release(services: RegistryServices) -> None:
     first, _ = await services.registry.register(spec(), OPERATOR)
     # Notes are not content; key order is not content.
     again, created = await services.registry.register(spec(notes="reworded notes"), OPERATOR)
@@ -43,7 +43,7 @@ async def test_same_content_returns_the_existing_release(services: Services) -> 
     assert [r.id for r in await services.registry.releases("support-bot")] == [first.id]
 
 
-async def test_changed_content_gets_the_next_version(services: Services) -> None:
+async def test_changed_content_gets_the_next_version(services: RegistryServices) -> None:
     first, _ = await services.registry.register(spec(), OPERATOR)
     second, created = await services.registry.register(spec(params={"temperature": 0.3}), OPERATOR)
     assert created
@@ -70,7 +70,9 @@ def test_digest_ignores_name_notes_parent_and_key_order() -> None:
     assert content_digest(a) != content_digest(c)
 
 
-async def test_concurrent_registrations_of_one_content_make_one_version(services: Services) -> None:
+async def test_concurrent_registrations_of_one_content_make_one_version(
+    services: RegistryServices,
+) -> None:
     results = await asyncio.gather(
         *(services.registry.register(spec(), OPERATOR) for _ in range(50))
     )
@@ -80,7 +82,7 @@ async def test_concurrent_registrations_of_one_content_make_one_version(services
 
 
 async def test_concurrent_registrations_of_different_contents_make_gapless_versions(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     specs = [spec(params={"seed": seed}) for seed in range(50)]
     results = await asyncio.gather(*(services.registry.register(s, OPERATOR) for s in specs))
@@ -94,21 +96,21 @@ async def test_concurrent_registrations_of_different_contents_make_gapless_versi
     assert all(newer.prev == older.hash for newer, older in zip(audit, audit[1:], strict=False))
 
 
-async def test_unknown_parent_is_refused(services: Services) -> None:
+async def test_unknown_parent_is_refused(services: RegistryServices) -> None:
     with pytest.raises(InvalidSpec) as refused:
         await services.registry.register(spec(parent="support-bot-v9-abcdef"), OPERATOR)
     assert refused.value.errors[0].field == "parent"
     assert await services.registry.releases() == []
 
 
-async def test_registration_names_its_parent(services: Services) -> None:
+async def test_registration_names_its_parent(services: RegistryServices) -> None:
     first, _ = await services.registry.register(spec(), OPERATOR)
     child, _ = await services.registry.register(spec(params={"seed": 8}, parent=first.id), OPERATOR)
     assert child.spec["parent"] == first.id
 
 
 async def test_releases_and_audit_log_from_before_the_newer_spec_fields_stay_valid(
-    services: Services, redis: Redis
+    services: RegistryServices, redis: Redis
 ) -> None:
     """A registry written before tools_policy, prompt defaults and the newer params existed
     (tests/data): its log still verifies, and each spec registered again is the same release."""
@@ -149,7 +151,7 @@ def test_newer_spec_fields_change_the_digest_only_when_set() -> None:
     assert base not in digests and len(digests) == len(variants)
 
 
-async def test_a_release_with_the_newer_fields_verifies(services: Services) -> None:
+async def test_a_release_with_the_newer_fields_verifies(services: RegistryServices) -> None:
     prompt = {**spec()["prompt"], "defaults": {"product": "Acme"}}
     release, _ = await services.registry.register(
         spec(tools_policy="merge", prompt=prompt, params={"reasoning_effort": "low"}), OPERATOR

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.output import output_text
+from gateway.answer_text import output_text
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from gateway.services import Services
 from releases.apikeys import ApiKey
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -60,7 +60,9 @@ def replay(gateway: LiveServer, response_id: str, **body: Any) -> httpx.Response
 
 
 async def test_a_replayed_response_sends_the_provider_exactly_the_same_request(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     release = await publish(dp_services, openai_spec(), CH)
     await dp_services.registry.set_capture(CH, True, OPERATOR, "replay an incident")
@@ -103,7 +105,9 @@ async def test_a_replayed_response_sends_the_provider_exactly_the_same_request(
 
 
 async def test_a_replayed_anthropic_stream_reproduces_the_request_and_its_output(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     await publish(dp_services, anthropic_spec(), "claude-prod")
     await dp_services.registry.set_capture("claude-prod", True, OPERATOR)
@@ -126,7 +130,9 @@ async def test_a_replayed_anthropic_stream_reproduces_the_request_and_its_output
 
 
 async def test_replay_against_another_release_shows_what_changed(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     other_model = "fake-chat-mini-2024-06-01"
@@ -155,7 +161,7 @@ async def test_replay_against_another_release_shows_what_changed(
 
 
 async def test_with_capture_off_no_request_is_stored_and_replay_says_why(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], redis: Redis
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer], redis: Redis
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -180,7 +186,7 @@ async def test_with_capture_off_no_request_is_stored_and_replay_says_why(
 
 
 async def test_capture_is_an_audited_channel_change_with_if_match(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()
@@ -207,7 +213,9 @@ async def test_capture_is_an_audited_channel_change_with_if_match(
 
 
 async def test_a_replay_sends_utf8_variables_as_they_came(
-    dp_services: Services, start_gateway: Callable[..., LiveServer], fake_control: httpx.Client
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     await dp_services.registry.set_capture(CH, True, OPERATOR)
@@ -229,7 +237,7 @@ async def test_a_replay_sends_utf8_variables_as_they_came(
 
 
 async def test_replay_shows_captured_traffic_to_lineage_readers_only(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     """Replay shows what was captured (lineage, auditor's to read) and calls a release
     directly (operator's to do): a plain replay takes an admin or auditor key, one against
@@ -276,7 +284,7 @@ def test_the_compared_output_is_the_text_and_tool_calls_of_either_api_streamed_o
 
 
 async def test_a_captured_request_goes_to_lineage_but_never_to_the_request_log(
-    dp_services: Services,
+    dp_services: RegistryServices,
     start_gateway: Callable[..., LiveServer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -305,7 +313,7 @@ def on_server(server: LiveServer, coroutine: Coroutine[Any, Any, T]) -> T:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_an_in_process_call_is_answered_as_the_same_call_over_http(
-    dp_services: Services,
+    dp_services: RegistryServices,
     start_gateway: Callable[..., LiveServer],
     fake_control: httpx.Client,
     stream: bool,
@@ -338,7 +346,7 @@ async def test_an_in_process_call_is_answered_as_the_same_call_over_http(
 
 
 async def test_the_data_plane_takes_in_process_only_the_keys_the_gateway_admitted(
-    dp_services: Services, start_gateway: Callable[..., LiveServer]
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     gateway = start_gateway()

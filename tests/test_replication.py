@@ -17,7 +17,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedCluster, EmbeddedRedis
 from gateway.redis_client import connect
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.errors import NotDurable
 from releases.lineage import LineageWriter, SpillDir
 from releases.lineage.record import LineageRecord
@@ -48,15 +48,15 @@ def replica(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[EmbeddedRed
         yield server
 
 
-async def services_for(settings: Settings) -> AsyncIterator[Services]:
+async def services_for(settings: Settings) -> AsyncIterator[RegistryServices]:
     client = connect(settings)
-    yield Services.create(settings, client)
+    yield RegistryServices.create(settings, client)
     await client.aclose()
 
 
 @pytest.fixture
-async def waiting(dp_settings: Settings) -> AsyncIterator[Services]:
-    """Services asking one replica to confirm, on a server that has none: 50 ms to give up."""
+async def waiting(dp_settings: Settings) -> AsyncIterator[RegistryServices]:
+    """RegistryServices asking one replica to confirm, on a server that has none: 50 ms to give up."""
     wanting = dp_settings.model_copy(
         update={"redis_min_replicas_ack": 1, "redis_replica_ack_timeout_ms": 50}
     )
@@ -65,7 +65,7 @@ async def waiting(dp_settings: Settings) -> AsyncIterator[Services]:
 
 
 async def test_a_change_no_replica_confirmed_is_answered_not_durable_but_applied(
-    waiting: Services,
+    waiting: RegistryServices,
 ) -> None:
     registry = waiting.registry
     with pytest.raises(NotDurable) as raised:
@@ -77,7 +77,7 @@ async def test_a_change_no_replica_confirmed_is_answered_not_durable_but_applied
     assert [r.version for r in listed] == [1]
 
 
-async def test_the_admin_api_answers_503_not_durable(waiting: Services) -> None:
+async def test_the_admin_api_answers_503_not_durable(waiting: RegistryServices) -> None:
     server = LiveServer(create_app(waiting.settings)).start()
     try:
         answer = httpx.post(
@@ -110,7 +110,7 @@ async def test_lineage_no_replica_confirmed_stays_in_the_spill_file(
     dp_settings: Settings, tmp_path: Path
 ) -> None:
     client = connect(dp_settings)
-    keys = Services.create(dp_settings, client).registry.keys
+    keys = RegistryServices.create(dp_settings, client).registry.keys
     writer = LineageWriter(client, keys, SpillDir(tmp_path / "spill"), ack=ReplicaAck(1, 50))
     writer.record(LineageRecord("resp-unconfirmed", "2026-01-01T00:00:00Z", 200, 1.0))
     await writer.flush()
@@ -146,7 +146,7 @@ async def test_on_a_cluster_lineage_waits_on_every_master_it_wrote(
         update={"redis_url": redis_cluster.url, "redis_cluster": True}
     )
     client = connect(on_cluster)
-    keys = Services.create(on_cluster, client).registry.keys
+    keys = RegistryServices.create(on_cluster, client).registry.keys
     writer = LineageWriter(client, keys, SpillDir(tmp_path / "spill"), ack=ReplicaAck(1, 50))
     ids = [f"resp-{i}" for i in range(30)]  # enough to reach every master
     for response_id in ids:
@@ -159,7 +159,7 @@ async def test_on_a_cluster_lineage_waits_on_every_master_it_wrote(
 
 
 async def test_a_commit_sent_again_answers_the_first_result_and_changes_nothing(
-    services: Services,
+    services: RegistryServices,
 ) -> None:
     # What the Redis client does when a connection fails after the server ran the commit but
     # before its answer arrived (a master killed mid-reply): it sends the same command again.

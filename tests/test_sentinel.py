@@ -20,7 +20,7 @@ import pytest
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedSentinelGroup
 from gateway.redis_client import connect
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from releases.lineage.writer import read_record
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -53,9 +53,9 @@ def sentinel_settings(dp_settings: Settings, sentinel_group: EmbeddedSentinelGro
 
 
 @pytest.fixture
-async def sentinel_services(sentinel_settings: Settings) -> AsyncIterator[Services]:
+async def sentinel_services(sentinel_settings: Settings) -> AsyncIterator[RegistryServices]:
     client = connect(sentinel_settings)
-    yield Services.create(sentinel_settings, client)
+    yield RegistryServices.create(sentinel_settings, client)
     await client.aclose()
 
 
@@ -113,7 +113,7 @@ class CanaryMoves(threading.Thread):
 async def test_a_master_killed_under_traffic_loses_nothing_acknowledged(
     sentinel_settings: Settings,
     sentinel_group: EmbeddedSentinelGroup,
-    sentinel_services: Services,
+    sentinel_services: RegistryServices,
     start_gateway: Callable[..., LiveServer],
 ) -> None:
     one = await publish(sentinel_services, openai_spec(), CH)
@@ -155,7 +155,7 @@ async def test_a_master_killed_under_traffic_loses_nothing_acknowledged(
 
     # Read everything back from the promoted master with a client of its own.
     client = connect(sentinel_settings)
-    fresh = Services.create(sentinel_settings, client)
+    fresh = RegistryServices.create(sentinel_settings, client)
     try:
         history = {e.generation: e for e in await fresh.registry.history(CH)}
         for generation, weight in moves.acknowledged:

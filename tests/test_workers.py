@@ -17,7 +17,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.embedded_redis import free_port
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from tests.factories import ADMIN_TOKEN, SIGNING_KEY
 from tests.stack import openai_spec, publish
 
@@ -102,7 +102,7 @@ def release_served(client: httpx.Client) -> str:
 
 
 async def test_two_workers_each_serve_the_channel_and_see_a_rollback(
-    dp_services: Services, served: str
+    dp_services: RegistryServices, served: str
 ) -> None:
     one = await publish(dp_services, openai_spec(), CH)
     two = await publish(dp_services, openai_spec(params={"seed": 2}), CH)

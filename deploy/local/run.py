@@ -27,8 +27,8 @@ from gateway.app import create_app
 from gateway.bounded_http import BoundedHttpToolsProtocol
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.registry_services import RegistryServices
 from gateway.server import logging_config
-from gateway.services import Services
 from releases.models import Actor
 from releases.signing import generate_key_text
 
@@ -90,7 +90,7 @@ async def ensure_examples(settings: Settings, run_dir: Path) -> dict[str, str]:
     make sure ``.run/app-key`` holds a valid application key. Returns channel -> stable."""
     client = Redis.from_url(settings.redis_url)
     try:
-        services = Services.create(settings, client)
+        services = RegistryServices.create(settings, client)
         registry = services.registry
         existing = {c.name for c in await registry.channels()}
         for channel, path in EXAMPLES.items():

@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
-from gateway.admin.bodies import expected_generation, read_object, text_field
+from gateway.admin.documents import expected_generation, read_object, text_field
 from gateway.errors import HttpError
 from gateway.fleet import convergence
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime
-from gateway.services import Services
 from releases.errors import InvalidRequest
 from releases.evals.records import Gate
 from releases.fleet import Replica
@@ -67,7 +67,9 @@ async def history(request: Request) -> JSONResponse:
     return JSONResponse([e.model_dump(mode="json") for e in entries])
 
 
-async def _write(request: Request) -> tuple[Services, Actor, dict[str, Any], str, int | None]:
+async def _write(
+    request: Request,
+) -> tuple[RegistryServices, Actor, dict[str, Any], str, int | None]:
     """What every channel write needs: services, actor, body, reason, expected generation."""
     s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])

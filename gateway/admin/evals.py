@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.admin.auth import READ, WRITE
-from gateway.admin.bodies import expected_generation, read_document, read_object, text_field
+from gateway.admin.documents import expected_generation, read_document, read_object, text_field
 from gateway.errors import HttpError
 from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from gateway.keys import presented_key

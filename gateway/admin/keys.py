@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import KEYS
-from gateway.admin.bodies import read_object, text_field
+from gateway.admin.documents import read_object, text_field
 from gateway.runtime import runtime
 from releases.errors import InvalidRequest
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
-from gateway.admin.bodies import read_document
+from gateway.admin.documents import read_document
 from gateway.runtime import runtime
 from releases.diff import diff_releases
 

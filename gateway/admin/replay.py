@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT, KEYS
-from gateway.admin.bodies import read_object, text_field
 from gateway.admin.channels import _write, channel_response
+from gateway.admin.documents import read_object, text_field
+from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime
-from gateway.services import Services
 from releases.errors import NotFound
 from releases.lineage import read_record
 
@@ -39,7 +39,7 @@ async def clear_capture(request: Request) -> JSONResponse:
     return channel_response(channel)
 
 
-async def lineage_record(request: Request, s: Services, response_id: str) -> dict[str, Any]:
+async def lineage_record(request: Request, s: RegistryServices, response_id: str) -> dict[str, Any]:
     """The lineage record, reading this replica's own unwritten records too, or 404."""
     record = await read_record(s.redis, s.registry.keys, response_id)
     lineage = runtime(request).dataplane.lineage

@@ -113,7 +113,7 @@ def _check_yaml(body: bytes, path: Path) -> None:
     # server, so that other commands do not load it.
     import yaml
 
-    from gateway.admin.bodies import load_yaml, yaml_error
+    from gateway.admin.documents import load_yaml, yaml_error
 
     try:
         load_yaml(body)

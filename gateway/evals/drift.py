@@ -27,13 +27,13 @@ import httpx
 from gateway.evals.service import Evals
 from gateway.metrics import DriftMetrics
 from releases.apikeys import ApiKey
+from releases.cancellation import cancel_and_wait
 from releases.client import RedisClient
 from releases.errors import NotFound
 from releases.evals.lease import Lease
 from releases.evals.records import DriftCheck, EvalResult, Gate
 from releases.models import Actor, utc_now
 from releases.registry import Registry
-from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.drift")
 

@@ -11,7 +11,7 @@ from gateway.evals.drift import DriftSettings, DriftWatch
 from gateway.evals.service import Evals
 from gateway.metrics import DriftMetrics
 from gateway.proxy.inprocess import InProcessCaller
-from gateway.services import Services
+from gateway.registry_services import RegistryServices
 from gateway.snapshot import RegistryView
 from releases.evals.registry import EvalRegistry
 from releases.evals.scorers import ScorerRegistry
@@ -20,7 +20,7 @@ from releases.evals.scorers import ScorerRegistry
 def open_evals(
     stack: AsyncExitStack,
     settings: Settings,
-    services: Services,
+    services: RegistryServices,
     caller: InProcessCaller,
     view: RegistryView,
     metrics: CollectorRegistry,

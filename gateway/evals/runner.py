@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from gateway.output import answer_text
+from gateway.answer_text import answer_text
 from gateway.proxy.inprocess import InProcessCaller
 from releases.evals.checks import run_checks
 from releases.evals.golden import Case, GoldenSetSpec

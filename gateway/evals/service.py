@@ -13,10 +13,10 @@ from typing import Any
 from gateway.evals.runner import EvalLimits, EvalRunner, InProcessDispatcher, OnCase
 from gateway.proxy.inprocess import InProcessCaller
 from gateway.snapshot import RegistryView
+from releases.cancellation import cancel_and_wait
 from releases.evals.records import EvalResult, GoldenSet
 from releases.evals.registry import EvalRegistry
 from releases.models import Actor, Release
-from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.evals")
 

@@ -19,8 +19,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.bounded_http import HEAD_TOO_LARGE
 from gateway.errors import HttpError, error_response
+from gateway.proxy.dataplane import INTERNAL_ERROR, DataPlane
 from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
-from gateway.proxy.handler import INTERNAL_ERROR, DataPlane
 from gateway.proxy.routes import api_of
 
 log = logging.getLogger("gateway.proxy")

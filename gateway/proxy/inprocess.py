@@ -17,8 +17,8 @@ from typing import Any
 
 from starlette.types import Message
 
+from gateway.proxy.dataplane import DataPlane
 from gateway.proxy.fastpath import ROUTES, CallerRequest
-from gateway.proxy.handler import DataPlane
 from releases.apikeys import ApiKey
 
 

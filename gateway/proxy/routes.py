@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import orjson
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from gateway.errors import HttpError
+from gateway.proxy.answer import JsonAnswer
+from gateway.proxy.caller import authenticate
+from gateway.proxy.dataplane import DataPlane
 from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
-from gateway.proxy.handler import DataPlane
+from gateway.proxy.tagging import Tag, new_response_id
 
 # Paths only Anthropic's API has; every Anthropic SDK also sends this header on every call,
 # which tells its callers apart on the paths both APIs have (/v1/models, /v1/files).
@@ -35,11 +40,32 @@ def _plane(request: Request) -> DataPlane:
 
 
 async def models(request: Request) -> ASGIApp:
-    return await _plane(request).models(request)
+    """The channels this key may call, in OpenAI's list format."""
+    return _models(_plane(request), request, None)
 
 
 async def model(request: Request) -> ASGIApp:
-    return await _plane(request).model(request, request.path_params["model"])
+    """One channel this key may call, in OpenAI's retrieve format; else OpenAI's 404."""
+    return _models(_plane(request), request, request.path_params["model"])
+
+
+def _models(plane: DataPlane, request: Request, name: str | None) -> ASGIApp:
+    tag = Tag(new_response_id())
+    try:
+        snapshot = plane.snapshot()
+        key = authenticate(request, snapshot, plane.admin_token_digest)
+        if name is not None and not (name in snapshot.channels and key.may_call(name)):
+            message = f"the model {name!r} does not exist or this key may not call it"
+            raise HttpError(404, "model_not_found", message)
+    except HttpError as exc:
+        return plane.error_answer(OPENAI, exc, tag)
+    data = [
+        {"id": channel, "object": "model", "created": 0, "owned_by": "gateway"}
+        for channel in (sorted(snapshot.channels) if name is None else [name])
+        if key.may_call(channel)
+    ]
+    answer = {"object": "list", "data": data} if name is None else data[0]
+    return JsonAnswer(orjson.dumps(answer), 200, tag.headers())
 
 
 routes = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,11 @@ import orjson
 from gateway.caller_fields import RefusedField
 from gateway.errors import code_of
 from gateway.injection import MissingVariable, PreparedRelease
+from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.tagging import Tag
+from gateway.proxy.usage import usage_of
 from gateway.upstream import Upstream, UpstreamError
-from releases.tasks import cancel_and_wait
+from releases.cancellation import cancel_and_wait
 
 log = logging.getLogger("gateway.shadow")
 
@@ -154,3 +157,29 @@ class ShadowRunner:
         upstream_body, _ = job.inject(body, job.release, job.variables)
         response = await job.upstream.post(job.url, orjson.dumps(upstream_body), job.headers)
         return response.status, await response.read()
+
+
+def record_shadow(sinks: Sinks, result: ShadowResult) -> None:
+    """The shadow runner's completion hook: a lineage record (and metrics) for the shadow call."""
+    job = result.job
+    exchange = Exchange(
+        job.tag,
+        started=time.perf_counter() - result.latency,
+        generation=job.generation,
+        provider=job.release.provider,
+        model_id=job.release.model_id,
+        primary_response_id=job.primary_response_id,
+    )
+    try:
+        answer = orjson.loads(result.body) if result.body else None
+    except orjson.JSONDecodeError:
+        answer = None
+    provider_id = answer.get("id") if isinstance(answer, dict) else None
+    exchange.finish(
+        sinks,
+        result.status or 502,
+        usage=usage_of(answer),
+        provider_response_id=provider_id if isinstance(provider_id, str) else None,
+        error=result.error_code,
+        error_detail=result.error,
+    )

@@ -14,8 +14,8 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
+from releases.cancellation import cancel_and_wait
 from releases.scripts import LuaScript
-from releases.tasks import cancel_and_wait
 
 EXTEND_SCRIPT = LuaScript("lease_extend.lua")
 RELEASE_SCRIPT = LuaScript("lease_release.lua")

@@ -19,13 +19,13 @@ import orjson
 from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
+from releases.cancellation import cancel_and_wait
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.lineage.record import LineageRecord
 from releases.lineage.spill import SpillDir
 from releases.replication import ReplicaAck, run_acknowledged, write_acknowledged
 from releases.scripts import LuaScript
-from releases.tasks import cancel_and_wait
 
 log = logging.getLogger("releases.lineage")
 

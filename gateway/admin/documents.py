@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from starlette.requests import Request
 
-from gateway.bodies import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
+from gateway.body_limits import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
 from gateway.errors import HttpError
 from releases.errors import InvalidRequest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from releases.tasks import cancel_and_wait
+from releases.cancellation import cancel_and_wait
 
 
 async def test_a_task_that_swallows_cancellations_is_cancelled_until_it_ends() -> None:

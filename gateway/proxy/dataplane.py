@@ -17,17 +17,18 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp
 
-from gateway.bodies import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
+from gateway.body_limits import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
 from gateway.caller_fields import RefusedField
 from gateway.errors import HttpError
-from gateway.injection import MissingVariable, PreparedRelease
+from gateway.injection import MissingVariable
 from gateway.metrics import RequestMetrics
 from gateway.providers import Provider
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, tools_digest, variables
 from gateway.proxy.capture import Capture
-from gateway.proxy.dialects import OPENAI, Dialect
+from gateway.proxy.dialects import Dialect
 from gateway.proxy.exchange import Exchange, Sinks
+from gateway.proxy.prepared import PreparedReleases
 from gateway.proxy.provider_answers import (
     gateway_side_failure,
     pass_headers,
@@ -36,7 +37,7 @@ from gateway.proxy.provider_answers import (
     upstream_failure,
 )
 from gateway.proxy.resolve import Route, resolve
-from gateway.proxy.shadow import ShadowJob, ShadowResult, ShadowRunner
+from gateway.proxy.shadow import ShadowJob, ShadowRunner
 from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
@@ -83,7 +84,7 @@ class DataPlane:
         self.sinks = Sinks(lineage, metrics)
         self.tracing = tracing
         self.max_depth = MAX_DEPTH
-        self._prepared: dict[str, PreparedRelease] = {}
+        self.releases = PreparedReleases(providers)
         # Keys the gateway makes for itself (InProcessCaller.admit), by sha256 of the secret.
         self.internal_keys: dict[str, ApiKey] = {}
 
@@ -96,7 +97,7 @@ class DataPlane:
         if self.sinks.metrics is not None:
             self.sinks.metrics.in_flight += 1
         try:
-            snapshot = self._snapshot()
+            snapshot = self.snapshot()
             key = authenticate(request, snapshot, self.admin_token_digest, self.internal_keys)
             raw_body, body = await self._read_body(request)
             model = body.get("model")
@@ -115,9 +116,9 @@ class DataPlane:
             exchange.tag, exchange.generation = tag, route.generation
             if route.capture:  # off by default: the only work capture adds when it is off
                 exchange.capture = Capture.of(request, raw_body)
-            release = self._prepare(snapshot, route.release_id)
+            release = self.releases.prepare(snapshot, route.release_id)
             exchange.provider, exchange.model_id = release.provider, release.model_id
-            provider = self._provider(release, dialect)
+            provider = self.releases.provider(release, dialect)
             values = variables(request, body)
             if "tools" in body:
                 exchange.caller_tools = tools_digest(body["tools"])
@@ -142,14 +143,14 @@ class DataPlane:
             )
         except HttpError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
-            return self._error(dialect, exc, exchange.tag)
+            return self.error_answer(dialect, exc, exchange.tag)
         except ClientDisconnect:  # hung up before the answer: nobody reads it
             exchange.finish(self.sinks, CLIENT_CLOSED, error="client_disconnected")
-            return self._error(dialect, CALLER_GONE, exchange.tag)
+            return self.error_answer(dialect, CALLER_GONE, exchange.tag)
         except Exception:
             log.exception("unexpected error answering %s", exchange.tag.response_id)
             exchange.finish(self.sinks, 500, error="internal_error")
-            return self._error(dialect, INTERNAL_ERROR, exchange.tag)
+            return self.error_answer(dialect, INTERNAL_ERROR, exchange.tag)
 
     def refuse(self, dialect: Dialect, error: HttpError, headers: Mapping[str, str]) -> JsonAnswer:
         """Answer a request refused before it is read (a method other than POST), tagged and
@@ -158,35 +159,10 @@ class DataPlane:
         if self.sinks.metrics is not None:
             self.sinks.metrics.in_flight += 1  # finishing counts it out again
         exchange.finish(self.sinks, error.status, error=error.code)
-        return self._error(dialect, error, exchange.tag, headers)
+        return self.error_answer(dialect, error, exchange.tag, headers)
 
-    async def models(self, request: Request) -> ASGIApp:
-        """The channels this key may call, in OpenAI's list format."""
-        return self._models(request, None)
-
-    async def model(self, request: Request, name: str) -> ASGIApp:
-        """One channel this key may call, in OpenAI's retrieve format; else OpenAI's 404."""
-        return self._models(request, name)
-
-    def _models(self, request: Request, name: str | None) -> ASGIApp:
-        tag = Tag(new_response_id())
-        try:
-            snapshot = self._snapshot()
-            key = authenticate(request, snapshot, self.admin_token_digest)
-            if name is not None and not (name in snapshot.channels and key.may_call(name)):
-                message = f"the model {name!r} does not exist or this key may not call it"
-                raise HttpError(404, "model_not_found", message)
-        except HttpError as exc:
-            return self._error(OPENAI, exc, tag)
-        data = [
-            {"id": channel, "object": "model", "created": 0, "owned_by": "gateway"}
-            for channel in (sorted(snapshot.channels) if name is None else [name])
-            if key.may_call(channel)
-        ]
-        answer = {"object": "list", "data": data} if name is None else data[0]
-        return JsonAnswer(orjson.dumps(answer), 200, tag.headers())
-
-    def _snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot:
+        """What requests resolve against now; 503 while this replica has none."""
         snapshot = self.view.current
         if snapshot is None:
             raise HttpError(
@@ -207,49 +183,10 @@ class DataPlane:
             raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise HttpError(400, "invalid_json", "the body must be a JSON object")
-        if deeper_than(body, self.max_depth):  # about 1 µs on a chat body (gateway/bodies.py)
+        if deeper_than(body, self.max_depth):  # about 1 µs on a chat body (gateway/body_limits.py)
             message = f"the body nests objects and arrays more than {self.max_depth} levels deep"
             raise HttpError(400, "body_too_deep", message)
         return raw, body
-
-    def _prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
-        prepared = self._prepared.get(release_id)
-        if prepared is None:
-            release = snapshot.releases.get(release_id)
-            if release is None:
-                # A channel names a release the registry no longer holds (removed outside the
-                # registry: `gateway audit verify` names it). Not this caller's fault, and
-                # nothing here can serve it until an operator moves the channel.
-                raise HttpError(
-                    503,
-                    "release_unavailable",
-                    f"release {release_id} is missing from the registry; an operator must "
-                    "restore it or move the channel to another release",
-                )
-            prepared = PreparedRelease.of(release)
-            self._prepared[release_id] = prepared
-        return prepared
-
-    def _provider(self, release: PreparedRelease, dialect: Dialect) -> Provider:
-        provider = self.providers.get(release.provider)
-        if provider is None:
-            raise HttpError(
-                503,
-                "provider_not_configured",
-                f"provider {release.provider!r} of {release.id} is not configured here",
-            )
-        if provider.kind != dialect.kind:
-            endpoint = (
-                "Anthropic /v1/messages"
-                if provider.kind == "anthropic"
-                else "OpenAI /v1/chat/completions"
-            )
-            raise HttpError(
-                400,
-                "wrong_endpoint",
-                f"{release.id} is served by an {provider.kind} provider; call it through the {endpoint} endpoint",
-            )
-        return provider
 
     def _shadow(
         self,
@@ -264,8 +201,8 @@ class DataPlane:
         """Queue the shadow copy; whatever goes wrong with it is counted, never raised."""
         assert route.shadow_release_id is not None
         try:
-            release = self._prepare(snapshot, route.shadow_release_id)
-            provider = self._provider(release, dialect)
+            release = self.releases.prepare(snapshot, route.shadow_release_id)
+            provider = self.releases.provider(release, dialect)
         except HttpError:
             self.shadows.stats.failed += 1
             return
@@ -427,38 +364,14 @@ class DataPlane:
         response.close()
         exchange.finish(self.sinks, CLIENT_CLOSED, error="client_disconnected")
 
-    def record_shadow(self, result: ShadowResult) -> None:
-        """The shadow runner's completion hook: a lineage record for the shadow call."""
-        job = result.job
-        exchange = Exchange(
-            job.tag,
-            started=time.perf_counter() - result.latency,
-            generation=job.generation,
-            provider=job.release.provider,
-            model_id=job.release.model_id,
-            primary_response_id=job.primary_response_id,
-        )
-        try:
-            answer = orjson.loads(result.body) if result.body else None
-        except orjson.JSONDecodeError:
-            answer = None
-        provider_id = answer.get("id") if isinstance(answer, dict) else None
-        exchange.finish(
-            self.sinks,
-            result.status or 502,
-            usage=usage_of(answer),
-            provider_response_id=provider_id if isinstance(provider_id, str) else None,
-            error=result.error_code,
-            error_detail=result.error,
-        )
-
-    def _error(
+    def error_answer(
         self,
         dialect: Dialect,
         error: HttpError,
         tag: Tag,
         headers: Mapping[str, str] | None = None,
     ) -> JsonAnswer:
+        """``error`` in ``dialect``'s shape, with the tag in its body and headers."""
         body = dialect.error_body(error.status, error.code, error.message)
         body["gateway"] = tag.body()
         tag_headers = tag.headers()

@@ -1,6 +1,6 @@
 """The registry side of one gateway process: settings, the Redis client, the registry, keys
 and signing. Part of the process's runtime (``gateway.runtime``); needs no running app, so
-tests and tools make one with ``Services.create(settings, redis)``."""
+tests and tools make one with ``RegistryServices.create(settings, redis)``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from releases.store import RegistryStore
 
 
 @dataclass
-class Services:
+class RegistryServices:
     """Settings, the Redis client and the registry objects of one process (no tasks, nothing
     to close: the Redis client is its maker's to close)."""
 
@@ -31,7 +31,7 @@ class Services:
     verifier: Verifier
 
     @classmethod
-    def create(cls, settings: Settings, redis: RedisClient) -> Services:
+    def create(cls, settings: Settings, redis: RedisClient) -> RegistryServices:
         store = RegistryStore(redis, Keyspace(settings.redis_prefix), replica_ack(settings))
         signer = Signer.from_setting(settings.signing_key_text())  # refused unless set or dev
         keyring = KeyRing(store, signer)

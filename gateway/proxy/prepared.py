@@ -1,0 +1,60 @@
+"""The releases a replica serves, prepared once each, and the provider that serves each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.errors import HttpError
+from gateway.injection import PreparedRelease
+from gateway.providers import Provider
+from gateway.proxy.dialects import Dialect
+from gateway.snapshot import Snapshot
+
+
+class PreparedReleases:
+    """A release never changes, so the shape the hot path uses is made once per replica."""
+
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self.providers = providers
+        self._prepared: dict[str, PreparedRelease] = {}
+
+    def prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
+        """``release_id`` of ``snapshot`` as the hot path uses it; 503 when it is missing."""
+        prepared = self._prepared.get(release_id)
+        if prepared is None:
+            release = snapshot.releases.get(release_id)
+            if release is None:
+                # A channel names a release the registry no longer holds (removed outside the
+                # registry: `gateway audit verify` names it). Not this caller's fault, and
+                # nothing here can serve it until an operator moves the channel.
+                raise HttpError(
+                    503,
+                    "release_unavailable",
+                    f"release {release_id} is missing from the registry; an operator must "
+                    "restore it or move the channel to another release",
+                )
+            prepared = PreparedRelease.of(release)
+            self._prepared[release_id] = prepared
+        return prepared
+
+    def provider(self, release: PreparedRelease, dialect: Dialect) -> Provider:
+        """The configured provider serving ``release`` through ``dialect``'s endpoint."""
+        provider = self.providers.get(release.provider)
+        if provider is None:
+            raise HttpError(
+                503,
+                "provider_not_configured",
+                f"provider {release.provider!r} of {release.id} is not configured here",
+            )
+        if provider.kind != dialect.kind:
+            endpoint = (
+                "Anthropic /v1/messages"
+                if provider.kind == "anthropic"
+                else "OpenAI /v1/chat/completions"
+            )
+            raise HttpError(
+                400,
+                "wrong_endpoint",
+                f"{release.id} is served by an {provider.kind} provider; call it through the {endpoint} endpoint",
+            )
+        return provider

@@ -163,7 +163,7 @@ async def test_an_unexpected_failure_is_a_tagged_500_with_its_record(
     def broken(*args: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(dataplane, "_provider", broken)
+    monkeypatch.setattr(dataplane.releases, "provider", broken)
     answer = httpx.post(
         f"{gateway.url}/v1/chat/completions",
         json={"model": CH, "messages": [{"role": "user", "content": "hi"}]},

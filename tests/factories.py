@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gateway.injection import PreparedRelease
+from releases.models import Release
+from releases.spec import ReleaseSpec
+
 PROVIDERS_YAML = """
 providers:
   openai:    {kind: openai,    base_url: https://api.openai.com/v1, api_key_env: OPENAI_API_KEY}
@@ -39,3 +43,20 @@ def spec(**overrides: Any) -> dict[str, Any]:
     if params is not None:
         result["params"] = {**result["params"], **params}
     return result
+
+
+def prepared(body: dict[str, Any]) -> PreparedRelease:
+    """A release as a replica prepares it, from a spec checked as registration checks its
+    shape (the provider checks need a configuration, and are tested with the admin API)."""
+    checked = ReleaseSpec.model_validate(body).model_dump(mode="json", exclude_none=True)
+    return PreparedRelease.of(
+        Release(
+            id=f"{body['name']}-v1-abcdef",
+            name=body["name"],
+            version=1,
+            digest="0" * 64,
+            spec=checked,
+            created_by="test",
+            created_at="2025-01-01T00:00:00Z",
+        )
+    )

@@ -20,8 +20,7 @@ from gateway.injection import MissingVariable, PreparedRelease, inject_anthropic
 from gateway.proxy.caller import tools_digest
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
-from releases.models import Release
-from releases.spec import ReleaseSpec
+from tests.factories import prepared
 from tests.live import LiveServer
 from tests.stack import TOOL, anthropic_spec, openai_spec, publish
 from tests.test_dataplane_sdks import app_key, last_upstream
@@ -43,23 +42,6 @@ SCHEMA_FORMAT = {
     "type": "json_schema",
     "json_schema": {"name": "order", "schema": {"type": "object", "properties": {}}},
 }
-
-
-def prepared(body: dict[str, Any]) -> PreparedRelease:
-    """A release as a replica prepares it, from a spec checked as registration checks its
-    shape (the provider checks need a configuration, and are tested with the admin API)."""
-    spec = ReleaseSpec.model_validate(body).model_dump(mode="json", exclude_none=True)
-    return PreparedRelease.of(
-        Release(
-            id=f"{body['name']}-v1-abcdef",
-            name=body["name"],
-            version=1,
-            digest="0" * 64,
-            spec=spec,
-            created_by="test",
-            created_at="2025-01-01T00:00:00Z",
-        )  # fmt: skip
-    )
 
 
 def release(**overrides: Any) -> PreparedRelease:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -316,24 +315,6 @@ async def test_an_anthropic_release_is_evaluated_through_the_messages_endpoint(
         result = run_eval(client, release.id)
     assert result["pass_rate"] == 100, result["cases"]
     assert {r["path"] for r in fake_control.get("/_fake/requests").json()} == {"/v1/messages"}
-
-
-@pytest.fixture
-def silent() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A loopback server that accepts connections, keeps them and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):  # the listener closed: the test is over
-            while True:
-                accepted.append(listener.accept()[0])
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
-    listener.close()
-    for conn in accepted:
-        conn.close()
 
 
 async def test_a_stored_schema_that_refers_outside_or_backtracks_never_freezes_the_replica(

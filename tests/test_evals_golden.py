@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -206,25 +203,6 @@ def recorder() -> Iterator[tuple[LiveServer, list[str]]]:
     server = LiveServer(Starlette(routes=[Route("/{path:path}", serve)])).start()
     yield server, fetched
     server.stop()
-
-
-@pytest.fixture
-def silent() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A loopback server that accepts connections and never answers; it keeps them."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):  # the listener closed: the test is over
-            while True:
-                accepted.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
-    listener.close()
-    for conn in accepted:
-        conn.close()
 
 
 def test_schema_refs_outside_the_schema_are_refused_at_registration(

@@ -11,27 +11,10 @@ import pytest
 
 from gateway.caller_fields import RefusedField, forces_a_tool, tool_name
 from gateway.injection import MissingVariable, PreparedRelease, inject_anthropic, inject_openai
-from releases.models import Release
-from releases.spec import ReleaseSpec
+from tests.factories import prepared
 from tests.stack import TOOL, anthropic_spec, openai_spec
 
 USER = [{"role": "user", "content": "Where is my order?"}]
-
-
-def prepared(body: dict[str, Any]) -> PreparedRelease:
-    """A release as a replica prepares it, from a spec checked for its shape."""
-    spec = ReleaseSpec.model_validate(body).model_dump(mode="json", exclude_none=True)
-    return PreparedRelease.of(
-        Release(
-            id=f"{body['name']}-v1-abcdef",
-            name=body["name"],
-            version=1,
-            digest="0" * 64,
-            spec=spec,
-            created_by="test",
-            created_at="2025-01-01T00:00:00Z",
-        )
-    )
 
 
 def with_prompt(system: str, *few_shot: dict[str, str], **prompt: Any) -> PreparedRelease:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from gateway.cli import commands, evals, operations, render
-from gateway.cli.client import DEFAULT_URL, AdminClient, ApiError, GatewayUnreachable
+from gateway.cli.client import DEFAULT_URL, AdminClient
 from gateway.cli.commands import (
     Handler,
     InputError,
@@ -29,6 +29,7 @@ from gateway.cli.commands import (
     finite_number,
     percent_number,
 )
+from gateway.cli.failures import ApiError, GatewayUnreachable
 
 __all__ = ["AdminClient", "build_parser", "connect", "main"]
 

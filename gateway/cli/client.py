@@ -1,20 +1,21 @@
 """A thin synchronous client of the gateway's admin API, used by the ``gateway`` command.
 
 One method per admin call; each returns the decoded JSON answer. Failures surface as two
-exceptions the command line turns into exit codes: :class:`ApiError` (the gateway answered
-with an error) and :class:`GatewayUnreachable` (it did not answer at all).
+exceptions (gateway/cli/failures.py) the command line turns into exit codes: :class:`ApiError`
+(the gateway answered with an error) and :class:`GatewayUnreachable` (it did not answer).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from gateway.cli.failures import ApiError, GatewayUnreachable
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -29,67 +30,6 @@ REPLAY_SECONDS = 180.0
 DEFAULT_REHEARSAL_STEP_SECONDS = 10.0
 MAX_REHEARSAL_STEPS = 3
 TIMEOUT_MARGIN = 10.0
-
-
-@dataclass(frozen=True)
-class FieldDetail:
-    """One invalid field named by the gateway: a dotted path and why it was refused."""
-
-    field: str
-    message: str
-
-
-@dataclass
-class ApiError(Exception):
-    """The gateway answered with an error status; ``body`` is its JSON answer, if any."""
-
-    status: int
-    error_type: str
-    message: str
-    details: list[FieldDetail] = field(default_factory=list)
-    body: Any = None
-
-    def __str__(self) -> str:
-        return f"error ({self.status}): {self.message}"
-
-    @classmethod
-    def from_response(cls, response: httpx.Response) -> ApiError:
-        """Read the API's ``{"error": {...}}`` shape, tolerating proxies that answer otherwise."""
-        try:
-            body: Any = response.json()
-        except ValueError:
-            text = response.text.strip()[:200] or response.reason_phrase
-            return cls(status=response.status_code, error_type="http_error", message=text)
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            return cls(
-                status=response.status_code,
-                error_type="http_error",
-                message=response.reason_phrase,
-                body=body,
-            )
-        details = [
-            FieldDetail(field=str(d.get("field", "")), message=str(d.get("message", "")))
-            for d in error.get("details") or []
-            if isinstance(d, dict)
-        ]
-        return cls(
-            status=response.status_code,
-            error_type=str(error.get("type", "error")),
-            message=str(error.get("message", response.reason_phrase)),
-            details=details,
-            body=body,
-        )
-
-
-class GatewayUnreachable(Exception):
-    """No answer from the gateway: refused connection, DNS failure or timeout."""
-
-    def __init__(self, url: str, cause: httpx.TransportError) -> None:
-        self.url = url
-        self.timed_out = isinstance(cause, httpx.TimeoutException)
-        self.reason = str(cause) or type(cause).__name__
-        super().__init__(f"no answer from the gateway at {url}: {self.reason}")
 
 
 def _segment(value: str) -> str:

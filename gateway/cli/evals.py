@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from gateway.cli import render
-from gateway.cli.client import AdminClient, ApiError
+from gateway.cli.client import AdminClient
 from gateway.cli.commands import UsageError, emit, percent_number, read_document_file
+from gateway.cli.failures import ApiError
 
 Command = Callable[..., argparse.ArgumentParser]
 Group = Callable[[Any, str, str], Any]

@@ -42,7 +42,7 @@ async def readyz(request: Request) -> JSONResponse:
     started = runtime(request)
     view = started.view
     try:
-        await started.services.redis.ping()
+        await started.services.registry.ping()
     except (RedisConnectionError, RedisTimeoutError, OSError):
         if view.current is None:
             return JSONResponse(

@@ -105,6 +105,10 @@ class Registry(ChannelRegistry):
             ],
         )
 
+    async def ping(self) -> None:
+        """Raise when the registry's Redis does not answer (readiness)."""
+        await self.store.ping()
+
     async def release(self, release_id_: str) -> Release:
         raw = await self.store.hget(self.keys.releases, release_id_)
         if raw is None:

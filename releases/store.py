@@ -229,6 +229,10 @@ class RegistryStore:
             new_releases=[r for r in await self.hmget(keys.releases, missing) if r is not None],
         )
 
+    async def ping(self) -> None:
+        """Raise when Redis does not answer (readiness)."""
+        await self.redis.ping()
+
     async def change_counter(self) -> int:
         """The registry's change counter: it moves with every committed change."""
         return int(await self.redis.get(self.keyspace.change_counter) or 0)

@@ -49,6 +49,9 @@ class ProviderConfig(BaseModel):
     # A model id must fully match this to count as pinned. Default: dated ids on OpenAI's and
     # Anthropic's own APIs, anything but "latest" on self-hosted OpenAI-compatible servers.
     pinned_model: str | None = None
+    # Releases of this provider must pin model.revision: for self-hosted servers (vLLM, TGI,
+    # Ollama) whose model ids are names, and whose weights can be replaced under one name.
+    require_revision: bool = False
 
     def api_key(self) -> str | None:
         """The provider's key, read from the environment variable the file names."""
@@ -84,6 +87,10 @@ class ProvidersFile(BaseModel):
 
     def pinned_models(self) -> dict[str, re.Pattern[str]]:
         return {name: p.pinned_pattern() for name, p in self.providers.items()}
+
+    def revision_required(self) -> frozenset[str]:
+        """The providers whose releases must pin ``model.revision``."""
+        return frozenset(name for name, p in self.providers.items() if p.require_revision)
 
 
 class ConfigError(Exception):

@@ -41,7 +41,9 @@ class RegistryServices:
         return cls(
             settings=settings,
             redis=redis,
-            registry=Registry(store, providers.pinned_models(), signer, kinds),
+            registry=Registry(
+                store, providers.pinned_models(), signer, kinds, providers.revision_required()
+            ),
             keyring=keyring,
             auth=Authenticator.create(keyring, token),
             signer=signer,

@@ -1,5 +1,5 @@
-"""What differs between two releases: model, prompt (a text diff), tools and their policy,
-params."""
+"""What differs between two releases: model (with its revision), prompt (a text diff), tools
+and their policy, params, provenance."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def diff_releases(a: Release, b: Release) -> dict[str, Any]:
         "client_overridable": _pair(
             sa.get("client_overridable", []), sb.get("client_overridable", [])
         ),
+        # Field by field, like params: which of base model, data, commit, ... changed.
+        "provenance": _params_diff(sa.get("provenance") or {}, sb.get("provenance") or {}),
     }
     return {
         "a": a.id,

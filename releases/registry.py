@@ -34,11 +34,14 @@ class Registry(ChannelRegistry):
         pinned_models: Mapping[str, re.Pattern[str]],
         signer: Signer,
         provider_kinds: Mapping[str, str] | None = None,
+        revision_required: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(store, signer)
         self.pinned_models = pinned_models
         # Each provider's API kind: which params its releases may pin.
         self.provider_kinds = provider_kinds
+        # Providers whose releases must pin model.revision (providers file require_revision).
+        self.revision_required = revision_required
         self.fleet = Fleet(store.redis, store.keyspace)
 
     # -- releases -----------------------------------------------------------------------------
@@ -48,7 +51,9 @@ class Registry(ChannelRegistry):
 
         The same content under the same name returns the existing release, never a new version.
         """
-        spec = validate_spec(raw_spec, self.pinned_models, self.provider_kinds)
+        spec = validate_spec(
+            raw_spec, self.pinned_models, self.provider_kinds, self.revision_required
+        )
         if (
             spec.parent is not None
             and await self.store.hget(self.keys.releases, spec.parent) is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from releases.errors import FieldError, InvalidSpec
+from releases.provenance import REVISION_PATTERN, Provenance, lowercase
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 RELEASE_ID_RE = re.compile(
@@ -41,7 +42,7 @@ MAX_NESTING = 32
 MAX_TOKENS = 1_048_576
 BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")
 # Behaviour fields added later: in the digest only when set, so older releases keep their ids.
-LATER_BEHAVIOUR_FIELDS = ("tools_policy",)
+LATER_BEHAVIOUR_FIELDS = ("tools_policy", "provenance")
 
 
 def json_problem(value: Any, limit: int = MAX_NESTING) -> str | None:
@@ -76,10 +77,14 @@ class _Strict(BaseModel):
 
 
 class ModelRef(_Strict):
-    """Which provider, and which exact model id there."""
+    """Which provider, which exact model id there, and the revision of its weights when the
+    provider has one (an id on a self-hosted server is a name whose weights can be replaced)."""
 
     provider: str = Field(min_length=1)
     id: str = Field(min_length=1)
+    revision: str | None = Field(default=None, pattern=REVISION_PATTERN)
+
+    _revision_lowercase = field_validator("revision", mode="before")(lowercase)
 
 
 class PromptMessage(_Strict):
@@ -187,8 +192,15 @@ class ReleaseSpec(_Strict):
     client_overridable: list[str] = []
     # pinned (the default, kept as None so it stays out of the digest), caller or merge.
     tools_policy: Literal["pinned", "caller", "merge"] | None = None
+    provenance: Provenance | None = None
     parent: str | None = None
     notes: str = ""
+
+    @field_validator("provenance")
+    @classmethod
+    def _none_when_blank(cls, value: Provenance | None) -> Provenance | None:
+        # An empty block says nothing: the same release as no block.
+        return None if value is None or value.is_empty() else value
 
     @field_validator("tools_policy")
     @classmethod
@@ -219,12 +231,14 @@ def validate_spec(
     raw: Any,
     pinned_models: Mapping[str, re.Pattern[str]],
     provider_kinds: Mapping[str, str] | None = None,
+    revision_required: Collection[str] = (),
 ) -> ReleaseSpec:
     """Parse and check a spec; raise ``InvalidSpec`` naming every bad field.
 
     ``pinned_models`` maps each configured provider name to the pattern a model id must fully
     match to count as pinned (see ``gateway.config``); ``provider_kinds`` its API kind, whose
-    params a release may pin (not checked when it is not given).
+    params a release may pin (not checked when it is not given); ``revision_required`` the
+    providers whose releases must pin ``model.revision``.
     """
     if not isinstance(raw, dict):
         raise InvalidSpec([FieldError("", "a release spec must be a mapping (JSON object)")])
@@ -235,10 +249,15 @@ def validate_spec(
     kind = (provider_kinds or {}).get(spec.model.provider)
     errors = [
         *_check_model(spec, pinned_models),
+        *_check_revision(spec, revision_required),
         *_check_prompt(spec),
         *_check_params(spec.params, kind),
         *_check_rest(spec),
     ]
+    hyperparameters = spec.provenance.hyperparameters if spec.provenance else None
+    problem = json_problem(hyperparameters)
+    if problem is not None:
+        errors.append(FieldError("provenance.hyperparameters", problem))
     if errors:
         raise InvalidSpec(errors)
     return spec
@@ -283,6 +302,18 @@ def _check_model(
             f"{model_id!r} is an alias that can move under you ({why}); pin a dated model id",
         )
     ]
+
+
+def _check_revision(spec: ReleaseSpec, revision_required: Collection[str]) -> list[FieldError]:
+    provider = spec.model.provider
+    if spec.model.revision is not None or provider not in revision_required:
+        return []
+    why = (
+        f"provider {provider!r} requires a pinned revision (require_revision in the providers "
+        "file): its model ids are names whose weights can be replaced; set model.revision to "
+        "the Hugging Face commit, the weights sha256 or the Ollama digest (sha256:...)"
+    )
+    return [FieldError("model.revision", why)]
 
 
 def _check_prompt(spec: ReleaseSpec) -> list[FieldError]:

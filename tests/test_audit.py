@@ -163,6 +163,34 @@ async def test_a_changed_release_record_is_named(services: RegistryServices, red
     )
 
 
+async def test_a_tampered_provenance_field_is_named(
+    services: RegistryServices, redis: Redis
+) -> None:
+    """Provenance is in the signed digest: a data snapshot hash or code commit swapped in the
+    store (to claim another training run) is caught and the release named."""
+    data = [{"uri": "s3://data/support", "sha256": "a" * 64}]
+    body = spec(
+        provenance={"base_model": "llama-3.1-8b", "training_data": data, "code_commit": "c" * 40}
+    )
+    release, _ = await services.registry.register(body, OPS[0])
+    key = services.registry.keys.releases
+    pristine = await redis.hget(key, release.id)
+    for field, value in (
+        ("training_data", [{**data[0], "sha256": "b" * 64}]),
+        ("code_commit", "d" * 40),
+    ):
+        record = json.loads(pristine)
+        record["spec"]["provenance"][field] = value
+        await redis.hset(key, release.id, json.dumps(record))
+        assert (await report(services))["first_bad"] == {
+            "kind": "release",
+            "id": release.id,
+            "reason": "its spec does not match its digest (the release was edited)",
+        }
+    await redis.hset(key, release.id, pristine)
+    assert (await report(services))["ok"] is True  # fmt: skip
+
+
 async def test_a_release_moved_renamed_or_annotated_is_named(
     services: RegistryServices, redis: Redis
 ) -> None:

@@ -145,6 +145,47 @@ async def test_the_lineage_endpoint_shows_the_record_the_release_and_the_channel
     assert json.loads(capsys.readouterr().out)["release"]["id"] == release.id
 
 
+async def test_lineage_of_a_response_shows_the_pinned_revision_and_training_data_hash(
+    dp_settings: Settings,
+    start_gateway: Callable[..., LiveServer],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    redis: Redis,
+) -> None:
+    """From a production response to the data snapshot that trained its model, by hash; and a
+    self-hosted provider with require_revision refuses a release that pins none (422)."""
+    assert dp_settings.config is not None
+    providers = tmp_path / "self-hosted.yaml"
+    url = dp_settings.providers().providers["fake-openai"].base_url
+    providers.write_text(
+        dp_settings.config.read_text()
+        + f'  self-hosted: {{kind: openai, base_url: "{url}", require_revision: true}}\n'
+    )
+    settings = dp_settings.model_copy(update={"config": providers})
+    body = openai_spec(model={"provider": "self-hosted", "id": "fake-chat-2024-06-01"})
+    revision, data_hash = "sha256:" + "5" * 64, "d" * 64
+    pinned = {**body, "model": {**body["model"], "revision": revision}}
+    pinned["provenance"] = {
+        "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+        "training_data": [{"uri": "s3://data/support-2025-01", "sha256": data_hash}],
+        "code_commit": "c" * 40,
+    }
+    await publish(RegistryServices.create(settings, redis), pinned, CH)
+    gateway = start_gateway(settings)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    refused = httpx.post(f"{gateway.url}/admin/releases", json=body, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert [d["field"] for d in refused.json()["error"]["details"]] == ["model.revision"]
+    response_id = next(iter(await fire(gateway, 1, 1)))
+
+    shown = lookup(gateway, response_id).json()
+    assert shown["record"]["model_revision"] == revision
+    assert cli(["--url", gateway.url, "--token", ADMIN_TOKEN, "lineage", response_id]) == 0
+    printed = capsys.readouterr().out
+    for expected in (revision, "meta-llama/Llama-3.1-8B-Instruct", f"sha256:{data_hash}", "c" * 40):
+        assert expected in printed
+
+
 async def test_streams_errors_and_shadows_get_records_too(
     dp_services: RegistryServices, redis: Redis, start_gateway: Callable[..., LiveServer]
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -168,3 +169,119 @@ def test_release_diff_has_a_section_for_every_field_the_digest_covers() -> None:
     release = Release.model_validate({**stored, "created_by": "ops", "created_at": "now"})
     sections = diff_releases(release, release).keys() - {"a", "b", "identical"}
     assert sections == {*BEHAVIOUR_FIELDS, *LATER_BEHAVIOUR_FIELDS}
+
+
+PINNED = {"openai": re.compile(r".+-\d{4}-\d{2}-\d{2}"), "local": re.compile(r".+")}
+SHA_A, SHA_B = "a" * 64, "b" * 64
+PROVENANCE: dict[str, Any] = {
+    "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+    "fine_tune_id": "ft-2025-01-31-support",
+    "training_data": [{"uri": "s3://data/support-2025-01", "sha256": SHA_A, "records": 1200}],
+    "hyperparameters": {"learning_rate": 0.0002, "epochs": 3},
+    "code_commit": "c" * 40,
+    "seed": 42,
+    "produced_at": "2025-01-31T12:00:00Z",
+}
+
+
+def provenance(**changes: Any) -> dict[str, Any]:
+    return {**PROVENANCE, **changes}
+
+
+def test_every_provenance_field_and_the_revision_are_in_the_digest_but_notes_are_not() -> None:
+    def digest(body: dict[str, Any]) -> str:
+        return content_digest(validate_spec(body, PINNED))
+
+    base = digest(spec(provenance=PROVENANCE))
+    variants = [
+        spec(provenance=provenance(base_model="meta-llama/Llama-3.1-70B-Instruct")),
+        spec(provenance=provenance(fine_tune_id="ft-other")),
+        spec(provenance=provenance(training_data=[{**PROVENANCE["training_data"][0], "sha256": SHA_B}])),
+        spec(provenance=provenance(training_data=[{**PROVENANCE["training_data"][0], "uri": "s3://x"}])),
+        spec(provenance=provenance(training_data=[{**PROVENANCE["training_data"][0], "records": 1}])),
+        spec(provenance=provenance(hyperparameters={"learning_rate": 0.0001, "epochs": 3})),
+        spec(provenance=provenance(code_commit="d" * 40)),
+        spec(provenance=provenance(seed=43)),
+        spec(provenance=provenance(produced_at="2025-02-01")),
+        spec(provenance=PROVENANCE, model={**spec()["model"], "revision": "e" * 40}),
+        spec(),
+    ]  # fmt: skip
+    digests = {digest(v) for v in variants}
+    assert base not in digests and len(digests) == len(variants)
+    assert digest(spec(provenance=PROVENANCE, notes="retrained on Friday")) == base
+    # A hash typed in capitals is the same snapshot, so the same release.
+    upper = provenance(
+        code_commit="C" * 40, training_data=[{**PROVENANCE["training_data"][0], "sha256": "A" * 64}]
+    )
+    assert digest(spec(provenance=upper)) == base  # fmt: skip
+
+
+def test_a_spec_without_provenance_or_revision_keeps_its_digest() -> None:
+    """Pinning is sacred: the new fields at their defaults (absent, null, an empty block) leave
+    the canonical JSON, and so every release id registered before them, as it was."""
+    base = content_digest(validate_spec(spec(), PINNED))
+    blank = [
+        spec(provenance=None),
+        spec(provenance={}),
+        spec(provenance={"training_data": [], "hyperparameters": {}}),
+        spec(model={**spec()["model"], "revision": None}),
+    ]
+    assert {content_digest(validate_spec(b, PINNED)) for b in blank} == {base}
+    assert "provenance" not in validate_spec(spec(provenance={}), PINNED).behaviour()
+
+
+def test_hashes_are_checked_as_hashes_and_named_by_field() -> None:
+    bad = spec(
+        model={"provider": "local", "id": "llama3:8b", "revision": "main"},
+        provenance=provenance(
+            training_data=[{"uri": "s3://d", "sha256": "abc123"}, {"uri": "", "sha256": SHA_A}],
+            code_commit="c" * 12,
+            produced_at="last tuesday",
+            seed=2**63,
+        ),
+    )
+    with pytest.raises(InvalidSpec) as refused:
+        validate_spec(bad, PINNED)
+    assert {e.field for e in refused.value.errors} == {
+        "model.revision",
+        "provenance.training_data.0.sha256",
+        "provenance.training_data.1.uri",
+        "provenance.code_commit",
+        "provenance.produced_at",
+        "provenance.seed",
+    }
+    for revision in ("f" * 40, "f" * 64, "sha256:" + "f" * 64):
+        good = spec(model={"provider": "local", "id": "llama3:8b", "revision": revision})
+        assert validate_spec(good, PINNED).model.revision == revision
+    deep: Any = 1
+    for _ in range(40):
+        deep = {"x": deep}
+    with pytest.raises(InvalidSpec) as refused:
+        validate_spec(spec(provenance=provenance(hyperparameters=deep)), PINNED)
+    assert [e.field for e in refused.value.errors] == ["provenance.hyperparameters"]
+
+
+def test_a_provider_that_requires_a_revision_refuses_a_spec_without_one() -> None:
+    local = spec(model={"provider": "local", "id": "llama3:8b"})
+    with pytest.raises(InvalidSpec) as refused:
+        validate_spec(local, PINNED, revision_required={"local"})
+    assert [e.field for e in refused.value.errors] == ["model.revision"]
+    assert "require_revision" in refused.value.errors[0].message
+    pinned = spec(model={"provider": "local", "id": "llama3:8b", "revision": "sha256:" + "0" * 64})
+    assert validate_spec(pinned, PINNED, revision_required={"local"})
+    assert validate_spec(local, PINNED)  # opt-in: without the flag a name is enough
+
+
+async def test_a_release_with_provenance_verifies_and_diffs_by_field(
+    services: RegistryServices,
+) -> None:
+    first, _ = await services.registry.register(spec(provenance=PROVENANCE), OPERATOR)
+    second, _ = await services.registry.register(
+        spec(provenance=provenance(code_commit="d" * 40)), OPERATOR
+    )
+    assert first.spec["provenance"]["training_data"][0]["sha256"] == SHA_A
+    report = await services.registry.verify(services.verifier)
+    assert report.ok, report.first_bad
+    diff = diff_releases(first, second)
+    assert diff["provenance"] == {"code_commit": {"a": "c" * 40, "b": "d" * 40}}
+    assert diff["model"] is None and diff["params"] is None

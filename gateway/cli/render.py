@@ -322,6 +322,8 @@ def lineage_detail(answer: dict[str, Any]) -> str:
         ("release", record.get("release_id")),
         ("model", _model(release.get("spec")) if release else record.get("model_id")),
         *_release_gist(release.get("spec")),
+        ("revision", record.get("model_revision")),
+        *_provenance(release.get("spec")),
         ("channel", record.get("channel")),
         ("generation", record.get("channel_generation")),
         ("slice", record.get("slice")),
@@ -363,6 +365,22 @@ def _release_gist(spec: Any) -> list[tuple[str, Any]]:
     if messages:
         system = f"{system or NONE} (+{count(messages, 'pinned message')})"
     return [("params", shown), ("prompt", system)]
+
+
+def _provenance(spec: Any) -> list[tuple[str, Any]]:
+    """What produced the model, as the release pins it: base model, the data snapshots by
+    content hash, the training code commit (``gateway release show`` has the rest)."""
+    found = spec.get("provenance") if isinstance(spec, dict) else None
+    if not isinstance(found, dict):
+        return []
+    pairs: list[tuple[str, Any]] = [
+        ("base model", found.get("base_model")),
+        ("fine-tune", found.get("fine_tune_id")),
+    ]
+    for data in found.get("training_data") or []:
+        pairs.append(("training data", f"{data.get('uri')} sha256:{data.get('sha256')}"))
+    pairs.append(("code commit", found.get("code_commit")))
+    return [(label, value) for label, value in pairs if value is not None]
 
 
 def count(number: Any, noun: str, plural: str | None = None) -> str:

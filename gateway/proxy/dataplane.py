@@ -118,6 +118,7 @@ class DataPlane:
                 exchange.capture = Capture.of(request, raw_body)
             release = self.releases.prepare(snapshot, route.release_id)
             exchange.provider, exchange.model_id = release.provider, release.model_id
+            exchange.model_revision = release.model_revision
             provider = self.releases.provider(release, dialect)
             values = variables(request, body)
             if "tools" in body:
@@ -218,6 +219,7 @@ class DataPlane:
                 body=body,
                 variables=values,
                 inject=dialect.inject,
+                model_revision=release.model_revision,
             )
         )
 

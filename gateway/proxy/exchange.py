@@ -43,6 +43,7 @@ class Exchange:
     generation: int | None = None
     provider: str | None = None
     model_id: str | None = None
+    model_revision: str | None = None  # the weights revision the release pins, if any
     primary_response_id: str | None = None
     upstream_started: float | None = None
     upstream_elapsed: float | None = None
@@ -93,6 +94,7 @@ class Exchange:
             "error": error_detail or error,
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
+            "model_revision": self.model_revision,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from gateway.errors import HttpError
 from gateway.injection import PreparedRelease
 from gateway.providers import Provider
 from gateway.proxy.dialects import Dialect
 from gateway.snapshot import Snapshot
+from releases.models import Release
+
+
+@dataclass(frozen=True)
+class PinnedRelease(PreparedRelease):
+    """A prepared release and the weights revision it pins, which lineage records.
+
+    Kept apart from ``PreparedRelease`` while provider knowledge moves to gateway/dialects/;
+    the field belongs there once that move has landed."""
+
+    model_revision: str | None = None
+
+    @classmethod
+    def of(cls, release: Release) -> PinnedRelease:
+        prepared = PreparedRelease.of(release)
+        return cls(**vars(prepared), model_revision=release.spec["model"].get("revision"))
 
 
 class PreparedReleases:
@@ -16,9 +33,9 @@ class PreparedReleases:
 
     def __init__(self, providers: Mapping[str, Provider]) -> None:
         self.providers = providers
-        self._prepared: dict[str, PreparedRelease] = {}
+        self._prepared: dict[str, PinnedRelease] = {}
 
-    def prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
+    def prepare(self, snapshot: Snapshot, release_id: str) -> PinnedRelease:
         """``release_id`` of ``snapshot`` as the hot path uses it; 503 when it is missing."""
         prepared = self._prepared.get(release_id)
         if prepared is None:
@@ -33,7 +50,7 @@ class PreparedReleases:
                     f"release {release_id} is missing from the registry; an operator must "
                     "restore it or move the channel to another release",
                 )
-            prepared = PreparedRelease.of(release)
+            prepared = PinnedRelease.of(release)
             self._prepared[release_id] = prepared
         return prepared
 

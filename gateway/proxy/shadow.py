@@ -65,6 +65,7 @@ class ShadowJob:
     inject: Callable[
         [Mapping[str, Any], PreparedRelease, Mapping[str, str]], tuple[dict[str, Any], list[str]]
     ]
+    model_revision: str | None = None  # the weights revision the release pins (lineage)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def record_shadow(sinks: Sinks, result: ShadowResult) -> None:
         generation=job.generation,
         provider=job.release.provider,
         model_id=job.release.model_id,
+        model_revision=job.model_revision,
         primary_response_id=job.primary_response_id,
     )
     try:

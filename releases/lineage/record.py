@@ -20,7 +20,8 @@ class LineageRecord:
     ``release_id``/``channel``/``slice`` are None when the request never got that far (a 401);
     ``primary_response_id`` links a shadow call to the response it shadowed, ``replay_of`` a
     replay to the response it reran; ``caller_tools_digest`` is the sha256 of the canonical
-    JSON of the tools the caller sent (which tools a release's ``tools_policy`` let through).
+    JSON of the tools the caller sent (which tools a release's ``tools_policy`` let through);
+    ``model_revision`` the weights revision the release pinned (``model.revision``).
     """
 
     response_id: str
@@ -40,3 +41,4 @@ class LineageRecord:
     error: str | None = None
     replay_of: str | None = None
     caller_tools_digest: str | None = None
+    model_revision: str | None = None

@@ -280,6 +280,13 @@ def _add_release_commands(tree: Any) -> None:
     p.add_argument(
         "-f", "--file", required=True, metavar="SPEC", help="spec file, YAML (.yaml/.yml) or JSON"
     )
+    p.add_argument(
+        "--hash-data",
+        action="append",
+        metavar="[URI=]PATH",
+        help="fill the sha256 of a local file or folder into the provenance.training_data "
+        "entry whose uri names PATH (or is URI); repeat for more",
+    )
     p = _command(release, "list", "list releases", commands.release_list)
     p.add_argument("--name", help="only releases of this name")
     p = _command(release, "show", "show one release and its spec", commands.release_show)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,8 +160,26 @@ def check_settings() -> None:
 
 
 def release_create(client: AdminClient, args: argparse.Namespace) -> int:
-    created, release = client.create_release(*read_document_file(args.file, "spec"))
+    body, content_type = read_document_file(args.file, "spec")
+    if args.hash_data:
+        body, content_type = _with_data_hashes(body, content_type, args)
+    created, release = client.create_release(body, content_type)
     return emit(args, release, lambda r: render.release_created(created, r))
+
+
+def _with_data_hashes(
+    body: bytes, content_type: str, args: argparse.Namespace
+) -> tuple[bytes, str]:
+    """The spec with ``--hash-data`` filled into its training data, as JSON."""
+    import json
+
+    from gateway.admin.documents import load_yaml
+    from gateway.cli import datahash  # imported here: it imports this module's InputError
+
+    spec = load_yaml(body) if content_type == "application/yaml" else json.loads(body)
+    for line in datahash.fill_training_data(spec, args.hash_data, Path(args.file).parent):
+        print(f"hashed {line}", file=sys.stderr)
+    return json.dumps(spec, default=datahash.json_default).encode(), "application/json"
 
 
 def release_list(client: AdminClient, args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from releases.errors import FieldError, InvalidSpec, NotFound
 from releases.fleet import Fleet
 from releases.models import Actor, ChangeEntry, Release, utc_now
 from releases.signing import Signer, Verifier
-from releases.spec import validate_spec
+from releases.spec import ReleaseSpec, validate_spec
 from releases.store import RegistryStore
 from releases.verify import VerifyReport, verify_material
 
@@ -51,16 +51,7 @@ class Registry(ChannelRegistry):
 
         The same content under the same name returns the existing release, never a new version.
         """
-        spec = validate_spec(
-            raw_spec, self.pinned_models, self.provider_kinds, self.revision_required
-        )
-        if (
-            spec.parent is not None
-            and await self.store.hget(self.keys.releases, spec.parent) is None
-        ):
-            raise InvalidSpec(
-                [FieldError("parent", f"{spec.parent!r} is not a registered release")]
-            )
+        spec = await self._checked(raw_spec)
         digest = content_digest(spec)
         digest_field = f"{spec.name}:{digest}"
 
@@ -109,6 +100,28 @@ class Registry(ChannelRegistry):
                 ("hget", self.keys.release_versions, spec.name),
             ],
         )
+
+    async def check(self, raw_spec: Any) -> tuple[str, str | None]:
+        """Check a spec as ``register`` would and write nothing: its content digest, and the
+        id of the release of its name with that content (None: registering would create one).
+        What ``gateway release sync --check`` asks before a pull request is merged."""
+        spec = await self._checked(raw_spec)
+        digest = content_digest(spec)
+        existing = await self.store.hget(self.keys.release_digests, f"{spec.name}:{digest}")
+        return digest, existing
+
+    async def _checked(self, raw_spec: Any) -> ReleaseSpec:
+        spec = validate_spec(
+            raw_spec, self.pinned_models, self.provider_kinds, self.revision_required
+        )
+        if (
+            spec.parent is not None
+            and await self.store.hget(self.keys.releases, spec.parent) is None
+        ):
+            raise InvalidSpec(
+                [FieldError("parent", f"{spec.parent!r} is not a registered release")]
+            )
+        return spec
 
     async def ping(self) -> None:
         """Raise when the registry's Redis does not answer (readiness)."""

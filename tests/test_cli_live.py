@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -96,3 +99,75 @@ def _write(tmp_path: Path, body: dict[str, Any]) -> Path:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(body))
     return path
+
+
+FIRST_DAY_SPEC = """\
+model: {provider: fake-openai, id: fake-chat-2024-06-01}
+prompt:
+  system_file: prompts/support.md
+params: {temperature: 0.2}
+"""
+
+
+def _served(gateway: LiveServer, channel: str, deadline: float = 5.0) -> tuple[str, str]:
+    """Ask ``channel`` back to back until it answers; the release and the system prompt the
+    provider got. A replica hears of a change by announcement, so a just-made change may
+    take a moment to serve: callers ask until what they expect serves."""
+    started = time.monotonic()
+    while True:
+        answer = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": channel, "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        if answer.status_code == 200:
+            system = answer.json()["fake_received"]["messages"][0]["content"]
+            return answer.headers["x-gateway-release"], system
+        assert time.monotonic() - started < deadline, answer.text
+
+
+def _until_served(gateway: LiveServer, channel: str, release: str) -> str:
+    started = time.monotonic()
+    while (served := _served(gateway, channel))[0] != release:
+        assert time.monotonic() - started < 5.0, f"{release} not served; {served[0]} is"
+    return served[1]
+
+
+def test_first_day_a_versions_folder_synced_promoted_edited_and_rolled_back(
+    start_gateway: Callable[..., LiveServer], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """README's first day: plain files -> sync --promote --create (v1) -> edit the prompt
+    file -> sync --promote (v2, parent v1) -> channel rollback -> v1 serves again."""
+    gateway = start_gateway()
+    run = Cli(gateway, capsys)
+    folder = tmp_path / "releases"
+    (folder / "prompts").mkdir(parents=True)
+    (folder / "support-bot.yaml").write_text(FIRST_DAY_SPEC)
+    prompt = folder / "prompts" / "support.md"
+    prompt.write_text("You are Acme's support assistant.\n")
+
+    out = run.text("release", "sync", str(folder), "--promote", "support-bot-prod", "--create")
+    v1 = run.json("release", "list", "--name", "support-bot")[0]
+    assert f"created {folder / 'support-bot.yaml'}: {v1['id']} (parent none)" in out
+    assert f"promoted {v1['id']} to support-bot-prod" in out
+    assert _until_served(gateway, "support-bot-prod", v1["id"]) == prompt.read_text()
+
+    prompt.write_text("You are Acme's support assistant. Be brief.\n")
+    assert "would create" in run.text("release", "sync", str(folder), "--check", code=1)
+    out = run.text("release", "sync", str(folder), "--promote", "support-bot-prod")
+    v2 = run.json("release", "list", "--name", "support-bot")[0]
+    assert (v2["version"], v2["spec"]["parent"]) == (2, v1["id"])
+    assert f"created {folder / 'support-bot.yaml'}: {v2['id']} (parent {v1['id']})" in out
+    assert _until_served(gateway, "support-bot-prod", v2["id"]).endswith("Be brief.\n")
+    # Idempotent: a rerun (CI on the next merge) registers and promotes nothing.
+    out = run.text("release", "sync", str(folder), "--promote", "support-bot-prod")
+    assert f"unchanged {folder / 'support-bot.yaml'}: {v2['id']}" in out
+    assert "already serves" in out
+    assert run.text("release", "sync", str(folder), "--check").startswith("unchanged")
+    assert len(run.json("release", "list", "--name", "support-bot")) == 2
+
+    run.text("channel", "rollback", "support-bot-prod", "--reason", "too terse")
+    assert (
+        _until_served(gateway, "support-bot-prod", v1["id"])
+        == "You are Acme's support assistant.\n"
+    )

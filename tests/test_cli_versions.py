@@ -7,6 +7,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import respx
 import yaml
@@ -134,3 +135,152 @@ def test_release_create_hash_data_that_names_no_entry_exits_2_without_calling(
     )
     assert "holds no files" in capsys.readouterr().err
     assert not route.called
+
+
+# release sync and export
+
+SUPPORT = """\
+model: {provider: local, id: fake-chat-2024-06-01}
+prompt:
+  system_file: prompts/support.md
+  messages:
+    - {role: user, content_file: prompts/hi.md}
+    - {role: assistant, content: "Hello!"}
+params: {temperature: 0.2}
+"""
+
+
+def _versions(root: Path, **specs: str) -> Path:
+    folder = root / "versions"
+    _write_tree(folder, {"prompts/support.md": b"You help with Acme.\n", "prompts/hi.md": b"Hi"})
+    for name, text in specs.items():
+        (folder / f"{name}.yaml").write_text(text)
+    return folder
+
+
+def _released(name: str, version: int) -> dict[str, object]:
+    return {**RELEASE, "id": f"{name}-v{version}-abcdef", "name": name, "version": version}
+
+
+def test_sync_registers_what_is_new_with_its_parent_and_reports_what_is_unchanged(
+    api: respx.MockRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _versions(tmp_path, **{"support-bot": SUPPORT, "faq-bot": "model: {provider: local, id: m}\n"})  # fmt: skip
+    api.get("/admin/releases", params={"name": "support-bot"}).respond(
+        json=[_released("support-bot", 2), _released("support-bot", 1)]
+    )
+    api.get("/admin/releases", params={"name": "faq-bot"}).respond(json=[_released("faq-bot", 1)])
+    checks = api.post("/admin/releases/check")
+    checks.side_effect = lambda request: httpx.Response(
+        200,
+        json={"digest": "0" * 64, "existing": "faq-bot-v1-abcdef" if b"faq-bot" in request.content else None},
+    )  # fmt: skip
+    created = api.post("/admin/releases").respond(201, json=_released("support-bot", 3))
+
+    assert gateway("release", "sync", str(folder)) == 0
+
+    sent = sent_json(created)
+    assert created.call_count == 1
+    assert sent["parent"] == "support-bot-v2-abcdef"  # the newest version of the name
+    assert sent["prompt"]["system"] == "You help with Acme.\n"  # the file, byte for byte
+    assert sent["prompt"]["messages"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+    ]
+    assert sent["name"] == "support-bot"  # from the file's name
+    out = capsys.readouterr().out
+    assert f"unchanged {folder / 'faq-bot.yaml'}: faq-bot-v1-abcdef" in out
+    assert f"created {folder / 'support-bot.yaml'}: support-bot-v3-abcdef (parent support-bot-v2-abcdef)" in out  # fmt: skip
+
+
+def test_sync_check_registers_nothing_and_exits_1_only_when_something_would_be_created(
+    api: respx.MockRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _versions(tmp_path, **{"support-bot": SUPPORT})
+    api.get("/admin/releases").respond(json=[])
+    check = api.post("/admin/releases/check").respond(json={"digest": "0" * 64, "existing": None})
+    created = api.post("/admin/releases").respond(201, json=_released("support-bot", 1))
+
+    assert gateway("release", "sync", str(folder), "--check") == 1
+    out = capsys.readouterr().out
+    assert f"would create {folder / 'support-bot.yaml'}: support-bot (parent none)" in out
+    check.respond(json={"digest": "0" * 64, "existing": "support-bot-v1-abcdef"})
+    assert gateway("release", "sync", str(folder), "--check") == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert not created.called
+
+
+def test_sync_lists_every_problem_with_its_file_and_field_and_registers_nothing(
+    api: respx.MockRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _versions(
+        tmp_path,
+        **{
+            "support-bot": SUPPORT.replace("prompts/hi.md", "prompts/gone.md"),
+            "faq-bot": "name: other-bot\nmodel: {provider: local, id: m}\n",
+            "alias-bot": "model: {provider: openai, id: gpt-4o}\n",
+            "good-bot": "model: {provider: local, id: m}\n",
+        },
+    )
+    api.get("/admin/releases").respond(json=[])
+    refusal = {"error": {"type": "invalid_spec", "message": "invalid release spec",
+               "details": [{"field": "model.id", "message": "'gpt-4o' is an alias"}]}}  # fmt: skip
+    check = api.post("/admin/releases/check")
+    check.side_effect = lambda request: (
+        httpx.Response(422, json=refusal) if b"gpt-4o" in request.content
+        else httpx.Response(200, json={"digest": "0" * 64, "existing": None})
+    )  # fmt: skip
+    created = api.post("/admin/releases").respond(201, json=_released("good-bot", 1))
+
+    assert gateway("release", "sync", str(folder)) == 1
+
+    assert not created.called
+    err = capsys.readouterr().err
+    assert "3 problem(s); nothing was registered" in err
+    assert f"{folder / 'support-bot.yaml'}: prompt.messages.0.content_file: " in err and "gone.md does not exist" in err  # fmt: skip
+    assert f"{folder / 'faq-bot.yaml'}: name: is 'other-bot'" in err
+    assert f"{folder / 'alias-bot.yaml'}: model.id: 'gpt-4o' is an alias" in err
+
+
+def test_sync_promote_names_the_command_that_passes_a_gated_channel(
+    api: respx.MockRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _versions(tmp_path, **{"support-bot": SUPPORT})
+    api.get("/admin/releases").respond(json=[])
+    api.post("/admin/releases/check").respond(json={"digest": "0" * 64, "existing": "support-bot-v1-abcdef"})  # fmt: skip
+    api.get("/admin/channels/prod").respond(json={"name": "prod", "stable": "support-bot-v0-abcdef"})  # fmt: skip
+    gate = {"error": {"type": "eval_gate_failed", "message": "prod needs an eval on golden set 'support'"}}  # fmt: skip
+    promote = api.post("/admin/channels/prod/promote").respond(412, json=gate)
+
+    assert gateway("release", "sync", str(folder), "--promote", "prod") == 1
+    err = capsys.readouterr().err
+    assert "needs an eval on golden set 'support'" in err
+    assert f"gateway eval run support-bot-v1-abcdef --set SET (the gate's set), then gateway release sync {folder} --promote prod" in err  # fmt: skip
+    assert sent_json(promote)["release"] == "support-bot-v1-abcdef"
+
+    api.get("/admin/channels/prod").respond(json={"name": "prod", "stable": "support-bot-v1-abcdef"})  # fmt: skip
+    assert gateway("release", "sync", str(folder), "--promote", "prod") == 0
+    assert "prod already serves support-bot-v1-abcdef" in capsys.readouterr().out
+    assert promote.call_count == 1
+
+
+def test_export_writes_a_folder_that_sync_reads_back_as_the_same_spec(
+    api: respx.MockRouter, tmp_path: Path
+) -> None:
+    from gateway.cli.versions import read_spec_file
+
+    spec = {
+        "name": "support-bot",
+        "model": {"provider": "local", "id": "m", "revision": "a" * 40},
+        "prompt": {"system": "Line one\nline two\n", "messages": [{"role": "user", "content": "Hi"}], "variables": []},
+        "params": {"temperature": 0.2},
+        "provenance": {"base_model": "llama", "training_data": [{"uri": "s3://x", "sha256": "b" * 64}]},
+        "parent": "support-bot-v1-abcdef",
+        "notes": "n",
+    }  # fmt: skip
+    api.get("/admin/releases/support-bot-v2-abcdef").respond(json={**RELEASE, "spec": spec})
+    assert gateway("release", "export", "support-bot-v2-abcdef", str(tmp_path / "out")) == 0
+    assert (tmp_path / "out" / "prompts" / "support-bot.md").read_text() == "Line one\nline two\n"
+    read = read_spec_file(tmp_path / "out" / "support-bot.yaml")
+    assert read.problems == []
+    assert read.spec == {k: v for k, v in spec.items() if k != "parent"}

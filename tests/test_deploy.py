@@ -111,3 +111,23 @@ def test_compose_runs_two_replicas_on_redis_with_aof() -> None:
     ProvidersFile.model_validate(
         yaml.safe_load((DEPLOY / "compose" / "providers.yaml").read_text())
     )
+
+
+def test_the_ci_example_checks_pull_requests_and_syncs_merges() -> None:
+    """deploy/ci: `sync --check` on pull requests (registers nothing), `sync` on merge, each
+    with commands and flags the CLI has."""
+    from gateway.cli import build_parser
+
+    workflow = yaml.safe_load((DEPLOY / "ci" / "release-sync.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"pull_request", "push"}
+    runs = {
+        name: " ".join(step.get("run", "") for step in job["steps"])
+        for name, job in workflow["jobs"].items()
+    }
+    assert 'gateway release sync "$VERSIONS_DIR" --check' in runs["check"]
+    assert "pull_request" in workflow["jobs"]["check"]["if"]
+    assert "push" in workflow["jobs"]["sync"]["if"] and "--check" not in runs["sync"]
+    parser = build_parser()
+    parser.parse_args(["release", "sync", "releases", "--check"])
+    parser.parse_args(["release", "sync", "releases", "--promote", "ch", "--reason", "r", "--name", "n"])  # fmt: skip

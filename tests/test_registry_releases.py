@@ -285,3 +285,17 @@ async def test_a_release_with_provenance_verifies_and_diffs_by_field(
     diff = diff_releases(first, second)
     assert diff["provenance"] == {"code_commit": {"a": "c" * 40, "b": "d" * 40}}
     assert diff["model"] is None and diff["params"] is None
+
+
+async def test_check_answers_the_release_with_that_content_and_writes_nothing(
+    services: RegistryServices,
+) -> None:
+    head = await services.registry.audit()
+    digest, existing = await services.registry.check(spec())
+    assert existing is None and digest == content_digest(validate_spec(spec(), PINNED))
+    assert await services.registry.releases() == [] and await services.registry.audit() == head
+    release, _ = await services.registry.register(spec(), OPERATOR)
+    assert await services.registry.check(spec(notes="same content")) == (release.digest, release.id)
+    with pytest.raises(InvalidSpec) as refused:
+        await services.registry.check(spec(parent="support-bot-v9-abcdef"))
+    assert refused.value.errors[0].field == "parent"

@@ -1,4 +1,4 @@
-"""Admin endpoints for releases: register, list, show, diff."""
+"""Admin endpoints for releases: register, check (a dry run), list, show, diff."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ async def create_release(request: Request) -> JSONResponse:
     spec = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
     release, created = await s.registry.register(spec, actor)
     return JSONResponse(release.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+async def check_release(request: Request) -> JSONResponse:
+    """Check a spec as registration would, writing nothing: 200 ``{digest, existing}`` (the id
+    of the release with that content, or null when registering would create one), or 422."""
+    s = runtime(request).services
+    await s.auth.require(request, READ)
+    spec = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
+    digest, existing = await s.registry.check(spec)
+    return JSONResponse({"digest": digest, "existing": existing})
 
 
 async def list_releases(request: Request) -> JSONResponse:

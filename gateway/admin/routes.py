@@ -42,6 +42,7 @@ admin = Mount(
     routes=[
         Route("/releases", releases.create_release, methods=["POST"]),
         Route("/releases", releases.list_releases, methods=["GET"]),
+        Route("/releases/check", releases.check_release, methods=["POST"]),
         Route("/releases/{release_id:str}", releases.show_release, methods=["GET"]),
         Route("/releases/{a:str}/diff/{b:str}", releases.diff, methods=["GET"]),
         Route("/channels", channels.list_channels, methods=["GET"]),

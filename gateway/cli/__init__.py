@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from gateway.cli import commands, evals, operations, render
+from gateway.cli import commands, evals, operations, render, sync
 from gateway.cli.client import DEFAULT_URL, AdminClient
 from gateway.cli.commands import (
     Handler,
@@ -294,6 +294,7 @@ def _add_release_commands(tree: Any) -> None:
     p = _command(release, "diff", "show what differs between two releases", commands.release_diff)
     p.add_argument("a", metavar="A", help="release id")
     p.add_argument("b", metavar="B", help="release id")
+    sync.add_commands(release, _command)
 
 
 def _add_channel_commands(tree: Any) -> None:

@@ -135,6 +135,10 @@ class AdminClient:
         )
         return response.status_code == httpx.codes.CREATED, _decode(response)
 
+    def check_release(self, spec: dict[str, Any]) -> Any:
+        """Check a spec as registration would, writing nothing: ``{digest, existing}``."""
+        return self._json("POST", "/admin/releases/check", json=spec)
+
     def list_releases(self, name: str | None = None) -> Any:
         return self._json("GET", "/admin/releases", params={"name": name} if name else None)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -251,11 +252,13 @@ def test_sync_promote_names_the_command_that_passes_a_gated_channel(
     api.get("/admin/channels/prod").respond(json={"name": "prod", "stable": "support-bot-v0-abcdef"})  # fmt: skip
     gate = {"error": {"type": "eval_gate_failed", "message": "prod needs an eval on golden set 'support'"}}  # fmt: skip
     promote = api.post("/admin/channels/prod/promote").respond(412, json=gate)
+    api.get("/admin/channels/prod/gate").respond(json={"set": "support", "min_pass_rate": 90})
 
     assert gateway("release", "sync", str(folder), "--promote", "prod") == 1
     err = capsys.readouterr().err
     assert "needs an eval on golden set 'support'" in err
-    assert f"gateway eval run support-bot-v1-abcdef --set SET (the gate's set), then gateway release sync {folder} --promote prod" in err  # fmt: skip
+    assert f"to pass its eval gate: gateway release sync {folder} --promote prod --eval" in err
+    assert f"gateway eval run support-bot-v1-abcdef --set support, then gateway release sync {folder} --promote prod)" in err  # fmt: skip
     assert sent_json(promote)["release"] == "support-bot-v1-abcdef"
 
     api.get("/admin/channels/prod").respond(json={"name": "prod", "stable": "support-bot-v1-abcdef"})  # fmt: skip
@@ -284,3 +287,28 @@ def test_export_writes_a_folder_that_sync_reads_back_as_the_same_spec(
     read = read_spec_file(tmp_path / "out" / "support-bot.yaml")
     assert read.problems == []
     assert read.spec == {k: v for k, v in spec.items() if k != "parent"}
+
+
+def test_sync_promote_eval_runs_the_gates_golden_set_before_promoting(
+    api: respx.MockRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _versions(tmp_path, **{"support-bot": SUPPORT})
+    api.get("/admin/releases").respond(json=[])
+    api.post("/admin/releases/check").respond(json={"digest": "0" * 64, "existing": "support-bot-v1-abcdef"})  # fmt: skip
+    api.get("/admin/channels/prod").respond(json={"name": "prod", "stable": "support-bot-v0-abcdef"})  # fmt: skip
+    api.get("/admin/channels/prod/gate").respond(json={"set": "support", "min_pass_rate": 90})
+    lines = [{"event": "start", "total": 1}, {"event": "case", "done": 1, "passed": True},
+             {"event": "result", "result": {"id": "ev-1", "pass_rate": 100}}]  # fmt: skip
+    ndjson = "".join(json.dumps(line) + "\n" for line in lines)
+    run = api.post("/admin/evals").respond(text=ndjson, headers={"Content-Type": "application/x-ndjson"})  # fmt: skip
+    promote = api.post("/admin/channels/prod/promote").respond(json={"name": "prod"})
+
+    assert gateway("release", "sync", str(folder), "--promote", "prod", "--eval") == 0
+
+    assert sent_json(run) == {"release": "support-bot-v1-abcdef", "set": "support"}
+    assert promote.called and "eval ev-1 on support: 100% passed" in capsys.readouterr().out
+    failed = [{"event": "error", "error": {"message": "provider down"}}]
+    run.respond(text=json.dumps(failed[0]) + "\n")
+    assert gateway("release", "sync", str(folder), "--promote", "prod", "--eval") == 1
+    assert promote.call_count == 1  # a run that did not finish promotes nothing
+    assert "provider down" in capsys.readouterr().err

@@ -322,7 +322,7 @@ def lineage_detail(answer: dict[str, Any]) -> str:
         ("release", record.get("release_id")),
         ("model", _model(release.get("spec")) if release else record.get("model_id")),
         *_release_gist(release.get("spec")),
-        ("revision", record.get("model_revision")),
+        *([("revision", record["model_revision"])] if record.get("model_revision") else []),
         *_provenance(release.get("spec")),
         ("channel", record.get("channel")),
         ("generation", record.get("channel_generation")),

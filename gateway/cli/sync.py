@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.cli.client import AdminClient
 from gateway.cli.commands import InputError, UsageError
+from gateway.cli.evals import Progress
 from gateway.cli.failures import ApiError
 from gateway.cli.versions import SpecFile, read_spec_file, spec_files, write_release
 
@@ -62,8 +63,8 @@ def release_sync(client: AdminClient, args: argparse.Namespace) -> int:
 
 def _promoted_file(files: list[SpecFile], args: argparse.Namespace) -> SpecFile | None:
     if args.promote is None:
-        if args.name is not None or args.create:
-            raise UsageError("--name and --create go with --promote")
+        if args.name is not None or args.create or args.eval:
+            raise UsageError("--name, --create and --eval go with --promote")
         return None
     wanted = args.name or (files[0].name if len(files) == 1 else None)
     if wanted is None:
@@ -130,21 +131,60 @@ def _promote(client: AdminClient, outcome: Outcome, args: argparse.Namespace) ->
     if current is not None and current.get("stable") == release:
         print(f"{channel} already serves {release}")
         return 0
+    gate_set = _gate_set(client, channel) if current is not None else None
+    if args.eval and gate_set is not None and not _run_gate_eval(client, release, gate_set):
+        return 1
     try:
         client.promote(channel, release, reason=args.reason, if_match=None, create=args.create)
     except ApiError as exc:
         if exc.status != 412:
             raise
+        again = f"gateway release sync {args.dir} --promote {channel}"
+        again += f" --name {outcome.file.name}" if args.name else ""
         print(f"error: {channel} did not take {release}: {exc.message}", file=sys.stderr)
         print(
-            f"  to pass its eval gate: gateway eval run {release} --set SET (the gate's set), "
-            f"then gateway release sync {args.dir} --promote {channel}"
-            + (f" --name {outcome.file.name}" if args.name else ""),
+            f"  to pass its eval gate: {again} --eval\n"
+            f"  (or: gateway eval run {release} --set {gate_set or 'SET'}, then {again})",
             file=sys.stderr,
         )
         return 1
     print(f"promoted {release} to {channel}")
     return 0
+
+
+def _gate_set(client: AdminClient, channel: str) -> str | None:
+    """The golden set the channel's eval gate asks for; None when it has no gate."""
+    try:
+        gate = client.get_gate(channel)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return None
+    found = gate.get("set") if isinstance(gate, dict) else None
+    return str(found) if found else None
+
+
+def _run_gate_eval(client: AdminClient, release: str, gate_set: str) -> bool:
+    """Run the gate's golden set on the release (progress on stderr); whether it finished.
+    Whether it passes is the gate's to say, at the promotion that follows."""
+    bar = Progress(sys.stderr)
+    for line in client.run_eval(release, gate_set, None):
+        event = line.get("event") if isinstance(line, dict) else None
+        if event == "start":
+            bar.start(int(line.get("total", 0)))
+        elif event == "case":
+            bar.update(int(line.get("done", 0)), bool(line.get("passed")))
+        elif event in ("result", "error"):
+            bar.finish()
+            if event == "result":
+                result = line.get("result") or {}
+                print(f"eval {result.get('id')} on {gate_set}: {result.get('pass_rate')}% passed")
+                return True
+            print(f"error: the eval run failed: {(line.get('error') or {}).get('message')}", file=sys.stderr)  # fmt: skip
+            return False
+    bar.finish()
+    print("error: the gateway ended the eval run without a result", file=sys.stderr)
+    return False
 
 
 def release_export(client: AdminClient, args: argparse.Namespace) -> int:
@@ -167,6 +207,7 @@ def add_commands(release: Any, command: Any) -> None:
     p.add_argument("--check", action="store_true", help="register nothing; exit 1 if anything would be created")  # fmt: skip
     p.add_argument("--promote", metavar="CH", help="then make the spec's release the channel's stable (through its eval gate)")  # fmt: skip
     p.add_argument("--name", help="which spec to promote, when the folder holds several")
+    p.add_argument("--eval", action="store_true", help="with --promote on a gated channel: run the gate's golden set on the release first")  # fmt: skip
     p.add_argument("--create", action="store_true", help="with --promote: create the channel if it does not exist")  # fmt: skip
     p.add_argument("--reason", help="why, recorded in the channel history and audit log")
     p = command(release, "export", "write a release out as a versions folder", release_export)

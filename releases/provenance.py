@@ -51,7 +51,7 @@ class Provenance(BaseModel):
     hyperparameters: dict[str, Any] | None = None
     code_commit: str | None = Field(default=None, pattern=COMMIT_PATTERN)
     seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
-    # ISO 8601 as written (YAML reads an unquoted timestamp as a datetime: kept as its text).
+    # ISO 8601: a date, or a time kept in UTC (see _iso_8601).
     produced_at: str | None = None
 
     _commit_lowercase = field_validator("code_commit", mode="before")(lowercase)
@@ -64,15 +64,23 @@ class Provenance(BaseModel):
     @field_validator("produced_at", mode="before")
     @classmethod
     def _iso_8601(cls, value: Any) -> Any:
-        if isinstance(value, datetime.date):  # datetime is a date too
+        # One spelling per moment (UTC, "Z"), so the same time written another way (a zone
+        # offset, or unquoted YAML, which reads as a datetime) is the same release.
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
             return value.isoformat()
         if isinstance(value, str):
             try:
-                datetime.datetime.fromisoformat(value)
+                if len(value) == len("2025-01-31"):
+                    return datetime.date.fromisoformat(value).isoformat()
+                value = datetime.datetime.fromisoformat(value)
             except ValueError:
                 raise PydanticCustomError(
                     "iso_8601", "must be an ISO 8601 date or time (2025-01-31T12:00:00Z)"
                 ) from None
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is None:  # a time without a zone is UTC, as everywhere here
+                value = value.replace(tzinfo=datetime.UTC)
+            return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
         return value
 
     def is_empty(self) -> bool:

@@ -148,6 +148,7 @@ prompt:
     - {role: user, content_file: prompts/hi.md}
     - {role: assistant, content: "Hello!"}
 params: {temperature: 0.2}
+provenance: {base_model: llama-3.1-8b, produced_at: 2025-01-31T12:00:00Z}
 """
 
 
@@ -189,6 +190,7 @@ def test_sync_registers_what_is_new_with_its_parent_and_reports_what_is_unchange
         {"role": "assistant", "content": "Hello!"},
     ]
     assert sent["name"] == "support-bot"  # from the file's name
+    assert sent["provenance"]["produced_at"] == "2025-01-31T12:00:00+00:00"  # a YAML time, as text
     out = capsys.readouterr().out
     assert f"unchanged {folder / 'faq-bot.yaml'}: faq-bot-v1-abcdef" in out
     assert f"created {folder / 'support-bot.yaml'}: support-bot-v3-abcdef (parent support-bot-v2-abcdef)" in out  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,13 @@ def test_every_provenance_field_and_the_revision_are_in_the_digest_but_notes_are
         code_commit="C" * 40, training_data=[{**PROVENANCE["training_data"][0], "sha256": "A" * 64}]
     )
     assert digest(spec(provenance=upper)) == base  # fmt: skip
+    # One moment, however it is written, is one release.
+    for moment in (
+        "2025-01-31T13:00:00+01:00",
+        "2025-01-31T12:00:00",
+        datetime(2025, 1, 31, 12, tzinfo=UTC),
+    ):
+        assert digest(spec(provenance=provenance(produced_at=moment))) == base  # fmt: skip
 
 
 def test_a_spec_without_provenance_or_revision_keeps_its_digest() -> None:

@@ -11,11 +11,14 @@ sync names the newest registered version of the name.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from gateway.cli.datahash import json_default
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -60,7 +63,8 @@ def read_spec_file(path: Path) -> SpecFile:
         for i, message in enumerate(prompt.get("messages") or []):
             if isinstance(message, dict):
                 _read_text(found, message, "content_file", "content", f"prompt.messages.{i}")
-    found.spec = raw
+    # As JSON reads it: YAML makes an unquoted time (produced_at) a datetime.
+    found.spec = json.loads(json.dumps(raw, default=json_default))
     return found
 
 

@@ -5,7 +5,8 @@ Every command but ``serve`` is one admin API call. The gateway's address comes f
 printed as tables for people, or as the API's own JSON with ``--json`` for scripts.
 
 Exit codes: 0 done; 1 the gateway refused the request (or ``audit verify`` found a broken
-log, or a ``rehearse`` left a replica behind); 2 the command line was wrong, a file could
+log, a ``rehearse`` left a replica behind, or ``release sync`` found an invalid spec or, with
+``--check``, something to create); 2 the command line was wrong, a file could
 not be read or the gateway did not answer; 141 (128 + SIGPIPE, as for ``cat``) the reader
 of the output closed the pipe early, ended quietly.
 """
@@ -44,8 +45,9 @@ environment:
   GATEWAY_URL     the gateway's address (default {DEFAULT_URL})
   GATEWAY_TOKEN   the key sent as "Authorization: Bearer <key>"
 
-exit codes: 0 done, 1 refused by the gateway, broken audit log or a
-            rehearsal that did not converge,
+exit codes: 0 done, 1 refused by the gateway, broken audit log, a
+            rehearsal that did not converge, or `release sync` finding an
+            invalid spec (or, with --check, something to create),
             2 bad command line, unreadable file or gateway not answering,
             141 the reader of the output went away (`| head`), as for `cat`"""
 

@@ -191,7 +191,10 @@ async def test_streams_errors_and_shadows_get_records_too(
 ) -> None:
     await publish(dp_services, openai_spec(), CH)
     await publish(dp_services, anthropic_spec(), "claude-prod")
-    shadow, _ = await dp_services.registry.register(openai_spec(params={"seed": 5}), OPERATOR)
+    pinned = {"provider": "fake-openai", "id": "fake-chat-2024-06-01", "revision": "e" * 40}
+    shadow, _ = await dp_services.registry.register(
+        openai_spec(params={"seed": 5}, model=pinned), OPERATOR
+    )
     await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
     gateway = start_gateway()
     dataplane = runtime_of(gateway.app).dataplane
@@ -246,6 +249,8 @@ async def test_streams_errors_and_shadows_get_records_too(
             shadows.append(record)
     assert shadows and all(s["release_id"] == shadow.id for s in shadows)
     assert {s["primary_response_id"] for s in shadows} <= set(ids)
+    assert {s["model_revision"] for s in shadows} == {"e" * 40}  # the shadow's own revision
+    assert records[ids[0]]["model_revision"] is None  # the primary pins none
 
 
 def all_found(gateway: LiveServer, response_ids: Iterable[str]) -> bool:

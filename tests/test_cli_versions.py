@@ -314,3 +314,13 @@ def test_sync_promote_eval_runs_the_gates_golden_set_before_promoting(
     assert gateway("release", "sync", str(folder), "--promote", "prod", "--eval") == 1
     assert promote.call_count == 1  # a run that did not finish promotes nothing
     assert "provider down" in capsys.readouterr().err
+
+
+def test_release_create_hash_data_with_a_broken_json_spec_exits_2(
+    api: respx.MockRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"name": "tuned-bot",')
+    route = api.post("/admin/releases").respond(201, json=RELEASE)
+    assert gateway("release", "create", "-f", str(spec), "--hash-data", str(tmp_path)) == 2
+    assert "is not valid JSON" in capsys.readouterr().err and not route.called

@@ -176,7 +176,10 @@ def _with_data_hashes(
     from gateway.admin.documents import load_yaml
     from gateway.cli import datahash  # imported here: it imports this module's InputError
 
-    spec = load_yaml(body) if content_type == "application/yaml" else json.loads(body)
+    try:
+        spec = load_yaml(body) if content_type == "application/yaml" else json.loads(body)
+    except ValueError as exc:  # YAML was checked on reading; JSON is read only here
+        raise InputError(f"{args.file} is not valid JSON: {exc}") from None
     for line in datahash.fill_training_data(spec, args.hash_data, Path(args.file).parent):
         print(f"hashed {line}", file=sys.stderr)
     return json.dumps(spec, default=datahash.json_default).encode(), "application/json"

@@ -7,7 +7,6 @@ model ids, prompt variables). Every problem is reported with its field path, all
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
@@ -20,9 +19,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from releases.errors import FieldError, InvalidSpec
+from releases.json_bounds import INT64_MAX, INT64_MIN, bounded, json_problem
 from releases.provenance import REVISION_PATTERN, Provenance, lowercase
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -33,43 +32,11 @@ VARIABLE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # "latest" anywhere (gpt-4o-latest, claude-3-5-sonnet-latest, llama3:latest) is never pinned.
 ALWAYS_ALIAS_RE = re.compile(r"latest", re.IGNORECASE)
-# What a provider can be sent: JSON encoders (orjson) and providers take signed 64-bit
-# integers. A schema nested deeper than MAX_NESTING is refused: below the 64 levels any body
-# may have (gateway/body_limits.py), so a spec arriving over HTTP gets a 422 naming the field.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MAX_NESTING = 32
 # Far beyond any model's output today; a few extra digits typed by mistake are caught.
 MAX_TOKENS = 1_048_576
 BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")
 # Behaviour fields added later: in the digest only when set, so older releases keep their ids.
 LATER_BEHAVIOUR_FIELDS = ("tools_policy", "provenance")
-
-
-def json_problem(value: Any, limit: int = MAX_NESTING) -> str | None:
-    """Why a free-form JSON value (a tool's schema, a response format) cannot go to a provider:
-    nested too deep, an integer beyond 64 bits or a number that is not finite; else None.
-    Iterative, so a deep value cannot exhaust the stack while it is being checked."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth >= limit:
-                return f"is nested more than {limit} levels deep"
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not INT64_MIN <= item <= INT64_MAX:
-                return f"holds {item}, beyond a signed 64-bit integer"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "holds a number that is not finite"
-    return None
-
-
-def _bounded(value: Any) -> Any:
-    problem = json_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("json_bounds", problem)
-    return value
 
 
 class _Strict(BaseModel):
@@ -117,7 +84,7 @@ class ToolFunction(_Strict):
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
-    _parameters_bounded = field_validator("parameters")(_bounded)
+    _parameters_bounded = field_validator("parameters")(bounded)
 
 
 class Tool(_Strict):
@@ -164,7 +131,7 @@ class Params(_Strict):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
-    _free_form_bounded = field_validator("response_format", "tool_choice")(_bounded)
+    _free_form_bounded = field_validator("response_format", "tool_choice")(bounded)
 
 
 PARAM_NAMES = frozenset(Params.model_fields)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import httpx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
@@ -30,37 +30,15 @@ from gateway.runtime import runtime_of
 from gateway.telemetry import new_span_id, new_trace_id
 from releases.models import Canary, Channel
 from tests.factories import ADMIN_TOKEN
+from tests.fuzzkit import LIVE, junk, rare, weighted
 from tests.live import LiveServer
 from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
 
 EXAMPLES = 150
 OPENAI_CH, ANTHROPIC_CH = "fuzz-openai", "fuzz-claude"
 T = TypeVar("T")
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,  # a live server answers: its timing is not the property
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = settings(LIVE, max_examples=EXAMPLES)
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**63), 2**63 - 1),
-    st.sampled_from([0, -1, 2**63 - 1, -(2**63), 1e308, -1e308, 5e-324, -0.0]),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
-    st.sampled_from(["", "{{product}}", "\u202e\u0000", "😀" * 5, "a" * 5000]),
-)
-# What a JSON parser may refuse (NaN, Infinity, integers past 64 bits): rare, so that most
-# bodies parse and reach the later checks.
-rare = st.sampled_from([float("nan"), float("inf"), 2**64, -(2**63) - 1, 10**30])
-junk = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 text_or_junk = st.text(max_size=30) | junk
 message = st.fixed_dictionaries(
     {},
@@ -74,13 +52,6 @@ message = st.fixed_dictionaries(
 )
 messages = st.lists(message, max_size=3) | junk
 variables = st.fixed_dictionaries({"product": st.text(max_size=10)}) | junk
-
-
-def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
-    """One of ``choices``, each drawn in proportion to its weight (``one_of`` would draw a
-    strategy listed twice no more often than one listed once)."""
-    table = [strategy for weight, strategy in choices for _ in range(weight)]
-    return st.integers(0, len(table) - 1).flatmap(table.__getitem__)
 
 
 def field(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:

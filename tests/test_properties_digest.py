@@ -144,7 +144,9 @@ def number_spellings(value: int | float, typed_float: bool) -> list[str]:
     sign, digits, exponent = Decimal(text).as_tuple()
     assert isinstance(exponent, int)
     mantissa = ("-" if sign else "") + "".join(map(str, digits))
-    spelled = [text, f"{mantissa}e{exponent}", f"{mantissa}0E{exponent - 1}"]
+    spelled = [text, f"{mantissa}e{exponent}"]
+    if value != 0:  # JSON has no leading zeros: "00E-2" is not a number
+        spelled.append(f"{mantissa}0E{exponent - 1}")
     if "e" not in text and "." in text:
         spelled.append(f"{text}e0")
     if value == 0 and typed_float:  # one zero, however signed (free-form JSON is as written)

@@ -3,7 +3,8 @@
 ``POST /admin/releases``, ``PUT .../canary``, ``PUT .../shadow``, ``POST .../promote`` and
 ``POST /admin/golden`` get a valid body with parts replaced by junk or removed, extra keys,
 any JSON value, YAML or bytes, and junk ``If-Match`` headers, against a live gateway on real
-Redis. Whatever is sent: never a 500, and a refused call leaves the audit head as it was.
+Redis. Whatever is sent: never a 500, a refused call leaves the audit head as it was, and
+the audit chain verifies after the run.
 """
 
 from __future__ import annotations
@@ -128,4 +129,9 @@ async def test_admin_writes_never_fail_and_refusals_change_nothing(
                 assert "error" in response.json()
 
         one_call()
+        # What was accepted was recorded whole: the chain and every signature still verify.
+        verified = client.get(
+            "/admin/audit/verify", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        assert verified.json()["ok"] is True, verified.text
     assert sum(statuses.values()) >= EXAMPLES

@@ -50,7 +50,6 @@ message = st.fixed_dictionaries(
         "tool_calls": junk,
     },
 )
-messages = st.lists(message, max_size=3) | junk
 variables = st.fixed_dictionaries({"product": st.text(max_size=10)}) | junk
 
 
@@ -59,8 +58,14 @@ def field(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return weighted((3, valid), (1, junk))
 
 
+def model(own: str, other: str) -> st.SearchStrategy[Any]:
+    """Mostly the endpoint's own channel, so that most requests reach the provider."""
+    others = st.sampled_from([other, "release:nope", "nope", ""])
+    return weighted((6, st.just(own)), (1, others), (1, junk))
+
+
 COMMON = {
-    "messages": field(messages),
+    "messages": weighted((6, st.lists(message, max_size=3)), (1, junk)),
     "stream": field(st.booleans()),
     "max_tokens": field(st.integers(-5, 10**7)),
     "temperature": field(st.floats(-1, 3)),
@@ -72,7 +77,7 @@ COMMON = {
 }
 OPENAI_FIELDS = {
     **COMMON,
-    "model": field(st.sampled_from([OPENAI_CH, ANTHROPIC_CH, "release:nope", "nope", ""])),
+    "model": model(OPENAI_CH, ANTHROPIC_CH),
     "stream_options": field(st.fixed_dictionaries({}, optional={"include_usage": junk})),
     "user": field(st.text(max_size=10)),
     "n": field(st.integers(-1, 5)),
@@ -85,7 +90,7 @@ OPENAI_FIELDS = {
 }
 ANTHROPIC_FIELDS = {
     **COMMON,
-    "model": field(st.sampled_from([ANTHROPIC_CH, OPENAI_CH, "release:nope", "nope", ""])),
+    "model": model(ANTHROPIC_CH, OPENAI_CH),
     "system": field(st.text(max_size=10) | st.lists(junk, max_size=2)),
     "top_k": junk,
     "stop_sequences": junk,

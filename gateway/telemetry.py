@@ -10,7 +10,6 @@ OpenTelemetry SDK records the spans.
 from __future__ import annotations
 
 import os
-import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from gateway.random_source import GENERATOR
+
 PROPAGATOR = TraceContextTextMapPropagator()
 INVALID_TRACE = "0" * 32
 INVALID_SPAN = "0" * 16
@@ -30,12 +31,12 @@ TRACEPARENT_RE = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a
 
 
 def new_trace_id() -> str:
-    # Random, not secret; see gateway.proxy.tagging.new_response_id for why not secrets.
-    return f"{random.getrandbits(128) or 1:032x}"
+    # Random, not secret: see gateway/random_source.py.
+    return f"{GENERATOR.getrandbits(128) or 1:032x}"
 
 
 def new_span_id() -> str:
-    return f"{random.getrandbits(64) or 1:016x}"
+    return f"{GENERATOR.getrandbits(64) or 1:016x}"
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:

@@ -133,6 +133,12 @@ class Params(_Strict):
 
     _free_form_bounded = field_validator("response_format", "tool_choice")(bounded)
 
+    @field_validator("temperature", "top_p", "presence_penalty", "frequency_penalty")
+    @classmethod
+    def _one_zero(cls, value: float | None) -> float | None:
+        # -0.0 is 0 to every provider, but canonical JSON spells it "-0.0": one release id.
+        return 0.0 if value == 0 else value
+
 
 PARAM_NAMES = frozenset(Params.model_fields)
 # Params only one provider kind has a field for; the other kind's releases may not pin them.

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from gateway.app import create_app
@@ -29,6 +30,12 @@ from tests.live import LiveServer
 from tests.stack import PROVIDERS_TEMPLATE, UPSTREAM_KEYS
 
 OPERATOR = Actor(name="ops-alice", role="operator")
+
+# Property and fuzz tests (tests/test_properties_*.py, test_fuzz_*.py) draw the same examples
+# on every run and keep no example database: CI is deterministic and leaves no files behind.
+# Each test bounds its own example count.
+hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
+hypothesis_settings.load_profile("deterministic")
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ from gateway.proxy.resolve import Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowRunner
 from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
-from gateway.proxy.tagging import Tag, new_response_id
+from gateway.proxy.tagging import Tag, new_response_id, overridden_header
 from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
@@ -137,7 +137,7 @@ class DataPlane:
                 self._shadow(request, snapshot, dialect, route, tag, body, values)
             headers = tag.headers()
             if overridden:
-                headers["x-gateway-overridden"] = ", ".join(overridden)
+                headers["x-gateway-overridden"] = overridden_header(overridden)
             hide = dialect.stream_filter(body) if upstream_body.get("stream") is True else None
             return await self._forward(
                 request, dialect, provider, upstream_body, headers, exchange, hide

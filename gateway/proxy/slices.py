@@ -9,9 +9,9 @@ moves keys from stable into the canary, never back. Without a sticky key, each r
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Callable
 
+from gateway.random_source import GENERATOR
 from releases.models import Channel
 
 BUCKETS = 10_000  # weights have two decimals: 5.25% is 525 buckets
@@ -23,7 +23,7 @@ def bucket(channel: str, release: str, sticky_key: str) -> int:
 
 
 def in_canary(
-    channel: Channel, sticky_key: str | None, draw: Callable[[], float] = random.random
+    channel: Channel, sticky_key: str | None, draw: Callable[[], float] = GENERATOR.random
 ) -> bool:
     canary = channel.canary
     if canary is None or canary.weight <= 0:
@@ -34,7 +34,7 @@ def in_canary(
     return bucket(channel.name, canary.release, sticky_key) < threshold
 
 
-def shadow_release(channel: Channel, draw: Callable[[], float] = random.random) -> str | None:
+def shadow_release(channel: Channel, draw: Callable[[], float] = GENERATOR.random) -> str | None:
     """The shadow release this request should also go to, or None (``sample`` percent go)."""
     shadow = channel.shadow
     if shadow is None or shadow.sample <= 0:

@@ -3,7 +3,7 @@
 ``HttpError`` is what the data plane and the admin API raise when they refuse a request:
 a status, a code (a fixed reason, safe as a metric label) and a message the caller can act
 on. Each API writes it in its own shape: the chat APIs through their dialect
-(``gateway.proxy.dialects``), the admin API and every other path of the gateway through
+(``gateway.dialects``), the admin API and every other path of the gateway through
 ``error_response`` here. Domain errors (``releases.errors``) never speak HTTP; the admin API
 maps them to an ``HttpError`` in one place (``gateway.admin.errors``).
 

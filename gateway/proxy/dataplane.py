@@ -19,6 +19,8 @@ from starlette.types import ASGIApp
 
 from gateway.body_limits import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
 from gateway.caller_fields import RefusedField
+from gateway.dialects import Dialect, StreamFilter
+from gateway.dialects.sse import StreamObserver
 from gateway.errors import HttpError
 from gateway.injection import MissingVariable
 from gateway.metrics import RequestMetrics
@@ -26,7 +28,6 @@ from gateway.providers import Provider
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, tools_digest, variables
 from gateway.proxy.capture import Capture
-from gateway.proxy.dialects import Dialect
 from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.prepared import PreparedReleases
 from gateway.proxy.provider_answers import (
@@ -38,10 +39,9 @@ from gateway.proxy.provider_answers import (
 )
 from gateway.proxy.resolve import Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowRunner
-from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
+from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
-from gateway.proxy.usage import StreamObserver, usage_of
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
 from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
@@ -217,7 +217,7 @@ class DataPlane:
                 upstream=provider.upstream,
                 body=body,
                 variables=values,
-                inject=dialect.inject,
+                dialect=dialect,
             )
         )
 
@@ -229,7 +229,7 @@ class DataPlane:
         body: dict[str, Any],
         headers: dict[str, str],
         exchange: Exchange,
-        hide: UsageOnlyFilter | None = None,
+        hide: StreamFilter | None = None,
     ) -> ASGIApp:
         """Send ``body`` to the provider and answer with what it says, tagged; ``hide`` drops
         from a stream what the gateway asked for and the caller did not."""
@@ -304,7 +304,7 @@ class DataPlane:
         exchange.finish(
             self.sinks,
             response.status,
-            usage=usage_of(answer),
+            usage=dialect.usage_of(answer),
             provider_response_id=provider_id if isinstance(provider_id, str) else None,
         )
         return JsonAnswer(tagged, response.status, headers)
@@ -314,9 +314,9 @@ class DataPlane:
         dialect: Dialect,
         response: UpstreamResponse,
         exchange: Exchange,
-        hide: UsageOnlyFilter | None = None,
+        hide: StreamFilter | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        observer = StreamObserver()
+        observer = StreamObserver(dialect.usage_of)
         # Until the stream ends, an exit can only be the caller hanging up.
         status: int = CLIENT_CLOSED
         error: str | None = "client_disconnected"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.dialects import Dialect
 from gateway.errors import HttpError
 from gateway.injection import PreparedRelease
 from gateway.providers import Provider
-from gateway.proxy.dialects import Dialect
 from gateway.snapshot import Snapshot
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from gateway.caller_fields import RefusedField
+from gateway.dialects import Dialect
 from gateway.errors import code_of
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.tagging import Tag
-from gateway.proxy.usage import usage_of
 from gateway.upstream import Upstream, UpstreamError
 from releases.cancellation import cancel_and_wait
 
@@ -62,9 +62,7 @@ class ShadowJob:
     upstream: Upstream
     body: Mapping[str, Any]
     variables: Mapping[str, str]
-    inject: Callable[
-        [Mapping[str, Any], PreparedRelease, Mapping[str, str]], tuple[dict[str, Any], list[str]]
-    ]
+    dialect: Dialect  # the API of the provider's call
 
 
 @dataclass(frozen=True)
@@ -154,7 +152,7 @@ class ShadowRunner:
 
     async def _send(self, job: ShadowJob) -> tuple[int, bytes]:
         body = {k: v for k, v in job.body.items() if k not in STREAM_FIELDS}
-        upstream_body, _ = job.inject(body, job.release, job.variables)
+        upstream_body, _ = job.dialect.inject(body, job.release, job.variables)
         response = await job.upstream.post(job.url, orjson.dumps(upstream_body), job.headers)
         return response.status, await response.read()
 
@@ -178,7 +176,7 @@ def record_shadow(sinks: Sinks, result: ShadowResult) -> None:
     exchange.finish(
         sinks,
         result.status or 502,
-        usage=usage_of(answer),
+        usage=job.dialect.usage_of(answer),
         provider_response_id=provider_id if isinstance(provider_id, str) else None,
         error=result.error_code,
         error_detail=result.error,

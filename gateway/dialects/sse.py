@@ -1,11 +1,13 @@
-"""Reading token usage and the provider's response id out of answers, for lineage.
+"""Reading server-sent events as they pass: where an event ends, and a stream's usage and
+the provider's response id, read without copying or re-framing the stream.
 
-Streams are observed as they pass, without copying or re-framing them: only ``data:`` lines
-that can carry usage (or, once, the provider's id) are parsed.
+Only ``data:`` lines that can carry usage (or, once, the provider's id) are parsed; what the
+usage of an event is, its dialect says.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,20 +15,18 @@ import orjson
 from releases.lineage import Usage
 
 
-def usage_of(answer: Any) -> Usage | None:
-    """Usage of a whole answer, OpenAI (prompt/completion tokens) or Anthropic (input/output)."""
-    usage = answer.get("usage") if isinstance(answer, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-    return Usage(usage.get("input_tokens"), usage.get("output_tokens"))
+def event_end(buffer: bytes, start: int = 0) -> int:
+    """Index just past the first blank line (``\\n\\n`` or ``\\r\\n\\r\\n``) from ``start``,
+    or -1."""
+    ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep, start)) >= 0]
+    return min(ends) if ends else -1
 
 
 class StreamObserver:
     """Follows a server-sent event stream for its usage and the provider's response id."""
 
-    def __init__(self) -> None:
+    def __init__(self, usage_of: Callable[[Any], Usage | None]) -> None:
+        self._usage_of = usage_of
         self._tail = b""
         self.provider_response_id: str | None = None
         self._input: int | None = None
@@ -59,7 +59,7 @@ class StreamObserver:
         holder = message if isinstance(message, dict) else event
         if self.provider_response_id is None and isinstance(holder.get("id"), str):
             self.provider_response_id = holder["id"]
-        usage = usage_of(holder) if holder.get("usage") else None
+        usage = self._usage_of(holder) if holder.get("usage") else None
         if usage is not None:
             # OpenAI reports both at the end; Anthropic input at the start, output at the end.
             self._input = usage.input_tokens if usage.input_tokens is not None else self._input

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from gateway.caller_fields import Api, caller_metadata
+from gateway.dialects import anthropic_translation
+from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
 from gateway.dialects.protocol import StreamFilter
 from releases.lineage import Usage
 
@@ -167,6 +169,18 @@ class AnthropicMessages:
         if event.get("type") == "content_block_delta" and isinstance(delta, dict):
             return [str(delta.get("text", delta.get("partial_json", "")))]
         return []
+
+    def request_to_ir(self, body: Mapping[str, Any]) -> ChatRequest:
+        return anthropic_translation.request_to_ir(body)
+
+    def request_from_ir(self, request: ChatRequest) -> dict[str, Any]:
+        return anthropic_translation.request_from_ir(request)
+
+    def answer_to_ir(self, answer: Mapping[str, Any]) -> ChatAnswer:
+        return anthropic_translation.answer_to_ir(answer)
+
+    def answer_from_ir(self, answer: ChatAnswer) -> dict[str, Any]:
+        return anthropic_translation.answer_from_ir(answer)
 
     def eval_request(
         self, model: str, messages: list[dict[str, Any]]

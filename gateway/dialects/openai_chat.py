@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from gateway.caller_fields import TOOL_PARAMS, Api, caller_metadata
+from gateway.dialects import openai_translation
+from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
 from gateway.dialects.protocol import StreamFilter
 from gateway.dialects.sse import event_end
 from releases.lineage import Usage
@@ -178,6 +180,18 @@ class OpenAIChat:
                 parts.append(delta["content"])
             parts.extend(orjson.dumps(call).decode() for call in _dicts(delta.get("tool_calls")))
         return parts
+
+    def request_to_ir(self, body: Mapping[str, Any]) -> ChatRequest:
+        return openai_translation.request_to_ir(body)
+
+    def request_from_ir(self, request: ChatRequest) -> dict[str, Any]:
+        return openai_translation.request_from_ir(request)
+
+    def answer_to_ir(self, answer: Mapping[str, Any]) -> ChatAnswer:
+        return openai_translation.answer_to_ir(answer)
+
+    def answer_from_ir(self, answer: ChatAnswer) -> dict[str, Any]:
+        return openai_translation.answer_from_ir(answer)
 
     def eval_request(
         self, model: str, messages: list[dict[str, Any]]

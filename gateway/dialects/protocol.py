@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.caller_fields import Api
+from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
 from releases.lineage import Usage
 
 if TYPE_CHECKING:
@@ -95,6 +96,23 @@ class Dialect(Protocol):
 
     def stream_parts(self, event: Mapping[str, Any]) -> list[str]:
         """What the model said in one stream event of this API."""
+        ...
+
+    def request_to_ir(self, body: Mapping[str, Any]) -> ChatRequest:
+        """A caller's body of this API in the gateway's terms; ``Untranslatable`` names what
+        has no place there."""
+        ...
+
+    def request_from_ir(self, request: ChatRequest) -> dict[str, Any]:
+        """A body of this API saying ``request``; ``Untranslatable`` names what it cannot."""
+        ...
+
+    def answer_to_ir(self, answer: Mapping[str, Any]) -> ChatAnswer:
+        """A whole answer of this API in the gateway's terms."""
+        ...
+
+    def answer_from_ir(self, answer: ChatAnswer) -> dict[str, Any]:
+        """A whole answer of this API saying ``answer``."""
         ...
 
     def eval_request(

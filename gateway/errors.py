@@ -19,6 +19,7 @@ from typing import TypeVar
 from starlette.responses import JSONResponse
 
 from gateway.caller_fields import RefusedField
+from gateway.dialects.exchange_ir import Untranslatable
 from gateway.injection import MissingVariable
 from gateway.upstream import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from releases.errors import FieldError
@@ -66,6 +67,7 @@ ERROR_CODES: dict[type[BaseException], str] = {
     UpstreamError: "upstream_error",
     MissingVariable: "missing_variable",
     RefusedField: "refused_field",
+    Untranslatable: "untranslatable",
     ValueError: "value_error",
     TypeError: "type_error",
     KeyError: "key_error",

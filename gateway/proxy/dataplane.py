@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from gateway.body_limits import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
 from gateway.caller_fields import RefusedField
-from gateway.dialects import Dialect, StreamFilter
+from gateway.dialects import DIALECTS, Dialect, StreamFilter
 from gateway.dialects.sse import StreamObserver
 from gateway.errors import HttpError
 from gateway.injection import MissingVariable
@@ -42,6 +42,7 @@ from gateway.proxy.shadow import ShadowJob, ShadowRunner
 from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id
+from gateway.proxy.translation import Translation
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
 from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
@@ -118,12 +119,20 @@ class DataPlane:
                 exchange.capture = Capture.of(request, raw_body)
             release = self.releases.prepare(snapshot, route.release_id)
             exchange.provider, exchange.model_id = release.provider, release.model_id
-            provider = self.releases.provider(release, dialect)
+            provider = self.releases.provider(release)
+            translation = (
+                None
+                if provider.kind == dialect.kind
+                else Translation(dialect, DIALECTS[provider.kind])
+            )
             values = variables(request, body)
             if "tools" in body:
                 exchange.caller_tools = tools_digest(body["tools"])
             try:
-                upstream_body, overridden = dialect.inject(body, release, values)
+                if translation is None:
+                    upstream_body, overridden = dialect.inject(body, release, values)
+                else:
+                    upstream_body, overridden = translation.request(body, release, values)
             except MissingVariable as exc:
                 raise HttpError(
                     400, "missing_variable",
@@ -139,7 +148,7 @@ class DataPlane:
                 headers["x-gateway-overridden"] = ", ".join(overridden)
             hide = dialect.stream_filter(body) if upstream_body.get("stream") is True else None
             return await self._forward(
-                request, dialect, provider, upstream_body, headers, exchange, hide
+                request, dialect, provider, upstream_body, headers, exchange, hide, translation
             )
         except HttpError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
@@ -202,7 +211,8 @@ class DataPlane:
         assert route.shadow_release_id is not None
         try:
             release = self.releases.prepare(snapshot, route.shadow_release_id)
-            provider = self.releases.provider(release, dialect)
+            provider = self.releases.provider(release)
+            upstream = DIALECTS[provider.kind]
         except HttpError:
             self.shadows.stats.failed += 1
             return
@@ -212,12 +222,14 @@ class DataPlane:
                 primary_response_id=tag.response_id,
                 generation=route.generation,
                 release=release,
-                url=provider.base_url + dialect.upstream_path,
-                headers=dialect.upstream_headers(provider.api_key, request.headers),
+                url=provider.base_url + upstream.upstream_path,
+                headers=upstream.upstream_headers(provider.api_key, request.headers),
                 upstream=provider.upstream,
                 body=body,
                 variables=values,
-                dialect=dialect,
+                dialect=upstream,
+                # Translated by the worker, off the request path.
+                caller=None if upstream is dialect else dialect,
             )
         )
 
@@ -230,11 +242,14 @@ class DataPlane:
         headers: dict[str, str],
         exchange: Exchange,
         hide: StreamFilter | None = None,
+        translation: Translation | None = None,
     ) -> ASGIApp:
         """Send ``body`` to the provider and answer with what it says, tagged; ``hide`` drops
-        from a stream what the gateway asked for and the caller did not."""
-        url = provider.base_url + dialect.upstream_path
-        upstream_headers = dialect.upstream_headers(provider.api_key, request.headers)
+        from a stream what the gateway asked for and the caller did not; ``translation``
+        (a provider of another API) writes the answer in the caller's shape."""
+        upstream = dialect if translation is None else translation.provider
+        url = provider.base_url + upstream.upstream_path
+        upstream_headers = upstream.upstream_headers(provider.api_key, request.headers)
         if exchange.trace is not None:
             upstream_headers.update(exchange.trace.upstream_headers())
         try:
@@ -287,7 +302,12 @@ class DataPlane:
             log.warning("%s; the provider said: %r", fault.message, raw[:300])
             raise fault
         if response.status >= 400:  # the caller's request was refused: theirs to see
-            answered = refusal(raw, response, headers, exchange.tag)
+            if translation is None:
+                answered = refusal(raw, response, headers, exchange.tag)
+            else:
+                said = translation.refusal(provider.name, response.status, raw)
+                answered = JsonAnswer(tagged_answer(provider.name, said, exchange.tag),
+                                      response.status, headers)  # fmt: skip
             exchange.finish(self.sinks, response.status, error="provider_refused")
             return answered
         try:
@@ -299,12 +319,15 @@ class DataPlane:
                 f"provider {provider.name!r} answered with a body that is not JSON",
             ) from None
         provider_id = answer.get("id") if isinstance(answer, dict) else None
+        usage = upstream.usage_of(answer)
+        if translation is not None:
+            answer = translation.answer(provider.name, answer)
         # Written before finishing: the record says what the caller gets, even a 502.
         tagged = tagged_answer(provider.name, answer, exchange.tag)
         exchange.finish(
             self.sinks,
             response.status,
-            usage=dialect.usage_of(answer),
+            usage=usage,
             provider_response_id=provider_id if isinstance(provider_id, str) else None,
         )
         return JsonAnswer(tagged, response.status, headers)

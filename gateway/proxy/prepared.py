@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.dialects import Dialect
 from gateway.errors import HttpError
 from gateway.injection import PreparedRelease
 from gateway.providers import Provider
@@ -37,24 +36,14 @@ class PreparedReleases:
             self._prepared[release_id] = prepared
         return prepared
 
-    def provider(self, release: PreparedRelease, dialect: Dialect) -> Provider:
-        """The configured provider serving ``release`` through ``dialect``'s endpoint."""
+    def provider(self, release: PreparedRelease) -> Provider:
+        """The configured provider serving ``release`` (of any kind: a front door of another
+        API is translated, ``gateway.proxy.translation``)."""
         provider = self.providers.get(release.provider)
         if provider is None:
             raise HttpError(
                 503,
                 "provider_not_configured",
                 f"provider {release.provider!r} of {release.id} is not configured here",
-            )
-        if provider.kind != dialect.kind:
-            endpoint = (
-                "Anthropic /v1/messages"
-                if provider.kind == "anthropic"
-                else "OpenAI /v1/chat/completions"
-            )
-            raise HttpError(
-                400,
-                "wrong_endpoint",
-                f"{release.id} is served by an {provider.kind} provider; call it through the {endpoint} endpoint",
             )
         return provider

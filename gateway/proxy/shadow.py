@@ -19,6 +19,7 @@ import orjson
 
 from gateway.caller_fields import RefusedField
 from gateway.dialects import Dialect
+from gateway.dialects.exchange_ir import Untranslatable
 from gateway.errors import code_of
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.exchange import Exchange, Sinks
@@ -63,6 +64,7 @@ class ShadowJob:
     body: Mapping[str, Any]
     variables: Mapping[str, str]
     dialect: Dialect  # the API of the provider's call
+    caller: Dialect | None = None  # the caller's API, when the provider speaks another
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class ShadowRunner:
                 UpstreamError,
                 MissingVariable,
                 RefusedField,
+                Untranslatable,
                 ValueError,
                 TypeError,
                 KeyError,
@@ -151,7 +154,10 @@ class ShadowRunner:
                     self.on_done(result)
 
     async def _send(self, job: ShadowJob) -> tuple[int, bytes]:
-        body = {k: v for k, v in job.body.items() if k not in STREAM_FIELDS}
+        body: Mapping[str, Any] = job.body
+        if job.caller is not None:
+            body = job.dialect.request_from_ir(job.caller.request_to_ir(body))
+        body = {k: v for k, v in body.items() if k not in STREAM_FIELDS}
         upstream_body, _ = job.dialect.inject(body, job.release, job.variables)
         response = await job.upstream.post(job.url, orjson.dumps(upstream_body), job.headers)
         return response.status, await response.read()

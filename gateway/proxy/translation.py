@@ -1,0 +1,84 @@
+"""A call whose front door speaks another API than its release's provider: an OpenAI-SDK app
+on a channel whose release is served by an Anthropic provider, or the reverse.
+
+The caller's body is read into the gateway's exchange types (``gateway.dialects.exchange_ir``)
+and written in the provider's API; the release is then applied by the provider's dialect
+exactly as for a caller of that API (pinned prompt first, pinned params, the caller-field
+allowlist). The provider's answer goes back the same way, into the caller's shape. Only this
+path translates: a call whose front door matches its provider's kind never comes here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.dialects import Dialect
+from gateway.dialects.exchange_ir import Untranslatable
+from gateway.errors import HttpError
+from gateway.injection import PreparedRelease
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """Between the caller's API and the provider's, for one call."""
+
+    caller: Dialect
+    provider: Dialect
+
+    def request(
+        self, body: Mapping[str, Any], release: PreparedRelease, values: Mapping[str, str]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The provider's body for the caller's ``body`` with ``release`` applied, and the
+        caller fields dropped (those no API has a place for, then those the release drops)."""
+        try:
+            request = self.caller.request_to_ir(body)
+            if request.stream:
+                raise HttpError(
+                    400,
+                    "stream_translation_unavailable",
+                    f"{release.id} is served by a {self.provider.kind} provider, and this "
+                    f"gateway does not yet translate its stream events into the "
+                    f"{self.caller.kind} API's; call without stream, or through "
+                    f"{self.provider.path}",
+                )
+            translated = self.provider.request_from_ir(request)
+        except Untranslatable as exc:
+            raise HttpError(
+                400,
+                "untranslatable",
+                f"{exc.message} ({release.id} is served by a {self.provider.kind} provider)",
+            ) from None
+        out, overridden = self.provider.inject(translated, release, values)
+        missing = sorted(self.provider.api.required - out.keys())
+        if missing:
+            raise HttpError(
+                400,
+                "missing_param",
+                f"{', '.join(missing)}: {release.id} is served by a {self.provider.kind} "
+                "provider, which requires it; send it, or pin it in the release's params",
+            )
+        return out, [*request.untranslated, *overridden]
+
+    def answer(self, provider_name: str, answer: Any) -> dict[str, Any]:
+        """The provider's whole answer in the caller's shape."""
+        if not isinstance(answer, dict):
+            message = f"provider {provider_name!r} answered with JSON that is not an object"
+            raise HttpError(502, "upstream_invalid", message)
+        return self.caller.answer_from_ir(self.provider.answer_to_ir(answer))
+
+    def refusal(self, provider_name: str, status: int, raw: bytes) -> dict[str, Any]:
+        """The provider's refusal of the call (400, 422, 429, ...) in the caller's shape,
+        keeping the provider's words."""
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            answer = None
+        error = answer.get("error") if isinstance(answer, dict) else None
+        said = error.get("message") if isinstance(error, dict) else None
+        words = said if isinstance(said, str) else raw[:300].decode(errors="replace")
+        message = f"provider {provider_name!r} refused the call: {words}"
+        return self.caller.error_body(status, "provider_refused", message)

@@ -195,3 +195,55 @@ async def test_a_providers_refusal_reaches_the_caller_in_the_callers_shape(
         )
     error = json.loads(refused.value.response.text)["error"]
     assert error["code"] == "provider_refused" and "fake failure" in error["message"]
+
+
+async def test_an_openai_sdk_stream_from_an_anthropic_release_arrives_event_by_event(
+    dp_services: RegistryServices,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    release = await publish(dp_services, anthropic_spec(), CH)
+    gateway = start_gateway()
+    stream = openai_client(gateway).chat.completions.create(
+        model=CH,
+        messages=[{"role": "user", "content": "Where is my order?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers=VARIABLES,
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: Where is my order?"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[0].model_extra is not None
+    assert chunks[0].model_extra["gateway"]["release_id"] == release.id  # the tag rides first
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None  # asked for: sent
+    sent = last_upstream(fake_control)
+    assert sent["path"] == "/v1/messages" and sent["body"]["stream"] is True
+    assert "stream_options" not in sent["body"]
+    rid = stream.response.headers["x-gateway-response-id"]
+    record = await record_of(gateway, redis, dp_services, rid)
+    assert record["status"] == 200
+    assert record["usage"]["output_tokens"] == chunks[-1].usage.completion_tokens
+
+
+async def test_an_anthropic_sdk_stream_from_an_openai_release_accumulates_in_its_helper(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    with anthropic_client(gateway).messages.stream(
+        model=CH,
+        max_tokens=100,
+        messages=[{"role": "user", "content": "Where is my order?"}],
+        extra_headers=VARIABLES,
+    ) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(pieces) == "echo: Where is my order?" and len(pieces) > 1
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+    sent = last_upstream(fake_control)["body"]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}

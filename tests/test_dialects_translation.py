@@ -4,6 +4,7 @@ gateway's exchange types (gateway/dialects/exchange_ir.py): pure functions, no s
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -255,3 +256,102 @@ def test_an_anthropic_stop_sequence_is_kept() -> None:
     )
     assert (answer.stop_reason, answer.stop_sequence) == ("stop_sequence", "END")
     assert ANTHROPIC.answer_from_ir(answer)["stop_sequence"] == "END"
+
+
+# -- streams, event by event -------------------------------------------------------------------
+
+
+def sse_events(raw: bytes) -> list[Any]:
+    return [
+        json.loads(line[5:]) for line in raw.decode().splitlines()
+        if line.startswith("data:") and line[5:].strip() != "[DONE]"
+    ]  # fmt: skip
+
+
+def event(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+
+ANTHROPIC_STREAM = b"".join([
+    event("message_start", {"message": {"id": "msg_1", "model": "claude-x", "content": [],
+                                        "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+    event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+    event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Let me "}}),
+    event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "check."}}),
+    event("content_block_stop", {"index": 0}),
+    event("content_block_start", {"index": 1, "content_block": {
+        "type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {}}}),
+    event("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta",
+                                                        "partial_json": '{"city": '}}),
+    event("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta",
+                                                        "partial_json": '"Rome"}'}}),
+    event("content_block_stop", {"index": 1}),
+    event("message_delta", {"delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                            "usage": {"output_tokens": 12}}),
+    event("message_stop", {}),
+])  # fmt: skip
+
+
+def translated(chunks: list[bytes], reader: Any, writer: Any) -> bytes:
+    out = b"".join(writer.write(e) for chunk in chunks for e in reader.feed(chunk))
+    return out + b"".join(writer.write(e) for e in reader.flush()) + writer.end()
+
+
+def test_an_anthropic_stream_becomes_openai_chunks_however_it_is_cut() -> None:
+    asked = OPENAI.request_to_ir({**OPENAI_REQUEST, "stream": True,
+                                  "stream_options": {"include_usage": True}})  # fmt: skip
+    for size in (1, 7, len(ANTHROPIC_STREAM)):
+        cut = [ANTHROPIC_STREAM[i : i + size] for i in range(0, len(ANTHROPIC_STREAM), size)]
+        raw = translated(cut, ANTHROPIC.stream_reader(), OPENAI.stream_writer(asked))
+        assert raw.endswith(b"data: [DONE]\n\n")
+        chunks = sse_events(raw)
+        deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+        assert "".join(d.get("content") or "" for d in deltas) == "Let me check."
+        calls = [call for d in deltas for call in d.get("tool_calls", [])]
+        assert (calls[0]["id"], calls[0]["function"]["name"]) == ("toolu_9", "get_weather")
+        assert "".join(c["function"]["arguments"] for c in calls) == '{"city": "Rome"}'
+        assert {c["index"] for c in calls} == {0}
+        assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][
+            -1
+        ] == "tool_calls"
+        assert chunks[-1]["usage"] == {"prompt_tokens": 30, "completion_tokens": 12,
+                                       "total_tokens": 42}  # fmt: skip
+
+
+def test_no_usage_chunk_reaches_an_openai_caller_who_did_not_ask() -> None:
+    asked = OPENAI.request_to_ir({**OPENAI_REQUEST, "stream": True})
+    raw = translated([ANTHROPIC_STREAM], ANTHROPIC.stream_reader(), OPENAI.stream_writer(asked))
+    assert all(chunk["choices"] for chunk in sse_events(raw))
+
+
+def test_an_openai_stream_with_tool_calls_becomes_anthropic_events() -> None:
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        body = {"id": "chatcmpl-3", "model": "gpt-x", "choices": [
+            {"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    call = {"index": 0, "id": "call_5", "type": "function",
+            "function": {"name": "get_weather", "arguments": ""}}  # fmt: skip
+    stream = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "On it."}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":"Oslo"}'}}]}),
+        chunk({}, "tool_calls"),
+        b'data: {"id":"chatcmpl-3","model":"gpt-x","choices":[],"usage":'
+        b'{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    asked = ANTHROPIC.request_to_ir({**ANTHROPIC_REQUEST, "stream": True})
+    events = sse_events(translated(stream, OPENAI.stream_reader(), ANTHROPIC.stream_writer(asked)))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
+    assert starts == [{"type": "text", "text": ""},
+                      {"type": "tool_use", "id": "call_5", "name": "get_weather", "input": {}}]  # fmt: skip
+    json_parts = [e["delta"]["partial_json"] for e in events
+                  if e["type"] == "content_block_delta" and e["index"] == 1]  # fmt: skip
+    assert "".join(json_parts) == '{"city":"Oslo"}'
+    assert kinds.count("content_block_stop") == 2
+    assert events[-2]["delta"]["stop_reason"] == "tool_use"
+    assert events[-2]["usage"] == {"input_tokens": 9, "output_tokens": 4}

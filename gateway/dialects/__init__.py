@@ -11,9 +11,17 @@ from collections.abc import Mapping
 
 from gateway.dialects.anthropic_messages import ANTHROPIC
 from gateway.dialects.openai_chat import OPENAI
-from gateway.dialects.protocol import Dialect, StreamFilter
+from gateway.dialects.protocol import Dialect, StreamFilter, StreamReader, StreamWriter
 
 # Ordered: answer texts read an answer's parts in this order.
 DIALECTS: Mapping[str, Dialect] = {OPENAI.kind: OPENAI, ANTHROPIC.kind: ANTHROPIC}
 
-__all__ = ["ANTHROPIC", "DIALECTS", "OPENAI", "Dialect", "StreamFilter"]
+__all__ = [
+    "ANTHROPIC",
+    "DIALECTS",
+    "OPENAI",
+    "Dialect",
+    "StreamFilter",
+    "StreamReader",
+    "StreamWriter",
+]

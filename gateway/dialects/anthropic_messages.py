@@ -11,6 +11,7 @@ import orjson
 
 from gateway.caller_fields import Api, caller_metadata
 from gateway.dialects import anthropic_translation
+from gateway.dialects.anthropic_stream import AnthropicStreamReader, AnthropicStreamWriter
 from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
 from gateway.dialects.protocol import StreamFilter
 from releases.lineage import Usage
@@ -181,6 +182,12 @@ class AnthropicMessages:
 
     def answer_from_ir(self, answer: ChatAnswer) -> dict[str, Any]:
         return anthropic_translation.answer_from_ir(answer)
+
+    def stream_reader(self) -> AnthropicStreamReader:
+        return AnthropicStreamReader()
+
+    def stream_writer(self, request: ChatRequest) -> AnthropicStreamWriter:
+        return AnthropicStreamWriter()
 
     def eval_request(
         self, model: str, messages: list[dict[str, Any]]

@@ -124,6 +124,7 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     params: Params = field(default_factory=Params)
     stream: bool = False
+    stream_usage: bool = False  # the caller asked a stream to report usage (OpenAI asks)
     user: str | None = None
     # Caller fields no other API has a place for; the cross-kind path names them as dropped.
     untranslated: tuple[str, ...] = ()
@@ -197,4 +198,11 @@ class UsageUpdate:
     usage: Usage
 
 
-StreamEvent = MessageStart | TextDelta | ToolCallDelta | Stop | UsageUpdate
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The provider ended its stream with an error."""
+
+    message: str
+
+
+StreamEvent = MessageStart | TextDelta | ToolCallDelta | Stop | UsageUpdate | Failure

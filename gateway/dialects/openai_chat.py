@@ -12,6 +12,7 @@ import orjson
 from gateway.caller_fields import TOOL_PARAMS, Api, caller_metadata
 from gateway.dialects import openai_translation
 from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
+from gateway.dialects.openai_stream import OpenAIStreamReader, OpenAIStreamWriter
 from gateway.dialects.protocol import StreamFilter
 from gateway.dialects.sse import event_end
 from releases.lineage import Usage
@@ -192,6 +193,12 @@ class OpenAIChat:
 
     def answer_from_ir(self, answer: ChatAnswer) -> dict[str, Any]:
         return openai_translation.answer_from_ir(answer)
+
+    def stream_reader(self) -> OpenAIStreamReader:
+        return OpenAIStreamReader()
+
+    def stream_writer(self, request: ChatRequest) -> OpenAIStreamWriter:
+        return OpenAIStreamWriter(request.stream_usage)
 
     def eval_request(
         self, model: str, messages: list[dict[str, Any]]

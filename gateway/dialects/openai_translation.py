@@ -121,6 +121,11 @@ def _tool_choice(choice: Any) -> ToolChoice | None:
     raise Untranslatable("tool_choice", f"tool_choice {choice!r} cannot be translated")
 
 
+def _asks_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def request_to_ir(body: Mapping[str, Any]) -> ChatRequest:
     """A Chat Completions body as a ``ChatRequest``."""
     system, messages = _messages(body.get("messages") or [])
@@ -154,6 +159,7 @@ def request_to_ir(body: Mapping[str, Any]) -> ChatRequest:
             parallel_tool_calls=body.get("parallel_tool_calls"),
         ),
         stream=body.get("stream") is True,
+        stream_usage=_asks_usage(body),
         user=body.get("user"),
         untranslated=tuple(
             name for name in body if name not in KNOWN or (name == "metadata" and not ours)
@@ -234,6 +240,8 @@ def request_from_ir(request: ChatRequest) -> dict[str, Any]:
         body["response_format"] = dict(params.response_format)
     if request.stream:
         body["stream"] = True
+        if request.stream_usage:
+            body["stream_options"] = {"include_usage": True}
     if request.user is not None:
         body["user"] = request.user
     return body

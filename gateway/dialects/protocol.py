@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.caller_fields import Api
-from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
+from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest, StreamEvent
 from releases.lineage import Usage
 
 if TYPE_CHECKING:
@@ -28,6 +28,30 @@ class StreamFilter(Protocol):
 
     def flush(self) -> bytes:
         """What was held back, when the stream ends."""
+        ...
+
+
+class StreamReader(Protocol):
+    """A provider's stream of this API as stream events, read as its bytes arrive."""
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        """The events ``chunk`` completes."""
+        ...
+
+    def flush(self) -> list[StreamEvent]:
+        """The events of what was held back, when the stream ends."""
+        ...
+
+
+class StreamWriter(Protocol):
+    """Stream events as this API's stream, written as they come."""
+
+    def write(self, event: StreamEvent) -> bytes:
+        """The bytes of ``event`` for the caller (maybe none)."""
+        ...
+
+    def end(self) -> bytes:
+        """What ends the stream, after the provider's has ended."""
         ...
 
 
@@ -113,6 +137,14 @@ class Dialect(Protocol):
 
     def answer_from_ir(self, answer: ChatAnswer) -> dict[str, Any]:
         """A whole answer of this API saying ``answer``."""
+        ...
+
+    def stream_reader(self) -> StreamReader:
+        """A reader of one provider stream of this API."""
+        ...
+
+    def stream_writer(self, request: ChatRequest) -> StreamWriter:
+        """A writer of one stream of this API answering ``request``."""
         ...
 
     def eval_request(

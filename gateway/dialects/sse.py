@@ -64,3 +64,40 @@ class StreamObserver:
             # OpenAI reports both at the end; Anthropic input at the start, output at the end.
             self._input = usage.input_tokens if usage.input_tokens is not None else self._input
             self._output = usage.output_tokens if usage.output_tokens is not None else self._output
+
+
+class EventSplitter:
+    """Cuts a server-sent event stream into whole events as they arrive: each event's
+    ``data`` payload (its lines joined), or None for one without data."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        data = self._tail + chunk if self._tail else chunk
+        events: list[bytes] = []
+        start = 0
+        while (end := event_end(data, start)) >= 0:
+            payload = _data_of(data[start:end])
+            if payload is not None:
+                events.append(payload)
+            start = end
+        self._tail = data[start:]
+        return events
+
+    def flush(self) -> list[bytes]:
+        """An event missing its blank line when the stream ended."""
+        tail, self._tail = self._tail, b""
+        payload = _data_of(tail)
+        return [] if payload is None else [payload]
+
+
+def _data_of(event: bytes) -> bytes | None:
+    lines = [line[5:].strip() for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+def sse_event(data: Any, name: str | None = None) -> bytes:
+    """One server-sent event carrying ``data`` as JSON (named, as Anthropic's are)."""
+    head = b"event: " + name.encode() + b"\n" if name else b""
+    return head + b"data: " + orjson.dumps(data) + b"\n\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -60,6 +60,10 @@ SSE_HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
+
+
+def _unwatched(piece: bytes) -> None:
+    """A translated stream's pieces: its provider's were observed before translation."""
 
 
 class DataPlane:
@@ -146,7 +150,8 @@ class DataPlane:
             headers = tag.headers()
             if overridden:
                 headers["x-gateway-overridden"] = ", ".join(overridden)
-            hide = dialect.stream_filter(body) if upstream_body.get("stream") is True else None
+            streamed = upstream_body.get("stream") is True and translation is None
+            hide = dialect.stream_filter(body) if streamed else None
             return await self._forward(
                 request, dialect, provider, upstream_body, headers, exchange, hide, translation
             )
@@ -271,7 +276,7 @@ class DataPlane:
             if body.get("stream") is True and response.status == 200:
                 streamed = response
                 stream = ProxyStream(
-                    self._stream(dialect, streamed, exchange, hide),
+                    self._stream(dialect, streamed, exchange, hide, translation),
                     200,
                     {**headers, **SSE_HEADERS},
                     on_close=lambda: self._abandoned(streamed, exchange),
@@ -338,8 +343,10 @@ class DataPlane:
         response: UpstreamResponse,
         exchange: Exchange,
         hide: StreamFilter | None = None,
+        translation: Translation | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        observer = StreamObserver(dialect.usage_of)
+        upstream = dialect if translation is None else translation.provider
+        observer = StreamObserver(upstream.usage_of)
         # Until the stream ends, an exit can only be the caller hanging up.
         status: int = CLIENT_CLOSED
         error: str | None = "client_disconnected"
@@ -347,10 +354,13 @@ class DataPlane:
             chunks = response.chunks()
             if exchange.capture is not None:
                 chunks = exchange.capture.recording(chunks)
+            watch: Callable[[bytes], None] = observer.feed
+            if translation is not None:  # usage is read from the provider's own events
+                chunks, watch = translation.stream(chunks, observer.feed), _unwatched
             async for piece in tag_first_event(chunks, exchange.tag.body()):
                 if exchange.first_byte is None:
                     exchange.first_byte = time.perf_counter()
-                observer.feed(piece)
+                watch(piece)
                 if hide is not None:
                     piece = hide.feed(piece)
                     if not piece:

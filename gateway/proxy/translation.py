@@ -10,24 +10,25 @@ path translates: a call whose front door matches its provider's kind never comes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from gateway.dialects import Dialect
-from gateway.dialects.exchange_ir import Untranslatable
+from gateway.dialects.exchange_ir import ChatRequest, Untranslatable
 from gateway.errors import HttpError
 from gateway.injection import PreparedRelease
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Translation:
     """Between the caller's API and the provider's, for one call."""
 
     caller: Dialect
     provider: Dialect
+    asked: ChatRequest | None = field(default=None)  # the caller's request, once read
 
     def request(
         self, body: Mapping[str, Any], release: PreparedRelease, values: Mapping[str, str]
@@ -35,16 +36,7 @@ class Translation:
         """The provider's body for the caller's ``body`` with ``release`` applied, and the
         caller fields dropped (those no API has a place for, then those the release drops)."""
         try:
-            request = self.caller.request_to_ir(body)
-            if request.stream:
-                raise HttpError(
-                    400,
-                    "stream_translation_unavailable",
-                    f"{release.id} is served by a {self.provider.kind} provider, and this "
-                    f"gateway does not yet translate its stream events into the "
-                    f"{self.caller.kind} API's; call without stream, or through "
-                    f"{self.provider.path}",
-                )
+            request = self.asked = self.caller.request_to_ir(body)
             translated = self.provider.request_from_ir(request)
         except Untranslatable as exc:
             raise HttpError(
@@ -62,6 +54,21 @@ class Translation:
                 "provider, which requires it; send it, or pin it in the release's params",
             )
         return out, [*request.untranslated, *overridden]
+
+    async def stream(
+        self, chunks: AsyncIterator[bytes], observe: Callable[[bytes], None]
+    ) -> AsyncIterator[bytes]:
+        """The provider's stream in the caller's API, event by event as each arrives (no
+        buffering beyond an unfinished event); ``observe`` sees the provider's own bytes."""
+        assert self.asked is not None, "request() reads the caller's request first"
+        reader = self.provider.stream_reader()
+        writer = self.caller.stream_writer(self.asked)
+        async for chunk in chunks:
+            observe(chunk)
+            written = b"".join([writer.write(event) for event in reader.feed(chunk)])
+            if written:
+                yield written
+        yield b"".join([writer.write(event) for event in reader.flush()]) + writer.end()
 
     def answer(self, provider_name: str, answer: Any) -> dict[str, Any]:
         """The provider's whole answer in the caller's shape."""

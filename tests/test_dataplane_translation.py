@@ -5,6 +5,7 @@ shape (the fake provider records the bytes), and the answer comes back in the ca
 from __future__ import annotations
 
 import json
+import queue
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +15,11 @@ import openai
 import pytest
 from redis.asyncio import Redis
 
+from gateway.proxy.shadow import ShadowResult
 from gateway.registry_services import RegistryServices
+from gateway.runtime import runtime_of
 from tests.live import LiveServer
-from tests.stack import anthropic_spec, openai_spec, publish
+from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
 from tests.test_dataplane_caller_fields import record_of
 from tests.test_dataplane_sdks import VARIABLES, app_key, last_upstream
 
@@ -247,3 +250,53 @@ async def test_an_anthropic_sdk_stream_from_an_openai_release_accumulates_in_its
     assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
     sent = last_upstream(fake_control)["body"]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+
+
+async def test_an_anthropic_release_without_max_tokens_asks_the_openai_caller_for_it(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    """Anthropic requires max_tokens and an OpenAI caller seldom sends it: the gateway does
+    not invent one (it would be an unpinned behaviour), it says where to set it."""
+    spec = anthropic_spec()
+    del spec["params"]["max_tokens"]
+    await publish(dp_services, spec, CH)
+    gateway = start_gateway()
+    client = openai_client(gateway)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=CH, messages=[{"role": "user", "content": "hi"}], extra_headers=VARIABLES
+        )
+    error = json.loads(refused.value.response.text)["error"]
+    assert error["code"] == "missing_param" and "max_tokens" in error["message"]
+    assert fake_control.get("/_fake/requests").json() == []
+    answered = client.chat.completions.create(
+        model=CH, messages=[{"role": "user", "content": "hi"}], max_tokens=50,
+        extra_headers=VARIABLES,
+    )  # fmt: skip
+    assert answered.choices[0].message.content == "echo: hi"
+    assert last_upstream(fake_control)["body"]["max_tokens"] == 50
+
+
+async def test_a_shadow_release_of_the_other_kind_gets_the_call_in_its_providers_shape(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    shadow, _ = await dp_services.registry.register(anthropic_spec(), OPERATOR)
+    await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
+    gateway = start_gateway()
+    done: queue.Queue[ShadowResult] = queue.Queue()
+    runtime_of(gateway.app).dataplane.shadows.on_done = done.put
+
+    openai_client(gateway).chat.completions.create(
+        model=CH, messages=[{"role": "user", "content": "Shadow me"}], extra_headers=VARIABLES
+    )
+    result = done.get(timeout=5)  # blocks until the worker reports, no sleeping
+    assert (result.job.tag.release, result.status, result.error) == (shadow.id, 200, None)
+    (sent,) = [r for r in fake_control.get("/_fake/requests").json() if r["path"] == "/v1/messages"]
+    assert sent["body"]["model"] == "fake-claude-20240601"
+    assert sent["body"]["system"] == SYSTEM
+    assert sent["body"]["messages"][-1] == {"role": "user", "content": "Shadow me"}

@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp
 
-from gateway.body_limits import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
+from gateway.body_limits import MAX_DEPTH
 from gateway.caller_fields import RefusedField
 from gateway.dialects import DIALECTS, Dialect, StreamFilter
 from gateway.dialects.sse import StreamObserver
@@ -26,7 +26,7 @@ from gateway.injection import MissingVariable
 from gateway.metrics import RequestMetrics
 from gateway.providers import Provider
 from gateway.proxy.answer import JsonAnswer
-from gateway.proxy.caller import authenticate, tools_digest, variables
+from gateway.proxy.caller import authenticate, read_body, tools_digest, variables
 from gateway.proxy.capture import Capture
 from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.prepared import PreparedReleases
@@ -104,7 +104,7 @@ class DataPlane:
         try:
             snapshot = self.snapshot()
             key = authenticate(request, snapshot, self.admin_token_digest, self.internal_keys)
-            raw_body, body = await self._read_body(request)
+            raw_body, body = await read_body(request, self.max_body_bytes, self.max_depth)
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise HttpError(
@@ -185,22 +185,6 @@ class DataPlane:
                 "the registry is unreachable and this replica has no cached state yet",
             )
         return snapshot
-
-    async def _read_body(self, request: Request) -> tuple[bytes, dict[str, Any]]:
-        try:
-            raw = await read_limited(request, self.max_body_bytes)
-        except BodyTooLarge as exc:
-            raise HttpError(413, "body_too_large", str(exc)) from None
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise HttpError(400, "invalid_json", "the body must be a JSON object")
-        if deeper_than(body, self.max_depth):  # about 1 µs on a chat body (gateway/body_limits.py)
-            message = f"the body nests objects and arrays more than {self.max_depth} levels deep"
-            raise HttpError(400, "body_too_deep", message)
-        return raw, body
 
     def _shadow(
         self,

@@ -15,7 +15,10 @@ import openai
 import pytest
 from redis.asyncio import Redis
 
+from gateway.dialects import ANTHROPIC, OPENAI
+from gateway.errors import HttpError
 from gateway.proxy.shadow import ShadowResult
+from gateway.proxy.translation import Translation
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
 from tests.live import LiveServer
@@ -300,3 +303,11 @@ async def test_a_shadow_release_of_the_other_kind_gets_the_call_in_its_providers
     assert sent["body"]["model"] == "fake-claude-20240601"
     assert sent["body"]["system"] == SYSTEM
     assert sent["body"]["messages"][-1] == {"role": "user", "content": "Shadow me"}
+
+
+@pytest.mark.parametrize("answer", [["a list"], {"choices": "x"}, {"choices": [None]}])
+def test_a_provider_answer_not_of_its_apis_shape_is_a_502_not_a_crash(answer: Any) -> None:
+    translation = Translation(ANTHROPIC, OPENAI)
+    with pytest.raises(HttpError) as failed:
+        translation.answer("fake-openai", answer)
+    assert (failed.value.status, failed.value.code) == (502, "upstream_invalid")

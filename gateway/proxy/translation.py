@@ -72,10 +72,12 @@ class Translation:
 
     def answer(self, provider_name: str, answer: Any) -> dict[str, Any]:
         """The provider's whole answer in the caller's shape."""
-        if not isinstance(answer, dict):
-            message = f"provider {provider_name!r} answered with JSON that is not an object"
-            raise HttpError(502, "upstream_invalid", message)
-        return self.caller.answer_from_ir(self.provider.answer_to_ir(answer))
+        try:
+            return self.caller.answer_from_ir(self.provider.answer_to_ir(answer))
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+            # Not an answer of the provider's API: nothing the caller's SDK could read.
+            message = f"provider {provider_name!r} answered with JSON not of its API's shape"
+            raise HttpError(502, "upstream_invalid", message) from None
 
     def refusal(self, provider_name: str, status: int, raw: bytes) -> dict[str, Any]:
         """The provider's refusal of the call (400, 422, 429, ...) in the caller's shape,

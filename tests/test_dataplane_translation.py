@@ -311,3 +311,39 @@ def test_a_provider_answer_not_of_its_apis_shape_is_a_502_not_a_crash(answer: An
     with pytest.raises(HttpError) as failed:
         translation.answer("fake-openai", answer)
     assert (failed.value.status, failed.value.code) == (502, "upstream_invalid")
+
+
+async def test_a_streamed_tool_call_reaches_each_sdks_stream_helper_across_kinds(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    """The OpenAI SDK's accumulator on an Anthropic-served release, then the Anthropic SDK's
+    on an OpenAI-served one: each finds one whole tool call with its id, name and input."""
+    await publish(dp_services, anthropic_spec(), CH)
+    await publish(dp_services, openai_spec(), "openai-served")
+    gateway = start_gateway()
+    key = app_key(gateway, [CH, "openai-served"])
+    asked: Any = [{"role": "user", "content": "Where is order 7?"}]
+
+    oa = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    with oa.chat.completions.stream(
+        model=CH, messages=asked, tool_choice="required", extra_headers=VARIABLES
+    ) as stream:
+        completion = stream.get_final_completion()
+    (call,) = completion.choices[0].message.tool_calls or []
+    assert (call.id.startswith("toolu_"), call.function.name, call.function.arguments) == (
+        True, "lookup_order", "{}")  # fmt: skip
+    assert completion.choices[0].finish_reason == "tool_calls"
+    assert last_upstream(fake_control)["path"] == "/v1/messages"
+
+    an = anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0)
+    with an.messages.stream(
+        model="openai-served", max_tokens=50, messages=asked, tool_choice={"type": "any"},
+        extra_headers=VARIABLES,
+    ) as streamed:  # fmt: skip
+        final = streamed.get_final_message()
+    (use,) = final.content
+    assert use.type == "tool_use" and use.id.startswith("call_")
+    assert (use.name, use.input, final.stop_reason) == ("lookup_order", {}, "tool_use")
+    assert last_upstream(fake_control)["path"] == "/v1/chat/completions"

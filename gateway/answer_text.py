@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from gateway.dialects import DIALECTS
+
 
 def _json_events(raw: str) -> list[Any]:
     """The JSON payloads of a server-sent event stream, in order."""
@@ -25,24 +27,13 @@ def _json_events(raw: str) -> list[Any]:
     return events
 
 
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    """The objects of a JSON list (anything else: none), so odd answers never crash."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
 def _streamed_text(events: list[Any]) -> str:
+    # Recorded answers do not say their API; each dialect reads what is its own.
     parts: list[str] = []
-    for event in _dicts(events):
-        for choice in _dicts(event.get("choices")):  # OpenAI chunks
-            delta = choice.get("delta")
-            if not isinstance(delta, dict):
-                continue
-            if isinstance(delta.get("content"), str):
-                parts.append(delta["content"])
-            parts.extend(orjson.dumps(call).decode() for call in _dicts(delta.get("tool_calls")))
-        delta = event.get("delta")  # Anthropic content_block_delta
-        if event.get("type") == "content_block_delta" and isinstance(delta, dict):
-            parts.append(str(delta.get("text", delta.get("partial_json", ""))))
+    for event in events:
+        if isinstance(event, dict):
+            for dialect in DIALECTS.values():
+                parts.extend(dialect.stream_parts(event))
     return "".join(parts)
 
 
@@ -51,20 +42,7 @@ def answer_text(answer: Any) -> str:
     call as JSON; an error answer as its error."""
     if not isinstance(answer, dict):
         return orjson.dumps(answer).decode()
-    parts: list[str] = []
-    for choice in _dicts(answer.get("choices")):  # OpenAI
-        message = choice.get("message")
-        if not isinstance(message, dict):
-            continue
-        if isinstance(message.get("content"), str):
-            parts.append(message["content"])
-        parts.extend(orjson.dumps(call).decode() for call in _dicts(message.get("tool_calls")))
-    for block in _dicts(answer.get("content")):  # Anthropic
-        if block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-        elif block.get("type") == "tool_use":
-            call = {"name": block.get("name"), "input": block.get("input")}
-            parts.append(orjson.dumps(call).decode())
+    parts = [part for dialect in DIALECTS.values() for part in dialect.answer_parts(answer)]
     if not parts and "error" in answer:
         return orjson.dumps(answer["error"]).decode()
     return "\n".join(parts)

@@ -27,6 +27,9 @@ from typing import Any
 
 import orjson
 
+# The shape params that belong to the tools, in OpenAI's words.
+TOOL_PARAMS = ("tool_choice", "parallel_tool_calls")
+
 ConvertTool = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
@@ -75,6 +78,18 @@ def forces_a_tool(choice: Any) -> bool:
     if isinstance(choice, dict):
         return choice.get("type") not in ("auto", "none")
     return choice in ("required", "any")
+
+
+def caller_metadata(body: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """The caller's metadata without ``gateway_variables``, which is ours and never goes
+    upstream."""
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and "gateway_variables" in metadata:
+        rest = {k: v for k, v in metadata.items() if k != "gateway_variables"}
+        if rest:
+            out["metadata"] = rest
+    elif metadata is not None:
+        out["metadata"] = metadata
 
 
 def _shown(value: Any) -> str:

@@ -3,7 +3,7 @@
 ``HttpError`` is what the data plane and the admin API raise when they refuse a request:
 a status, a code (a fixed reason, safe as a metric label) and a message the caller can act
 on. Each API writes it in its own shape: the chat APIs through their dialect
-(``gateway.proxy.dialects``), the admin API and every other path of the gateway through
+(``gateway.dialects``), the admin API and every other path of the gateway through
 ``error_response`` here. Domain errors (``releases.errors``) never speak HTTP; the admin API
 maps them to an ``HttpError`` in one place (``gateway.admin.errors``).
 
@@ -19,6 +19,7 @@ from typing import TypeVar
 from starlette.responses import JSONResponse
 
 from gateway.caller_fields import RefusedField
+from gateway.dialects.exchange_ir import Untranslatable
 from gateway.injection import MissingVariable
 from gateway.upstream import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from releases.errors import FieldError
@@ -66,6 +67,7 @@ ERROR_CODES: dict[type[BaseException], str] = {
     UpstreamError: "upstream_error",
     MissingVariable: "missing_variable",
     RefusedField: "refused_field",
+    Untranslatable: "untranslatable",
     ValueError: "value_error",
     TypeError: "type_error",
     KeyError: "key_error",

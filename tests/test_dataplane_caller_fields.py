@@ -16,7 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.caller_fields import RefusedField
-from gateway.injection import MissingVariable, PreparedRelease, inject_anthropic, inject_openai
+from gateway.dialects import ANTHROPIC, OPENAI
+from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.caller import tools_digest
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
@@ -49,12 +50,12 @@ def release(**overrides: Any) -> PreparedRelease:
 
 
 def openai_call(r: PreparedRelease, **fields: Any) -> tuple[dict[str, Any], list[str]]:
-    return inject_openai({"model": "support-bot-prod", "messages": USER, **fields}, r, VALUES)
+    return OPENAI.inject({"model": "support-bot-prod", "messages": USER, **fields}, r, VALUES)
 
 
 def anthropic_call(r: PreparedRelease, **fields: Any) -> tuple[dict[str, Any], list[str]]:
     body = {"model": "claude-prod", "messages": USER, "max_tokens": 64, **fields}
-    return inject_anthropic(body, r, VALUES)
+    return ANTHROPIC.inject(body, r, VALUES)
 
 
 def refused(call: Callable[[], object]) -> RefusedField:
@@ -222,12 +223,12 @@ def test_a_variable_default_completes_the_prompt_and_a_callers_value_wins() -> N
     prompt = {**openai_spec()["prompt"], "defaults": {"product": "Acme"}}
     r = release(prompt=prompt)
     body = {"model": "support-bot-prod", "messages": USER}
-    out, _ = inject_openai(body, r, {})
+    out, _ = OPENAI.inject(body, r, {})
     assert out["messages"][0]["content"] == "You are the support assistant for Acme."
-    out, _ = inject_openai(body, r, {"product": "Globex"})
+    out, _ = OPENAI.inject(body, r, {"product": "Globex"})
     assert out["messages"][0]["content"] == "You are the support assistant for Globex."
     with pytest.raises(MissingVariable):
-        inject_openai(body, release(), {})
+        OPENAI.inject(body, release(), {})
 
 
 # -- end to end, with the official SDKs -----------------------------------------------------

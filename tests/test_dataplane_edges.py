@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from starlette.types import Message
 
 from gateway.body_limits import deeper_than
-from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
-from gateway.proxy.usage import StreamObserver
+from gateway.dialects.openai_chat import UsageOnlyFilter
+from gateway.dialects.sse import StreamObserver
+from gateway.proxy.sse import tag_first_event
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
 from gateway.telemetry import parse_traceparent

@@ -1,4 +1,4 @@
-"""Applying a release to a caller's body (gateway/injection.py, gateway/caller_fields.py), as
+"""Applying a release to a caller's body (gateway/dialects/, gateway/injection.py, gateway/caller_fields.py), as
 pure function calls: no Redis, no server. The allowlist and tools_policy rules are tested in
 tests/test_dataplane_caller_fields.py; these cover the rendering of variables, what is kept of
 the caller's metadata and system text, and each API's own spelling of pinned values."""
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.caller_fields import RefusedField, forces_a_tool, tool_name
-from gateway.injection import MissingVariable, PreparedRelease, inject_anthropic, inject_openai
+from gateway.dialects import ANTHROPIC, OPENAI
+from gateway.injection import MissingVariable, PreparedRelease
 from tests.factories import prepared
 from tests.stack import TOOL, anthropic_spec, openai_spec
 
@@ -33,13 +34,13 @@ def test_a_variables_value_is_inserted_as_it_is_never_expanded() -> None:
     r = with_prompt("For {{product}}, by {{team}}.", variables=["product", "team"])
     # A value holding a slot, a regex group reference or a backslash stays as sent: one pass.
     values = {"product": "{{team}}", "team": r"\1 \g<0> C:\new"}
-    out, _ = inject_openai({"messages": USER}, r, values)
+    out, _ = OPENAI.inject({"messages": USER}, r, values)
     assert out["messages"][0] == {"role": "system", "content": r"For {{team}}, by \1 \g<0> C:\new."}
 
 
 def test_a_slot_may_have_spaces_inside_its_braces_and_every_use_is_filled() -> None:
     r = with_prompt("{{ product }} and {{product}} again")
-    out, _ = inject_openai({"messages": USER}, r, {"product": "Acme"})
+    out, _ = OPENAI.inject({"messages": USER}, r, {"product": "Acme"})
     assert out["messages"][0]["content"] == "Acme and Acme again"
 
 
@@ -50,7 +51,7 @@ def test_few_shot_messages_are_rendered_and_come_between_the_system_and_the_call
         {"role": "assistant", "content": "Ask me about {{product}}."},
     )
     caller = [{"role": "system", "content": "caller's own"}, *USER]
-    out, _ = inject_openai({"messages": caller}, r, {"product": "Acme"})
+    out, _ = OPENAI.inject({"messages": caller}, r, {"product": "Acme"})
     assert out["messages"] == [
         {"role": "system", "content": "Help with Acme."},
         {"role": "user", "content": "Hi"},
@@ -60,14 +61,14 @@ def test_few_shot_messages_are_rendered_and_come_between_the_system_and_the_call
 
 
 def test_a_missing_variable_is_named_on_both_apis() -> None:
-    for inject, body in ((inject_openai, openai_spec()), (inject_anthropic, anthropic_spec())):
+    for inject, body in ((OPENAI.inject, openai_spec()), (ANTHROPIC.inject, anthropic_spec())):
         with pytest.raises(MissingVariable) as caught:
             inject({"messages": USER, "max_tokens": 8}, prepared(body), {"other": "x"})
         assert caught.value.name == "product"
 
 
 def test_a_release_without_a_system_prompt_sends_no_system_message() -> None:
-    out, _ = inject_openai({"messages": USER}, with_prompt("", variables=[]), {})
+    out, _ = OPENAI.inject({"messages": USER}, with_prompt("", variables=[]), {})
     assert out["messages"] == USER
 
 
@@ -78,11 +79,11 @@ def test_gateway_variables_never_go_upstream_and_the_rest_of_metadata_does() -> 
     r = prepared(openai_spec())
     values = {"product": "Acme"}
     ours = {"gateway_variables": values}
-    out, overridden = inject_openai({"messages": USER, "metadata": ours}, r, values)
+    out, overridden = OPENAI.inject({"messages": USER, "metadata": ours}, r, values)
     assert "metadata" not in out and overridden == []
-    out, _ = inject_openai({"messages": USER, "metadata": {**ours, "tenant": "t1"}}, r, values)
+    out, _ = OPENAI.inject({"messages": USER, "metadata": {**ours, "tenant": "t1"}}, r, values)
     assert out["metadata"] == {"tenant": "t1"}
-    out, _ = inject_anthropic(
+    out, _ = ANTHROPIC.inject(
         {"messages": USER, "metadata": {**ours, "user_id": "u-1"}},
         prepared(anthropic_spec()),
         values,
@@ -91,7 +92,7 @@ def test_gateway_variables_never_go_upstream_and_the_rest_of_metadata_does() -> 
 
 
 def test_the_callers_model_is_replaced_by_the_releases_model_id() -> None:
-    out, overridden = inject_openai(
+    out, overridden = OPENAI.inject(
         {"model": "support-bot-prod", "messages": USER}, prepared(openai_spec()), {"product": "A"}
     )
     assert out["model"] == "fake-chat-2024-06-01" and "model" not in overridden
@@ -99,12 +100,12 @@ def test_the_callers_model_is_replaced_by_the_releases_model_id() -> None:
 
 def test_an_openai_stream_asks_for_usage_and_keeps_the_callers_stream_options() -> None:
     r, values = prepared(openai_spec()), {"product": "Acme"}
-    out, _ = inject_openai({"messages": USER, "stream": True}, r, values)
+    out, _ = OPENAI.inject({"messages": USER, "stream": True}, r, values)
     assert out["stream_options"] == {"include_usage": True}
     options = {"include_usage": False, "include_obfuscation": False}
-    out, _ = inject_openai({"messages": USER, "stream": True, "stream_options": options}, r, values)
+    out, _ = OPENAI.inject({"messages": USER, "stream": True, "stream_options": options}, r, values)
     assert out["stream_options"] == {"include_usage": True, "include_obfuscation": False}
-    out, _ = inject_openai({"messages": USER, "stream": False}, r, values)
+    out, _ = OPENAI.inject({"messages": USER, "stream": False}, r, values)
     assert "stream_options" not in out
 
 
@@ -113,7 +114,7 @@ def test_an_openai_stream_asks_for_usage_and_keeps_the_callers_stream_options() 
 
 def anthropic_call(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
     caller = {"messages": USER, "max_tokens": 64, **fields}
-    return inject_anthropic(caller, prepared(body), {"product": "Acme"})[0]
+    return ANTHROPIC.inject(caller, prepared(body), {"product": "Acme"})[0]
 
 
 def test_the_pinned_system_text_comes_before_the_callers_in_the_callers_form() -> None:
@@ -140,7 +141,7 @@ def test_a_pinned_stop_string_is_sent_as_a_list_of_stop_sequences() -> None:
 
 
 def test_params_anthropic_has_no_field_for_are_never_sent() -> None:
-    out, overridden = inject_anthropic(
+    out, overridden = ANTHROPIC.inject(
         {"messages": USER, "max_tokens": 64, "seed": 3, "presence_penalty": 1},
         prepared(anthropic_spec(params={"max_tokens": 64, "seed": 7, "presence_penalty": 0.5})),
         {"product": "Acme"},
@@ -201,13 +202,13 @@ def test_only_a_choice_that_demands_a_tool_call_forces_one(choice: Any, forces: 
 
 def test_tools_that_are_not_a_list_are_refused_naming_tools() -> None:
     with pytest.raises(RefusedField) as caught:
-        inject_openai({"messages": USER, "tools": TOOL}, prepared(openai_spec()), {"product": "A"})
+        OPENAI.inject({"messages": USER, "tools": TOOL}, prepared(openai_spec()), {"product": "A"})
     assert (caught.value.code, caught.value.field) == ("invalid_tools", "tools")
 
 
 def test_a_caller_release_passes_legacy_functions_instead_of_its_own_tools() -> None:
     functions = [{"name": "refund", "parameters": {"type": "object"}}]
-    out, overridden = inject_openai(
+    out, overridden = OPENAI.inject(
         {"messages": USER, "functions": functions, "function_call": "auto"},
         prepared(openai_spec(tools_policy="caller")),
         {"product": "Acme"},

@@ -1,4 +1,4 @@
-"""Reading usage and the provider's response id for lineage (gateway/proxy/usage.py), on
+"""Reading usage and the provider's response id for lineage (each dialect's usage_of, gateway/dialects/sse.py StreamObserver), on
 answers and streams of both APIs as plain bytes: no Redis, no server. tests/test_lineage.py
 proves end to end that the records carry them."""
 
@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.proxy.usage import StreamObserver, usage_of
+from gateway.dialects import ANTHROPIC, OPENAI, Dialect
+from gateway.dialects.sse import StreamObserver
 from releases.lineage import Usage
 
 # -- whole answers ------------------------------------------------------------------------------
@@ -17,24 +18,25 @@ from releases.lineage import Usage
 
 def test_openai_usage_is_prompt_and_completion_tokens() -> None:
     answer = {"id": "chatcmpl-1", "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}}  # fmt: skip
-    assert usage_of(answer) == Usage(12, 5)
+    assert OPENAI.usage_of(answer) == Usage(12, 5)
 
 
 def test_anthropic_usage_is_input_and_output_tokens() -> None:
     answer = {"id": "msg_1", "usage": {"input_tokens": 9, "output_tokens": 3, "cache_read_input_tokens": 2}}  # fmt: skip
-    assert usage_of(answer) == Usage(9, 3)
+    assert ANTHROPIC.usage_of(answer) == Usage(9, 3)
 
 
 def test_one_of_openais_counts_alone_is_still_read_as_openais() -> None:
-    assert usage_of({"usage": {"completion_tokens": 5}}) == Usage(None, 5)
-    assert usage_of({"usage": {"prompt_tokens": 4}}) == Usage(4, None)
+    assert OPENAI.usage_of({"usage": {"completion_tokens": 5}}) == Usage(None, 5)
+    assert OPENAI.usage_of({"usage": {"prompt_tokens": 4}}) == Usage(4, None)
 
 
 @pytest.mark.parametrize(
     "answer", [{}, {"usage": None}, {"usage": "12"}, {"usage": [1, 2]}, [], "text", None, 3]
 )
 def test_an_answer_without_a_usage_object_has_no_usage(answer: Any) -> None:
-    assert usage_of(answer) is None
+    assert OPENAI.usage_of(answer) is None
+    assert ANTHROPIC.usage_of(answer) is None
 
 
 # -- streams ------------------------------------------------------------------------------------
@@ -74,36 +76,39 @@ ANTHROPIC_STREAM = (
 )
 
 
-def observed(chunks: list[bytes]) -> StreamObserver:
-    observer = StreamObserver()
+def observed(chunks: list[bytes], dialect: Dialect = OPENAI) -> StreamObserver:
+    observer = StreamObserver(dialect.usage_of)
     for chunk in chunks:
         observer.feed(chunk)
     return observer
 
 
 @pytest.mark.parametrize(
-    ("stream", "response_id", "usage"),
-    [(OPENAI_STREAM, "chatcmpl-7", Usage(11, 2)), (ANTHROPIC_STREAM, "msg_7", Usage(21, 6))],
+    ("dialect", "stream", "response_id", "usage"),
+    [
+        (OPENAI, OPENAI_STREAM, "chatcmpl-7", Usage(11, 2)),
+        (ANTHROPIC, ANTHROPIC_STREAM, "msg_7", Usage(21, 6)),
+    ],
     ids=["openai", "anthropic"],
 )
 def test_a_stream_cut_anywhere_reads_the_same_as_whole(
-    stream: bytes, response_id: str, usage: Usage
+    dialect: Dialect, stream: bytes, response_id: str, usage: Usage
 ) -> None:
     """Chunks split lines (and multi-byte characters) wherever the network did: an unfinished
     line waits for the rest."""
-    whole = observed([stream])
+    whole = observed([stream], dialect)
     assert (whole.provider_response_id, whole.usage) == (response_id, usage)
     for size in (1, 2, 7, 64):
         pieces = [stream[i : i + size] for i in range(0, len(stream), size)]
-        cut = observed(pieces)
+        cut = observed(pieces, dialect)
         assert (cut.provider_response_id, cut.usage) == (response_id, usage), size
     for at in range(len(stream)):
-        cut = observed([stream[:at], stream[at:]])
+        cut = observed([stream[:at], stream[at:]], dialect)
         assert (cut.provider_response_id, cut.usage) == (response_id, usage), at
 
 
 def test_anthropic_input_comes_at_the_start_and_output_replaces_the_starts_count() -> None:
-    observer = StreamObserver()
+    observer = StreamObserver(ANTHROPIC.usage_of)
     observer.feed(ANTHROPIC_STREAM[: ANTHROPIC_STREAM.index(b"event: content_block_delta")])
     assert observer.usage == Usage(21, 1)  # message_start's own output count, until the end's
     observer.feed(ANTHROPIC_STREAM[ANTHROPIC_STREAM.index(b"event: content_block_delta") :])
@@ -137,7 +142,7 @@ def test_a_stream_without_usage_has_none_and_lines_that_are_not_json_are_passed_
 
 def test_only_data_lines_are_read() -> None:
     stream = b'event: {"id": "x", "usage": {"input_tokens": 1}}\nid: 7\n\n'
-    observer = observed([stream])
+    observer = observed([stream], ANTHROPIC)
     assert observer.usage is None and observer.provider_response_id is None
 
 

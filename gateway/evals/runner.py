@@ -1,7 +1,7 @@
 """Run a golden set against one release, through the gateway's own data plane, in process.
 
-Each case is a real request to ``/v1/chat/completions`` (OpenAI-kind providers) or
-``/v1/messages`` (Anthropic-kind) with ``model: "release:<id>"``, sent to this very process's
+Each case is a real request to the front door of its provider's kind (its dialect's
+``eval_request``: ``/v1/chat/completions`` for OpenAI, ``/v1/messages`` for Anthropic) with ``model: "release:<id>"``, sent to this very process's
 data plane (``gateway.proxy.inprocess``): injection, tagging, lineage and metrics apply as to any call, and no
 socket is opened. Cases run with bounded concurrency; each finished case is reported as it
 ends, so a caller can show progress.
@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.answer_text import answer_text
+from gateway.dialects import DIALECTS, OPENAI
 from gateway.proxy.inprocess import InProcessCaller
 from releases.evals.checks import run_checks
 from releases.evals.golden import Case, GoldenSetSpec
@@ -27,8 +28,6 @@ from releases.models import Release, utc_now
 
 # Answers are kept in results for people to read, not whole: results stay small in Redis.
 MAX_OUTPUT_CHARS = 2000
-# Anthropic's API requires max_tokens; a release's pinned value still wins over this.
-ANTHROPIC_MAX_TOKENS = 1024
 
 OnCase = Callable[[CaseResult, int, int], Awaitable[None]]
 
@@ -53,22 +52,10 @@ class InProcessDispatcher:
     async def call(self, release: Release, case: Case) -> tuple[int, str, str | None, str | None]:
         """``(status, answer text, response id, error)`` of one case."""
         provider = str(release.spec.get("model", {}).get("provider", ""))
-        anthropic = self.provider_kinds.get(provider) == "anthropic"
+        dialect = DIALECTS.get(self.provider_kinds.get(provider, ""), OPENAI)
         headers = {"x-gateway-variables": orjson.dumps(case.variables).decode()}
         messages = [m.model_dump() for m in case.messages]
-        if anthropic:
-            system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-            body: dict[str, Any] = {
-                "model": f"release:{release.id}",
-                "max_tokens": ANTHROPIC_MAX_TOKENS,
-                "messages": [m for m in messages if m["role"] != "system"],
-            }
-            if system:
-                body["system"] = system
-            path = "/v1/messages"
-        else:
-            body = {"model": f"release:{release.id}", "messages": messages}
-            path = "/v1/chat/completions"
+        path, body = dialect.eval_request(f"release:{release.id}", messages)
         response = await self.caller.call(path, orjson.dumps(body), headers, self.secret)
         response_id = response.headers.get("x-gateway-response-id")
         try:

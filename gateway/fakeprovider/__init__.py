@@ -3,7 +3,7 @@
 It speaks OpenAI Chat Completions and Anthropic Messages, echoes what it received so a test
 can assert exactly what the gateway sent upstream, can be told to be slow or to fail, and
 counts the streams whose client hung up before the end. A ``tool_choice`` that forces a tool
-gets a (non-streamed) call of that tool, and ``tool_choice`` without tools is refused, as the
+gets a call of that tool (streamed too), and ``tool_choice`` without tools is refused, as the
 real APIs do. ``create_fake_provider()`` builds
 the Starlette app; ``python -m gateway.fakeprovider`` serves it.
 """

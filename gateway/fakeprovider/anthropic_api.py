@@ -86,8 +86,10 @@ def event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 def message_events(message_id: str, body: dict[str, Any], answer: Answer) -> list[bytes]:
-    """Anthropic's SSE sequence: message_start, one text block streamed in pieces,
-    message_delta with the stop reason and usage, message_stop."""
+    """Anthropic's SSE sequence: message_start, one text block streamed in pieces (or, for a
+    forced tool, one tool_use block with its input as JSON deltas), message_delta with the
+    stop reason and usage, message_stop."""
+    tool = forced_tool(body)
     start = {
         "id": message_id,
         "type": "message",
@@ -98,20 +100,29 @@ def message_events(message_id: str, body: dict[str, Any], answer: Answer) -> lis
         "stop_sequence": None,
         "usage": {"input_tokens": answer.input_tokens, "output_tokens": 1},
     }
-    events = [
-        event("message_start", {"message": start}),
-        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
-    ]
-    events += [
-        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
-        for piece in answer.pieces()
-    ]
+    events = [event("message_start", {"message": start})]
+    if tool is not None:
+        use = {"type": "tool_use", "id": f"toolu_{message_id}", "name": tool, "input": {}}
+        events += [
+            event("content_block_start", {"index": 0, "content_block": use}),
+            event("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": "{"}}),
+            event("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": "}"}}),
+        ]  # fmt: skip
+    else:
+        events += [
+            event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+            *(event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+              for piece in answer.pieces()),
+        ]  # fmt: skip
     events += [
         event("content_block_stop", {"index": 0}),
         event(
             "message_delta",
             {
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {
+                    "stop_reason": "end_turn" if tool is None else "tool_use",
+                    "stop_sequence": None,
+                },
                 "usage": {"output_tokens": answer.output_tokens},
             },
         ),

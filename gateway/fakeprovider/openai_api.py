@@ -114,8 +114,10 @@ def usage(answer: Answer) -> dict[str, int]:
 
 
 def chunk_events(response_id: str, body: dict[str, Any], answer: Answer) -> list[bytes]:
-    """The SSE events of a streamed completion: role, one delta per piece, finish, the usage
-    chunk when ``stream_options.include_usage`` asks for it, then ``[DONE]``."""
+    """The SSE events of a streamed completion: role, one delta per piece (or, for a forced
+    tool, the call and its arguments), finish, the usage chunk when
+    ``stream_options.include_usage`` asks for it, then ``[DONE]``."""
+    tool = forced_tool(body)
     options = body.get("stream_options")
     with_usage = isinstance(options, dict) and options.get("include_usage") is True
 
@@ -134,12 +136,19 @@ def chunk_events(response_id: str, body: dict[str, Any], answer: Answer) -> list
         data.update(extra)
         return b"data: " + json.dumps(data).encode() + b"\n\n"
 
-    def choice(delta: dict[str, str], finish_reason: str | None = None) -> dict[str, Any]:
+    def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
 
     events = [chunk([choice({"role": "assistant", "content": ""})])]
-    events += [chunk([choice({"content": piece})]) for piece in answer.pieces()]
-    events.append(chunk([choice({}, "stop")]))
+    if tool is not None:
+        call = {"index": 0, "id": f"call_{response_id}", "type": "function",
+                "function": {"name": tool, "arguments": ""}}  # fmt: skip
+        arguments = {"index": 0, "function": {"arguments": "{}"}}
+        events += [chunk([choice({"tool_calls": [call]})]),
+                   chunk([choice({"tool_calls": [arguments]})])]  # fmt: skip
+    else:
+        events += [chunk([choice({"content": piece})]) for piece in answer.pieces()]
+    events.append(chunk([choice({}, "stop" if tool is None else "tool_calls")]))
     if with_usage:
         events.append(chunk([], usage=usage(answer)))
     events.append(b"data: [DONE]\n\n")

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from gateway.body_limits import BodyTooLarge, deeper_than, read_limited
 from gateway.errors import HttpError
 from gateway.keys import BOOTSTRAP_KEY, presented_key
 from gateway.snapshot import Snapshot
@@ -90,3 +91,23 @@ def variables(request: Request, body: Mapping[str, Any]) -> dict[str, str]:
                 400, "invalid_variables", f"variable {name!r} must be a string or a number"
             )
     return {name: str(value) for name, value in found.items()}
+
+
+async def read_body(
+    request: Request, max_body_bytes: int, max_depth: int
+) -> tuple[bytes, dict[str, Any]]:
+    """The caller's body, raw and parsed: a JSON object within the size and depth limits."""
+    try:
+        raw = await read_limited(request, max_body_bytes)
+    except BodyTooLarge as exc:
+        raise HttpError(413, "body_too_large", str(exc)) from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise HttpError(400, "invalid_json", "the body must be a JSON object")
+    if deeper_than(body, max_depth):  # about 1 µs on a chat body (gateway/body_limits.py)
+        message = f"the body nests objects and arrays more than {max_depth} levels deep"
+        raise HttpError(400, "body_too_deep", message)
+    return raw, body

@@ -10,23 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp
 
-from gateway.body_limits import MAX_DEPTH, BodyTooLarge, deeper_than, read_limited
+from gateway.body_limits import MAX_DEPTH
 from gateway.caller_fields import RefusedField
+from gateway.dialects import DIALECTS, Dialect, StreamFilter
+from gateway.dialects.sse import StreamObserver
 from gateway.errors import HttpError
 from gateway.injection import MissingVariable
 from gateway.metrics import RequestMetrics
 from gateway.providers import Provider
 from gateway.proxy.answer import JsonAnswer
-from gateway.proxy.caller import authenticate, tools_digest, variables
+from gateway.proxy.caller import authenticate, read_body, tools_digest, variables
 from gateway.proxy.capture import Capture
-from gateway.proxy.dialects import Dialect
 from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.prepared import PreparedReleases
 from gateway.proxy.provider_answers import (
@@ -38,10 +39,10 @@ from gateway.proxy.provider_answers import (
 )
 from gateway.proxy.resolve import Route, resolve
 from gateway.proxy.shadow import ShadowJob, ShadowRunner
-from gateway.proxy.sse import UsageOnlyFilter, tag_first_event
+from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id, overridden_header
-from gateway.proxy.usage import StreamObserver, usage_of
+from gateway.proxy.translation import Translation
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
 from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
@@ -59,6 +60,10 @@ SSE_HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
+
+
+def _unwatched(piece: bytes) -> None:
+    """A translated stream's pieces: its provider's were observed before translation."""
 
 
 class DataPlane:
@@ -99,7 +104,7 @@ class DataPlane:
         try:
             snapshot = self.snapshot()
             key = authenticate(request, snapshot, self.admin_token_digest, self.internal_keys)
-            raw_body, body = await self._read_body(request)
+            raw_body, body = await read_body(request, self.max_body_bytes, self.max_depth)
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise HttpError(
@@ -119,12 +124,20 @@ class DataPlane:
             release = self.releases.prepare(snapshot, route.release_id)
             exchange.provider, exchange.model_id = release.provider, release.model_id
             exchange.model_revision = release.model_revision
-            provider = self.releases.provider(release, dialect)
+            provider = self.releases.provider(release)
+            translation = (
+                None
+                if provider.kind == dialect.kind
+                else Translation(dialect, DIALECTS[provider.kind])
+            )
             values = variables(request, body)
             if "tools" in body:
                 exchange.caller_tools = tools_digest(body["tools"])
             try:
-                upstream_body, overridden = dialect.inject(body, release, values)
+                if translation is None:
+                    upstream_body, overridden = dialect.inject(body, release, values)
+                else:
+                    upstream_body, overridden = translation.request(body, release, values)
             except MissingVariable as exc:
                 raise HttpError(
                     400, "missing_variable",
@@ -138,9 +151,10 @@ class DataPlane:
             headers = tag.headers()
             if overridden:
                 headers["x-gateway-overridden"] = overridden_header(overridden)
-            hide = dialect.stream_filter(body) if upstream_body.get("stream") is True else None
+            streamed = upstream_body.get("stream") is True and translation is None
+            hide = dialect.stream_filter(body) if streamed else None
             return await self._forward(
-                request, dialect, provider, upstream_body, headers, exchange, hide
+                request, dialect, provider, upstream_body, headers, exchange, hide, translation
             )
         except HttpError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
@@ -173,22 +187,6 @@ class DataPlane:
             )
         return snapshot
 
-    async def _read_body(self, request: Request) -> tuple[bytes, dict[str, Any]]:
-        try:
-            raw = await read_limited(request, self.max_body_bytes)
-        except BodyTooLarge as exc:
-            raise HttpError(413, "body_too_large", str(exc)) from None
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise HttpError(400, "invalid_json", "the body must be a JSON object")
-        if deeper_than(body, self.max_depth):  # about 1 µs on a chat body (gateway/body_limits.py)
-            message = f"the body nests objects and arrays more than {self.max_depth} levels deep"
-            raise HttpError(400, "body_too_deep", message)
-        return raw, body
-
     def _shadow(
         self,
         request: Request,
@@ -203,7 +201,8 @@ class DataPlane:
         assert route.shadow_release_id is not None
         try:
             release = self.releases.prepare(snapshot, route.shadow_release_id)
-            provider = self.releases.provider(release, dialect)
+            provider = self.releases.provider(release)
+            upstream = DIALECTS[provider.kind]
         except HttpError:
             self.shadows.stats.failed += 1
             return
@@ -213,13 +212,15 @@ class DataPlane:
                 primary_response_id=tag.response_id,
                 generation=route.generation,
                 release=release,
-                url=provider.base_url + dialect.upstream_path,
-                headers=dialect.upstream_headers(provider.api_key, request.headers),
+                url=provider.base_url + upstream.upstream_path,
+                headers=upstream.upstream_headers(provider.api_key, request.headers),
                 upstream=provider.upstream,
                 body=body,
                 variables=values,
-                inject=dialect.inject,
+                dialect=upstream,
                 model_revision=release.model_revision,
+                # Translated by the worker, off the request path.
+                caller=None if upstream is dialect else dialect,
             )
         )
 
@@ -231,12 +232,15 @@ class DataPlane:
         body: dict[str, Any],
         headers: dict[str, str],
         exchange: Exchange,
-        hide: UsageOnlyFilter | None = None,
+        hide: StreamFilter | None = None,
+        translation: Translation | None = None,
     ) -> ASGIApp:
         """Send ``body`` to the provider and answer with what it says, tagged; ``hide`` drops
-        from a stream what the gateway asked for and the caller did not."""
-        url = provider.base_url + dialect.upstream_path
-        upstream_headers = dialect.upstream_headers(provider.api_key, request.headers)
+        from a stream what the gateway asked for and the caller did not; ``translation``
+        (a provider of another API) writes the answer in the caller's shape."""
+        upstream = dialect if translation is None else translation.provider
+        url = provider.base_url + upstream.upstream_path
+        upstream_headers = upstream.upstream_headers(provider.api_key, request.headers)
         if exchange.trace is not None:
             upstream_headers.update(exchange.trace.upstream_headers())
         try:
@@ -258,7 +262,7 @@ class DataPlane:
             if body.get("stream") is True and response.status == 200:
                 streamed = response
                 stream = ProxyStream(
-                    self._stream(dialect, streamed, exchange, hide),
+                    self._stream(dialect, streamed, exchange, hide, translation),
                     200,
                     {**headers, **SSE_HEADERS},
                     on_close=lambda: self._abandoned(streamed, exchange),
@@ -289,7 +293,12 @@ class DataPlane:
             log.warning("%s; the provider said: %r", fault.message, raw[:300])
             raise fault
         if response.status >= 400:  # the caller's request was refused: theirs to see
-            answered = refusal(raw, response, headers, exchange.tag)
+            if translation is None:
+                answered = refusal(raw, response, headers, exchange.tag)
+            else:
+                said = translation.refusal(provider.name, response.status, raw)
+                answered = JsonAnswer(tagged_answer(provider.name, said, exchange.tag),
+                                      response.status, headers)  # fmt: skip
             exchange.finish(self.sinks, response.status, error="provider_refused")
             return answered
         try:
@@ -301,12 +310,15 @@ class DataPlane:
                 f"provider {provider.name!r} answered with a body that is not JSON",
             ) from None
         provider_id = answer.get("id") if isinstance(answer, dict) else None
+        usage = upstream.usage_of(answer)
+        if translation is not None:
+            answer = translation.answer(provider.name, answer)
         # Written before finishing: the record says what the caller gets, even a 502.
         tagged = tagged_answer(provider.name, answer, exchange.tag)
         exchange.finish(
             self.sinks,
             response.status,
-            usage=usage_of(answer),
+            usage=usage,
             provider_response_id=provider_id if isinstance(provider_id, str) else None,
         )
         return JsonAnswer(tagged, response.status, headers)
@@ -316,9 +328,11 @@ class DataPlane:
         dialect: Dialect,
         response: UpstreamResponse,
         exchange: Exchange,
-        hide: UsageOnlyFilter | None = None,
+        hide: StreamFilter | None = None,
+        translation: Translation | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        observer = StreamObserver()
+        upstream = dialect if translation is None else translation.provider
+        observer = StreamObserver(upstream.usage_of)
         # Until the stream ends, an exit can only be the caller hanging up.
         status: int = CLIENT_CLOSED
         error: str | None = "client_disconnected"
@@ -326,10 +340,13 @@ class DataPlane:
             chunks = response.chunks()
             if exchange.capture is not None:
                 chunks = exchange.capture.recording(chunks)
+            watch: Callable[[bytes], None] = observer.feed
+            if translation is not None:  # usage is read from the provider's own events
+                chunks, watch = translation.stream(chunks, observer.feed), _unwatched
             async for piece in tag_first_event(chunks, exchange.tag.body()):
                 if exchange.first_byte is None:
                     exchange.first_byte = time.perf_counter()
-                observer.feed(piece)
+                watch(piece)
                 if hide is not None:
                     piece = hide.feed(piece)
                     if not piece:

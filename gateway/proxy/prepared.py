@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from gateway.errors import HttpError
 from gateway.injection import PreparedRelease
 from gateway.providers import Provider
-from gateway.proxy.dialects import Dialect
 from gateway.snapshot import Snapshot
-from releases.models import Release
-
-
-@dataclass(frozen=True)
-class PinnedRelease(PreparedRelease):
-    """A prepared release and the weights revision it pins, which lineage records.
-
-    Kept apart from ``PreparedRelease`` while provider knowledge moves to gateway/dialects/;
-    the field belongs there once that move has landed."""
-
-    model_revision: str | None = None
-
-    @classmethod
-    def of(cls, release: Release) -> PinnedRelease:
-        prepared = PreparedRelease.of(release)
-        return cls(**vars(prepared), model_revision=release.spec["model"].get("revision"))
 
 
 class PreparedReleases:
@@ -33,9 +15,9 @@ class PreparedReleases:
 
     def __init__(self, providers: Mapping[str, Provider]) -> None:
         self.providers = providers
-        self._prepared: dict[str, PinnedRelease] = {}
+        self._prepared: dict[str, PreparedRelease] = {}
 
-    def prepare(self, snapshot: Snapshot, release_id: str) -> PinnedRelease:
+    def prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
         """``release_id`` of ``snapshot`` as the hot path uses it; 503 when it is missing."""
         prepared = self._prepared.get(release_id)
         if prepared is None:
@@ -50,28 +32,18 @@ class PreparedReleases:
                     f"release {release_id} is missing from the registry; an operator must "
                     "restore it or move the channel to another release",
                 )
-            prepared = PinnedRelease.of(release)
+            prepared = PreparedRelease.of(release)
             self._prepared[release_id] = prepared
         return prepared
 
-    def provider(self, release: PreparedRelease, dialect: Dialect) -> Provider:
-        """The configured provider serving ``release`` through ``dialect``'s endpoint."""
+    def provider(self, release: PreparedRelease) -> Provider:
+        """The configured provider serving ``release`` (of any kind: a front door of another
+        API is translated, ``gateway.proxy.translation``)."""
         provider = self.providers.get(release.provider)
         if provider is None:
             raise HttpError(
                 503,
                 "provider_not_configured",
                 f"provider {release.provider!r} of {release.id} is not configured here",
-            )
-        if provider.kind != dialect.kind:
-            endpoint = (
-                "Anthropic /v1/messages"
-                if provider.kind == "anthropic"
-                else "OpenAI /v1/chat/completions"
-            )
-            raise HttpError(
-                400,
-                "wrong_endpoint",
-                f"{release.id} is served by an {provider.kind} provider; call it through the {endpoint} endpoint",
             )
         return provider

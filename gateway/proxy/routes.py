@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from gateway.dialects import ANTHROPIC, OPENAI, Dialect
 from gateway.errors import HttpError
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate
 from gateway.proxy.dataplane import DataPlane
-from gateway.proxy.dialects import ANTHROPIC, OPENAI, Dialect
 from gateway.proxy.tagging import Tag, new_response_id
 
 # Paths only Anthropic's API has; every Anthropic SDK also sends this header on every call,

@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 
 from gateway.caller_fields import RefusedField
+from gateway.dialects import Dialect
+from gateway.dialects.exchange_ir import Untranslatable
 from gateway.errors import code_of
 from gateway.injection import MissingVariable, PreparedRelease
 from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.tagging import Tag
-from gateway.proxy.usage import usage_of
 from gateway.upstream import Upstream, UpstreamError
 from releases.cancellation import cancel_and_wait
 
@@ -62,9 +63,8 @@ class ShadowJob:
     upstream: Upstream
     body: Mapping[str, Any]
     variables: Mapping[str, str]
-    inject: Callable[
-        [Mapping[str, Any], PreparedRelease, Mapping[str, str]], tuple[dict[str, Any], list[str]]
-    ]
+    dialect: Dialect  # the API of the provider's call
+    caller: Dialect | None = None  # the caller's API, when the provider speaks another
     model_revision: str | None = None  # the weights revision the release pins (lineage)
 
 
@@ -137,6 +137,7 @@ class ShadowRunner:
                 UpstreamError,
                 MissingVariable,
                 RefusedField,
+                Untranslatable,
                 ValueError,
                 TypeError,
                 KeyError,
@@ -154,8 +155,11 @@ class ShadowRunner:
                     self.on_done(result)
 
     async def _send(self, job: ShadowJob) -> tuple[int, bytes]:
-        body = {k: v for k, v in job.body.items() if k not in STREAM_FIELDS}
-        upstream_body, _ = job.inject(body, job.release, job.variables)
+        body: Mapping[str, Any] = job.body
+        if job.caller is not None:
+            body = job.dialect.request_from_ir(job.caller.request_to_ir(body))
+        body = {k: v for k, v in body.items() if k not in STREAM_FIELDS}
+        upstream_body, _ = job.dialect.inject(body, job.release, job.variables)
         response = await job.upstream.post(job.url, orjson.dumps(upstream_body), job.headers)
         return response.status, await response.read()
 
@@ -180,7 +184,7 @@ def record_shadow(sinks: Sinks, result: ShadowResult) -> None:
     exchange.finish(
         sinks,
         result.status or 502,
-        usage=usage_of(answer),
+        usage=job.dialect.usage_of(answer),
         provider_response_id=provider_id if isinstance(provider_id, str) else None,
         error=result.error_code,
         error_detail=result.error,

@@ -7,15 +7,10 @@ from typing import Any
 
 import orjson
 
+from gateway.dialects.sse import event_end
+
 # An event that has not ended after this many bytes is not one we can tag; pass it on as is.
 MAX_FIRST_EVENT = 1 << 20
-
-
-def _event_end(buffer: bytes, start: int = 0) -> int:
-    """Index just past the first blank line (``\\n\\n`` or ``\\r\\n\\r\\n``) from ``start``,
-    or -1."""
-    ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep, start)) >= 0]
-    return min(ends) if ends else -1
 
 
 def tag_event(event: bytes, tag: dict[str, Any]) -> bytes | None:
@@ -53,7 +48,7 @@ async def tag_first_event(
     async for chunk in chunks:
         pending += chunk
         start = 0
-        while (end := _event_end(pending, start)) >= 0:
+        while (end := event_end(pending, start)) >= 0:
             tagged = tag_event(pending[start:end], tag)
             if tagged is not None:
                 yield pending[:start] + tagged + pending[end:]
@@ -71,50 +66,3 @@ async def tag_first_event(
             pending = pending[start:]
     if pending:
         yield pending
-
-
-def _is_usage_only(event: bytes) -> bool:
-    """An OpenAI chunk with no choices, only usage (what ``include_usage`` adds at the end)."""
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            try:
-                obj = orjson.loads(line[5:].strip())
-            except orjson.JSONDecodeError:
-                return False
-            return isinstance(obj, dict) and obj.get("choices") == [] and "usage" in obj
-    return False
-
-
-class UsageOnlyFilter:
-    """Drops the usage-only chunk from an OpenAI stream whose caller did not ask for it.
-
-    The gateway asks every OpenAI stream for ``stream_options.include_usage`` so lineage has
-    its usage; OpenAI then ends the stream with a chunk whose ``choices`` is empty, which the
-    commonest client loop (``chunk.choices[0].delta``) cannot take. Whole events pass on as
-    soon as they end; only an event that may be that chunk (it holds ``[]``) is parsed.
-    """
-
-    def __init__(self) -> None:
-        self._tail = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        """What of ``chunk`` (with any unfinished event before it) can go to the caller now."""
-        data = self._tail + chunk if self._tail else chunk
-        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
-        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        whole, self._tail = data[:cut], data[cut:]
-        if b"[]" not in whole:
-            return whole
-        kept = []
-        start = 0
-        while (end := _event_end(whole, start)) >= 0:
-            event = whole[start:end]
-            if not (b"[]" in event and _is_usage_only(event)):
-                kept.append(event)
-            start = end
-        return b"".join(kept)
-
-    def flush(self) -> bytes:
-        """Whatever was held back when the stream ends (an event missing its blank line)."""
-        tail, self._tail = self._tail, b""
-        return b"" if _is_usage_only(tail) else tail

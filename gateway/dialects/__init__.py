@@ -1,0 +1,27 @@
+"""The APIs the gateway speaks, one module per API behind the ``Dialect`` protocol.
+
+``DIALECTS`` maps each provider kind to the API it speaks natively. Adding a provider kind
+means a module here, an entry below, the fake provider and tests: nothing in the hot path's
+flow changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.dialects.anthropic_messages import ANTHROPIC
+from gateway.dialects.openai_chat import OPENAI
+from gateway.dialects.protocol import Dialect, StreamFilter, StreamReader, StreamWriter
+
+# Ordered: answer texts read an answer's parts in this order.
+DIALECTS: Mapping[str, Dialect] = {OPENAI.kind: OPENAI, ANTHROPIC.kind: ANTHROPIC}
+
+__all__ = [
+    "ANTHROPIC",
+    "DIALECTS",
+    "OPENAI",
+    "Dialect",
+    "StreamFilter",
+    "StreamReader",
+    "StreamWriter",
+]

@@ -1,0 +1,103 @@
+"""Reading server-sent events as they pass: where an event ends, and a stream's usage and
+the provider's response id, read without copying or re-framing the stream.
+
+Only ``data:`` lines that can carry usage (or, once, the provider's id) are parsed; what the
+usage of an event is, its dialect says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from releases.lineage import Usage
+
+
+def event_end(buffer: bytes, start: int = 0) -> int:
+    """Index just past the first blank line (``\\n\\n`` or ``\\r\\n\\r\\n``) from ``start``,
+    or -1."""
+    ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep, start)) >= 0]
+    return min(ends) if ends else -1
+
+
+class StreamObserver:
+    """Follows a server-sent event stream for its usage and the provider's response id."""
+
+    def __init__(self, usage_of: Callable[[Any], Usage | None]) -> None:
+        self._usage_of = usage_of
+        self._tail = b""
+        self.provider_response_id: str | None = None
+        self._input: int | None = None
+        self._output: int | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        if self._input is None and self._output is None:
+            return None
+        return Usage(self._input, self._output)
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._tail + chunk
+        lines = data.split(b"\n")
+        self._tail = lines.pop()  # an unfinished line waits for the next chunk
+        for line in lines:
+            if line.startswith(b"data:") and (
+                b'"usage"' in line or self.provider_response_id is None
+            ):
+                self._read(line[5:].strip())
+
+    def _read(self, payload: bytes) -> None:
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return  # "[DONE]" and the like
+        if not isinstance(event, dict):
+            return
+        message = event.get("message")  # Anthropic's message_start wraps the message
+        holder = message if isinstance(message, dict) else event
+        if self.provider_response_id is None and isinstance(holder.get("id"), str):
+            self.provider_response_id = holder["id"]
+        usage = self._usage_of(holder) if holder.get("usage") else None
+        if usage is not None:
+            # OpenAI reports both at the end; Anthropic input at the start, output at the end.
+            self._input = usage.input_tokens if usage.input_tokens is not None else self._input
+            self._output = usage.output_tokens if usage.output_tokens is not None else self._output
+
+
+class EventSplitter:
+    """Cuts a server-sent event stream into whole events as they arrive: each event's
+    ``data`` payload (its lines joined), or None for one without data."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        data = self._tail + chunk if self._tail else chunk
+        events: list[bytes] = []
+        start = 0
+        while (end := event_end(data, start)) >= 0:
+            payload = _data_of(data[start:end])
+            if payload is not None:
+                events.append(payload)
+            start = end
+        self._tail = data[start:]
+        return events
+
+    def flush(self) -> list[bytes]:
+        """An event missing its blank line when the stream ended."""
+        tail, self._tail = self._tail, b""
+        payload = _data_of(tail)
+        return [] if payload is None else [payload]
+
+
+def _data_of(event: bytes) -> bytes | None:
+    lines = [line[5:].strip() for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+def sse_event(data: Any, name: str | None = None) -> bytes:
+    """One server-sent event carrying ``data`` as JSON (named, as Anthropic's are)."""
+    head = b"event: " + name.encode() + b"\n" if name else b""
+    return head + b"data: " + orjson.dumps(data) + b"\n\n"

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.injection import inject_anthropic, inject_openai
+from gateway.dialects import ANTHROPIC, OPENAI
 from tests.factories import prepared
 
 NAMES = ("product", "user_name", "tier")
@@ -80,8 +80,8 @@ def test_a_variables_value_is_never_itself_expanded(
     release = release_with(written(system, space), written(few_shot, space))
     assert release.render(written(system, space), vals) == expected(system, vals)
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
-    openai, _ = inject_openai(body, release, vals)
-    anthropic, _ = inject_anthropic(body, release, vals)
+    openai, _ = OPENAI.inject(body, release, vals)
+    anthropic, _ = ANTHROPIC.inject(body, release, vals)
     if expected(system, vals):
         assert openai["messages"][0] == {"role": "system", "content": expected(system, vals)}
         assert anthropic["system"] == expected(system, vals)

@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint install system-packages bench-hop bench clean
 
+# PROVIDERS=my-providers.yaml: your own providers, served beside the bundled local ones.
 run: install
-	$(BIN)/python deploy/local/run.py $(ARGS)
+	$(BIN)/python deploy/local/run.py $(if $(PROVIDERS),--providers '$(PROVIDERS)') $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from redis.asyncio import Redis
@@ -25,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FAKE_PORT = free_port()  # not 9100: a make run of one's own may be using it
 
 
-def start(run_dir: Path, port: int, redis_port: int) -> subprocess.Popen[str]:
+def start(run_dir: Path, port: int, redis_port: int, *extra: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy/local/run.py"), "--port", str(port),
          "--redis-port", str(redis_port), "--run-dir", str(run_dir),
-         "--fake-port", str(FAKE_PORT)],
+         "--fake-port", str(FAKE_PORT), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )  # fmt: skip
     assert process.stdout is not None
@@ -87,24 +89,73 @@ async def test_the_readme_release_example_registers_on_what_make_run_serves(
     assert release.spec["parent"] == first.id
 
 
-def test_make_run_says_it_ignores_gateway_config(tmp_path: Path) -> None:
-    """Until make run takes a user's providers, it says so rather than serving the fake
-    provider to someone who set GATEWAY_CONFIG to call real ones."""
-    with socket.socket() as taken:  # the gateway's port: the run stops right after its warnings
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        refused = subprocess.run(
-            [sys.executable, str(ROOT / "deploy/local/run.py"), "--port", str(port),
-             "--run-dir", str(tmp_path), "--fake-port", str(FAKE_PORT)],
-            capture_output=True, text=True, timeout=60, cwd=ROOT,
-            env={**os.environ, "GATEWAY_CONFIG": str(tmp_path / "mine.yaml")},
-        )  # fmt: skip
-    assert refused.returncode != 0 and "cannot listen" in refused.stderr
-    first = refused.stderr.splitlines()[0]
-    assert first.startswith("warning: make run ignores GATEWAY_CONFIG; it uses ")
-    assert first.endswith("deploy/local/providers.yaml (the bundled fake provider)")
-    assert "gateway serve` with GATEWAY_CONFIG" in refused.stderr
+def refused_run(run_dir: Path, *extra: str, env: dict[str, str] | None = None) -> str:
+    """make run's script refusing before it starts anything: its stderr."""
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "deploy/local/run.py"), "--port", str(free_port()),
+         "--run-dir", str(run_dir), "--fake-port", str(FAKE_PORT), *extra],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    assert refused.returncode != 0
+    return refused.stderr
+
+
+def test_make_run_refuses_gateway_config_and_points_at_providers(tmp_path: Path) -> None:
+    """make run takes the user's providers one way, PROVIDERS=: a GATEWAY_CONFIG it used to
+    override with a warning served the fake provider to someone meaning to call real ones."""
+    mine = str(tmp_path / "mine.yaml")
+    stderr = refused_run(tmp_path, env={"GATEWAY_CONFIG": mine})
+    assert "make run does not read GATEWAY_CONFIG" in stderr
+    assert f"make run PROVIDERS={mine}" in stderr
+    assert not (tmp_path / "redis").exists()  # refused before anything started
+
+
+def test_make_run_refuses_a_user_provider_named_like_a_bundled_one(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("providers:\n  local: {kind: openai, base_url: http://127.0.0.1:1/v1}\n")
+    stderr = refused_run(tmp_path, "--providers", str(mine))
+    assert "local is the name of a bundled local provider" in stderr
+    assert "give yours another name" in stderr
+
+    mine.write_text("providers:\n  mine: {kind: openai}\n")  # no base_url
+    assert "base_url" in refused_run(tmp_path, "--providers", str(mine))
+
+
+def call(url: str, key: str, release_id: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": f"release:{release_id}", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {key}"},  # an admin key may call a release
+    )
+
+
+def test_make_run_serves_a_users_providers_beside_the_example_channels(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        f"providers:\n  my-vllm: {{kind: openai, base_url: http://127.0.0.1:{FAKE_PORT}/v1}}\n"
+    )
+    port, redis_port = free_port(), free_port()
+    process = start(tmp_path, port, redis_port, "--providers", str(mine))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        token = (tmp_path / "admin-token").read_text().strip()
+        spec = {"name": "mine", "model": {"provider": "my-vllm", "id": "fake-chat-2024-06-01"}}
+        made = httpx.post(
+            f"{url}/admin/releases", json=spec, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert made.status_code == 201, made.text
+        release_id = made.json()["id"]
+        deadline = time.monotonic() + 10
+        while (answer := call(url, token, release_id)).status_code == 404:
+            # The new release reaches the data plane's snapshot by an announcement.
+            assert time.monotonic() < deadline, answer.text
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["gateway"]["release_id"] == release_id
+        assert answer.json()["fake_received"]["model"] == "fake-chat-2024-06-01"
+        channels = httpx.get(f"{url}/admin/channels", headers={"Authorization": f"Bearer {token}"})
+        assert {"support-bot-prod", "claude-bot-prod"} <= {c["name"] for c in channels.json()}
+    finally:
+        stop(process)
 
 
 def test_the_readme_sdk_examples_work_after_make_run(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 import yaml
@@ -25,7 +26,7 @@ from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.bounded_http import BoundedHttpToolsProtocol
-from gateway.config import Settings
+from gateway.config import ConfigError, ProvidersFile, Settings
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.registry_services import RegistryServices
 from gateway.server import logging_config
@@ -51,15 +52,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-port", type=int, default=6390)
     parser.add_argument("--fake-port", type=int, default=FAKE_PROVIDER_PORT)
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
+    parser.add_argument(
+        "--providers",
+        type=Path,
+        help="a providers file of your own (make run PROVIDERS=...), served beside the bundled "
+        "local providers",
+    )
     return parser.parse_args(argv)
 
 
+def refuse_gateway_config() -> None:
+    """``make run`` takes the user's providers one way, ``PROVIDERS=``: a ``GATEWAY_CONFIG``
+    it quietly replaced served the fake provider to someone who meant to call real ones."""
+    if os.environ.get("GATEWAY_CONFIG"):
+        sys.exit(
+            "make run does not read GATEWAY_CONFIG; give it your providers file with "
+            f"`make run PROVIDERS={os.environ['GATEWAY_CONFIG']}` (merged with the bundled local "
+            "providers), or run `.venv/bin/gateway serve` with GATEWAY_CONFIG (see the README, "
+            "Providers)"
+        )
+
+
+def user_providers(path: Path | None) -> dict[str, Any]:
+    """The user's providers file, checked as the gateway will read it, as raw YAML to merge;
+    a provider named like a bundled one is refused: replacing ``local`` would leave the
+    example releases pointing at a server they were not written for."""
+    if path is None:
+        return {}
+    try:
+        ProvidersFile.load(path)
+    except ConfigError as exc:
+        sys.exit(f"make run PROVIDERS={path}: {exc}")
+    mine: dict[str, Any] = (yaml.safe_load(path.read_text()) or {}).get("providers") or {}
+    bundled = yaml.safe_load((HERE / "providers.yaml").read_text())["providers"]
+    taken = sorted(mine.keys() & bundled.keys())
+    if taken:
+        sys.exit(
+            f"make run PROVIDERS={path}: {', '.join(taken)} is the name of a bundled local "
+            f"provider (deploy/local/providers.yaml: {', '.join(sorted(bundled))}); "
+            "give yours another name"
+        )
+    return mine
+
+
 def warn_of_ignored_settings(run_dir: Path) -> None:
-    """Say which ``GATEWAY_*`` variables of the environment this run overrides: a user who
-    set ``GATEWAY_CONFIG`` to call real providers would otherwise be served the fake one
-    and never know why."""
+    """Say which ``GATEWAY_*`` variables of the environment this run overrides, so a user
+    who set them is not left wondering why they did nothing."""
     used_instead = {
-        "GATEWAY_CONFIG": f"{HERE / 'providers.yaml'} (the bundled fake provider)",
         "GATEWAY_REDIS_URL": f"its own Redis (data in {run_dir / 'redis'})",
         "GATEWAY_ADMIN_TOKEN": f"the token in {run_dir / 'admin-token'}",
         "GATEWAY_LINEAGE_SPILL_DIR": str(run_dir / "lineage-spill"),
@@ -67,13 +106,6 @@ def warn_of_ignored_settings(run_dir: Path) -> None:
     for name, instead in used_instead.items():
         if os.environ.get(name):
             print(f"warning: make run ignores {name}; it uses {instead}", file=sys.stderr)
-    if os.environ.get("GATEWAY_CONFIG"):
-        print(
-            "  to serve your own providers, run `.venv/bin/gateway serve` with GATEWAY_CONFIG "
-            "(see the README, Configuration)",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def kept_secret(run_dir: Path, name: str, make: Callable[[], str]) -> str:
@@ -144,11 +176,17 @@ def start_fake_provider(port: int) -> subprocess.Popen[bytes]:
     sys.exit(f"the fake provider did not start on 127.0.0.1:{port}")
 
 
-def providers_file(run_dir: Path, fake_port: int) -> Path:
-    """deploy/local/providers.yaml, pointing at the fake provider's port of this run."""
+def providers_file(run_dir: Path, fake_port: int, mine: dict[str, Any]) -> Path:
+    """deploy/local/providers.yaml, pointing at the fake provider's port of this run, and the
+    user's own providers beside it."""
     path = run_dir / "providers.yaml"
     template = (HERE / "providers.yaml").read_text()
-    path.write_text(template.replace(f"127.0.0.1:{FAKE_PROVIDER_PORT}", f"127.0.0.1:{fake_port}"))
+    bundled = template.replace(f"127.0.0.1:{FAKE_PROVIDER_PORT}", f"127.0.0.1:{fake_port}")
+    if mine:
+        merged = yaml.safe_load(bundled)
+        merged["providers"].update(mine)
+        bundled = yaml.safe_dump(merged, sort_keys=False)
+    path.write_text(bundled)
     return path
 
 
@@ -179,6 +217,8 @@ def listen(host: str, port: int) -> socket.socket:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
+    refuse_gateway_config()
+    mine = user_providers(args.providers)
     run_dir.mkdir(parents=True, exist_ok=True)
     warn_of_ignored_settings(run_dir)
     token = kept_secret(run_dir, "admin-token", lambda: secrets.token_urlsafe(32))
@@ -192,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         with EmbeddedRedis(run_dir / "redis", port=args.redis_port, appendonly=True) as redis:
             settings = Settings(
                 redis_url=redis.url,
-                config=providers_file(run_dir, args.fake_port),
+                config=providers_file(run_dir, args.fake_port, mine),
                 admin_token=token,
                 signing_key=signing_key,
                 lineage_spill_dir=run_dir / "lineage-spill",

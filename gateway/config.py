@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from releases.signing import load_private_key
+from releases.spec import OLLAMA_TAGGED
 
 # Providers whose public ids carry a date when pinned (gpt-4o-2024-08-06, gpt-4-0613,
 # claude-3-5-sonnet-20241022); their undated ids are aliases that move.
@@ -49,6 +50,9 @@ class ProviderConfig(BaseModel):
     # A model id must fully match this to count as pinned. Default: dated ids on OpenAI's and
     # Anthropic's own APIs, anything but "latest" on self-hosted OpenAI-compatible servers.
     pinned_model: str | None = None
+    # An Ollama server (kind openai): ids must carry a tag unless pinned_model says otherwise.
+    # Opted into, as nothing in an OpenAI-compatible URL or id says which server is behind it.
+    ollama: bool = False
     # Releases of this provider must pin model.revision: for self-hosted servers (vLLM, TGI,
     # Ollama) whose model ids are names, and whose weights can be replaced under one name.
     require_revision: bool = False
@@ -60,6 +64,8 @@ class ProviderConfig(BaseModel):
     def pinned_pattern(self) -> re.Pattern[str]:
         if self.pinned_model is not None:
             return re.compile(self.pinned_model)
+        if self.ollama:
+            return re.compile(OLLAMA_TAGGED)
         if self.kind == "anthropic":
             return re.compile(ANTHROPIC_DATED)
         if urlsplit(self.base_url).hostname == OPENAI_HOST:

@@ -32,6 +32,9 @@ VARIABLE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # "latest" anywhere (gpt-4o-latest, claude-3-5-sonnet-latest, llama3:latest) is never pinned.
 ALWAYS_ALIAS_RE = re.compile(r"latest", re.IGNORECASE)
+# Ollama's ids are name:tag (llama3:8b, hf.co/org/repo:Q4_K_M); a name without a tag is an
+# alias for name:latest, which moves with every pull. The pattern of providers marked ollama.
+OLLAMA_TAGGED = r".+:[^:/]+"
 # Far beyond any model's output today; a few extra digits typed by mistake are caught.
 MAX_TOKENS = 1_048_576
 BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")
@@ -148,6 +151,9 @@ KIND_ONLY_PARAMS: Mapping[str, frozenset[str]] = {
     ),
     "anthropic": frozenset({"thinking"}),
 }
+# Kinds whose API has no JSON mode or schema: a pinned response_format (other than the
+# default, text) could only be dropped natively and refused on every translated call.
+NO_RESPONSE_FORMAT = frozenset({"anthropic"})
 SERVICE_TIERS: Mapping[str, frozenset[str]] = {
     "openai": frozenset({"auto", "default", "flex", "scale", "priority"}),
     "anthropic": frozenset({"auto", "standard_only"}),
@@ -261,10 +267,14 @@ def _check_model(
             )
         ]
     model_id = spec.model.id
+    ollama = pattern.pattern == OLLAMA_TAGGED
+    advice = "pin a tagged id (name:tag, such as llama3.1:8b)" if ollama else "pin a dated model id"
     if ALWAYS_ALIAS_RE.search(model_id):
         # Said apart from the pattern: the id may well match it, and a message quoting a
         # pattern the id matches would leave the operator puzzled.
         why = "it contains 'latest', which always names the newest model"
+    elif ollama and not pattern.fullmatch(model_id):
+        why = f"an Ollama id without a tag means {model_id}:latest"
     elif not pattern.fullmatch(model_id):
         why = f"provider {spec.model.provider!r} requires ids matching {pattern.pattern!r}"
     else:
@@ -272,7 +282,7 @@ def _check_model(
     return [
         FieldError(
             "model.id",
-            f"{model_id!r} is an alias that can move under you ({why}); pin a dated model id",
+            f"{model_id!r} is an alias that can move under you ({why}); {advice}",
         )
     ]
 
@@ -351,6 +361,16 @@ def _check_params(params: Params, kind: str | None) -> list[FieldError]:
                 FieldError(f"params.{name}", f"{kind} providers have no {name}; {other} only")
                 for name in sorted(names & pinned.keys())
             ]
+    response_format = params.response_format
+    if kind in NO_RESPONSE_FORMAT and response_format not in (None, {"type": "text"}):
+        errors.append(
+            FieldError(
+                "params.response_format",
+                f"{kind} providers have no equivalent of response_format (JSON mode or schema); "
+                "describe the format in the prompt, or serve the release from a provider that "
+                "has one (openai)",
+            )
+        )
     tier = params.service_tier
     if tier is not None and tier not in SERVICE_TIERS.get(kind, frozenset({tier})):
         allowed = ", ".join(sorted(SERVICE_TIERS[kind]))

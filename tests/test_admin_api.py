@@ -110,6 +110,18 @@ REFUSALS = [
         id="self-hosted-latest",
     ),
     pytest.param(
+        {"model": {"provider": "ollama", "id": "llama3"}},
+        "model.id",
+        "(an Ollama id without a tag means llama3:latest); pin a tagged id (name:tag",
+        id="ollama-without-a-tag",
+    ),
+    pytest.param(
+        {"model": {"provider": "ollama", "id": "registry.local:5000/llama3"}},
+        "model.id",
+        "means registry.local:5000/llama3:latest",
+        id="ollama-registry-port-without-a-tag",
+    ),
+    pytest.param(
         {"prompt": {"system": "Hi {{customer}}", "variables": []}},
         "prompt.system",
         "{{customer}}",
@@ -201,6 +213,26 @@ REFUSALS = [
         id="anthropic-param-on-openai",
     ),
     pytest.param(
+        {
+            "model": CLAUDE,
+            "params": {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": {"type": "object"}},
+                }
+            },
+        },
+        "params.response_format",
+        "anthropic providers have no equivalent of response_format",
+        id="json-schema-on-anthropic",
+    ),
+    pytest.param(
+        {"model": CLAUDE, "params": {"response_format": {"type": "json_object"}}},
+        "params.response_format",
+        "describe the format in the prompt",
+        id="json-mode-on-anthropic",
+    ),
+    pytest.param(
         {"model": CLAUDE, "params": {"service_tier": "flex"}},
         "params.service_tier",
         "not a service tier of anthropic providers",
@@ -288,6 +320,9 @@ def test_pinned_ids_of_each_provider_kind_are_accepted(gateway: LiveServer) -> N
         {"provider": "openai", "id": "gpt-4-0613"},
         {"provider": "anthropic", "id": "claude-3-5-sonnet-20241022"},
         {"provider": "local", "id": "llama3.1:8b"},
+        {"provider": "ollama", "id": "llama3.1:8b-instruct-q4_K_M"},
+        {"provider": "ollama", "id": "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"},
+        {"provider": "ollama-named", "id": "llama3"},  # its pinned_model says otherwise
     ]
     with admin_client(gateway) as client:
         for model in models:
@@ -820,3 +855,11 @@ def test_diff_shows_a_changed_tools_policy_and_prompt_defaults(gateway: LiveServ
     assert diff["tools_policy"] == {"a": "pinned", "b": "caller"}
     assert diff["prompt"]["defaults"] == {"a": {}, "b": {"product": "Acme"}}
     assert diff["tools"] is None and diff["params"] is None
+
+
+def test_the_default_response_format_registers_on_anthropic(gateway: LiveServer) -> None:
+    """Only a JSON mode or schema has no Anthropic equivalent; text is what it answers anyway."""
+    params = {"max_tokens": 256, "response_format": {"type": "text"}}
+    with admin_client(gateway) as client:
+        claude = register(client, {**spec(model=CLAUDE), "params": params})
+    assert claude["spec"]["params"]["response_format"] == {"type": "text"}

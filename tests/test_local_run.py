@@ -18,7 +18,7 @@ import yaml
 from redis.asyncio import Redis
 
 from gateway.cli import main as cli
-from gateway.config import Settings
+from gateway.config import ProvidersFile, Settings
 from gateway.embedded_redis import free_port
 from gateway.registry_services import RegistryServices
 from releases.models import Actor
@@ -98,6 +98,19 @@ def refused_run(run_dir: Path, *extra: str, env: dict[str, str] | None = None) -
     )  # fmt: skip
     assert refused.returncode != 0
     return refused.stderr
+
+
+def test_the_readme_providers_example_is_a_file_make_run_takes() -> None:
+    """The README's providers file is valid, and names no bundled provider, so it can be
+    given to make run as it is (PROVIDERS=)."""
+    example = yaml.safe_load(readme_block("providers", "yaml"))
+    pinned = ProvidersFile.model_validate(example).pinned_models()
+    bundled = yaml.safe_load((ROOT / "deploy/local/providers.yaml").read_text())["providers"]
+    assert not pinned.keys() & bundled.keys()
+    assert pinned["ollama"].fullmatch("llama3.1:8b") and not pinned["ollama"].fullmatch("llama3")
+    assert pinned["openai"].fullmatch("gpt-4o-2024-08-06") and not pinned["openai"].fullmatch(
+        "gpt-4o"
+    )
 
 
 def test_make_run_refuses_gateway_config_and_points_at_providers(tmp_path: Path) -> None:

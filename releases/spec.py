@@ -151,6 +151,13 @@ KIND_ONLY_PARAMS: Mapping[str, frozenset[str]] = {
     ),
     "anthropic": frozenset({"thinking"}),
 }
+# Params a kind's API has no field for at all: pinned, they could never be sent, so the
+# release would not behave as it reads (Messages has no seed, penalties or parallel switch).
+NEVER_SENT: Mapping[str, frozenset[str]] = {
+    "anthropic": frozenset(
+        {"seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"}
+    ),
+}
 # Kinds whose API has no JSON mode or schema: a pinned response_format (other than the
 # default, text) could only be dropped natively and refused on every translated call.
 NO_RESPONSE_FORMAT = frozenset({"anthropic"})
@@ -361,6 +368,10 @@ def _check_params(params: Params, kind: str | None) -> list[FieldError]:
                 FieldError(f"params.{name}", f"{kind} providers have no {name}; {other} only")
                 for name in sorted(names & pinned.keys())
             ]
+    errors += [
+        FieldError(f"params.{name}", f"{kind} providers have no {name}: it could never be sent")
+        for name in sorted(NEVER_SENT.get(kind or "", frozenset()) & pinned.keys())
+    ]
     response_format = params.response_format
     if kind in NO_RESPONSE_FORMAT and response_format not in (None, {"type": "text"}):
         errors.append(

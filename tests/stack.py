@@ -58,9 +58,11 @@ def openai_spec(**overrides: Any) -> dict[str, Any]:
 
 
 def anthropic_spec(**overrides: Any) -> dict[str, Any]:
+    params = {"temperature": 0.2, "max_tokens": 256, "stop": ["\n\n"]}  # Messages has no seed
     defaults = {
         "name": "claude-bot",
         "model": {"provider": "fake-anthropic", "id": "fake-claude-20240601"},
+        "params": params,
     }
     return openai_spec(**{**defaults, **overrides})
 

@@ -6,6 +6,8 @@ lineage."""
 
 from __future__ import annotations
 
+import json
+import queue
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +17,13 @@ import openai
 from redis.asyncio import Redis
 
 from gateway.dialects import GEMINI
+from gateway.proxy.shadow import ShadowResult
 from gateway.registry_services import RegistryServices
+from gateway.runtime import runtime_of
+from releases.lineage import Usage
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
-from tests.stack import openai_spec, publish
+from tests.stack import OPERATOR, openai_spec, publish
 from tests.test_dataplane_caller_fields import record_of
 from tests.test_dataplane_sdks import VARIABLES, app_key, last_upstream
 
@@ -290,3 +295,30 @@ def test_a_gemini_provider_takes_no_front_door() -> None:
 
     assert GEMINI not in ROUTES.values()
     assert set(ROUTES) == {"/v1/chat/completions", "/v1/messages"}
+
+
+async def test_a_gemini_shadow_release_gets_the_call_at_its_url_in_geminis_shape(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    shadow, _ = await dp_services.registry.register(gemini_spec(), OPERATOR)
+    await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
+    gateway = start_gateway()
+    done: queue.Queue[ShadowResult] = queue.Queue()
+    runtime_of(gateway.app).dataplane.shadows.on_done = done.put
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=app_key(gateway, [CH]),
+                           max_retries=0)  # fmt: skip
+
+    client.chat.completions.create(
+        model=CH, messages=[{"role": "user", "content": "Shadow me"}], extra_headers=VARIABLES
+    )
+    result = done.get(timeout=5)  # blocks until the worker reports, no sleeping
+    assert (result.job.tag.release, result.status, result.error) == (shadow.id, 200, None)
+    (sent,) = [r for r in fake_control.get("/_fake/requests").json()
+               if r["path"].startswith("/v1beta/")]  # fmt: skip
+    assert_gemini_shape(sent, "generateContent")
+    assert sent["body"]["contents"][-1] == {"role": "user", "parts": [{"text": "Shadow me"}]}
+    # What record_shadow (replaced by the queue here) reads for the shadow's lineage record.
+    assert result.job.dialect.usage_of(json.loads(result.body)) == Usage(17, 3)

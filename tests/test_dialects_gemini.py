@@ -104,3 +104,11 @@ def test_the_model_and_stream_flag_go_into_geminis_url_not_its_body() -> None:
     assert wire == {"contents": []}
     url, _ = GEMINI.upstream_call("https://g/v1beta", {"model": "gemini-2.0-flash-001"})
     assert url == "https://g/v1beta/models/gemini-2.0-flash-001:generateContent"
+
+
+def test_a_blocked_gemini_prompt_reaches_an_openai_caller_as_content_filter() -> None:
+    answer = GEMINI.answer_to_ir({"promptFeedback": {"blockReason": "SAFETY"},
+                                  "usageMetadata": {"promptTokenCount": 5}})  # fmt: skip
+    completion = OPENAI.answer_from_ir(answer)
+    assert completion["choices"][0]["finish_reason"] == "content_filter"
+    assert completion["choices"][0]["message"]["content"] is None

@@ -215,6 +215,9 @@ def answer_to_ir(answer: Mapping[str, Any]) -> ChatAnswer:
         elif isinstance(part.get("text"), str):
             out.append(Text(part["text"]))
     reason = STOP.get(str(candidate(answer).get("finishReason")))
+    feedback = answer.get("promptFeedback")
+    if reason is None and isinstance(feedback, dict) and feedback.get("blockReason"):
+        reason = "content_filter"  # the prompt was blocked: no candidates at all
     if reason == "end" and any(isinstance(p, ToolCall) for p in out):
         reason = "tool_use"  # Gemini says STOP after a function call
     usage = answer.get("usageMetadata")

@@ -25,6 +25,9 @@ from releases.spec import OLLAMA_TAGGED
 OPENAI_DATED = r".+-(\d{4}-\d{2}-\d{2}|\d{4})"
 ANTHROPIC_DATED = r".+-\d{8}"
 OPENAI_HOST = "api.openai.com"
+# Gemini's stable ids end in a three-digit version (gemini-2.0-flash-001); gemini-2.0-flash
+# and *-latest are aliases Google moves.
+GEMINI_NUMBERED = r".+-\d{3}"
 
 
 class TimeoutsConfig(BaseModel):
@@ -42,7 +45,7 @@ class ProviderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["openai", "anthropic"]
+    kind: Literal["openai", "anthropic", "gemini"]
     base_url: str = Field(pattern=r"^https?://")
     api_key_env: str | None = None
     timeouts: TimeoutsConfig = TimeoutsConfig()
@@ -68,6 +71,8 @@ class ProviderConfig(BaseModel):
             return re.compile(OLLAMA_TAGGED)
         if self.kind == "anthropic":
             return re.compile(ANTHROPIC_DATED)
+        if self.kind == "gemini":
+            return re.compile(GEMINI_NUMBERED)
         if urlsplit(self.base_url).hostname == OPENAI_HOST:
             return re.compile(OPENAI_DATED)
         return re.compile(r".+")

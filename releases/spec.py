@@ -157,6 +157,7 @@ NEVER_SENT: Mapping[str, frozenset[str]] = {
     "anthropic": frozenset(
         {"seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"}
     ),
+    "gemini": frozenset({"parallel_tool_calls", "service_tier"}),
 }
 # Kinds whose API has no JSON mode or schema: a pinned response_format (other than the
 # default, text) could only be dropped natively and refused on every translated call.

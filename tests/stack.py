@@ -14,6 +14,8 @@ providers:
     {{kind: openai, base_url: "{url}/v1", api_key_env: FAKE_OPENAI_KEY, timeouts: {{read: 5}}}}
   fake-anthropic:
     {{kind: anthropic, base_url: "{url}", api_key_env: FAKE_ANTHROPIC_KEY, timeouts: {{read: 5}}}}
+  fake-gemini:
+    {{kind: gemini, base_url: "{url}/v1beta", api_key_env: FAKE_GEMINI_KEY, timeouts: {{read: 5}}}}
   slow-openai:
     {{kind: openai, base_url: "{url}/v1", timeouts: {{read: 0.3}}}}
   slow-anthropic:
@@ -26,6 +28,7 @@ providers:
 UPSTREAM_KEYS = {
     "FAKE_OPENAI_KEY": "sk-upstream-openai",
     "FAKE_ANTHROPIC_KEY": "sk-upstream-anthropic",
+    "FAKE_GEMINI_KEY": "sk-upstream-gemini",
 }
 OPERATOR = Actor(name="ops-alice", role="operator")
 

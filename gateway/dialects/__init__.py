@@ -10,15 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.dialects.anthropic_messages import ANTHROPIC
+from gateway.dialects.gemini import GEMINI
 from gateway.dialects.openai_chat import OPENAI
 from gateway.dialects.protocol import Dialect, StreamFilter, StreamReader, StreamWriter
 
 # Ordered: answer texts read an answer's parts in this order.
-DIALECTS: Mapping[str, Dialect] = {OPENAI.kind: OPENAI, ANTHROPIC.kind: ANTHROPIC}
+DIALECTS: Mapping[str, Dialect] = {
+    OPENAI.kind: OPENAI,
+    ANTHROPIC.kind: ANTHROPIC,
+    GEMINI.kind: GEMINI,
+}
+# The APIs callers use; a provider kind without a front door (gemini) is reached by translation.
+FRONT_DOORS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC)
 
 __all__ = [
     "ANTHROPIC",
     "DIALECTS",
+    "FRONT_DOORS",
+    "GEMINI",
     "OPENAI",
     "Dialect",
     "StreamFilter",

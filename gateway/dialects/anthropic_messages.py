@@ -118,6 +118,9 @@ class AnthropicMessages:
         release.plans[self.kind].apply(body, out, overridden)
         return out, overridden
 
+    def upstream_call(self, base_url: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return base_url + self.upstream_path, body
+
     def upstream_headers(self, api_key: str | None, caller: Mapping[str, str]) -> dict[str, str]:
         headers = {
             "content-type": "application/json",

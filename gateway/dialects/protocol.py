@@ -85,6 +85,12 @@ class Dialect(Protocol):
         fields that were dropped."""
         ...
 
+    def upstream_call(self, base_url: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The URL of a call with the upstream ``body`` (as ``inject`` made it) to a provider
+        at ``base_url``, and the body to send (Gemini names the model and streaming in the
+        URL)."""
+        ...
+
     def upstream_headers(self, api_key: str | None, caller: Mapping[str, str]) -> dict[str, str]:
         """The headers of a call to a provider of this kind."""
         ...

@@ -44,7 +44,7 @@ class StreamObserver:
         self._tail = lines.pop()  # an unfinished line waits for the next chunk
         for line in lines:
             if line.startswith(b"data:") and (
-                b'"usage"' in line or self.provider_response_id is None
+                b'"usage' in line or self.provider_response_id is None  # Gemini's usageMetadata
             ):
                 self._read(line[5:].strip())
 
@@ -57,9 +57,10 @@ class StreamObserver:
             return
         message = event.get("message")  # Anthropic's message_start wraps the message
         holder = message if isinstance(message, dict) else event
-        if self.provider_response_id is None and isinstance(holder.get("id"), str):
-            self.provider_response_id = holder["id"]
-        usage = self._usage_of(holder) if holder.get("usage") else None
+        if self.provider_response_id is None:
+            given = holder.get("id", holder.get("responseId"))  # Gemini names it responseId
+            self.provider_response_id = given if isinstance(given, str) else None
+        usage = self._usage_of(holder)
         if usage is not None:
             # OpenAI reports both at the end; Anthropic input at the start, output at the end.
             self._input = usage.input_tokens if usage.input_tokens is not None else self._input

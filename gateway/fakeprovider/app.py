@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway.fakeprovider import anthropic_api, control, openai_api
+from gateway.fakeprovider import anthropic_api, control, gemini_api, openai_api
 from gateway.fakeprovider.provider import FakeProvider
 
 
@@ -17,6 +17,7 @@ def create_fake_provider(provider: FakeProvider | None = None) -> Starlette:
             Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
             Route("/v1/models", openai_api.list_models, methods=["GET"]),
             Route("/v1/messages", anthropic_api.create_message, methods=["POST"]),
+            Route("/v1beta/models/{call}", gemini_api.generate_content, methods=["POST"]),
             control.routes,
         ]
     )

@@ -212,7 +212,7 @@ class DataPlane:
                 primary_response_id=tag.response_id,
                 generation=route.generation,
                 release=release,
-                url=provider.base_url + upstream.upstream_path,
+                base_url=provider.base_url,
                 headers=upstream.upstream_headers(provider.api_key, request.headers),
                 upstream=provider.upstream,
                 body=body,
@@ -239,12 +239,12 @@ class DataPlane:
         from a stream what the gateway asked for and the caller did not; ``translation``
         (a provider of another API) writes the answer in the caller's shape."""
         upstream = dialect if translation is None else translation.provider
-        url = provider.base_url + upstream.upstream_path
+        url, wire = upstream.upstream_call(provider.base_url, body)
         upstream_headers = upstream.upstream_headers(provider.api_key, request.headers)
         if exchange.trace is not None:
             upstream_headers.update(exchange.trace.upstream_headers())
         try:
-            payload = orjson.dumps(body)
+            payload = orjson.dumps(wire)
         except orjson.JSONEncodeError as exc:  # a release stored before its values were bounded
             raise HttpError(
                 503,

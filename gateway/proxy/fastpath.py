@@ -18,14 +18,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.bounded_http import HEAD_TOO_LARGE
-from gateway.dialects import DIALECTS, Dialect
+from gateway.dialects import FRONT_DOORS, Dialect
 from gateway.errors import HttpError, error_response
 from gateway.proxy.dataplane import INTERNAL_ERROR, DataPlane
 from gateway.proxy.routes import api_of
 
 log = logging.getLogger("gateway.proxy")
 
-ROUTES: dict[str, Dialect] = {dialect.path: dialect for dialect in DIALECTS.values()}
+ROUTES: dict[str, Dialect] = {dialect.path: dialect for dialect in FRONT_DOORS}
 
 
 class CallerHeaders(Headers):

@@ -58,7 +58,7 @@ class ShadowJob:
     primary_response_id: str
     generation: int | None
     release: PreparedRelease
-    url: str
+    base_url: str  # the provider's; its dialect makes the URL of the call
     headers: Mapping[str, str]
     upstream: Upstream
     body: Mapping[str, Any]
@@ -160,7 +160,8 @@ class ShadowRunner:
             body = job.dialect.request_from_ir(job.caller.request_to_ir(body))
         body = {k: v for k, v in body.items() if k not in STREAM_FIELDS}
         upstream_body, _ = job.dialect.inject(body, job.release, job.variables)
-        response = await job.upstream.post(job.url, orjson.dumps(upstream_body), job.headers)
+        url, wire = job.dialect.upstream_call(job.base_url, upstream_body)
+        response = await job.upstream.post(url, orjson.dumps(wire), job.headers)
         return response.status, await response.read()
 
 

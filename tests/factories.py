@@ -14,6 +14,7 @@ providers:
   openai:    {kind: openai,    base_url: https://api.openai.com/v1, api_key_env: OPENAI_API_KEY}
   anthropic: {kind: anthropic, base_url: https://api.anthropic.com,  api_key_env: ANTHROPIC_API_KEY}
   local:     {kind: openai,    base_url: http://127.0.0.1:9100/v1}
+  gemini:    {kind: gemini,    base_url: https://generativelanguage.googleapis.com/v1beta}
   ollama:    {kind: openai,    base_url: http://127.0.0.1:11434/v1, ollama: true}
   ollama-named: {kind: openai, base_url: http://127.0.0.1:11434/v1, ollama: true,
                  pinned_model: "[a-z0-9.-]+"}

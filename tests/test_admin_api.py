@@ -245,6 +245,15 @@ REFUSALS = [
         id="parallel-tool-calls-on-anthropic",
     ),
     pytest.param(
+        {
+            "model": {"provider": "gemini", "id": "gemini-2.0-flash-001"},
+            "params": {"parallel_tool_calls": True},
+        },
+        "params.parallel_tool_calls",
+        "gemini providers have no parallel_tool_calls",
+        id="parallel-tool-calls-on-gemini",
+    ),
+    pytest.param(
         {"model": CLAUDE, "params": {"service_tier": "flex"}},
         "params.service_tier",
         "not a service tier of anthropic providers",

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gateway.dialects import DIALECTS
+from gateway.dialects import ANSWER_READERS
 
 
 def _json_events(raw: str) -> list[Any]:
@@ -32,7 +32,7 @@ def _streamed_text(events: list[Any]) -> str:
     parts: list[str] = []
     for event in events:
         if isinstance(event, dict):
-            for dialect in DIALECTS.values():
+            for dialect in ANSWER_READERS:
                 parts.extend(dialect.stream_parts(event))
     return "".join(parts)
 
@@ -42,7 +42,7 @@ def answer_text(answer: Any) -> str:
     call as JSON; an error answer as its error."""
     if not isinstance(answer, dict):
         return orjson.dumps(answer).decode()
-    parts = [part for dialect in DIALECTS.values() for part in dialect.answer_parts(answer)]
+    parts = [part for dialect in ANSWER_READERS for part in dialect.answer_parts(answer)]
     if not parts and "error" in answer:
         return orjson.dumps(answer["error"]).decode()
     return "\n".join(parts)

@@ -45,8 +45,10 @@ class ProviderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["openai", "anthropic", "gemini"]
+    kind: Literal["openai", "anthropic", "gemini", "azure_openai"]
     base_url: str = Field(pattern=r"^https?://")
+    # Azure OpenAI's api-version query parameter (2024-10-21): required for that kind only.
+    api_version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
     api_key_env: str | None = None
     timeouts: TimeoutsConfig = TimeoutsConfig()
     max_connections: int = Field(default=256, ge=1)
@@ -59,6 +61,19 @@ class ProviderConfig(BaseModel):
     # Releases of this provider must pin model.revision: for self-hosted servers (vLLM, TGI,
     # Ollama) whose model ids are names, and whose weights can be replaced under one name.
     require_revision: bool = False
+
+    @model_validator(mode="after")
+    def _api_version_for_azure_only(self) -> ProviderConfig:
+        if self.kind == "azure_openai" and self.api_version is None:
+            raise ValueError('kind azure_openai needs api_version (e.g. "2024-10-21")')
+        if self.kind != "azure_openai" and self.api_version is not None:
+            raise ValueError(f"api_version is for kind azure_openai, not {self.kind}")
+        return self
+
+    def call_base_url(self) -> str:
+        """The base URL the dialect builds calls on; Azure's carries its api-version."""
+        base = self.base_url.rstrip("/")
+        return f"{base}?api-version={self.api_version}" if self.api_version else base
 
     def api_key(self) -> str | None:
         """The provider's key, read from the environment variable the file names."""

@@ -35,7 +35,7 @@ def open_providers(config: ProvidersFile) -> dict[str, Provider]:
         providers[name] = Provider(
             name=name,
             kind=provider.kind,
-            base_url=provider.base_url.rstrip("/"),
+            base_url=provider.call_base_url(),
             api_key=api_key,
             upstream=AiohttpUpstream(timeouts, provider.max_connections),
         )

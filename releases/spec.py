@@ -53,6 +53,9 @@ class ModelRef(_Strict):
     provider: str = Field(min_length=1)
     id: str = Field(min_length=1)
     revision: str | None = Field(default=None, pattern=REVISION_PATTERN)
+    # The model version a named deployment serves (Azure OpenAI: model.id is the deployment,
+    # this is the model behind it, e.g. gpt-4o-2024-08-06). In the digest only when set.
+    version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
     _revision_lowercase = field_validator("revision", mode="before")(lowercase)
 
@@ -144,6 +147,8 @@ class Params(_Strict):
 
 
 PARAM_NAMES = frozenset(Params.model_fields)
+# Kinds that speak another kind's API, and so take its params (Azure OpenAI is OpenAI's chat).
+SAME_PARAMS: Mapping[str, str] = {"azure_openai": "openai"}
 # Params only one provider kind has a field for; the other kind's releases may not pin them.
 KIND_ONLY_PARAMS: Mapping[str, frozenset[str]] = {
     "openai": frozenset(
@@ -237,6 +242,7 @@ def validate_spec(
     errors = [
         *_check_model(spec, pinned_models),
         *_check_revision(spec, revision_required),
+        *_check_version(spec, kind),
         *_check_prompt(spec),
         *_check_params(spec.params, kind),
         *_check_rest(spec),
@@ -293,6 +299,20 @@ def _check_model(
             f"{model_id!r} is an alias that can move under you ({why}); {advice}",
         )
     ]
+
+
+def _check_version(spec: ReleaseSpec, kind: str | None) -> list[FieldError]:
+    """An Azure deployment is a name: the release must say which model version it serves."""
+    version = spec.model.version
+    if version is not None and ALWAYS_ALIAS_RE.search(version):
+        return [FieldError("model.version", f"{version!r} contains 'latest'; pin a dated version")]
+    if kind != "azure_openai" or version is not None:
+        return []
+    why = (
+        "an azure_openai model.id is a deployment name; set model.version to the model version "
+        "it serves (e.g. gpt-4o-2024-08-06)"
+    )
+    return [FieldError("model.version", why)]
 
 
 def _check_revision(spec: ReleaseSpec, revision_required: Collection[str]) -> list[FieldError]:
@@ -363,6 +383,7 @@ def _check_params(params: Params, kind: str | None) -> list[FieldError]:
             )
     if kind is None:
         return errors
+    kind = SAME_PARAMS.get(kind, kind)
     for other, names in KIND_ONLY_PARAMS.items():
         if other != kind:
             errors += [

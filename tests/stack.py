@@ -16,6 +16,9 @@ providers:
     {{kind: anthropic, base_url: "{url}", api_key_env: FAKE_ANTHROPIC_KEY, timeouts: {{read: 5}}}}
   fake-gemini:
     {{kind: gemini, base_url: "{url}/v1beta", api_key_env: FAKE_GEMINI_KEY, timeouts: {{read: 5}}}}
+  fake-azure:
+    {{kind: azure_openai, base_url: "{url}", api_key_env: FAKE_AZURE_KEY, api_version: "2024-10-21",
+      timeouts: {{read: 5}}}}
   slow-openai:
     {{kind: openai, base_url: "{url}/v1", timeouts: {{read: 0.3}}}}
   slow-anthropic:
@@ -29,6 +32,7 @@ UPSTREAM_KEYS = {
     "FAKE_OPENAI_KEY": "sk-upstream-openai",
     "FAKE_ANTHROPIC_KEY": "sk-upstream-anthropic",
     "FAKE_GEMINI_KEY": "sk-upstream-gemini",
+    "FAKE_AZURE_KEY": "sk-upstream-azure",
 }
 OPERATOR = Actor(name="ops-alice", role="operator")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.dialects.anthropic_messages import ANTHROPIC
+from gateway.dialects.azure_openai import AZURE_OPENAI
 from gateway.dialects.gemini import GEMINI
 from gateway.dialects.openai_chat import OPENAI
 from gateway.dialects.protocol import Dialect, StreamFilter, StreamReader, StreamWriter
@@ -19,12 +20,18 @@ DIALECTS: Mapping[str, Dialect] = {
     OPENAI.kind: OPENAI,
     ANTHROPIC.kind: ANTHROPIC,
     GEMINI.kind: GEMINI,
+    AZURE_OPENAI.kind: AZURE_OPENAI,
 }
+# The dialects that read a recorded answer, whose API it does not say: Azure's answers are
+# OpenAI's, read once.
+ANSWER_READERS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, GEMINI)
 # The APIs callers use; a provider kind without a front door (gemini) is reached by translation.
 FRONT_DOORS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC)
 
 __all__ = [
+    "ANSWER_READERS",
     "ANTHROPIC",
+    "AZURE_OPENAI",
     "DIALECTS",
     "FRONT_DOORS",
     "GEMINI",

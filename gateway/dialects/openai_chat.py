@@ -97,9 +97,10 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 class OpenAIChat:
     """OpenAI's Chat Completions API."""
 
-    kind: Final = "openai"
+    # Not Final: Azure OpenAI (``azure_openai``) speaks this API at another URL.
+    kind: str = "openai"
     path: Final = "/v1/chat/completions"
-    upstream_path: Final = "/chat/completions"
+    upstream_path: str = "/chat/completions"
     api: Final = OPENAI_API
 
     def inject(

@@ -15,6 +15,12 @@ def create_fake_provider(provider: FakeProvider | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+            # Azure OpenAI: OpenAI's chat at a deployment's URL.
+            Route(
+                "/openai/deployments/{deployment}/chat/completions",
+                openai_api.chat_completions,
+                methods=["POST"],
+            ),
             Route("/v1/models", openai_api.list_models, methods=["GET"]),
             Route("/v1/messages", anthropic_api.create_message, methods=["POST"]),
             Route("/v1beta/models/{call}", gemini_api.generate_content, methods=["POST"]),

@@ -1,4 +1,4 @@
-"""What the fake was sent: path, headers and body of every provider request, oldest first."""
+"""What the fake was sent: path, query, headers and body of every provider request, oldest first."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    query: str = ""  # as sent (Azure's api-version, Gemini's alt=sse)
 
     def as_json(self) -> dict[str, Any]:
-        return {"path": self.path, "headers": self.headers, "body": self.body}
+        return {"path": self.path, "query": self.query, "headers": self.headers, "body": self.body}
 
 
 class RequestLog:

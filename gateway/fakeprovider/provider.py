@@ -35,7 +35,9 @@ class FakeProvider:
             body = json.loads(raw) if raw else None
         except ValueError:  # covers both JSONDecodeError and UnicodeDecodeError
             body = None
-        self.log.add(RecordedRequest(request.url.path, header_map(request), body))
+        self.log.add(
+            RecordedRequest(request.url.path, header_map(request), body, request.url.query)
+        )
         await self.stats.bump(Counter.REQUESTS)
         return body
 

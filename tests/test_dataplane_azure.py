@@ -14,6 +14,7 @@ import openai
 import pytest
 from redis.asyncio import Redis
 
+from gateway.answer_text import answer_text
 from gateway.config import ConfigError, ProvidersFile
 from gateway.registry_services import RegistryServices
 from tests.factories import ADMIN_TOKEN
@@ -187,3 +188,10 @@ def test_an_azure_provider_needs_an_api_version_and_only_it_takes_one(tmp_path: 
     )
     with pytest.raises(ConfigError, match="api_version is for kind azure_openai"):
         ProvidersFile.load(path)
+
+
+def test_an_openai_shaped_answer_is_read_once_though_azure_speaks_it_too() -> None:
+    # Recorded answers (replay, evals) are read by every API's reader: Azure's answers are
+    # OpenAI's, so reading them with both would say every text twice.
+    answer = {"choices": [{"message": {"role": "assistant", "content": "shipped"}}]}
+    assert answer_text(answer) == "shipped"

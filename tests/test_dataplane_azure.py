@@ -195,3 +195,32 @@ def test_an_openai_shaped_answer_is_read_once_though_azure_speaks_it_too() -> No
     # OpenAI's, so reading them with both would say every text twice.
     answer = {"choices": [{"message": {"role": "assistant", "content": "shipped"}}]}
     assert answer_text(answer) == "shipped"
+
+
+async def test_an_openai_caller_on_azure_sends_what_it_would_send_to_openai_untranslated(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    # Azure speaks OpenAI's chat API: only the URL and the key header differ, so the body is
+    # byte for byte what an OpenAI-served release gets (no round trip through translation).
+    await publish(dp_services, azure_spec(), CH)
+    await publish(dp_services, openai_spec(), "openai-ch")
+    gateway = start_gateway()
+    key = httpx.post(
+        f"{gateway.url}/admin/keys",
+        json={"name": "both", "role": "app", "channels": [CH, "openai-ch"]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ).json()["key"]
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    sent = []
+    for channel in (CH, "openai-ch"):
+        client.chat.completions.create(
+            model=channel, messages=[{"role": "user", "content": "Where is my order?"}],
+            user="u-1", prompt_cache_key="orders", safety_identifier="s-1", stream=True, extra_headers=VARIABLES,
+        ).close()  # fmt: skip
+        body = dict(last_upstream(fake_control)["body"])
+        body.pop("model")
+        sent.append(body)
+    assert sent[0] == sent[1]
+    assert sent[0]["stream_options"] == {"include_usage": True}

@@ -125,11 +125,10 @@ class DataPlane:
             exchange.provider, exchange.model_id = release.provider, release.model_id
             exchange.model_revision = release.model_revision
             provider = self.releases.provider(release)
-            translation = (
-                None
-                if provider.kind == dialect.kind
-                else Translation(dialect, DIALECTS[provider.kind])
-            )
+            upstream = DIALECTS[provider.kind]
+            if upstream.api is dialect.api:  # the caller's API at another URL (Azure OpenAI)
+                dialect = upstream
+            translation = None if upstream is dialect else Translation(dialect, upstream)
             values = variables(request, body)
             if "tools" in body:
                 exchange.caller_tools = tools_digest(body["tools"])
@@ -220,7 +219,7 @@ class DataPlane:
                 dialect=upstream,
                 model_revision=release.model_revision,
                 # Translated by the worker, off the request path.
-                caller=None if upstream is dialect else dialect,
+                caller=None if upstream.api is dialect.api else dialect,
             )
         )
 

@@ -22,6 +22,7 @@ from pydantic import (
 
 from releases.errors import FieldError, InvalidSpec
 from releases.json_bounds import INT64_MAX, INT64_MIN, bounded, json_problem
+from releases.kind_params import check_params
 from releases.provenance import REVISION_PATTERN, Provenance, lowercase
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -147,30 +148,6 @@ class Params(_Strict):
 
 
 PARAM_NAMES = frozenset(Params.model_fields)
-# Kinds that speak another kind's API, and so take its params (Azure OpenAI is OpenAI's chat).
-SAME_PARAMS: Mapping[str, str] = {"azure_openai": "openai"}
-# Params only one provider kind has a field for; the other kind's releases may not pin them.
-KIND_ONLY_PARAMS: Mapping[str, frozenset[str]] = {
-    "openai": frozenset(
-        {"reasoning_effort", "max_completion_tokens", "verbosity", "logprobs", "top_logprobs"}
-    ),
-    "anthropic": frozenset({"thinking"}),
-}
-# Params a kind's API has no field for at all: pinned, they could never be sent, so the
-# release would not behave as it reads (Messages has no seed, penalties or parallel switch).
-NEVER_SENT: Mapping[str, frozenset[str]] = {
-    "anthropic": frozenset(
-        {"seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"}
-    ),
-    "gemini": frozenset({"parallel_tool_calls", "service_tier"}),
-}
-# Kinds whose API has no JSON mode or schema: a pinned response_format (other than the
-# default, text) could only be dropped natively and refused on every translated call.
-NO_RESPONSE_FORMAT = frozenset({"anthropic"})
-SERVICE_TIERS: Mapping[str, frozenset[str]] = {
-    "openai": frozenset({"auto", "default", "flex", "scale", "priority"}),
-    "anthropic": frozenset({"auto", "standard_only"}),
-}
 
 
 class ReleaseSpec(_Strict):
@@ -244,7 +221,7 @@ def validate_spec(
         *_check_revision(spec, revision_required),
         *_check_version(spec, kind),
         *_check_prompt(spec),
-        *_check_params(spec.params, kind),
+        *check_params(spec.params, kind),
         *_check_rest(spec),
     ]
     hyperparameters = spec.provenance.hyperparameters if spec.provenance else None
@@ -353,66 +330,6 @@ def _check_prompt(spec: ReleaseSpec) -> list[FieldError]:
             errors.append(
                 FieldError(f"prompt.defaults.{name}", "is not listed in prompt.variables")
             )
-    return errors
-
-
-def _check_params(params: Params, kind: str | None) -> list[FieldError]:
-    """What a provider kind cannot take, and params that contradict each other."""
-    errors: list[FieldError] = []
-    pinned = params.model_dump(exclude_none=True)
-    if "max_tokens" in pinned and "max_completion_tokens" in pinned:
-        errors.append(
-            FieldError(
-                "params.max_completion_tokens", "pin max_tokens or max_completion_tokens, not both"
-            )
-        )
-    if "top_logprobs" in pinned and params.logprobs is not True:
-        errors.append(FieldError("params.top_logprobs", "needs logprobs: true"))
-    thinking = params.thinking
-    if thinking is not None and thinking.budget_tokens is not None:
-        if params.max_tokens is not None and thinking.budget_tokens >= params.max_tokens:
-            errors.append(
-                FieldError("params.thinking.budget_tokens", "must be less than params.max_tokens")
-            )
-        # Anthropic refuses sampling changes while the model thinks.
-        if params.top_k is not None or params.temperature not in (None, 1):
-            errors.append(
-                FieldError(
-                    "params.thinking", "cannot be enabled with top_k or a temperature other than 1"
-                )
-            )
-    if kind is None:
-        return errors
-    kind = SAME_PARAMS.get(kind, kind)
-    for other, names in KIND_ONLY_PARAMS.items():
-        if other != kind:
-            errors += [
-                FieldError(f"params.{name}", f"{kind} providers have no {name}; {other} only")
-                for name in sorted(names & pinned.keys())
-            ]
-    errors += [
-        FieldError(f"params.{name}", f"{kind} providers have no {name}: it could never be sent")
-        for name in sorted(NEVER_SENT.get(kind or "", frozenset()) & pinned.keys())
-    ]
-    response_format = params.response_format
-    if kind in NO_RESPONSE_FORMAT and response_format not in (None, {"type": "text"}):
-        errors.append(
-            FieldError(
-                "params.response_format",
-                f"{kind} providers have no equivalent of response_format (JSON mode or schema); "
-                "describe the format in the prompt, or serve the release from a provider that "
-                "has one (openai)",
-            )
-        )
-    tier = params.service_tier
-    if tier is not None and tier not in SERVICE_TIERS.get(kind, frozenset({tier})):
-        allowed = ", ".join(sorted(SERVICE_TIERS[kind]))
-        errors.append(
-            FieldError(
-                "params.service_tier",
-                f"{tier!r} is not a service tier of {kind} providers (allowed: {allowed})",
-            )
-        )
     return errors
 
 

@@ -19,29 +19,17 @@ from gateway.dialects.exchange_ir import (
     Usage,
     UsageUpdate,
 )
-from gateway.dialects.sse import EventSplitter, sse_event
+from gateway.dialects.sse import JsonEventReader, sse_event
 
 
-class AnthropicStreamReader:
+class AnthropicStreamReader(JsonEventReader):
     """A provider's Messages stream as stream events."""
 
     def __init__(self) -> None:
-        self._events = EventSplitter()
+        super().__init__()
         self._calls: dict[int, int] = {}  # content block index -> tool call ordinal
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return [e for payload in self._events.feed(chunk) for e in self._read(payload)]
-
-    def flush(self) -> list[StreamEvent]:
-        return [e for payload in self._events.flush() for e in self._read(payload)]
-
-    def _read(self, payload: bytes) -> list[StreamEvent]:
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(event, dict):
-            return []
+    def _event(self, event: dict[str, Any]) -> list[StreamEvent]:
         kind = event.get("type")
         if kind == "message_start":
             message = event.get("message") or {}

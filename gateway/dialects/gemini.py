@@ -28,7 +28,7 @@ from gateway.dialects.exchange_ir import (
 )
 from gateway.dialects.openai_chat import OPENAI
 from gateway.dialects.protocol import StreamFilter, StreamWriter
-from gateway.dialects.sse import EventSplitter
+from gateway.dialects.sse import JsonEventReader
 from releases.lineage import Usage
 
 if TYPE_CHECKING:
@@ -72,28 +72,16 @@ GEMINI_API = Api(
 )
 
 
-class GeminiStreamReader:
+class GeminiStreamReader(JsonEventReader):
     """A provider's ``streamGenerateContent?alt=sse`` stream as stream events: each ``data:``
     line is a whole GenerateContentResponse."""
 
     def __init__(self) -> None:
-        self._events = EventSplitter()
+        super().__init__()
         self._started = False
         self._calls = 0
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return [e for payload in self._events.feed(chunk) for e in self._read(payload)]
-
-    def flush(self) -> list[StreamEvent]:
-        return [e for payload in self._events.flush() for e in self._read(payload)]
-
-    def _read(self, payload: bytes) -> list[StreamEvent]:
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(event, dict):
-            return []
+    def _event(self, event: dict[str, Any]) -> list[StreamEvent]:
         error = event.get("error")
         if isinstance(error, dict):
             return [Failure(str(error.get("message", "error")))]

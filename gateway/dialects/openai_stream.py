@@ -19,29 +19,17 @@ from gateway.dialects.exchange_ir import (
     UsageUpdate,
 )
 from gateway.dialects.openai_translation import FINISH, FINISH_OF, usage_from_ir, usage_to_ir
-from gateway.dialects.sse import EventSplitter, sse_event
+from gateway.dialects.sse import JsonEventReader, sse_event
 
 
-class OpenAIStreamReader:
+class OpenAIStreamReader(JsonEventReader):
     """A provider's Chat Completions stream as stream events."""
 
     def __init__(self) -> None:
-        self._events = EventSplitter()
+        super().__init__()
         self._started = False
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return [e for payload in self._events.feed(chunk) for e in self._read(payload)]
-
-    def flush(self) -> list[StreamEvent]:
-        return [e for payload in self._events.flush() for e in self._read(payload)]
-
-    def _read(self, payload: bytes) -> list[StreamEvent]:
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return []  # [DONE]
-        if not isinstance(chunk, dict):
-            return []
+    def _event(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         if isinstance(chunk.get("error"), dict):
             return [Failure(str(chunk["error"].get("message", "error")))]
         out: list[StreamEvent] = []

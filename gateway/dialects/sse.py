@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from gateway.dialects.exchange_ir import StreamEvent
 from releases.lineage import Usage
 
 
@@ -91,6 +92,31 @@ class EventSplitter:
         tail, self._tail = self._tail, b""
         payload = _data_of(tail)
         return [] if payload is None else [payload]
+
+
+class JsonEventReader:
+    """A provider's stream as stream events: the framing and the JSON decoding are here, what
+    one decoded event means is a subclass's ``_event``. Data that is not a JSON object
+    (``[DONE]``, keep-alives) means nothing."""
+
+    def __init__(self) -> None:
+        self._events = EventSplitter()
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return [e for payload in self._events.feed(chunk) for e in self._decoded(payload)]
+
+    def flush(self) -> list[StreamEvent]:
+        return [e for payload in self._events.flush() for e in self._decoded(payload)]
+
+    def _decoded(self, payload: bytes) -> list[StreamEvent]:
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return []
+        return self._event(event) if isinstance(event, dict) else []
+
+    def _event(self, event: dict[str, Any]) -> list[StreamEvent]:
+        raise NotImplementedError
 
 
 def _data_of(event: bytes) -> bytes | None:

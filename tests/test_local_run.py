@@ -35,7 +35,7 @@ def start(run_dir: Path, port: int, redis_port: int, *extra: str) -> subprocess.
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )  # fmt: skip
     assert process.stdout is not None
-    for line in process.stdout:  # the script prints this once the gateway's socket listens
+    for line in process.stdout:  # the script prints this once the gateway has started
         if "Ctrl-C stops" in line:
             return process
     raise AssertionError(f"make run's script exited early ({process.wait()})")

@@ -201,6 +201,21 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, printing the run's banner once the app's start-up is done: from then
+    on uvicorn's own handlers take Ctrl-C and SIGTERM and shut it down gracefully. Printed
+    earlier, a signal in the meantime interrupted the start-up half way, and the run hung."""
+
+    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            print(self.banner, flush=True)
+
+
 def listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -240,16 +255,6 @@ def main(argv: list[str] | None = None) -> None:
             stables = asyncio.run(ensure_examples(settings, run_dir))
             url = f"http://{args.host}:{args.port}"
             channels = "".join(f"Channel {ch} -> {rel}\n" for ch, rel in sorted(stables.items()))
-            print(
-                f"\nGateway on {url}  (Redis {redis.url}, data in {run_dir}, "
-                f"fake provider on 127.0.0.1:{args.fake_port})\n{channels}\n"
-                f"In another shell:\n"
-                f"  export GATEWAY_URL={url} GATEWAY_TOKEN=$(cat {run_dir / 'admin-token'})\n"
-                f"  .venv/bin/gateway channel show {EXAMPLE_CHANNEL}\n"
-                f"Applications use the key in {run_dir / 'app-key'} (see the README).\n\n"
-                f"Ctrl-C stops the gateway, the fake provider and Redis.\n",
-                flush=True,
-            )
             config = uvicorn.Config(
                 create_app(settings),
                 lifespan="on",
@@ -258,9 +263,18 @@ def main(argv: list[str] | None = None) -> None:
                 loop="uvloop",
                 http=BoundedHttpToolsProtocol,  # httptools, with the bound on request heads
             )
+            banner = (
+                f"\nGateway on {url}  (Redis {redis.url}, data in {run_dir}, "
+                f"fake provider on 127.0.0.1:{args.fake_port})\n{channels}\n"
+                f"In another shell:\n"
+                f"  export GATEWAY_URL={url} GATEWAY_TOKEN=$(cat {run_dir / 'admin-token'})\n"
+                f"  .venv/bin/gateway channel show {EXAMPLE_CHANNEL}\n"
+                f"Applications use the key in {run_dir / 'app-key'} (see the README).\n\n"
+                f"Ctrl-C stops the gateway, the fake provider and Redis.\n"
+            )
             # uvicorn re-raises Ctrl-C after its graceful shutdown; that is the way out.
             with contextlib.suppress(KeyboardInterrupt):
-                uvicorn.Server(config).run(sockets=[sock])
+                AnnouncingServer(config, banner).run(sockets=[sock])
     finally:
         fake.terminate()
         fake.wait(timeout=30)

@@ -27,10 +27,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # System packages, installed only where missing, with one `apt-get update`:
-# redis-server (tests and `make run` start their own) and venv support for Debian's python3.
+# redis-server (tests and `make run` start their own), postgresql (the lineage store's tests
+# start their own cluster), chromium and its driver (the console's browser tests) and venv
+# support for Debian's python3.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing (apt)"; \

@@ -37,7 +37,7 @@ def open_providers(config: ProvidersFile) -> dict[str, Provider]:
             kind=provider.kind,
             base_url=provider.call_base_url(),
             api_key=api_key,
-            upstream=AiohttpUpstream(timeouts, provider.max_connections),
+            upstream=AiohttpUpstream(timeouts, provider.max_connections, provider.headers),
         )
     return providers
 

@@ -78,6 +78,9 @@ class ProviderConfig(BaseModel):
     # Releases of this provider must pin model.revision: for self-hosted servers (vLLM, TGI,
     # Ollama) whose model ids are names, and whose weights can be replaced under one name.
     require_revision: bool = False
+    # The answer header in which the server (or a proxy in front of it) reports the weights
+    # revision it serves; compared with model.revision. None of vLLM, TGI or Ollama sends one.
+    revision_header: str | None = Field(default=None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
     # Fixed extra headers sent on every call to this provider (OpenAI-Organization,
     # OpenAI-Project); a header a call sets itself (a caller's anthropic-beta) wins.
     headers: dict[str, str] = {}

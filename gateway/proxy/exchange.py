@@ -10,16 +10,21 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.dialects import Dialect
 from gateway.metrics import RequestMetrics
 from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
+from gateway.served_watch import ServedCheck, ServedWatch
 from gateway.telemetry import RequestTrace
 from releases.lineage import LineageWriter, Usage
 from releases.models import utc_now
+
+if TYPE_CHECKING:
+    from gateway.injection import PreparedRelease
 
 request_log = logging.getLogger("gateway.requests")
 
@@ -30,6 +35,7 @@ class Sinks:
 
     lineage: LineageWriter | None = None
     metrics: RequestMetrics | None = None
+    served: ServedWatch | None = None  # what providers say they serve, fleet-wide
 
 
 @dataclass(slots=True)
@@ -52,6 +58,23 @@ class Exchange:
     capture: Capture | None = None  # the request kept for replay, on capturing channels
     replay_of: str | None = None  # the response a replay reran
     caller_tools: str | None = None  # sha256 of the tools the caller sent, if it sent any
+    release: PreparedRelease | None = None
+    revision_reported: str | None = None  # what the provider's answer header said, if any
+    served: ServedCheck | None = None  # what the answer said served it, against the pin
+
+    def answered(self, dialect: Dialect, answer: Any) -> str | None:
+        """Read what a whole answer says served it; answer the provider's response id."""
+        if not isinstance(answer, dict):
+            return None
+        self.served_by(dialect, dialect.served_model_of(answer))
+        return dialect.response_id_of(answer)
+
+    def served_by(self, dialect: Dialect, served_model: str | None) -> None:
+        """Compare what the provider says served this request with what its release pins."""
+        if self.release is not None and (served_model or self.revision_reported):
+            self.served = ServedCheck.of(
+                dialect, self.release, served_model, self.revision_reported
+            )
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -95,6 +118,7 @@ class Exchange:
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
+            **self._served_fields(),
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
@@ -102,10 +126,31 @@ class Exchange:
             sinks.lineage.record_json(self.tag.response_id, stored)
         if sinks.metrics is not None:
             self._measure(sinks.metrics, status, elapsed, error)
+        if self.served is not None and self.provider is not None and self.model_id is not None:
+            if sinks.metrics is not None:
+                sinks.metrics.served(
+                    self.provider,
+                    self.model_id,
+                    self.served.mismatch,
+                    self.served.revision_mismatch,
+                )
+            if sinks.served is not None:
+                sinks.served.observe(self.provider, self.model_id, self.served)
         if self.trace is not None and self.trace.span is not None:
             self.trace.end(status, _attributes(record, usage))
         if request_log.isEnabledFor(logging.INFO):
             request_log.info(line.decode())
+
+    def _served_fields(self) -> dict[str, Any]:
+        """The lineage record's last fields: what was pinned and served (``ServedCheck``)."""
+        served = self.served
+        return {
+            "model_version": self.release.model_version if self.release is not None else None,
+            "served_model": served.model if served is not None else None,
+            "served_mismatch": served.mismatch if served is not None else None,
+            "revision_reported": served.revision if served is not None else None,
+            "revision_mismatch": served.revision_mismatch if served is not None else None,
+        }
 
     def _measure(
         self, metrics: RequestMetrics, status: int, elapsed: float, error: str | None

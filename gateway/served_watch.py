@@ -1,8 +1,8 @@
 """What a provider's answer says served it, against what the release pinned: checked in
 process for every answer, and a change of it written once, fleet-wide, off the request path.
 
-``ServedCheck`` is one answer's verdict (lineage records it, metrics count its mismatches);
-``ServedWatch`` keeps, per replica, the last thing each (provider, pinned model id) was seen
+Each answer's verdict is kept on its ``Exchange`` (lineage records it, metrics count its
+mismatches); ``ServedWatch`` keeps, per replica, the last thing each (provider, pinned model id) was seen
 serving and queues only a change of it for ``releases.served``, whose compare-and-set write
 keeps one audit entry per change across the fleet. The request path does a dict lookup and,
 rarely, a ``put_nowait``: never a Redis round trip.
@@ -13,15 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from gateway.dialects import Dialect
 from releases.cancellation import cancel_and_wait
 from releases.models import Actor
 from releases.served import ServedRecords
-
-if TYPE_CHECKING:
-    from gateway.injection import PreparedRelease
 
 log = logging.getLogger("gateway.served")
 
@@ -30,44 +25,21 @@ log = logging.getLogger("gateway.served")
 QUEUE_SIZE = 256
 
 
+def revision_differs(reported: str | None, pinned: str | None) -> bool | None:
+    """Whether a reported weights revision is not the pinned one (None: nothing to compare),
+    compared case folded and without an Ollama-style ``sha256:`` prefix."""
+    if reported is None or pinned is None:
+        return None
+    return _revision(reported) != _revision(pinned)
+
+
 def _revision(text: str) -> str:
-    """A revision as compared: case folded, an Ollama-style ``sha256:`` prefix dropped."""
     return text.strip().lower().removeprefix("sha256:")
 
 
-@dataclass(frozen=True, slots=True)
-class ServedCheck:
-    """What one answer said served it, and whether that is what its release pinned (None:
-    nothing to compare with)."""
-
-    model: str | None
-    mismatch: bool | None
-    revision: str | None = None
-    revision_mismatch: bool | None = None
-
-    @classmethod
-    def of(
-        cls,
-        dialect: Dialect,
-        release: PreparedRelease,
-        served: str | None,
-        revision: str | None,
-    ) -> ServedCheck:
-        mismatch = None if served is None else dialect.serves_pinned(release, served)
-        pinned = release.model_revision
-        revision_mismatch = (
-            None if revision is None or pinned is None else _revision(revision) != _revision(pinned)
-        )
-        return cls(served, None if mismatch is None else not mismatch, revision, revision_mismatch)
-
-    @property
-    def value(self) -> str:
-        """What is served, as one text: the model, and ``@revision`` when one was reported."""
-        return (self.model or "") + (f"@{self.revision}" if self.revision else "")
-
-    @property
-    def differs(self) -> bool:
-        return bool(self.mismatch or self.revision_mismatch)
+def served_value(model: str | None, revision: str | None) -> str:
+    """What is served, as one text: the model, and ``@revision`` when one was reported."""
+    return (model or "") + (f"@{revision}" if revision else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +63,15 @@ class ServedWatch:
         self.dropped = 0
         self.checked = 0  # changes the registry has been asked about (tests wait on it)
 
-    def observe(self, provider: str, model_id: str, check: ServedCheck) -> None:
-        """Note what an answer said it served; queue it when it is news to this replica."""
+    def observe(self, provider: str, model_id: str, value: str, mismatch: bool) -> None:
+        """Note what an answer said served pinned ``model_id`` (``served_value``); queue it
+        when it is news to this replica."""
         key = (provider, model_id)
-        value = check.value
         if self._known.get(key) == value:
             return
         self._known[key] = value
         try:
-            self._queue.put_nowait(_Change(provider, model_id, value, check.differs))
+            self._queue.put_nowait(_Change(provider, model_id, value, mismatch))
         except asyncio.QueueFull:
             del self._known[key]  # forgotten, so the next answer queues it again
             self.dropped += 1

@@ -260,7 +260,7 @@ class DataPlane:
         response: UpstreamResponse | None = None
         try:
             response = await provider.upstream.post(url, payload, upstream_headers)
-            exchange.revision_reported = provider.reported_revision(response.headers)
+            exchange.answer_revision = provider.reported_revision(response.headers)
             if body.get("stream") is True and response.status == 200:
                 streamed = response
                 stream = ProxyStream(

@@ -76,6 +76,11 @@ class ServedWatch:
             del self._known[key]  # forgotten, so the next answer queues it again
             self.dropped += 1
 
+    @property
+    def pending(self) -> int:
+        """Changes waiting for their write."""
+        return self._queue.qsize()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._write(), name="served-watch")
 

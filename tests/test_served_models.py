@@ -20,6 +20,7 @@ from gateway.fakeprovider.openai_api import AZURE_MODEL
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
 from gateway.served_watch import ServedWatch
+from releases.models import Actor
 from tests.live import LiveServer
 from tests.stack import openai_spec, publish
 from tests.test_dataplane_azure import azure_spec
@@ -216,3 +217,41 @@ async def test_an_azure_bare_version_matches_the_model_name_ending_in_it(
     gateway = start_gateway()
     record = await record_of(gateway, redis, dp_services, ask(client(gateway)))
     assert (record["served_model"], record["served_mismatch"]) == (AZURE_MODEL, False)
+
+
+class FlakyRecords:
+    """Stands in for ``releases.served.ServedRecords``: fails its first write, as when Redis
+    is away, then keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, bool]] = []
+
+    async def record(
+        self, actor: Any, provider: str, model_id: str, served: str, mismatch: bool
+    ) -> bool:
+        self.calls.append((provider, model_id, served, mismatch))
+        if len(self.calls) == 1:
+            raise ConnectionError("redis is away")
+        return True
+
+
+async def test_a_change_the_watch_could_not_write_is_queued_again_by_the_next_answer() -> None:
+    records = FlakyRecords()
+    served = ServedWatch(records, Actor(name="gateway:r1", role="operator"))  # type: ignore[arg-type]
+    served.start()
+    try:
+        served.observe("fake-openai", PINNED, OTHER, True)
+        served.observe("fake-openai", PINNED, OTHER, True)  # known: not queued twice
+        deadline = time.monotonic() + 5
+        while served.checked < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        served.observe("fake-openai", PINNED, OTHER, True)  # the failed write is retried
+        while served.checked < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        served.observe("fake-openai", PINNED, OTHER, True)  # written: nothing more to do
+        assert served.pending == 0
+    finally:
+        await served.stop()
+    assert records.calls == [("fake-openai", PINNED, OTHER, True)] * 2

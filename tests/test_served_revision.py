@@ -11,7 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.config import Settings
+from gateway.config import ConfigError, ProvidersFile, Settings
 from gateway.fakeprovider.behaviour import REVISION_HEADER
 from gateway.registry_services import RegistryServices
 from tests.live import LiveServer
@@ -108,3 +108,13 @@ async def test_without_a_revision_header_nothing_is_read_and_lineage_says_none_w
     record = await record_of(gateway, redis, services, ask(client(gateway)))
     assert record["model_revision"] == PINNED_REVISION
     assert (record["revision_reported"], record["revision_mismatch"]) == (None, None)
+
+
+def test_a_revision_header_must_be_a_header_name(tmp_path: Path) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_text(
+        "providers:\n  v: {kind: openai, base_url: 'http://127.0.0.1:8000/v1', "
+        "revision_header: 'X Model: Revision'}\n"
+    )
+    with pytest.raises(ConfigError, match="revision_header"):
+        ProvidersFile.load(path)

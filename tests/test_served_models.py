@@ -22,7 +22,7 @@ from gateway.runtime import runtime_of
 from gateway.served_watch import ServedWatch
 from releases.models import Actor
 from tests.live import LiveServer
-from tests.stack import openai_spec, publish
+from tests.stack import anthropic_spec, openai_spec, publish
 from tests.test_dataplane_azure import azure_spec
 from tests.test_dataplane_caller_fields import record_of
 from tests.test_dataplane_sdks import VARIABLES, app_key
@@ -255,3 +255,22 @@ async def test_a_change_the_watch_could_not_write_is_queued_again_by_the_next_an
     finally:
         await served.stop()
     assert records.calls == [("fake-openai", PINNED, OTHER, True)] * 2
+
+
+async def test_an_anthropic_answer_read_through_translation_names_its_model_too(
+    dp_services: RegistryServices,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    claude = "fake-claude-20240601"
+    await publish(dp_services, anthropic_spec(), CH)  # an OpenAI-SDK caller: translated
+    gateway = start_gateway()
+    sdk = client(gateway)
+    same = [ask(sdk), ask(sdk, stream=True)]
+    serve(fake_control, claude, "fake-claude-20250101")
+    moved = [ask(sdk), ask(sdk, stream=True)]
+    for rid in same + moved:
+        record = await record_of(gateway, redis, dp_services, rid)
+        assert record["served_model"] == ("fake-claude-20250101" if rid in moved else claude)
+        assert record["served_mismatch"] is (rid in moved)

@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from releases.signing import load_private_key
@@ -28,6 +36,15 @@ OPENAI_HOST = "api.openai.com"
 # Gemini's stable ids end in a three-digit version (gemini-2.0-flash-001); gemini-2.0-flash
 # and *-latest are aliases Google moves.
 GEMINI_NUMBERED = r".+-\d{3}"
+# A header name is an HTTP token (RFC 9110 5.1).
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Fixed headers may not carry a key (keys live in environment variables, and one here would
+# override or double the key header) nor replace what the gateway sets on every call.
+RESERVED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key",
+     "cookie", "host", "content-type", "content-length", "transfer-encoding", "connection",
+     "te", "upgrade", "anthropic-version", "traceparent", "tracestate"}
+)  # fmt: skip
 
 
 class TimeoutsConfig(BaseModel):
@@ -61,6 +78,32 @@ class ProviderConfig(BaseModel):
     # Releases of this provider must pin model.revision: for self-hosted servers (vLLM, TGI,
     # Ollama) whose model ids are names, and whose weights can be replaced under one name.
     require_revision: bool = False
+    # The answer header in which the server (or a proxy in front of it) reports the weights
+    # revision it serves; compared with model.revision. None of vLLM, TGI or Ollama sends one.
+    revision_header: str | None = Field(default=None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    # Fixed extra headers sent on every call to this provider (OpenAI-Organization,
+    # OpenAI-Project); a header a call sets itself (a caller's anthropic-beta) wins.
+    headers: dict[str, str] = {}
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_sendable(cls, headers: dict[str, str]) -> dict[str, str]:
+        if len({name.lower() for name in headers}) < len(headers):
+            raise ValueError("a header is named twice (names are case-insensitive)")
+        for name, value in headers.items():
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(
+                    f"header {name!r} is set by the gateway itself (keys go in api_key_env)"
+                )
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name!r}: a value may not hold CR, LF or NUL")
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"header {name!r}: the value must be latin-1 text") from None
+        return headers
 
     @model_validator(mode="after")
     def _api_version_for_azure_only(self) -> ProviderConfig:

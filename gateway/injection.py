@@ -40,6 +40,7 @@ class PreparedRelease:
     defaults: Mapping[str, str]
     plans: Mapping[str, FieldPlan]  # by provider kind: each API's allowlist of caller fields
     model_revision: str | None = None  # the weights revision the release pins (for lineage)
+    model_version: str | None = None  # the model version a deployment serves (Azure)
 
     @classmethod
     def of(cls, release: Release) -> PreparedRelease:
@@ -62,6 +63,7 @@ class PreparedRelease:
                 for kind, dialect in DIALECTS.items()
             },
             model_revision=spec["model"].get("revision"),
+            model_version=spec["model"].get("version"),
         )
 
     def render(self, text: str, values: Mapping[str, str]) -> str:

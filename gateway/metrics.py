@@ -62,6 +62,9 @@ class RequestMetrics(Collector):
         self.upstream: dict[str, _Histogram] = {}
         self.first_token: dict[str, _Histogram] = {}
         self.in_flight = 0
+        # By (provider, pinned model id): answers naming another model, or another revision.
+        self.served_mismatches: dict[tuple[str, str], list[float]] = {}
+        self.revision_mismatches: dict[tuple[str, str], list[float]] = {}
         registry.register(self)
 
     def count(self, channel: str, release: str, slice_: str, status: int) -> None:
@@ -76,6 +79,18 @@ class RequestMetrics(Collector):
         if counted is None:
             counted = self.errors[channel, code] = [0, time.time()]
         counted[0] += 1
+
+    def served(
+        self, provider: str, model: str, mismatch: bool | None, revision_mismatch: bool | None
+    ) -> None:
+        """Count an answer that named another model (or revision) than its release pinned."""
+        for wrong, counts in ((mismatch, self.served_mismatches),
+                              (revision_mismatch, self.revision_mismatches)):  # fmt: skip
+            if wrong:
+                counted = counts.get((provider, model))
+                if counted is None:
+                    counted = counts[provider, model] = [0, time.time()]
+                counted[0] += 1
 
     def added_latency(self, seconds: float) -> None:
         _observe(self.added, ADDED_BUCKETS, seconds)
@@ -125,6 +140,15 @@ class RequestMetrics(Collector):
         for channel, histogram in self.first_token.items():
             _add_histogram(first_token, {"channel": channel}, histogram, UPSTREAM_LE)
         yield first_token
+        for name, what, counts in (
+            ("gateway_served_model_mismatches", "another model", self.served_mismatches),
+            ("gateway_revision_mismatches", "another revision", self.revision_mismatches),
+        ):
+            family = Metric(name, f"Answers saying {what} served them than the release pinned.",
+                            "counter")  # fmt: skip
+            for (provider, model), counted in counts.items():
+                _add_counter(family, {"provider": provider, "pinned_model": model}, counted)
+            yield family
         yield GaugeMetricFamily(
             "gateway_in_flight_requests", "Requests being answered now.", self.in_flight
         )

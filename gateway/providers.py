@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.config import ProvidersFile
@@ -20,6 +21,12 @@ class Provider:
     base_url: str
     api_key: str | None
     upstream: Upstream
+    # The answer header in which the server reports the weights revision it serves, if any.
+    revision_header: str | None = None
+
+    def reported_revision(self, headers: Mapping[str, str]) -> str | None:
+        """The revision the server reported with an answer (None: it reported none)."""
+        return headers.get(self.revision_header) if self.revision_header else None
 
 
 def open_providers(config: ProvidersFile) -> dict[str, Provider]:
@@ -37,7 +44,8 @@ def open_providers(config: ProvidersFile) -> dict[str, Provider]:
             kind=provider.kind,
             base_url=provider.call_base_url(),
             api_key=api_key,
-            upstream=AiohttpUpstream(timeouts, provider.max_connections),
+            upstream=AiohttpUpstream(timeouts, provider.max_connections, provider.headers),
+            revision_header=provider.revision_header,
         )
     return providers
 

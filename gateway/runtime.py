@@ -8,7 +8,8 @@ closing, which is:
 
 1. eval runs still going finish (within ``GATEWAY_EVAL_SHUTDOWN_GRACE``), then the drift
    watch stops: both call the data plane, whose parts close next;
-2. the heartbeat stops and leaves the fleet at once (a graceful shutdown), then the registry
+2. the served watch stops (a change of what a provider serves that it had not written yet is
+   noticed again by the next answer that says so), the heartbeat stops and leaves the fleet at once (a graceful shutdown), then the registry
    view stops listening;
 3. the shadow runner drains, then the lineage writer writes what it holds (the shadows'
    records too, so after them), then the provider clients close (shadows call them);
@@ -41,11 +42,14 @@ from gateway.proxy.shadow import ShadowLimits, ShadowRunner, record_shadow
 from gateway.redis_client import connect, connect_listener, replica_ack
 from gateway.registry_services import RegistryServices
 from gateway.replay import REPLAY_KEY, Replayer
+from gateway.served_watch import ServedWatch
 from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
+from releases.models import Actor
+from releases.served import ServedRecords
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,12 @@ async def _open(
     stack.push_async_callback(view.stop)
     heartbeat.start()
     stack.push_async_callback(heartbeat.stop)
+    served = ServedWatch(
+        ServedRecords(services.registry.store, services.signer),
+        Actor(name=f"gateway:{heartbeat.id}", role="operator"),
+    )
+    served.start()
+    stack.push_async_callback(served.stop)
     metrics = CollectorRegistry(auto_describe=False)
     dataplane = DataPlane(
         view,
@@ -120,6 +130,7 @@ async def _open(
         lineage,
         RequestMetrics(metrics),
         tracing,
+        served,
     )
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)

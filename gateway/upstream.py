@@ -111,10 +111,13 @@ class AiohttpUpstream:
     answer set must never ride along on another caller's request. Redirects are not followed:
     only configured providers are called, and a redirect to another host would carry the
     provider's key (aiohttp drops ``authorization`` there, not Anthropic's ``x-api-key``).
-    Each URL is parsed once.
+    Each URL is parsed once. ``headers`` (the provider's fixed extra headers) are the
+    session's, sent on every call at no per-call cost; a call's own headers win over them.
     """
 
-    def __init__(self, timeouts: Timeouts, max_connections: int) -> None:
+    def __init__(
+        self, timeouts: Timeouts, max_connections: int, headers: Mapping[str, str] | None = None
+    ) -> None:
         self._urls: dict[str, URL] = {}
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300),
@@ -124,7 +127,10 @@ class AiohttpUpstream:
                 sock_connect=timeouts.connect,
                 sock_read=timeouts.read,
             ),
-            headers={"user-agent": USER_AGENT},
+            headers={
+                "user-agent": USER_AGENT,
+                **{k.lower(): v for k, v in (headers or {}).items()},
+            },
             cookie_jar=aiohttp.DummyCookieJar(),
         )
 

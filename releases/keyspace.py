@@ -128,6 +128,12 @@ class Keyspace:
         """Hash: channel name -> the newest drift check JSON."""
         return f"{self.tag}:drift"
 
+    @property
+    def served_models(self) -> str:
+        """Hash: ``<provider>/<model id>`` -> what that provider's answers last said served
+        that pinned model (``releases.served``)."""
+        return f"{self.tag}:served-models"
+
     def drift_lease(self, channel: str) -> str:
         """String: the token of the replica running the channel's drift watch now (PX expiry)."""
         return f"{self.tag}:drift-lease:{channel}"

@@ -115,7 +115,7 @@ class ChangeEntry(_Record):
 
     seq: int
     action: str
-    target_kind: Literal["release", "channel", "key", "golden_set", "eval"]
+    target_kind: Literal["release", "channel", "key", "golden_set", "eval", "provider"]
     target: str
     actor: str
     role: str

@@ -213,6 +213,12 @@ def test_request_metrics_expose_what_prometheus_client_objects_would() -> None:
         "gateway_time_to_first_token_seconds", "Time from request to the first streamed byte.",
         ["channel"], buckets=UPSTREAM_BUCKETS, registry=theirs_registry,
     )  # fmt: skip
+    served, revision = (
+        Counter(f"gateway_{what}_mismatches",
+                f"Answers saying another {what.split('_')[-1]} served them than the release pinned.",
+                ["provider", "pinned_model"], registry=theirs_registry)
+        for what in ("served_model", "revision")
+    )  # fmt: skip
     in_flight = Gauge(
         "gateway_in_flight_requests", "Requests being answered now.", registry=theirs_registry
     )
@@ -229,6 +235,10 @@ def test_request_metrics_expose_what_prometheus_client_objects_would() -> None:
         first_token.labels("ch").observe(value)
     ours.in_flight += 2
     in_flight.inc(2)
+    for mismatch, revision_mismatch in ((True, None), (True, True), (False, None), (None, True)):
+        ours.served("openai", "gpt-4o-2024-08-06", mismatch, revision_mismatch)
+    served.labels("openai", "gpt-4o-2024-08-06").inc(2)
+    revision.labels("openai", "gpt-4o-2024-08-06").inc(2)
 
     def without_created(registry: CollectorRegistry) -> str:
         return re.sub(r"(_created\{?.*?\}?) \S+", r"\1 T", generate_latest(registry).decode())

@@ -158,6 +158,18 @@ class AnthropicMessages:
             return None
         return Usage(usage.get("input_tokens"), usage.get("output_tokens"))
 
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        given = answer.get("id")
+        return given if isinstance(given, str) else None
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        """The message's ``model`` (a stream's, in ``message_start``'s message)."""
+        served = answer.get("model")
+        return served if isinstance(served, str) and served else None
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        return served == release.model_id
+
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []
         for block in _dicts(answer.get("content")):

@@ -3,16 +3,20 @@ at a deployment's URL, with the key in ``api-key`` and the ``api-version`` the p
 file names. A provider kind only (callers use the OpenAI front door).
 
 A release pins the deployment as ``model.id`` and the model version it serves as
-``model.revision``. Everything but the URL and the key header is OpenAI's
-(``gateway.dialects.openai_chat``).
+``model.version``; Azure's answers name the model that served them (``gpt-4o-2024-08-06``),
+which is compared with ``model.version``. Everything but the URL, the key header and that
+comparison is OpenAI's (``gateway.dialects.openai_chat``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.dialects.openai_chat import OpenAIChat
+
+if TYPE_CHECKING:
+    from gateway.injection import PreparedRelease
 
 
 class AzureOpenAIChat(OpenAIChat):
@@ -33,6 +37,15 @@ class AzureOpenAIChat(OpenAIChat):
         if api_key:
             headers["api-key"] = api_key
         return headers
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        """Azure answers with the model's name and version (``gpt-4o-2024-08-06``): it matches
+        a ``model.version`` written the same way, or a bare version (``2024-08-06``) it ends
+        with; the deployment name is never what an answer names."""
+        version = release.model_version
+        if version is None:
+            return None
+        return served == version or (version[0].isdigit() and served.endswith("-" + version))
 
 
 AZURE_OPENAI = AzureOpenAIChat()

@@ -177,6 +177,21 @@ class GeminiGenerateContent:
             return None
         return Usage(usage.get("promptTokenCount"), usage.get("candidatesTokenCount"))
 
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        given = answer.get("responseId")
+        return given if isinstance(given, str) else None
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        """``modelVersion``: the numbered model that answered (``gemini-2.0-flash-001``),
+        read without a ``models/`` prefix should one come."""
+        served = answer.get("modelVersion")
+        if not isinstance(served, str) or not served:
+            return None
+        return served.removeprefix("models/")
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        return served == release.model_id.removeprefix("models/")
+
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []
         for part in gt.parts_of(answer):

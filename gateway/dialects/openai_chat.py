@@ -164,6 +164,21 @@ class OpenAIChat:
             return None
         return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        given = answer.get("id")
+        return given if isinstance(given, str) else None
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        """OpenAI's ``model``: the dated id it served (``gpt-4o-2024-08-06`` for that id, and
+        for the alias ``gpt-4o`` too); a self-hosted server names its served model."""
+        served = answer.get("model")
+        return served if isinstance(served, str) and served else None
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        # Exact: a pinned id is answered with itself; any other id (an alias resolved, a
+        # server serving another name) is what lineage must show.
+        return served == release.model_id
+
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []
         for choice in _dicts(answer.get("choices")):

@@ -120,6 +120,20 @@ class Dialect(Protocol):
         holds no usage object."""
         ...
 
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        """The provider's own id of a whole answer (or of the stream event carrying it)."""
+        ...
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        """The model a whole answer (or one stream event) says served it; None when it names
+        none."""
+        ...
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        """Whether ``served`` (as ``served_model_of`` read it) is the model ``release`` pins;
+        None when the release pins nothing this API's answers can be compared with."""
+        ...
+
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         """What the model said in a whole answer: texts, then each tool call as JSON."""
         ...

@@ -1,8 +1,10 @@
-"""Reading server-sent events as they pass: where an event ends, and a stream's usage and
-the provider's response id, read without copying or re-framing the stream.
+"""Reading server-sent events as they pass: where an event ends, and a stream's usage, the
+provider's response id and the model it says served it, read without copying or re-framing
+the stream.
 
-Only ``data:`` lines that can carry usage (or, once, the provider's id) are parsed; what the
-usage of an event is, its dialect says.
+Only ``data:`` lines that can carry usage (or, once, the provider's id, or among the first
+few events the served model) are parsed; what the usage and the served model of an event
+are, its dialect says.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import orjson
 from gateway.dialects.exchange_ir import StreamEvent
 from releases.lineage import Usage
 
+# The served model is read from the first event that names it, looked for in this many data
+# events at most (Azure's first may be a content-filter event naming none): a stream that
+# names none is not parsed to its end for it.
+SERVED_LOOKAHEAD = 4
+
 
 def event_end(buffer: bytes, start: int = 0) -> int:
     """Index just past the first blank line (``\\n\\n`` or ``\\r\\n\\r\\n``) from ``start``,
@@ -24,12 +31,20 @@ def event_end(buffer: bytes, start: int = 0) -> int:
 
 
 class StreamObserver:
-    """Follows a server-sent event stream for its usage and the provider's response id."""
+    """Follows a server-sent event stream for its usage, the provider's response id and the
+    model it says served it."""
 
-    def __init__(self, usage_of: Callable[[Any], Usage | None]) -> None:
+    def __init__(
+        self,
+        usage_of: Callable[[Any], Usage | None],
+        served_of: Callable[[Any], str | None] | None = None,
+    ) -> None:
         self._usage_of = usage_of
+        self._served_of = served_of
+        self._looking = SERVED_LOOKAHEAD if served_of is not None else 0
         self._tail = b""
         self.provider_response_id: str | None = None
+        self.served_model: str | None = None
         self._input: int | None = None
         self._output: int | None = None
 
@@ -45,7 +60,9 @@ class StreamObserver:
         self._tail = lines.pop()  # an unfinished line waits for the next chunk
         for line in lines:
             if line.startswith(b"data:") and (
-                b'"usage' in line or self.provider_response_id is None  # Gemini's usageMetadata
+                b'"usage' in line  # Gemini's usageMetadata too
+                or self.provider_response_id is None
+                or self._looking
             ):
                 self._read(line[5:].strip())
 
@@ -61,6 +78,11 @@ class StreamObserver:
         if self.provider_response_id is None:
             given = holder.get("id", holder.get("responseId"))  # Gemini names it responseId
             self.provider_response_id = given if isinstance(given, str) else None
+        if self._looking and self._served_of is not None:
+            self._looking -= 1
+            self.served_model = self._served_of(holder)
+            if self.served_model is not None:
+                self._looking = 0
         usage = self._usage_of(holder)
         if usage is not None:
             # OpenAI reports both at the end; Anthropic input at the start, output at the end.

@@ -146,7 +146,8 @@ async def create_message(request: Request) -> Response:
         return anthropic_error(behaviour.status, FAKE_FAILURE)
     answer = answer_for(body["messages"], system=body.get("system"), reply=behaviour.reply)
     message_id = f"msg_fake_{provider.next_id()}"
+    served = {**body, "model": behaviour.served_model or body["model"]}
     if body.get("stream") is True:
-        events = message_events(message_id, body, answer)
+        events = message_events(message_id, served, answer)
         return EventStream(events, provider.stats, behaviour.chunk_delay)
-    return JSONResponse(message(message_id, body, answer))
+    return JSONResponse({**message(message_id, served, answer), "fake_received": body})

@@ -10,6 +10,10 @@ from starlette.requests import Request
 
 from gateway.fakeprovider.counters import Counter, Stats
 
+# Where the fake reports the weights revision it serves when told to (no real server does:
+# a providers file names such a header with revision_header).
+REVISION_HEADER = "x-served-revision"
+
 
 class Behaviour(BaseModel):
     """One instruction, for every model (``model`` null) or for one model id."""
@@ -21,6 +25,16 @@ class Behaviour(BaseModel):
     chunk_delay: float = Field(default=0.0, ge=0, description="seconds between stream events")
     status: int | None = Field(default=None, ge=300, le=599, description="fail with this status")
     reply: str | None = Field(default=None, description="answer this text instead of the echo")
+    served_model: str | None = Field(
+        default=None, description="name this model as the one that answered (not the one asked)"
+    )
+    revision: str | None = Field(
+        default=None, description=f"report this weights revision in the {REVISION_HEADER} header"
+    )
+
+    def served_headers(self) -> dict[str, str]:
+        """The answer's headers saying what served it (none unless told)."""
+        return {REVISION_HEADER: self.revision} if self.revision is not None else {}
 
     async def stall(self, request: Request, stats: Stats) -> None:
         """Be as slow as told before answering; a client hanging up meanwhile is counted

@@ -90,12 +90,13 @@ async def generate_content(request: Request) -> Response:
         parts: list[dict[str, Any]] = [{"functionCall": {"name": function, "args": {}}}]
     else:
         parts = [{"text": answer.text}]
+    served = behaviour.served_model or model
     if not streamed:
-        whole = _response(model, answer, parts, True, response_id)
+        whole = _response(served, answer, parts, True, response_id)
         return JSONResponse({**whole, "fake_received": body})
     pieces = [[{"text": piece}] for piece in answer.pieces()] if function is None else [parts]
     events = [
-        _response(model, answer, piece, i == len(pieces) - 1, response_id)
+        _response(served, answer, piece, i == len(pieces) - 1, response_id)
         for i, piece in enumerate(pieces)
     ]
     encoded = [f"data: {json.dumps(e)}\r\n\r\n".encode() for e in events]

@@ -17,6 +17,9 @@ CREATED = 1_700_000_000
 FINGERPRINT = "fp_fake"
 # Dated like real pinned ids. The fake answers for any model id; these are only what it lists.
 MODEL_IDS = ("fake-chat-2024-06-01", "fake-chat-mini-2024-06-01")
+# What an Azure deployment answers as its model (the model version behind it, never the
+# deployment's name); the fake's every deployment serves this unless told otherwise.
+AZURE_MODEL = "gpt-4o-2024-08-06"
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -79,7 +82,9 @@ def forced_tool(body: dict[str, Any]) -> str | None:
     return None
 
 
-def completion(response_id: str, body: dict[str, Any], answer: Answer) -> dict[str, Any]:
+def completion(
+    response_id: str, body: dict[str, Any], answer: Answer, served: str | None = None
+) -> dict[str, Any]:
     tool = forced_tool(body)
     message: dict[str, Any] = {"role": "assistant", "content": answer.text}
     if tool is not None:  # as OpenAI answers a forced tool call: no text, one call
@@ -90,7 +95,7 @@ def completion(response_id: str, body: dict[str, Any], answer: Answer) -> dict[s
         "id": response_id,
         "object": "chat.completion",
         "created": CREATED,
-        "model": body["model"],
+        "model": served or body["model"],
         "choices": [
             {
                 "index": 0,
@@ -113,7 +118,9 @@ def usage(answer: Answer) -> dict[str, int]:
     }
 
 
-def chunk_events(response_id: str, body: dict[str, Any], answer: Answer) -> list[bytes]:
+def chunk_events(
+    response_id: str, body: dict[str, Any], answer: Answer, served: str | None = None
+) -> list[bytes]:
     """The SSE events of a streamed completion: role, one delta per piece (or, for a forced
     tool, the call and its arguments), finish, the usage chunk when
     ``stream_options.include_usage`` asks for it, then ``[DONE]``."""
@@ -126,7 +133,7 @@ def chunk_events(response_id: str, body: dict[str, Any], answer: Answer) -> list
             "id": response_id,
             "object": "chat.completion.chunk",
             "created": CREATED,
-            "model": body["model"],
+            "model": served or body["model"],
             "system_fingerprint": FINGERPRINT,
             "choices": choices,
         }
@@ -173,10 +180,14 @@ async def chat_completions(request: Request) -> Response:
         return openai_error(behaviour.status, FAKE_FAILURE)
     answer = answer_for(body["messages"], reply=behaviour.reply)
     response_id = f"chatcmpl-fake-{provider.next_id()}"
+    served = behaviour.served_model
+    if served is None and "deployment" in request.path_params:
+        served = AZURE_MODEL
+    headers = behaviour.served_headers()
     if body.get("stream") is True:
-        events = chunk_events(response_id, body, answer)
-        return EventStream(events, provider.stats, behaviour.chunk_delay)
-    return JSONResponse(completion(response_id, body, answer))
+        events = chunk_events(response_id, body, answer, served)
+        return EventStream(events, provider.stats, behaviour.chunk_delay, headers)
+    return JSONResponse(completion(response_id, body, answer, served), headers=headers)
 
 
 async def list_models(request: Request) -> Response:

@@ -23,11 +23,17 @@ class EventStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: Sequence[bytes], stats: Stats, chunk_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        events: Sequence[bytes],
+        stats: Stats,
+        chunk_delay: float = 0.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self._stats = stats
         self._sent_all = False
         self._paced = self._pace(events, chunk_delay)
-        super().__init__(self._paced, headers={"cache-control": "no-cache"})
+        super().__init__(self._paced, headers={"cache-control": "no-cache", **(headers or {})})
 
     async def _pace(
         self, events: Sequence[bytes], chunk_delay: float

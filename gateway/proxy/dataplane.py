@@ -43,6 +43,7 @@ from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id, overridden_header
 from gateway.proxy.translation import Translation
+from gateway.served_watch import ServedWatch
 from gateway.snapshot import RegistryView, Snapshot
 from gateway.telemetry import Tracing
 from gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTimeout
@@ -79,6 +80,7 @@ class DataPlane:
         lineage: LineageWriter | None = None,
         metrics: RequestMetrics | None = None,
         tracing: Tracing | None = None,
+        served: ServedWatch | None = None,
     ) -> None:
         self.view = view
         self.providers = providers
@@ -86,7 +88,7 @@ class DataPlane:
         self.admin_token_digest = admin_token_digest
         self.shadows = shadows
         self.lineage = lineage
-        self.sinks = Sinks(lineage, metrics)
+        self.sinks = Sinks(lineage, metrics, served)
         self.tracing = tracing
         self.max_depth = MAX_DEPTH
         self.releases = PreparedReleases(providers)
@@ -123,7 +125,7 @@ class DataPlane:
                 exchange.capture = Capture.of(request, raw_body)
             release = self.releases.prepare(snapshot, route.release_id)
             exchange.provider, exchange.model_id = release.provider, release.model_id
-            exchange.model_revision = release.model_revision
+            exchange.release, exchange.model_revision = release, release.model_revision
             provider = self.releases.provider(release)
             upstream = DIALECTS[provider.kind]
             if upstream.api is dialect.api:  # the caller's API at another URL (Azure OpenAI)
@@ -258,6 +260,7 @@ class DataPlane:
         response: UpstreamResponse | None = None
         try:
             response = await provider.upstream.post(url, payload, upstream_headers)
+            exchange.answer_revision = provider.reported_revision(response.headers)
             if body.get("stream") is True and response.status == 200:
                 streamed = response
                 stream = ProxyStream(
@@ -308,18 +311,13 @@ class DataPlane:
                 "upstream_invalid",
                 f"provider {provider.name!r} answered with a body that is not JSON",
             ) from None
-        provider_id = answer.get("id") if isinstance(answer, dict) else None
+        provider_id = exchange.answered(upstream, answer)  # before translation: theirs
         usage = upstream.usage_of(answer)
         if translation is not None:
             answer = translation.answer(provider.name, answer)
         # Written before finishing: the record says what the caller gets, even a 502.
         tagged = tagged_answer(provider.name, answer, exchange.tag)
-        exchange.finish(
-            self.sinks,
-            response.status,
-            usage=usage,
-            provider_response_id=provider_id if isinstance(provider_id, str) else None,
-        )
+        exchange.finish(self.sinks, response.status, usage=usage, provider_response_id=provider_id)
         return JsonAnswer(tagged, response.status, headers)
 
     async def _stream(
@@ -331,7 +329,7 @@ class DataPlane:
         translation: Translation | None = None,
     ) -> AsyncGenerator[bytes, None]:
         upstream = dialect if translation is None else translation.provider
-        observer = StreamObserver(upstream.usage_of)
+        observer = StreamObserver(upstream.usage_of, upstream.served_model_of)
         # Until the stream ends, an exit can only be the caller hanging up.
         status: int = CLIENT_CLOSED
         error: str | None = "client_disconnected"
@@ -367,6 +365,7 @@ class DataPlane:
         finally:
             response.close()
             exchange.upstream_done()
+            exchange.served_by(upstream, observer.served_model)
             exchange.finish(
                 self.sinks,
                 status,

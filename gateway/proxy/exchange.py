@@ -10,16 +10,21 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.dialects import Dialect
 from gateway.metrics import RequestMetrics
 from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
+from gateway.served_watch import ServedWatch, revision_differs, served_value
 from gateway.telemetry import RequestTrace
 from releases.lineage import LineageWriter, Usage
 from releases.models import utc_now
+
+if TYPE_CHECKING:
+    from gateway.injection import PreparedRelease
 
 request_log = logging.getLogger("gateway.requests")
 
@@ -30,6 +35,7 @@ class Sinks:
 
     lineage: LineageWriter | None = None
     metrics: RequestMetrics | None = None
+    served: ServedWatch | None = None  # what providers say they serve, fleet-wide
 
 
 @dataclass(slots=True)
@@ -52,6 +58,34 @@ class Exchange:
     capture: Capture | None = None  # the request kept for replay, on capturing channels
     replay_of: str | None = None  # the response a replay reran
     caller_tools: str | None = None  # sha256 of the tools the caller sent, if it sent any
+    release: PreparedRelease | None = None
+    answer_revision: str | None = None  # the provider's revision header, read by served_by
+    revision_reported: str | None = None
+    # What the answer said served it, and whether that is not what the release pins (None:
+    # nothing to compare); plain fields, not an object, as this is done for every answer.
+    served_model: str | None = None
+    served_mismatch: bool | None = None
+    revision_mismatch: bool | None = None
+
+    def answered(self, dialect: Dialect, answer: Any) -> str | None:
+        """Read what a whole answer says served it; answer the provider's response id."""
+        if not isinstance(answer, dict):
+            return None
+        self.served_by(dialect, dialect.served_model_of(answer))
+        return dialect.response_id_of(answer)
+
+    def served_by(self, dialect: Dialect, served_model: str | None) -> None:
+        """Compare what the provider says served this request with what its release pins."""
+        release = self.release
+        if release is None:
+            return
+        if served_model is not None:
+            self.served_model = served_model
+            pinned = dialect.serves_pinned(release, served_model)
+            self.served_mismatch = None if pinned is None else not pinned
+        if self.answer_revision is not None:
+            self.revision_reported = self.answer_revision
+            self.revision_mismatch = revision_differs(self.answer_revision, release.model_revision)
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -95,6 +129,7 @@ class Exchange:
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
+            **self._served_fields(),
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
@@ -102,10 +137,38 @@ class Exchange:
             sinks.lineage.record_json(self.tag.response_id, stored)
         if sinks.metrics is not None:
             self._measure(sinks.metrics, status, elapsed, error)
+        if self.served_model is not None or self.revision_reported is not None:
+            self._served(sinks)
         if self.trace is not None and self.trace.span is not None:
             self.trace.end(status, _attributes(record, usage))
         if request_log.isEnabledFor(logging.INFO):
             request_log.info(line.decode())
+
+    def _served_fields(self) -> dict[str, Any]:
+        """The lineage record's last fields: what was pinned and what was served."""
+        return {
+            "model_version": self.release.model_version if self.release is not None else None,
+            "served_model": self.served_model,
+            "served_mismatch": self.served_mismatch,
+            "revision_reported": self.revision_reported,
+            "revision_mismatch": self.revision_mismatch,
+        }
+
+    def _served(self, sinks: Sinks) -> None:
+        """Count a mismatch, and tell the watch what was served."""
+        if self.provider is None or self.model_id is None:
+            return
+        if sinks.metrics is not None and (self.served_mismatch or self.revision_mismatch):
+            sinks.metrics.served(
+                self.provider, self.model_id, self.served_mismatch, self.revision_mismatch
+            )
+        if sinks.served is not None:
+            sinks.served.observe(
+                self.provider,
+                self.model_id,
+                served_value(self.served_model, self.revision_reported),
+                bool(self.served_mismatch or self.revision_mismatch),
+            )
 
     def _measure(
         self, metrics: RequestMetrics, status: int, elapsed: float, error: str | None

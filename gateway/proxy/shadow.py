@@ -176,17 +176,18 @@ def record_shadow(sinks: Sinks, result: ShadowResult) -> None:
         model_id=job.release.model_id,
         model_revision=job.model_revision,
         primary_response_id=job.primary_response_id,
+        release=job.release,
     )
     try:
         answer = orjson.loads(result.body) if result.body else None
     except orjson.JSONDecodeError:
         answer = None
-    provider_id = answer.get("id") if isinstance(answer, dict) else None
+    provider_id = exchange.answered(job.dialect, answer)
     exchange.finish(
         sinks,
         result.status or 502,
         usage=job.dialect.usage_of(answer),
-        provider_response_id=provider_id if isinstance(provider_id, str) else None,
+        provider_response_id=provider_id,
         error=result.error_code,
         error_detail=result.error,
     )

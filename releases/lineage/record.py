@@ -22,6 +22,14 @@ class LineageRecord:
     replay to the response it reran; ``caller_tools_digest`` is the sha256 of the canonical
     JSON of the tools the caller sent (which tools a release's ``tools_policy`` let through);
     ``model_revision`` the weights revision the release pinned (``model.revision``).
+
+    What the provider said it served, against what the release pinned (``gateway.served``):
+    ``model_version`` the model version the release pinned for a deployment (Azure's
+    ``model.version``); ``served_model`` the model the answer named (OpenAI's and Azure's
+    ``model``, Gemini's ``modelVersion``; None when it named none) and ``served_mismatch``
+    whether it differs from the pinned one (None: nothing to compare); ``revision_reported``
+    the weights revision the server reported (None: it reported none) and
+    ``revision_mismatch`` whether it differs from ``model_revision``.
     """
 
     response_id: str
@@ -42,3 +50,8 @@ class LineageRecord:
     replay_of: str | None = None
     caller_tools_digest: str | None = None
     model_revision: str | None = None
+    model_version: str | None = None
+    served_model: str | None = None
+    served_mismatch: bool | None = None
+    revision_reported: str | None = None
+    revision_mismatch: bool | None = None

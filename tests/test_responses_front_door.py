@@ -18,7 +18,13 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.dialects import RESPONSES
-from gateway.dialects.exchange_ir import ChatRequest, MessageStart, TextDelta, ToolCallDelta
+from gateway.dialects.exchange_ir import (
+    ChatRequest,
+    Failure,
+    MessageStart,
+    TextDelta,
+    ToolCallDelta,
+)
 from gateway.dialects.responses_translation import request_to_ir
 from gateway.registry_services import RegistryServices
 from tests.live import LiveServer
@@ -350,3 +356,58 @@ def test_a_responses_stream_is_written_with_consecutive_sequence_numbers() -> No
         "response.completed",
     ]  # fmt: skip
     assert b'"arguments":"{\\"id\\":\\"7\\"}"' in out.split(b"\n\n")[-2]
+
+
+async def test_a_providers_refusal_and_a_dropped_field_reach_the_responses_caller(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    release = await publish(dp_services, anthropic_spec(), CH)
+    gateway = start_gateway()
+    client = client_of(gateway)
+    raw = client.responses.with_raw_response.create(
+        model=CH, input="Hi", reasoning={"effort": "low"}, extra_headers=VARIABLES
+    )
+    assert raw.headers["x-gateway-overridden"] == "reasoning"  # no other API has it: named
+
+    fake_control.put("/_fake/behaviour", json={"status": 429}).raise_for_status()
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.responses.create(model=CH, input="Hi", extra_headers=VARIABLES)
+    assert "fake-anthropic" in caught.value.message and "fake failure" in caught.value.message
+    assert caught.value.response.json()["gateway"]["release_id"] == release.id
+    assert httpx.get(f"{gateway.url}/v1/responses").status_code == 405
+
+
+async def test_a_stream_the_provider_breaks_off_ends_with_an_error_the_sdk_raises(
+    dp_services: RegistryServices,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    slow = {"provider": "slow-openai", "id": "fake-chat-2024-06-01"}
+    await publish(dp_services, openai_spec(model=slow), CH)
+    fake_control.put("/_fake/behaviour", json={"chunk_delay": 1.0}).raise_for_status()
+    gateway = start_gateway()
+    stream = client_of(gateway).responses.create(
+        model=CH, input="a b c", stream=True, extra_headers=VARIABLES
+    )
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        seen.extend(event.type for event in stream)
+    assert seen[:1] == ["response.created"] and "response.completed" not in seen
+    assert "slow-openai" in caught.value.message
+    record = await record_of(gateway, redis, dp_services,
+                             stream.response.headers["x-gateway-response-id"])  # fmt: skip
+    assert (record["status"], record["error"]) == (504, "upstream_stream_broken")
+
+
+def test_a_providers_stream_error_ends_the_responses_stream_with_an_error_event() -> None:
+    writer = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    writer.write(MessageStart("msg_1", "m"))
+    writer.write(TextDelta("Hel"))
+    writer.write(Failure("overloaded"))
+    events = [e for e in writer.end().split(b"\n\n") if e]
+    assert events[-1].startswith(b"event: error\n")
+    assert b'"error":{"message":"overloaded"' in events[-1]  # what the SDK raises on
+    assert not any(b"response.completed" in e for e in events)

@@ -7,7 +7,7 @@ repeat."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.dialects.exchange_ir import (
@@ -49,7 +49,6 @@ class _Item:
     call_id: str | None = None  # None for the message
     name: str = ""
     text: str = ""
-    done: bool = field(default=False)
 
     def body(self, status: str) -> dict[str, Any]:
         if self.call_id is None:
@@ -61,7 +60,6 @@ class ResponsesStreamWriter:
     """Stream events as a Responses stream the OpenAI SDK's ``responses.stream`` reads."""
 
     def __init__(self, request: ChatRequest) -> None:
-        self._request = request
         self._sequence = 0
         self._id, self._model = "resp_", request.model
         self._items: list[_Item] = []

@@ -8,6 +8,7 @@ records the call. What needs state the gateway does not keep, and built-in tools
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +20,24 @@ from redis.asyncio import Redis
 
 from gateway.dialects import RESPONSES
 from gateway.dialects.exchange_ir import (
+    ChatAnswer,
     ChatRequest,
     Failure,
     MessageStart,
+    Refused,
+    Stop,
+    Text,
     TextDelta,
     ToolCallDelta,
+    ToolChoice,
+    Usage,
 )
 from gateway.dialects.responses_translation import request_to_ir
+from gateway.proxy.shadow import ShadowResult
 from gateway.registry_services import RegistryServices
+from gateway.runtime import runtime_of
 from tests.live import LiveServer
-from tests.stack import anthropic_spec, openai_spec, publish
+from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
 from tests.test_dataplane_azure import assert_azure_call, azure_spec
 from tests.test_dataplane_caller_fields import record_of
 from tests.test_dataplane_gemini import assert_gemini_shape, gemini_spec
@@ -411,3 +420,49 @@ def test_a_providers_stream_error_ends_the_responses_stream_with_an_error_event(
     assert events[-1].startswith(b"event: error\n")
     assert b'"error":{"message":"overloaded"' in events[-1]  # what the SDK raises on
     assert not any(b"response.completed" in e for e in events)
+
+
+def test_an_answer_cut_by_its_length_is_an_incomplete_response_streamed_or_not() -> None:
+    cut = ChatAnswer("msg_1", "m", (Text("Hel"),), "max_tokens", Usage(3, 1))
+    answer = RESPONSES.answer_from_ir(cut)
+    assert (answer["status"], answer["incomplete_details"]) == (
+        "incomplete", {"reason": "max_output_tokens"})  # fmt: skip
+    assert answer["usage"]["input_tokens"] == 3 and answer["usage"]["output_tokens"] == 1
+    writer = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    writer.write(MessageStart("msg_1", "m"))
+    writer.write(TextDelta("Hel"))
+    writer.write(Stop("max_tokens"))
+    last = writer.end().split(b"\n\n")[-2]
+    assert last.startswith(b"event: response.incomplete\n")
+    assert b'"incomplete_details":{"reason":"max_output_tokens"}' in last
+
+
+def test_a_tool_choice_names_a_function_and_a_built_in_one_is_refused() -> None:
+    named = {"model": CH, "input": "Hi", "tool_choice": {"type": "function", "name": "f"}}
+    assert request_to_ir(named).tool_choice == ToolChoice("tool", "f")
+    with pytest.raises(Refused) as caught:
+        request_to_ir({**named, "tool_choice": {"type": "web_search_preview"}})
+    assert caught.value.code == "unsupported_feature" and caught.value.field == "tool_choice"
+
+
+async def test_a_shadow_of_a_responses_call_gets_it_in_its_providers_shape(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    shadow, _ = await dp_services.registry.register(anthropic_spec(), OPERATOR)
+    await dp_services.registry.set_shadow(CH, shadow.id, 100, OPERATOR)
+    gateway = start_gateway()
+    done: queue.Queue[ShadowResult] = queue.Queue()
+    runtime_of(gateway.app).dataplane.shadows.on_done = done.put
+
+    client_of(gateway).responses.create(
+        model=CH, instructions=INSTRUCTIONS, input="Shadow me", extra_headers=VARIABLES
+    )
+    result = done.get(timeout=5)  # blocks until the worker reports, no sleeping
+    assert (result.job.tag.release, result.status, result.error) == (shadow.id, 200, None)
+    (sent,) = [r for r in fake_control.get("/_fake/requests").json()
+               if r["path"] == "/v1/messages"]  # fmt: skip
+    assert sent["body"]["system"] == f"{SYSTEM}\n\n{INSTRUCTIONS}"
+    assert sent["body"]["messages"][-1] == {"role": "user", "content": "Shadow me"}

@@ -8,6 +8,7 @@ records the call. What needs state the gateway does not keep, and built-in tools
 
 from __future__ import annotations
 
+import json
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -466,3 +467,14 @@ async def test_a_shadow_of_a_responses_call_gets_it_in_its_providers_shape(
                if r["path"] == "/v1/messages"]  # fmt: skip
     assert sent["body"]["system"] == f"{SYSTEM}\n\n{INSTRUCTIONS}"
     assert sent["body"]["messages"][-1] == {"role": "user", "content": "Shadow me"}
+
+
+def test_text_after_a_tool_call_opens_a_message_item_of_its_own_id() -> None:
+    writer = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    out = b"".join([
+        writer.write(MessageStart("chatcmpl-1", "m")), writer.write(TextDelta("a")),
+        writer.write(ToolCallDelta(0, "{}", "call_1", "f")), writer.write(TextDelta("b")),
+    ]) + writer.end()  # fmt: skip
+    completed = json.loads(out.split(b"\n\n")[-2].split(b"data: ", 1)[1])
+    ids = [item["id"] for item in completed["response"]["output"]]
+    assert ids == ["msg_chatcmpl-1", "fc_call_1", "msg_chatcmpl-1_2"]

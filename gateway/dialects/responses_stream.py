@@ -126,7 +126,10 @@ class ResponsesStreamWriter:
             item = self._open
             out = b""
             if item is None or item.call_id is not None:
-                item = _Item(len(self._items), f"msg_{self._id.removeprefix('resp_')}")
+                index = len(self._items)
+                # Text after a tool call is a second message item: ids must differ.
+                suffix = f"_{index}" if index else ""
+                item = _Item(index, f"msg_{self._id.removeprefix('resp_')}{suffix}")
                 out = self._start(item)
             item.text += event.text
             return out + self._event(

@@ -7,7 +7,7 @@ repeat."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.dialects.exchange_ir import (
@@ -48,7 +48,11 @@ class _Item:
     id: str
     call_id: str | None = None  # None for the message
     name: str = ""
-    text: str = ""
+    pieces: list[str] = field(default_factory=list)  # joined once, when the item ends
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
     def body(self, status: str) -> dict[str, Any]:
         if self.call_id is None:
@@ -99,16 +103,17 @@ class ResponsesStreamWriter:
         if item is None:
             return b""
         where = {"item_id": item.id, "output_index": item.index}
+        text = item.text
         if item.call_id is None:
-            part = {"type": "output_text", "text": item.text, "annotations": [], "logprobs": []}
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
             out = self._event(
-                "response.output_text.done", **where, content_index=0, text=item.text, logprobs=[]
+                "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
             )
             out += self._event("response.content_part.done", **where, content_index=0, part=part)
         else:
             out = self._event(
                 "response.function_call_arguments.done", **where, name=item.name,
-                arguments=item.text,
+                arguments=text,
             )  # fmt: skip
         body = item.body("completed")
         return out + self._event("response.output_item.done", output_index=item.index, item=body)
@@ -131,7 +136,7 @@ class ResponsesStreamWriter:
                 suffix = f"_{index}" if index else ""
                 item = _Item(index, f"msg_{self._id.removeprefix('resp_')}{suffix}")
                 out = self._start(item)
-            item.text += event.text
+            item.pieces.append(event.text)
             return out + self._event(
                 "response.output_text.delta", item_id=item.id, output_index=item.index,
                 content_index=0, delta=event.text, logprobs=[],
@@ -145,7 +150,7 @@ class ResponsesStreamWriter:
             known = self._calls.get(event.index)
             if known is None or not event.arguments:
                 return out
-            known.text += event.arguments
+            known.pieces.append(event.arguments)
             return out + self._event(
                 "response.function_call_arguments.delta", item_id=known.id,
                 output_index=known.index, delta=event.arguments,

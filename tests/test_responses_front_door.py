@@ -37,6 +37,7 @@ from gateway.dialects.responses_translation import request_to_ir
 from gateway.proxy.shadow import ShadowResult
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
+from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import OPERATOR, anthropic_spec, openai_spec, publish
 from tests.test_dataplane_azure import assert_azure_call, azure_spec
@@ -478,3 +479,30 @@ def test_text_after_a_tool_call_opens_a_message_item_of_its_own_id() -> None:
     completed = json.loads(out.split(b"\n\n")[-2].split(b"data: ", 1)[1])
     ids = [item["id"] for item in completed["response"]["output"]]
     assert ids == ["msg_chatcmpl-1", "fc_call_1", "msg_chatcmpl-1_2"]
+
+
+async def test_a_replayed_responses_call_compares_its_text_and_tool_call_with_the_original(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    await dp_services.registry.set_capture(CH, True, OPERATOR, "replay a Responses call")
+    gateway = start_gateway()
+    client = client_of(gateway)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    outputs = []
+    for asked in ({}, {"tool_choice": "required"}):
+        raw = client.responses.with_raw_response.create(
+            model=CH, input="Where is my order?", extra_headers=VARIABLES, **asked
+        )
+        rid = raw.headers["x-gateway-response-id"]
+        replayed = httpx.post(f"{gateway.url}/admin/lineage/{rid}/replay", json={},
+                              headers=admin, timeout=30)  # fmt: skip
+        assert replayed.status_code == 200, replayed.text
+        outputs.append((replayed.json()["original"]["output"], replayed.json()["replay"]["output"]))
+    assert outputs[0] == ("echo: Where is my order?", "echo: Where is my order?")
+    # The tool call is read in the provider's words from both (only its fresh id differs).
+    original, again = (json.loads(text) for text in outputs[1])
+    assert original["function"] == again["function"] == {"name": "lookup_order", "arguments": "{}"}
+    assert original["type"] == again["type"] == "function"

@@ -24,8 +24,8 @@ DIALECTS: Mapping[str, Dialect] = {
     AZURE_OPENAI.kind: AZURE_OPENAI,
 }
 # The dialects that read a recorded answer, whose API it does not say: Azure's answers are
-# OpenAI's, read once.
-ANSWER_READERS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, GEMINI)
+# OpenAI's, read once; a replayed Responses call is answered in the Responses API.
+ANSWER_READERS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, GEMINI, RESPONSES)
 # The APIs callers use; a provider kind without a front door (gemini) is reached by translation,
 # and a front door no provider kind speaks (the Responses API) is always translated.
 FRONT_DOORS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, RESPONSES)

@@ -93,6 +93,8 @@ class OpenAIResponses:
         return Usage(usage.get("input_tokens"), usage.get("output_tokens"))
 
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
+        """Texts, then each function call as Chat Completions writes a tool call: replay
+        compares a Responses answer with the provider's own (an ``openai`` one's alike)."""
         parts: list[str] = []
         for item in _dicts(answer.get("output")):
             if item.get("type") == "message":
@@ -102,15 +104,17 @@ class OpenAIResponses:
                     if c.get("type") == "output_text"
                 )
             elif item.get("type") == "function_call":
-                parts.append(orjson.dumps(item).decode())
+                function = {"name": item.get("name"), "arguments": item.get("arguments")}
+                call = {"id": item.get("call_id"), "type": "function", "function": function}
+                parts.append(orjson.dumps(call).decode())
         return parts
 
     def stream_parts(self, event: Mapping[str, Any]) -> list[str]:
-        if event.get("type") == "response.output_text.delta":
+        if event.get("type") in (
+            "response.output_text.delta",
+            "response.function_call_arguments.delta",
+        ):
             return [str(event.get("delta", ""))]
-        item = event.get("item")
-        if event.get("type") == "response.output_item.done" and isinstance(item, dict):
-            return [orjson.dumps(item).decode()] if item.get("type") == "function_call" else []
         return []
 
     def request_to_ir(self, body: Mapping[str, Any]) -> ChatRequest:

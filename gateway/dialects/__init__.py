@@ -13,6 +13,7 @@ from gateway.dialects.anthropic_messages import ANTHROPIC
 from gateway.dialects.azure_openai import AZURE_OPENAI
 from gateway.dialects.gemini import GEMINI
 from gateway.dialects.openai_chat import OPENAI
+from gateway.dialects.openai_responses import RESPONSES
 from gateway.dialects.protocol import Dialect, StreamFilter, StreamReader, StreamWriter
 
 # Ordered: answer texts read an answer's parts in this order.
@@ -23,10 +24,11 @@ DIALECTS: Mapping[str, Dialect] = {
     AZURE_OPENAI.kind: AZURE_OPENAI,
 }
 # The dialects that read a recorded answer, whose API it does not say: Azure's answers are
-# OpenAI's, read once.
-ANSWER_READERS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, GEMINI)
-# The APIs callers use; a provider kind without a front door (gemini) is reached by translation.
-FRONT_DOORS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC)
+# OpenAI's, read once; a replayed Responses call is answered in the Responses API.
+ANSWER_READERS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, GEMINI, RESPONSES)
+# The APIs callers use; a provider kind without a front door (gemini) is reached by translation,
+# and a front door no provider kind speaks (the Responses API) is always translated.
+FRONT_DOORS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, RESPONSES)
 
 __all__ = [
     "ANSWER_READERS",
@@ -36,6 +38,7 @@ __all__ = [
     "FRONT_DOORS",
     "GEMINI",
     "OPENAI",
+    "RESPONSES",
     "Dialect",
     "StreamFilter",
     "StreamReader",

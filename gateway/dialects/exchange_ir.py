@@ -29,6 +29,15 @@ class Untranslatable(Exception):
         self.message = message
 
 
+class Refused(Untranslatable):
+    """A request the gateway refuses whatever provider serves the release (state kept between
+    calls, a provider's built-in tools, a body not of its API): a 400 with ``code``."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(field, message)
+        self.code = code
+
+
 @dataclass(frozen=True, slots=True)
 class Text:
     """A text part of a message."""

@@ -113,7 +113,9 @@ class DataPlane:
                     400, "missing_model", "set model to a channel name (or release:<id>)"
                 )
             messages = body.get("messages")
-            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            if "messages" in dialect.api.own and not (  # the Responses API's is "input"
+                isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
+            ):
                 raise HttpError(
                     400, "invalid_messages", "set messages to a list of message objects"
                 )

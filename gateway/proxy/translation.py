@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.dialects import Dialect
-from gateway.dialects.exchange_ir import ChatRequest, Untranslatable
+from gateway.dialects.exchange_ir import ChatRequest, Refused, Untranslatable
 from gateway.errors import HttpError
 from gateway.injection import PreparedRelease
 
@@ -38,6 +38,8 @@ class Translation:
         try:
             request = self.asked = self.caller.request_to_ir(body)
             translated = self.provider.request_from_ir(request)
+        except Refused as exc:
+            raise HttpError(400, exc.code, exc.message) from None
         except Untranslatable as exc:
             raise HttpError(
                 400,

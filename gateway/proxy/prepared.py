@@ -9,6 +9,12 @@ from gateway.injection import PreparedRelease
 from gateway.providers import Provider
 from gateway.snapshot import Snapshot
 
+# Where the releases of each task (model.task) are called.
+TASK_DOORS = {
+    "chat": "a chat endpoint (POST /v1/chat/completions, /v1/messages)",
+    "embedding": "POST /v1/embeddings",
+}
+
 
 class PreparedReleases:
     """A release never changes, so the shape the hot path uses is made once per replica."""
@@ -17,8 +23,11 @@ class PreparedReleases:
         self.providers = providers
         self._prepared: dict[str, PreparedRelease] = {}
 
-    def prepare(self, snapshot: Snapshot, release_id: str) -> PreparedRelease:
-        """``release_id`` of ``snapshot`` as the hot path uses it; 503 when it is missing."""
+    def prepare(
+        self, snapshot: Snapshot, release_id: str, channel: str = "-", task: str = "chat"
+    ) -> PreparedRelease:
+        """``release_id`` of ``snapshot`` as the hot path uses it; 503 when it is missing, 400
+        naming ``channel`` when it is not a release of ``task`` (model.task)."""
         prepared = self._prepared.get(release_id)
         if prepared is None:
             release = snapshot.releases.get(release_id)
@@ -34,6 +43,18 @@ class PreparedReleases:
                 )
             prepared = PreparedRelease.of(release)
             self._prepared[release_id] = prepared
+        if prepared.task != task:
+            served = (
+                f"release {release_id}'s model.task is"
+                if channel == "-"
+                else (f"channel {channel!r} serves release {release_id}, whose model.task is")
+            )
+            raise HttpError(
+                400,
+                "wrong_task",
+                f"{served} {prepared.task}: call it at {TASK_DOORS[prepared.task]}; this "
+                f"endpoint serves {task} releases",
+            )
         return prepared
 
     def provider(self, release: PreparedRelease) -> Provider:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -28,6 +28,13 @@ from gateway.injection import MissingVariable, PreparedRelease
 from gateway.providers import Provider
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, read_body, variables
+from gateway.proxy.dataplane import (
+    CALLER_GONE,
+    CLIENT_CLOSED,
+    INTERNAL_ERROR,
+    STICKY_HEADER,
+    DataPlane,
+)
 from gateway.proxy.exchange import Exchange
 from gateway.proxy.provider_answers import (
     gateway_side_failure,
@@ -43,15 +50,7 @@ from gateway.proxy.tagging import Tag, new_response_id, overridden_header
 from gateway.snapshot import Snapshot
 from gateway.upstream import UpstreamError, UpstreamResponse
 
-if TYPE_CHECKING:  # the data plane's module is the chat path's; this one is only handed it
-    from gateway.proxy.dataplane import DataPlane
-
 log = logging.getLogger("gateway.proxy")
-
-STICKY_HEADER = "x-gateway-sticky-key"
-CLIENT_CLOSED = 499
-INTERNAL_ERROR = HttpError(500, "internal_error", "the gateway failed to answer; see its log")
-CALLER_GONE = HttpError(CLIENT_CLOSED, "client_disconnected", "the caller hung up")
 
 
 class OneCallDoor:

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from gateway.injection import PreparedRelease
 
 PATH = "/v1/embeddings"
-# The params an embedding release may pin; a caller's other fields (but these) are dropped.
+# The params an embedding release may pin, which a caller may send too; of its other fields
+# only these pass (tuples: the upstream body's keys in one order, every run), the rest are
+# dropped and named.
 PINNABLE = ("dimensions", "encoding_format")
-PASSED = frozenset({"input", "user"})
+PASSED = ("input", "user")
 
 
 def _shown(value: Any) -> str:

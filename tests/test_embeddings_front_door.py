@@ -368,3 +368,17 @@ async def test_a_shadow_of_an_embeddings_call_is_an_embeddings_call_recorded_in_
     assert (record["release_id"], record["slice"], record["provider"], record["status"]) == (
         shadow.id, "shadow", "fake-gemini", 200)  # fmt: skip
     assert record["primary_response_id"] == raw.headers["x-gateway-response-id"]
+
+
+async def test_prompt_variables_are_not_read_for_a_release_without_a_prompt(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    """A chat call with this header is a 400 invalid_variables; an embedding has no prompt."""
+    await publish(dp_services, embedding_spec("fake-openai", OPENAI_MODEL), CH)
+    gateway = start_gateway()
+    raw = client(gateway).embeddings.with_raw_response.create(
+        model=CH, input="a", extra_headers={"X-Gateway-Variables": "not json"}
+    )
+    assert raw.http_response.status_code == 200

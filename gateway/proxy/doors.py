@@ -46,6 +46,7 @@ class EmbeddingsDoor(OneCallDoor):
     task = "embedding"
     errors = OPENAI
     shadows = True
+    prompted = False  # an embedding release has no prompt: no variables to read
 
     def check(self, body: Mapping[str, Any]) -> None:
         if "input" not in body:
@@ -73,6 +74,7 @@ class CountTokensDoor(OneCallDoor):
     task = "chat"
     errors = ANTHROPIC
     shadows = False  # a count is not traffic: nothing to compare a shadow release on
+    prompted = True
 
     def check(self, body: Mapping[str, Any]) -> None:
         messages = body.get("messages")

@@ -62,6 +62,7 @@ class OneCallDoor:
     task: str
     errors: Dialect
     shadows: bool  # whether a channel's shadow release gets a copy of the call
+    prompted: bool  # whether its releases have a prompt, whose variables the caller sends
 
     def check(self, body: Mapping[str, Any]) -> None:
         """Raise ``HttpError`` for a body this door cannot take."""
@@ -95,7 +96,7 @@ class OneCallDoor:
             exchange.model_revision = release.model_revision
             provider = plane.releases.provider(release)
             api = self.api(provider, release, route)
-            values = variables(request, body)
+            values = variables(request, body) if self.prompted else {}
             try:
                 sent, overridden = api.inject(body, release, values)
             except MissingVariable as exc:

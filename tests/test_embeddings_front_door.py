@@ -18,6 +18,7 @@ from gateway.proxy.shadow import ShadowResult
 from gateway.proxy.slices import bucket
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
+from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import OPERATOR, openai_spec, publish
 from tests.test_dataplane_caller_fields import record_of
@@ -382,3 +383,21 @@ async def test_prompt_variables_are_not_read_for_a_release_without_a_prompt(
         model=CH, input="a", extra_headers={"X-Gateway-Variables": "not json"}
     )
     assert raw.http_response.status_code == 200
+
+
+async def test_a_direct_chat_call_to_an_embedding_release_names_the_release(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    release = await publish(dp_services, embedding_spec("fake-openai", OPENAI_MODEL), CH)
+    gateway = start_gateway()
+    answer = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={"model": f"release:{release.id}", "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"].startswith(
+        f"release {release.id}'s model.task is embedding: call it at POST /v1/embeddings")  # fmt: skip
+    assert answer.headers["x-gateway-slice"] == "direct"

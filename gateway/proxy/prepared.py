@@ -44,17 +44,7 @@ class PreparedReleases:
             prepared = PreparedRelease.of(release)
             self._prepared[release_id] = prepared
         if prepared.task != task:
-            served = (
-                f"release {release_id}'s model.task is"
-                if channel == "-"
-                else (f"channel {channel!r} serves release {release_id}, whose model.task is")
-            )
-            raise HttpError(
-                400,
-                "wrong_task",
-                f"{served} {prepared.task}: call it at {TASK_DOORS[prepared.task]}; this "
-                f"endpoint serves {task} releases",
-            )
+            raise _wrong_task(prepared, channel, task)
         return prepared
 
     def provider(self, release: PreparedRelease) -> Provider:
@@ -68,3 +58,17 @@ class PreparedReleases:
                 f"provider {release.provider!r} of {release.id} is not configured here",
             )
         return provider
+
+
+def _wrong_task(release: PreparedRelease, channel: str, task: str) -> HttpError:
+    """A call of ``task``'s endpoint to a release of another ``model.task``, naming the
+    channel (or, called directly, the release) and where the release is called."""
+    served = f"release {release.id}'s"
+    if channel != "-":
+        served = f"channel {channel!r} serves release {release.id}, whose"
+    return HttpError(
+        400,
+        "wrong_task",
+        f"{served} model.task is {release.task}: call it at {TASK_DOORS[release.task]}; this "
+        f"endpoint serves {task} releases",
+    )

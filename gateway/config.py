@@ -29,8 +29,10 @@ from releases.signing import load_private_key
 from releases.spec import OLLAMA_TAGGED
 
 # Providers whose public ids carry a date when pinned (gpt-4o-2024-08-06, gpt-4-0613,
-# claude-3-5-sonnet-20241022); their undated ids are aliases that move.
-OPENAI_DATED = r".+-(\d{4}-\d{2}-\d{2}|\d{4})"
+# claude-3-5-sonnet-20241022); their undated ids are aliases that move. OpenAI's embedding
+# models are the exception: undated, and never changed under their name (a changed model
+# would void every index built with it).
+OPENAI_DATED = r".+-(\d{4}-\d{2}-\d{2}|\d{4})|text-embedding-(3-small|3-large|ada-002)"
 ANTHROPIC_DATED = r".+-\d{8}"
 OPENAI_HOST = "api.openai.com"
 # Gemini's stable ids end in a three-digit version (gemini-2.0-flash-001); gemini-2.0-flash

@@ -10,7 +10,7 @@ applied, in its own API's words.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.caller_fields import FieldPlan
@@ -41,6 +41,10 @@ class PreparedRelease:
     plans: Mapping[str, FieldPlan]  # by provider kind: each API's allowlist of caller fields
     model_revision: str | None = None  # the weights revision the release pins (for lineage)
     model_version: str | None = None  # the model version a deployment serves (Azure)
+    task: str = "chat"  # or "embedding" (model.task): which front doors may call it
+    # An embedding release's pinned params (dimensions, encoding_format) and overridable names.
+    embedding: Mapping[str, Any] = field(default_factory=dict)
+    overridable: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, release: Release) -> PreparedRelease:
@@ -50,6 +54,7 @@ class PreparedRelease:
         overridable = frozenset(spec.get("client_overridable", []))
         tools = tuple(spec.get("tools", []))
         policy = spec.get("tools_policy") or "pinned"
+        task = spec["model"].get("task", "chat")
         return cls(
             id=release.id,
             provider=spec["model"]["provider"],
@@ -61,9 +66,13 @@ class PreparedRelease:
             plans={
                 kind: FieldPlan.of(dialect.api, params, overridable, tools, policy)
                 for kind, dialect in DIALECTS.items()
+                if task == "chat"  # an embedding release is never a chat body
             },
             model_revision=spec["model"].get("revision"),
             model_version=spec["model"].get("version"),
+            task=task,
+            embedding=params if task == "embedding" else {},
+            overridable=overridable,
         )
 
     def render(self, text: str, values: Mapping[str, str]) -> str:

@@ -32,6 +32,10 @@ NEVER_SENT: Mapping[str, frozenset[str]] = {
 # Kinds whose API has no JSON mode or schema: a pinned response_format (other than the
 # default, text) could only be dropped natively and refused on every translated call.
 NO_RESPONSE_FORMAT = frozenset({"anthropic"})
+# The params of an embedding release (model.task: embedding); a chat release takes the rest.
+EMBEDDING_PARAMS = frozenset({"dimensions", "encoding_format"})
+# Kinds whose API has no embeddings endpoint (Anthropic's has none).
+NO_EMBEDDINGS = frozenset({"anthropic"})
 SERVICE_TIERS: Mapping[str, frozenset[str]] = {
     "openai": frozenset({"auto", "default", "flex", "scale", "priority"}),
     "anthropic": frozenset({"auto", "standard_only"}),
@@ -93,6 +97,42 @@ def check_params(params: Params, kind: str | None) -> list[FieldError]:
             FieldError(
                 "params.service_tier",
                 f"{tier!r} is not a service tier of {kind} providers (allowed: {allowed})",
+            )
+        )
+    return errors
+
+
+def check_task(
+    task: str, params: Params, overridable: list[str], kind: str | None
+) -> list[FieldError]:
+    """What a release of ``task`` (chat or embedding) cannot take: the other task's params
+    (pinned or overridable), or a provider kind with no API for the task."""
+    pinned = params.model_dump(exclude_none=True).keys()
+    if task == "embedding":
+        foreign = {
+            "params": pinned - EMBEDDING_PARAMS,
+            "client_overridable": set(overridable) - EMBEDDING_PARAMS,
+        }
+        why = (
+            "an embedding release (model.task: embedding) takes only dimensions and encoding_format"
+        )
+    else:
+        foreign = {
+            "params": pinned & EMBEDDING_PARAMS,
+            "client_overridable": set(overridable) & EMBEDDING_PARAMS,
+        }
+        why = "a param of embedding releases only (model.task: embedding)"
+    errors = [FieldError(f"params.{name}", why) for name in sorted(foreign["params"])]
+    errors += [
+        FieldError(f"client_overridable.{overridable.index(name)}", f"{name!r}: {why}")
+        for name in sorted(foreign["client_overridable"])
+    ]
+    if task == "embedding" and kind in NO_EMBEDDINGS:
+        errors.append(
+            FieldError(
+                "model.task",
+                f"{kind} providers have no embeddings API; serve an embedding release from an "
+                "openai, azure_openai or gemini provider",
             )
         )
     return errors

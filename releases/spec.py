@@ -22,7 +22,7 @@ from pydantic import (
 
 from releases.errors import FieldError, InvalidSpec
 from releases.json_bounds import INT64_MAX, INT64_MIN, bounded, json_problem
-from releases.kind_params import check_params
+from releases.kind_params import check_params, check_task
 from releases.provenance import REVISION_PATTERN, Provenance, lowercase
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -57,8 +57,17 @@ class ModelRef(_Strict):
     # The model version a named deployment serves (Azure OpenAI: model.id is the deployment,
     # this is the model behind it, e.g. gpt-4o-2024-08-06). In the digest only when set.
     version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    # What the model is called for: chat (the default, kept as None so it stays out of the
+    # digest) or embedding (served at POST /v1/embeddings only).
+    task: Literal["chat", "embedding"] | None = None
 
     _revision_lowercase = field_validator("revision", mode="before")(lowercase)
+
+    @field_validator("task")
+    @classmethod
+    def _none_when_chat(cls, value: str | None) -> str | None:
+        # The default spelled out is the same release as the default left out.
+        return None if value == "chat" else value
 
 
 class PromptMessage(_Strict):
@@ -137,6 +146,9 @@ class Params(_Strict):
     ) = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # Embedding releases only (model.task: embedding): the vector's length and its encoding.
+    dimensions: int | None = Field(default=None, ge=1, le=65_536)
+    encoding_format: Literal["float", "base64"] | None = None
 
     _free_form_bounded = field_validator("response_format", "tool_choice")(bounded)
 
@@ -222,6 +234,8 @@ def validate_spec(
         *_check_version(spec, kind),
         *_check_prompt(spec),
         *check_params(spec.params, kind),
+        *check_task(spec.model.task or "chat", spec.params, spec.client_overridable, kind),
+        *_check_embedding(spec),
         *_check_rest(spec),
     ]
     hyperparameters = spec.provenance.hyperparameters if spec.provenance else None
@@ -330,6 +344,20 @@ def _check_prompt(spec: ReleaseSpec) -> list[FieldError]:
             errors.append(
                 FieldError(f"prompt.defaults.{name}", "is not listed in prompt.variables")
             )
+    return errors
+
+
+def _check_embedding(spec: ReleaseSpec) -> list[FieldError]:
+    """An embedding model is sent only the caller's input: a prompt or tools could never be."""
+    if spec.model.task != "embedding":
+        return []
+    why = "an embedding release (model.task: embedding) sends only the caller's input"
+    prompt = spec.prompt.model_dump(exclude_defaults=True)
+    errors = [FieldError(f"prompt.{name}", f"{why}; it has no prompt") for name in prompt]
+    if spec.tools:
+        errors.append(FieldError("tools", f"{why}; it has no tools"))
+    if spec.tools_policy is not None:
+        errors.append(FieldError("tools_policy", f"{why}; it has no tools"))
     return errors
 
 

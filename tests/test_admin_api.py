@@ -14,6 +14,7 @@ import yaml
 from starlette.routing import Mount
 from starlette.types import Message
 
+from gateway.proxy.doors import DOORS
 from gateway.proxy.fastpath import ROUTES as FAST_ROUTES
 from tests.factories import ADMIN_TOKEN, spec
 from tests.live import LiveServer
@@ -667,7 +668,7 @@ PUBLIC_ROUTES = {
 def every_route(gateway: LiveServer) -> list[tuple[str, str]]:
     """(method, path) of every route the app serves, path parameters filled in."""
     app = gateway.app.app  # type: ignore[attr-defined]  # Starlette, behind the fast path
-    found = [("POST", path) for path in FAST_ROUTES]
+    found = [("POST", path) for path in [*FAST_ROUTES, *DOORS]]
     for route in app.routes:
         mounted = isinstance(route, Mount)
         for sub in route.routes if mounted else [route]:
@@ -710,6 +711,7 @@ async def test_every_route_but_the_public_ones_answers_401_before_reading_a_body
     and could write tracebacks to the log. Now the key comes first, on every route."""
     routes = every_route(gateway)
     assert set(routes) >= PUBLIC_ROUTES and ("POST", "/admin/lineage/x/replay") in routes
+    assert ("POST", "/v1/embeddings") in routes
     for method, path in routes:
         for headers in ([], [(b"authorization", b"Bearer not-a-key")]):
             status, read = await call_without_reading(gateway, method, path, headers)

@@ -239,12 +239,12 @@ ANTHROPIC_API = Endpoint("anthropic", "/v1/messages", anthropic_spec, "20240101"
 @pytest.mark.parametrize(
     ("path", "headers", "api"),
     [
-        ("/v1/messages/count_tokens", {}, ANTHROPIC_API),
+        ("/v1/messages/unknown", {}, ANTHROPIC_API),
         ("/v1/messages/batches", {}, ANTHROPIC_API),
         ("/v1/complete", {}, ANTHROPIC_API),
         ("/v1/files", {"anthropic-version": "2023-06-01"}, ANTHROPIC_API),
         ("/v1/files", {}, OPENAI_API),
-        ("/v1/embeddings", {}, OPENAI_API),
+        ("/v1/moderations", {}, OPENAI_API),
     ],
 )
 def test_an_unknown_path_under_v1_is_404_in_its_apis_shape_and_tagged(

@@ -300,12 +300,10 @@ async def test_an_anthropic_sdk_call_the_gateway_lacks_gets_anthropics_404(
     gateway = start_gateway()
     client = anthropic.Anthropic(base_url=gateway.url, api_key=ADMIN_TOKEN, max_retries=0)
     try:
-        client.messages.count_tokens(
-            model="claude-prod", messages=[{"role": "user", "content": "hi"}]
-        )
+        client.messages.batches.list()
     except anthropic.NotFoundError as exc:
         body = exc.response.json()
         assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
         assert body["gateway"]["response_id"] == exc.response.headers["x-gateway-response-id"]
     else:
-        raise AssertionError("count_tokens answered")
+        raise AssertionError("batches answered")

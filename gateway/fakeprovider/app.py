@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway.fakeprovider import anthropic_api, control, gemini_api, openai_api
+from gateway.fakeprovider import anthropic_api, control, embeddings_api, gemini_api, openai_api
 from gateway.fakeprovider.provider import FakeProvider
 
 
@@ -23,6 +23,7 @@ def create_fake_provider(provider: FakeProvider | None = None) -> Starlette:
             ),
             Route("/v1/models", openai_api.list_models, methods=["GET"]),
             Route("/v1/messages", anthropic_api.create_message, methods=["POST"]),
+            *embeddings_api.routes,
             Route("/v1beta/models/{call}", gemini_api.generate_content, methods=["POST"]),
             control.routes,
         ]

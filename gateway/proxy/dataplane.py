@@ -125,7 +125,7 @@ class DataPlane:
             exchange.tag, exchange.generation = tag, route.generation
             if route.capture:  # off by default: the only work capture adds when it is off
                 exchange.capture = Capture.of(request, raw_body)
-            release = self.releases.prepare(snapshot, route.release_id)
+            release = self.releases.prepare(snapshot, route.release_id, route.channel)
             exchange.provider, exchange.model_id = release.provider, release.model_id
             exchange.release, exchange.model_revision = release, release.model_revision
             provider = self.releases.provider(release)

@@ -21,6 +21,7 @@ from gateway.bounded_http import HEAD_TOO_LARGE
 from gateway.dialects import FRONT_DOORS, Dialect
 from gateway.errors import HttpError, error_response
 from gateway.proxy.dataplane import INTERNAL_ERROR, DataPlane
+from gateway.proxy.doors import DOORS
 from gateway.proxy.routes import api_of
 
 log = logging.getLogger("gateway.proxy")
@@ -77,6 +78,9 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dialect = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        door = DOORS.get(scope["path"]) if dialect is None and scope["type"] == "http" else None
+        if door is not None:  # embeddings, count_tokens (gateway/proxy/doors.py)
+            dialect = door.errors
         if "extensions" in scope and HEAD_TOO_LARGE in scope["extensions"]:
             await self._head_too_large(scope)(scope, receive, send)
             return
@@ -90,7 +94,11 @@ class FastPath:
             response = dataplane.refuse(dialect, refusal, {"allow": "POST"})
         else:
             try:
-                response = await dataplane.handle(CallerRequest(scope, receive), dialect)
+                request = CallerRequest(scope, receive)
+                if door is not None:
+                    response = await door.handle(dataplane, request)
+                else:
+                    response = await dataplane.handle(request, dialect)
             except Exception:
                 # The data plane answers its own failures; this is the last resort.
                 log.exception("unexpected error answering %s", scope["path"])

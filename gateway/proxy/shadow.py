@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from gateway.caller_fields import RefusedField
-from gateway.dialects import Dialect
+from gateway.dialects import DIALECTS, Dialect
 from gateway.dialects.exchange_ir import Untranslatable
 from gateway.errors import code_of
 from gateway.injection import MissingVariable, PreparedRelease
@@ -27,9 +27,28 @@ from gateway.proxy.tagging import Tag
 from gateway.upstream import Upstream, UpstreamError
 from releases.cancellation import cancel_and_wait
 
+if TYPE_CHECKING:
+    from releases.lineage import Usage
+
 log = logging.getLogger("gateway.shadow")
 
 STREAM_FIELDS = ("stream", "stream_options")
+
+
+class ShadowApi(Protocol):
+    """What a shadow worker needs of the API it calls: a chat ``Dialect``, or another front
+    door's (``gateway.dialects.one_call``: a shadow of an embeddings call is one too)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def inject(
+        self, body: Mapping[str, Any], release: PreparedRelease, values: Mapping[str, str]
+    ) -> tuple[dict[str, Any], list[str]]: ...
+
+    def upstream_call(self, base_url: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]: ...
+
+    def usage_of(self, answer: Any) -> Usage | None: ...
 
 
 @dataclass(frozen=True)
@@ -63,8 +82,8 @@ class ShadowJob:
     upstream: Upstream
     body: Mapping[str, Any]
     variables: Mapping[str, str]
-    dialect: Dialect  # the API of the provider's call
-    caller: Dialect | None = None  # the caller's API, when the provider speaks another
+    dialect: ShadowApi  # the API of the provider's call
+    caller: Dialect | None = None  # the caller's chat API, when the provider speaks another
     model_revision: str | None = None  # the weights revision the release pins (lineage)
 
 
@@ -157,7 +176,7 @@ class ShadowRunner:
     async def _send(self, job: ShadowJob) -> tuple[int, bytes]:
         body: Mapping[str, Any] = job.body
         if job.caller is not None:
-            body = job.dialect.request_from_ir(job.caller.request_to_ir(body))
+            body = DIALECTS[job.dialect.kind].request_from_ir(job.caller.request_to_ir(body))
         body = {k: v for k, v in body.items() if k not in STREAM_FIELDS}
         upstream_body, _ = job.dialect.inject(body, job.release, job.variables)
         url, wire = job.dialect.upstream_call(job.base_url, upstream_body)

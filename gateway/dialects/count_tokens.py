@@ -47,6 +47,16 @@ class AnthropicCountTokens:
         """None: counting consumes no tokens (its ``input_tokens`` is what a call would)."""
         return None
 
+    # A count names neither itself nor a model.
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        return None
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        return None
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        return None
+
     def answer(self, answer: Any, sent: Mapping[str, Any]) -> Any:
         return answer
 

@@ -88,6 +88,15 @@ class OpenAIEmbeddings:
             return None
         return Usage(usage.get("prompt_tokens"), None)
 
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        return None  # an embeddings answer carries no id
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        return OPENAI.served_model_of(answer)
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        return OPENAI.serves_pinned(release, served)
+
     def answer(self, answer: Any, sent: Mapping[str, Any]) -> Any:
         return answer
 
@@ -105,6 +114,9 @@ class AzureEmbeddings(OpenAIEmbeddings):
 
     def upstream_headers(self, api_key: str | None, caller: Mapping[str, str]) -> dict[str, str]:
         return AZURE_OPENAI.upstream_headers(api_key, caller)
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        return AZURE_OPENAI.serves_pinned(release, served)
 
 
 def _content(text: str) -> dict[str, Any]:
@@ -163,6 +175,16 @@ class GeminiEmbeddings:
         if not isinstance(usage, dict):
             return None
         return Usage(usage.get("promptTokenCount"), None)
+
+    # Gemini's embeddings answers carry neither an id nor the model that made them.
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        return None
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        return None
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        return None
 
     def answer(self, answer: Any, sent: Mapping[str, Any]) -> Any:
         """Gemini's embeddings as OpenAI's list; a ``KeyError`` or ``TypeError`` when the

@@ -49,6 +49,18 @@ class OneCallApi(Protocol):
         """The tokens an answer of this API says the call consumed, if any."""
         ...
 
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        """The provider's own id of a whole answer, where its API gives one."""
+        ...
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        """The model the answer says served it, where its API names one."""
+        ...
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        """Whether ``served`` is what ``release`` pins (None: nothing to compare)."""
+        ...
+
     def answer(self, answer: Any, sent: Mapping[str, Any]) -> Any:
         """The provider's ``answer`` to ``sent`` (``inject``'s body) in the front door's
         shape; ``KeyError``/``TypeError``/``ValueError`` when it is not of the API's shape."""

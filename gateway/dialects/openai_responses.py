@@ -92,6 +92,16 @@ class OpenAIResponses:
             return None
         return Usage(usage.get("input_tokens"), usage.get("output_tokens"))
 
+    # Never a provider's API: no provider answer is ever read in its words.
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
+        _front_door_only()
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None:
+        _front_door_only()
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None:
+        _front_door_only()
+
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         """Texts, then each function call as Chat Completions writes a tool call: replay
         compares a Responses answer with the provider's own (an ``openai`` one's alike)."""

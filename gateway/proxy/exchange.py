@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from gateway.dialects import Dialect
 from gateway.metrics import RequestMetrics
 from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
@@ -27,6 +27,16 @@ if TYPE_CHECKING:
     from gateway.injection import PreparedRelease
 
 request_log = logging.getLogger("gateway.requests")
+
+
+class AnswerNames(Protocol):
+    """What an API's whole answer says of itself: a chat ``Dialect``, or a one-call API's."""
+
+    def response_id_of(self, answer: Mapping[str, Any]) -> str | None: ...
+
+    def served_model_of(self, answer: Mapping[str, Any]) -> str | None: ...
+
+    def serves_pinned(self, release: PreparedRelease, served: str) -> bool | None: ...
 
 
 @dataclass(frozen=True)
@@ -67,14 +77,14 @@ class Exchange:
     served_mismatch: bool | None = None
     revision_mismatch: bool | None = None
 
-    def answered(self, dialect: Dialect, answer: Any) -> str | None:
+    def answered(self, dialect: AnswerNames, answer: Any) -> str | None:
         """Read what a whole answer says served it; answer the provider's response id."""
         if not isinstance(answer, dict):
             return None
         self.served_by(dialect, dialect.served_model_of(answer))
         return dialect.response_id_of(answer)
 
-    def served_by(self, dialect: Dialect, served_model: str | None) -> None:
+    def served_by(self, dialect: AnswerNames, served_model: str | None) -> None:
         """Compare what the provider says served this request with what its release pins."""
         release = self.release
         if release is None:

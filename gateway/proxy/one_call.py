@@ -93,7 +93,7 @@ class OneCallDoor:
             exchange.tag, exchange.generation = tag, route.generation
             release = plane.releases.prepare(snapshot, route.release_id, route.channel, self.task)
             exchange.provider, exchange.model_id = release.provider, release.model_id
-            exchange.model_revision = release.model_revision
+            exchange.release, exchange.model_revision = release, release.model_revision
             provider = plane.releases.provider(release)
             api = self.api(provider, release, route)
             values = variables(request, body) if self.prompted else {}
@@ -214,7 +214,7 @@ class OneCallDoor:
         try:
             answer = orjson.loads(raw)
             usage = api.usage_of(answer)
-            provider_id = answer.get("id") if isinstance(answer, dict) else None
+            provider_id = exchange.answered(api, answer)
             answer = api.answer(answer, sent)
         except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, ValueError):
             message = f"provider {provider.name!r} answered with a body not of its API's shape"
@@ -224,7 +224,7 @@ class OneCallDoor:
             plane.sinks,
             response.status,
             usage=usage,
-            provider_response_id=provider_id if isinstance(provider_id, str) else None,
+            provider_response_id=provider_id,
         )
         return JsonAnswer(tagged, response.status, headers)
 

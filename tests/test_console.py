@@ -307,3 +307,20 @@ def test_release_pages_show_the_signature_and_a_side_by_side_diff(
     assert diff.status_code == 200 and 'class="changed"><th>params' in diff.text
     assert fleet.status_code == 200
     assert lineage.status_code == 404 and "no lineage record" in lineage.text
+
+
+def test_canary_weight_and_shadow_sample_forms_change_the_channel(
+    console: LiveServer, staged: Stage
+) -> None:
+    with signed_in(console.url, staged.secrets["operator"]) as client:
+        page = client.get(f"/console/channels/{CHANNEL}").text
+        canary = {"csrf": csrf_of(page), "generation": generation_of(page)}
+        canary |= {"release": staged.first, "weight": "12.5"}
+        assert client.post(f"/console/channels/{CHANNEL}/canary", data=canary).status_code == 303
+        page = client.get(f"/console/channels/{CHANNEL}").text
+        shadow = {"csrf": csrf_of(page), "generation": generation_of(page)}
+        shadow |= {"release": staged.first, "sample": "250"}
+        refused = client.post(f"/console/channels/{CHANNEL}/shadow", data=shadow)
+    shown = console.http.get(f"/admin/channels/{CHANNEL}", headers=ADMIN).json()
+    assert shown["canary"] == {"release": staged.first, "weight": 12.5}
+    assert refused.status_code == 422 and shown["shadow"] is None

@@ -105,7 +105,7 @@ def _number(form: dict[str, str], name: str) -> float:
     try:
         return float(form.get(name, ""))
     except ValueError:
-        raise InvalidRequest(f"{name} must be a number between 0 and 1", name) from None
+        raise InvalidRequest(f"{name} must be a percentage: a number from 0 to 100", name) from None
 
 
 def _back(request: Request, done: str) -> Response:

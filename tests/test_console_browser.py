@@ -4,6 +4,7 @@ own gateway(s) and registry prefix, and saves a screenshot in its temporary dire
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -184,3 +185,24 @@ def test_an_auditors_forged_post_and_a_post_without_csrf_are_refused(
         f"/admin/channels/{CHANNEL}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
     assert answer.json()["stable"] == staged.second  # the registry, not the page
+
+
+def test_the_readme_screenshots_come_from_what_make_run_serves(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """deploy/local/console_screenshots.py: make run's console, signed in with its admin
+    token, a failing canary drawn in the slice charts; each picture small enough to commit."""
+    path = Path(__file__).resolve().parent.parent / "deploy/local/console_screenshots.py"
+    found = importlib.util.spec_from_file_location("console_screenshots", path)
+    assert found is not None and found.loader is not None
+    script = importlib.util.module_from_spec(found)
+    found.loader.exec_module(script)
+    browser.implicitly_wait(10)
+    try:
+        shots = script.screenshots(tmp_path, browser)
+        assert "100.0%" in browser.page_source  # the canary's error rate, charted
+    finally:
+        browser.implicitly_wait(0)
+        browser.set_window_size(1280, 900)
+    assert [p.name for p in shots] == ["console-channels.png", "console-channel.png"]
+    assert all(0 < p.stat().st_size < 200_000 for p in shots)

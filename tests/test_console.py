@@ -4,13 +4,15 @@ workers sharing one secret (tests/test_console_browser.py drives it in Chromium)
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from itsdangerous.timed import TimestampSigner
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.config import ConfigError, Settings
@@ -20,6 +22,7 @@ from gateway.console.session import COOKIE, Sessions
 from gateway.redis_client import connect
 from gateway.registry_services import RegistryServices
 from releases.apikeys import ApiKey
+from releases.keyspace import Keyspace
 from tests.consolekit import (
     CHANNEL,
     SETUP,
@@ -33,6 +36,7 @@ from tests.consolekit import (
 )
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
+from tests.stack import openai_spec, publish
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEY = ApiKey(name="ops", role="operator", channels=["*"], created_by="t", created_at="")
@@ -324,3 +328,65 @@ def test_canary_weight_and_shadow_sample_forms_change_the_channel(
     shown = console.http.get(f"/admin/channels/{CHANNEL}", headers=ADMIN).json()
     assert shown["canary"] == {"release": staged.first, "weight": 12.5}
     assert refused.status_code == 422 and shown["shadow"] is None
+
+
+async def test_a_broken_audit_chain_is_shown_red_naming_the_first_bad_entry(
+    console: LiveServer, staged: Stage, redis: Redis, settings: Settings
+) -> None:
+    audit = Keyspace(settings.redis_prefix).audit
+    entry = json.loads(await redis.lindex(audit, 1))
+    await redis.lset(audit, 1, json.dumps({**entry, "reason": "rewritten later"}))
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        page = client.get("/console/audit", params={"verify": "1"}).text
+    assert 'class="verdict bad"' in page and "Chain intact" not in page
+    assert "audit entry 2: its content does not match its hash" in page
+
+
+async def test_lineage_of_a_captured_response_with_its_replay_and_slice_counts(
+    dp_settings: Settings,
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+) -> None:
+    release = await publish(dp_services, openai_spec(), "support-bot-prod")
+    await dp_services.registry.set_capture("support-bot-prod", True, SETUP, "incident")
+    _, auditor = await dp_services.keyring.create("auditor", "auditor", ["*"], SETUP)
+    _, app = await dp_services.keyring.create("app", "app", ["*"], SETUP)
+    gateway = start_gateway(console_settings(dp_settings))
+    body = {"model": "support-bot-prod", "messages": [{"role": "user", "content": "Hi"}]}
+    headers = {"Authorization": f"Bearer {app}", "X-Gateway-Variables": '{"product": "Acme"}'}
+    answer = gateway.http.post("/v1/chat/completions", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    response_id = answer.headers["x-gateway-response-id"]
+    with signed_in(gateway.url, auditor) as client:
+        page = client.get("/console/lineage", params={"id": response_id}).text
+        assert f'href="/console/releases/{release.id}"' in page and "Captured request" in page
+        form = {"csrf": csrf_of(page)}
+        replayed = client.post(f"/console/lineage/{response_id}/replay", data=form)
+        channel = client.get("/console/channels/support-bot-prod").text
+    assert replayed.status_code == 200 and "replay_response_id" in replayed.text
+    # The chart counts the caller's request this replica served, in its slice.
+    assert re.search(rf"stable</text>.*?{release.id}.*?>1</text>", channel)
+
+
+@pytest.mark.parametrize(
+    ("asked", "sent_to"),
+    [
+        ("/console/releases", "/console/releases"),
+        ("//elsewhere.example/x", "/console/channels"),
+        ("https://elsewhere.example/console/", "/console/channels"),
+    ],
+)
+def test_sign_in_returns_to_console_pages_only(
+    console: LiveServer, staged: Stage, asked: str, sent_to: str
+) -> None:
+    form = {"key": staged.secrets["auditor"], "next": asked}
+    answer = console.http.post("/console/sign-in", data=form)
+    assert answer.status_code == 303 and answer.headers["location"] == sent_to
+
+
+def test_sign_out_drops_the_cookie(console: LiveServer, staged: Stage) -> None:
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        page = client.get("/console/channels").text
+        answer = client.post("/console/sign-out", data={"csrf": csrf_of(page)})
+        assert answer.status_code == 303 and 'gateway_console=""' in answer.headers["set-cookie"]
+        assert client.get("/console/channels").status_code == 303

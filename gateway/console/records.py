@@ -30,7 +30,10 @@ from releases.models import Release
 from releases.spec import behaviour_of
 
 
-def pretty(value: Any) -> str:
+def pretty(value: Any, without: str | None = None) -> str:
+    """JSON for reading; ``without`` leaves out one key of an object (shown on its own)."""
+    if without is not None and isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k != without}
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 

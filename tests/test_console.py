@@ -37,6 +37,8 @@ from tests.consolekit import (
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.stack import openai_spec, publish
+from tests.test_admin_api import call_without_reading, every_route
+from tests.test_layers import GRAPH
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEY = ApiKey(name="ops", role="operator", channels=["*"], created_by="t", created_at="")
@@ -390,3 +392,45 @@ def test_sign_out_drops_the_cookie(console: LiveServer, staged: Stage) -> None:
         answer = client.post("/console/sign-out", data={"csrf": csrf_of(page)})
         assert answer.status_code == 303 and 'gateway_console=""' in answer.headers["set-cookie"]
         assert client.get("/console/channels").status_code == 303
+
+
+def test_only_the_app_factory_imports_the_console() -> None:
+    """The console sits above both faces: it reads through the admin API, and neither the
+    admin API nor the data plane may lean on it."""
+    importers = {m for m, imported in GRAPH.items() if "gateway.console" in imported}
+    assert {m for m in importers if not m.startswith("gateway.console")} == {"gateway.app"}
+
+
+def test_the_fleet_page_lists_each_live_replica(console: LiveServer, staged: Stage) -> None:
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        until(lambda: "of 1 live replicas" in client.get("/console/fleet").text)
+        page = client.get("/console/fleet").text
+    assert re.search(r'<td class="mono">[^<]+</td><td class="good">\d+</td>', page)
+    assert "support: 2" in page
+
+
+CONSOLE_PUBLIC = {
+    ("GET", "/console"),
+    ("GET", "/console/"),
+    ("GET", "/console/sign-in"),
+    ("POST", "/console/sign-in"),
+    ("GET", "/console/static/x/x"),
+}
+
+
+async def test_every_console_route_turns_the_signed_out_away_before_reading_a_body(
+    console: LiveServer,
+) -> None:
+    """Like the admin API's walk (tests/test_admin_api.py), with a cookie for a key: a page
+    sends the signed-out to sign in, a form is refused (403), the state poll answers 401."""
+    routes = [(m, p) for m, p in every_route(console) if p.startswith("/console")]
+    assert ("POST", "/console/channels/x/rollback") in routes
+    for method, path in routes:
+        if (method, path) in CONSOLE_PUBLIC:
+            continue
+        cookie = [(b"cookie", b"gateway_console=forged.value.sig")]
+        for headers in ([], cookie):
+            status, read = await call_without_reading(console, method, path, headers)
+            expected = 401 if path.endswith("/state") else 303 if method == "GET" else 403
+            assert status == expected, (method, path, status)
+            assert not read, f"{method} {path} read the body of a signed-out caller"

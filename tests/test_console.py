@@ -310,7 +310,7 @@ def test_release_pages_show_the_signature_and_a_side_by_side_diff(
         fleet = client.get("/console/fleet")
         lineage = client.get("/console/lineage", params={"id": "chatcmpl-unknown"})
     assert "valid (signed by a trusted key)" in release
-    assert diff.status_code == 200 and 'class="changed"><th>params' in diff.text
+    assert diff.status_code == 200 and 'class="differs"><th>params' in diff.text
     assert fleet.status_code == 200
     assert lineage.status_code == 404 and "no lineage record" in lineage.text
 

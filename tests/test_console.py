@@ -21,7 +21,8 @@ from gateway.console.render import CSP
 from gateway.console.session import COOKIE, Sessions
 from gateway.redis_client import connect
 from gateway.registry_services import RegistryServices
-from releases.apikeys import ApiKey
+from gateway.snapshot import Snapshot
+from releases.apikeys import ApiKey, secret_digest
 from releases.keyspace import Keyspace
 from tests.consolekit import (
     CHANNEL,
@@ -434,3 +435,25 @@ async def test_every_console_route_turns_the_signed_out_away_before_reading_a_bo
             expected = 401 if path.endswith("/state") else 303 if method == "GET" else 403
             assert status == expected, (method, path, status)
             assert not read, f"{method} {path} read the body of a signed-out caller"
+
+
+def test_a_session_ends_when_its_key_is_replaced_by_one_of_the_same_name() -> None:
+    """Demoting a key is deleting it and making another: same name, new secret, new role."""
+    sessions = Sessions("s" * 32, 600, None)
+    session = sessions.read(sessions.issue(KEY, "gwk_old"))
+    assert session is not None
+    before = Snapshot(1, {}, {}, {secret_digest("gwk_old"): KEY})
+    demoted = KEY.model_copy(update={"role": "auditor"})
+    after = Snapshot(2, {}, {}, {secret_digest("gwk_new"): demoted})
+    assert sessions.key_of(before, session) == KEY
+    assert sessions.key_of(after, session) is None
+
+
+def test_operators_are_not_offered_the_pages_their_role_may_not_read(
+    console: LiveServer, staged: Stage
+) -> None:
+    with signed_in(console.url, staged.secrets["operator"]) as client:
+        page = client.get("/console/channels").text
+    assert 'href="/console/audit"' not in page and 'href="/console/lineage"' not in page
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        assert 'href="/console/audit"' in client.get("/console/channels").text

@@ -457,3 +457,14 @@ def test_operators_are_not_offered_the_pages_their_role_may_not_read(
     assert 'href="/console/audit"' not in page and 'href="/console/lineage"' not in page
     with signed_in(console.url, staged.secrets["auditor"]) as client:
         assert 'href="/console/audit"' in client.get("/console/channels").text
+
+
+async def test_a_release_edited_in_redis_shows_its_signature_as_not_valid(
+    console: LiveServer, staged: Stage, redis: Redis, settings: Settings
+) -> None:
+    releases = Keyspace(settings.redis_prefix).releases
+    stored = json.loads(await redis.hget(releases, staged.first))
+    await redis.hset(releases, staged.first, json.dumps({**stored, "created_by": "mallory"}))
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        page = client.get(f"/console/releases/{staged.first}").text
+    assert "not valid: " in page and "signed by a trusted key" not in page

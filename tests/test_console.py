@@ -468,3 +468,15 @@ async def test_a_release_edited_in_redis_shows_its_signature_as_not_valid(
     with signed_in(console.url, staged.secrets["auditor"]) as client:
         page = client.get(f"/console/releases/{staged.first}").text
     assert "not valid: " in page and "signed by a trusted key" not in page
+
+
+def test_a_form_sent_from_another_site_is_refused_sign_in_included(
+    console: LiveServer, staged: Stage
+) -> None:
+    form = {"key": staged.secrets["auditor"]}
+    elsewhere = console.http.post(
+        "/console/sign-in", data=form, headers={"Origin": "http://elsewhere.example"}
+    )
+    here = console.http.post("/console/sign-in", data=form, headers={"Origin": console.url})
+    assert elsewhere.status_code == 403 and "set-cookie" not in elsewhere.headers
+    assert here.status_code == 303

@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -117,12 +117,24 @@ def _back(request: Request) -> str | None:
 FORM = "application/x-www-form-urlencoded"
 
 
+def from_elsewhere(request: Request) -> bool:
+    """A browser's POST whose ``Origin`` is another site. Browsers name the origin of every
+    POST; with it the sign-in form, which has no session to tie a CSRF token to, cannot be
+    sent from another site either. A client that sends no Origin (curl, tests) is not a
+    browser acting for someone else."""
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != request.headers.get("host")
+
+
 async def form_of(request: Request, limit: int) -> dict[str, str]:
     """The request's form fields (the console's forms are url-encoded; a field given twice
-    keeps its first value), read once and kept with the request; 413 past ``limit``."""
+    keeps its first value), read once and kept with the request; 413 past ``limit``, 403 when
+    a browser sends it from another site."""
     kept: dict[str, str] | None = getattr(request.state, "console_form", None)
     if kept is not None:
         return kept
+    if from_elsewhere(request):
+        raise HttpError(403, "cross_site", "console forms are sent from the console's own pages")
     if request.headers.get("content-type", "").split(";")[0].strip() != FORM:
         raise HttpError(415, "unsupported_media_type", f"a console form is sent as {FORM}")
     body = b""

@@ -21,6 +21,7 @@ from gateway.admin.errors import EXCEPTION_HANDLERS
 from gateway.admin.routes import admin
 from gateway.bounded_http import MAX_HEAD_STATE
 from gateway.config import Settings
+from gateway.console import console_routes
 from gateway.errors import HttpError, error_response
 from gateway.heap import tuned_collector
 from gateway.metrics import CONTENT_TYPE
@@ -106,6 +107,7 @@ def create_app(
             Route("/metrics", metrics, methods=["GET"]),
             *proxy_routes,
             admin,
+            *console_routes(settings),
         ],
         exception_handlers={
             **EXCEPTION_HANDLERS,

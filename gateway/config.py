@@ -234,6 +234,11 @@ class Settings(BaseSettings):
     # At shutdown, eval runs still going (their caller may have hung up) get this many seconds
     # to finish and be recorded; any still running then is cancelled, and records nothing.
     eval_shutdown_grace: float = Field(default=30.0, ge=0)
+    # The operator console (/console, gateway/console/) signs its session cookies with this:
+    # the same on every replica and worker, like the signing key. Unset: the console is off.
+    console_secret: SecretStr | None = None
+    # A console session ends this many seconds after sign-in (or at once, when its key goes).
+    console_session_ttl: int = Field(default=28_800, ge=60)
 
     @model_validator(mode="after")
     def _heartbeat_outlives_its_interval(self) -> Settings:
@@ -264,6 +269,19 @@ class Settings(BaseSettings):
             "$(python -c 'from releases.signing import generate_key_text as g; print(g())')"
             " and give every replica the same (GATEWAY_DEV=1 signs with a throwaway key)"
         )
+
+    def console_secret_text(self) -> str | None:
+        """The console's cookie secret; None: the console is off (it answers 404 saying so)."""
+        if self.console_secret is None or not self.console_secret.get_secret_value():
+            return None
+        text = self.console_secret.get_secret_value()
+        if len(text) < 32:
+            raise ConfigError(
+                "GATEWAY_CONSOLE_SECRET is too short to sign sessions with: give every replica "
+                "the same 32 characters or more, e.g. $(python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return text
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)

@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     signing_key = os.environ.get("GATEWAY_SIGNING_KEY") or kept_secret(
         run_dir, "signing-key", generate_key_text
     )
+    console_secret = os.environ.get("GATEWAY_CONSOLE_SECRET") or kept_secret(
+        run_dir, "console-secret", lambda: secrets.token_urlsafe(32)
+    )
     stop_on_sigterm()
     sock = listen(args.host, args.port)  # before anything else, so a busy port fails fast
     fake = start_fake_provider(args.fake_port)
@@ -250,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                 config=providers_file(run_dir, args.fake_port, mine),
                 admin_token=token,
                 signing_key=signing_key,
+                console_secret=console_secret,
                 lineage_spill_dir=run_dir / "lineage-spill",
             )
             stables = asyncio.run(ensure_examples(settings, run_dir))
@@ -269,7 +273,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"In another shell:\n"
                 f"  export GATEWAY_URL={url} GATEWAY_TOKEN=$(cat {run_dir / 'admin-token'})\n"
                 f"  .venv/bin/gateway channel show {EXAMPLE_CHANNEL}\n"
-                f"Applications use the key in {run_dir / 'app-key'} (see the README).\n\n"
+                f"Applications use the key in {run_dir / 'app-key'} (see the README).\n"
+                f"Console: {url}/console (sign in with the token in {run_dir / 'admin-token'})\n\n"
                 f"Ctrl-C stops the gateway, the fake provider and Redis.\n"
             )
             # uvicorn re-raises Ctrl-C after its graceful shutdown; that is the way out.

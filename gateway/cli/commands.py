@@ -147,6 +147,7 @@ def check_settings() -> None:
         settings.providers()
         settings.trusted_public_keys()
         settings.signing_key_text()
+        settings.console_secret_text()
     except ValidationError as exc:
         problems = [
             f"GATEWAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"

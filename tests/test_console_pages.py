@@ -1,0 +1,184 @@
+"""The console's pages without a browser: what each shows (channels' state and slice charts,
+releases, diffs, signatures, lineage and replay, the audit chain, the fleet) and what each
+role is offered. Sessions, CSRF and headers are in tests/test_console.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.console.charts import bar_chart, slice_counts
+from gateway.registry_services import RegistryServices
+from releases.keyspace import Keyspace
+from tests.consolekit import (
+    CHANNEL,
+    SETUP,
+    Stage,
+    console_settings,
+    csrf_of,
+    generation_of,
+    signed_in,
+    stage,
+    until,
+)
+from tests.factories import ADMIN_TOKEN
+from tests.live import LiveServer
+from tests.stack import openai_spec, publish
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def staged(services: RegistryServices) -> Stage:
+    return await stage(services)
+
+
+@pytest.fixture
+def console(settings: Settings, staged: Stage) -> Iterator[LiveServer]:
+    server = LiveServer(create_app(console_settings(settings))).start()
+    yield server
+    server.stop()
+
+
+def test_slice_counts_split_requests_and_errors_by_slice() -> None:
+    requests = {
+        ("support", "r1", "stable", "200"): [8, 0.0],
+        ("support", "r1", "stable", "502"): [2, 0.0],
+        ("support", "r2", "canary", "200"): [5, 0.0],
+        ("other", "r9", "stable", "500"): [7, 0.0],
+    }
+    stable, canary = slice_counts(requests, "support")
+    assert (stable.slice, stable.requests, stable.errors, stable.error_rate) == (
+        "stable",
+        10,
+        2,
+        0.2,
+    )
+    assert (canary.slice, canary.requests, canary.errors) == ("canary", 5, 0)
+
+
+def test_chart_labels_are_escaped() -> None:
+    svg = bar_chart("<b>title</b>", [("stable <script>", 1.0, "1 & 2")], None)
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "1 &amp; 2" in svg
+
+
+def test_the_state_endpoint_follows_the_registry(console: LiveServer, staged: Stage) -> None:
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        state = client.get(f"/console/channels/{CHANNEL}/state").json()
+        assert state["generation"] == 2 and staged.second in state["html"]
+    assert console.http.get(f"/console/channels/{CHANNEL}/state").status_code == 401
+
+
+def test_audit_verify_shows_the_chain_intact_and_operators_get_the_apis_403(
+    console: LiveServer, staged: Stage
+) -> None:
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        page = client.get("/console/audit", params={"verify": "1"}).text
+    assert re.search(r"Chain intact \(\d+ entries", page)
+    with signed_in(console.url, staged.secrets["operator"]) as client:
+        assert client.get("/console/audit").status_code == 403
+
+
+def test_release_pages_show_the_signature_and_a_side_by_side_diff(
+    console: LiveServer, staged: Stage
+) -> None:
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        assert staged.first in client.get("/console/releases").text
+        release = client.get(f"/console/releases/{staged.first}").text
+        diff = client.get("/console/releases/diff", params={"a": staged.first, "b": staged.second})
+        fleet = client.get("/console/fleet")
+        lineage = client.get("/console/lineage", params={"id": "chatcmpl-unknown"})
+    assert "valid (signed by a trusted key)" in release
+    assert diff.status_code == 200 and 'class="differs"><th>params' in diff.text
+    assert fleet.status_code == 200
+    assert lineage.status_code == 404 and "no lineage record" in lineage.text
+
+
+def test_canary_weight_and_shadow_sample_forms_change_the_channel(
+    console: LiveServer, staged: Stage
+) -> None:
+    with signed_in(console.url, staged.secrets["operator"]) as client:
+        page = client.get(f"/console/channels/{CHANNEL}").text
+        canary = {"csrf": csrf_of(page), "generation": generation_of(page)}
+        canary |= {"release": staged.first, "weight": "12.5"}
+        assert client.post(f"/console/channels/{CHANNEL}/canary", data=canary).status_code == 303
+        page = client.get(f"/console/channels/{CHANNEL}").text
+        shadow = {"csrf": csrf_of(page), "generation": generation_of(page)}
+        shadow |= {"release": staged.first, "sample": "250"}
+        refused = client.post(f"/console/channels/{CHANNEL}/shadow", data=shadow)
+    shown = console.http.get(f"/admin/channels/{CHANNEL}", headers=ADMIN).json()
+    assert shown["canary"] == {"release": staged.first, "weight": 12.5}
+    assert refused.status_code == 422 and shown["shadow"] is None
+
+
+async def test_a_broken_audit_chain_is_shown_red_naming_the_first_bad_entry(
+    console: LiveServer, staged: Stage, redis: Redis, settings: Settings
+) -> None:
+    audit = Keyspace(settings.redis_prefix).audit
+    entry = json.loads(await redis.lindex(audit, 1))
+    await redis.lset(audit, 1, json.dumps({**entry, "reason": "rewritten later"}))
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        page = client.get("/console/audit", params={"verify": "1"}).text
+    assert 'class="verdict bad"' in page and "Chain intact" not in page
+    assert "audit entry 2: its content does not match its hash" in page
+
+
+async def test_lineage_of_a_captured_response_with_its_replay_and_slice_counts(
+    dp_settings: Settings,
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+) -> None:
+    release = await publish(dp_services, openai_spec(), "support-bot-prod")
+    await dp_services.registry.set_capture("support-bot-prod", True, SETUP, "incident")
+    _, auditor = await dp_services.keyring.create("auditor", "auditor", ["*"], SETUP)
+    _, app = await dp_services.keyring.create("app", "app", ["*"], SETUP)
+    gateway = start_gateway(console_settings(dp_settings))
+    body = {"model": "support-bot-prod", "messages": [{"role": "user", "content": "Hi"}]}
+    headers = {"Authorization": f"Bearer {app}", "X-Gateway-Variables": '{"product": "Acme"}'}
+    answer = gateway.http.post("/v1/chat/completions", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    response_id = answer.headers["x-gateway-response-id"]
+    with signed_in(gateway.url, auditor) as client:
+        page = client.get("/console/lineage", params={"id": response_id}).text
+        assert f'href="/console/releases/{release.id}"' in page and "Captured request" in page
+        form = {"csrf": csrf_of(page)}
+        replayed = client.post(f"/console/lineage/{response_id}/replay", data=form)
+        channel = client.get("/console/channels/support-bot-prod").text
+    assert replayed.status_code == 200 and "replay_response_id" in replayed.text
+    # The chart counts the caller's request this replica served, in its slice.
+    assert re.search(rf"stable</text>.*?{release.id}.*?>1</text>", channel)
+
+
+def test_the_fleet_page_lists_each_live_replica(console: LiveServer, staged: Stage) -> None:
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        until(lambda: "of 1 live replicas" in client.get("/console/fleet").text)
+        page = client.get("/console/fleet").text
+    assert re.search(r'<td class="mono">[^<]+</td><td class="good">\d+</td>', page)
+    assert "support: 2" in page
+
+
+def test_operators_are_not_offered_the_pages_their_role_may_not_read(
+    console: LiveServer, staged: Stage
+) -> None:
+    with signed_in(console.url, staged.secrets["operator"]) as client:
+        page = client.get("/console/channels").text
+    assert 'href="/console/audit"' not in page and 'href="/console/lineage"' not in page
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        assert 'href="/console/audit"' in client.get("/console/channels").text
+
+
+async def test_a_release_edited_in_redis_shows_its_signature_as_not_valid(
+    console: LiveServer, staged: Stage, redis: Redis, settings: Settings
+) -> None:
+    releases = Keyspace(settings.redis_prefix).releases
+    stored = json.loads(await redis.hget(releases, staged.first))
+    await redis.hset(releases, staged.first, json.dumps({**stored, "created_by": "mallory"}))
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        page = client.get(f"/console/releases/{staged.first}").text
+    assert "not valid: " in page and "signed by a trusted key" not in page

@@ -40,6 +40,17 @@ class TimeoutsConfig(BaseModel):
     pool: float = Field(default=10.0, gt=0)
 
 
+class CircuitConfig(BaseModel):
+    """Outlier detection of one provider: ejected after ``failures`` failures in a row, for
+    ``base_ejection`` seconds times the number of ejections since it last answered well."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failures: int = Field(default=5, ge=1)
+    base_ejection: float = Field(default=30.0, gt=0)
+    max_ejection: float = Field(default=300.0, gt=0)
+
+
 class ProviderConfig(BaseModel):
     """One upstream: its API kind, base URL, where its key comes from, and its limits."""
 
@@ -61,6 +72,9 @@ class ProviderConfig(BaseModel):
     # Releases of this provider must pin model.revision: for self-hosted servers (vLLM, TGI,
     # Ollama) whose model ids are names, and whose weights can be replaced under one name.
     require_revision: bool = False
+    # Retries after a connect error, a timeout, 429 or 5xx (gateway/proxy/retries.py).
+    retries: int = Field(default=2, ge=0, le=10)
+    circuit: CircuitConfig = CircuitConfig()
 
     @model_validator(mode="after")
     def _api_version_for_azure_only(self) -> ProviderConfig:
@@ -189,6 +203,11 @@ class Settings(BaseSettings):
     # At shutdown, eval runs still going (their caller may have hung up) get this many seconds
     # to finish and be recorded; any still running then is cancelled, and records nothing.
     eval_shutdown_grace: float = Field(default=30.0, ge=0)
+    # Seconds a chat request may take to get an answer started, retries and fallbacks
+    # included; retries back off from retry_backoff seconds, doubling, up to retry_backoff_max.
+    request_deadline: float = Field(default=300.0, gt=0)
+    retry_backoff: float = Field(default=0.25, ge=0)
+    retry_backoff_max: float = Field(default=4.0, ge=0)
 
     @model_validator(mode="after")
     def _heartbeat_outlives_its_interval(self) -> Settings:

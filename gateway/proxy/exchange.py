@@ -52,6 +52,12 @@ class Exchange:
     capture: Capture | None = None  # the request kept for replay, on capturing channels
     replay_of: str | None = None  # the response a replay reran
     caller_tools: str | None = None  # sha256 of the tools the caller sent, if it sent any
+    # Retries and fallbacks (gateway/proxy/retries.py, fallbacks.py): the attempts, listed
+    # once one failed; what the remaining fallbacks take; the release tried first, its slice
+    # and why it failed, once a fallback serves.
+    attempts: list[dict[str, Any]] | None = None
+    fallback_on: frozenset[str] = frozenset()
+    fallback_from: tuple[str, str, str] | None = None
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -95,6 +101,10 @@ class Exchange:
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
+            "attempts": self.attempts,
+            "fallback_from": self.fallback_from[0] if self.fallback_from else None,
+            "fallback_slice": self.fallback_from[1] if self.fallback_from else None,
+            "fallback_reason": self.fallback_from[2] if self.fallback_from else None,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:

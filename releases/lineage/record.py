@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,10 @@ class LineageRecord:
     replay to the response it reran; ``caller_tools_digest`` is the sha256 of the canonical
     JSON of the tools the caller sent (which tools a release's ``tools_policy`` let through);
     ``model_revision`` the weights revision the release pinned (``model.revision``).
+    ``attempts`` lists the provider calls (release, provider, status or error, latency) once
+    one failed, and is None when the first answered; ``fallback_from`` is the release tried
+    first when a fallback served (``slice`` is then ``fallback``), ``fallback_slice`` the
+    slice that release was routed to and ``fallback_reason`` why it failed.
     """
 
     response_id: str
@@ -42,3 +47,7 @@ class LineageRecord:
     replay_of: str | None = None
     caller_tools_digest: str | None = None
     model_revision: str | None = None
+    attempts: list[dict[str, Any]] | None = None
+    fallback_from: str | None = None
+    fallback_slice: str | None = None
+    fallback_reason: str | None = None

@@ -133,7 +133,7 @@ async def _open(
     )
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)
-    metrics.register(TrafficCollector(traffic.providers))
+    metrics.register(TrafficCollector(traffic.providers, dataplane.chains.failed_over))
     caller = InProcessCaller(dataplane)
     # The gateway's own identities, made here and nowhere else: secrets held in memory only.
     replay_secret, drift_secret = caller.admit(REPLAY_KEY), caller.admit(DRIFT_KEY)

@@ -41,10 +41,15 @@ class ProviderCounts(Protocol):
 
 
 class TrafficCollector(Collector):
-    """Attempts, retries and circuit state per provider on this replica."""
+    """Attempts, retries and circuit state per provider on this replica, and fallbacks."""
 
-    def __init__(self, providers: Mapping[str, ProviderCounts]) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, ProviderCounts],
+        failed_over: Mapping[tuple[str, str, str, str], int],
+    ) -> None:
         self.providers = providers
+        self.failed_over = failed_over
 
     def collect(self) -> Iterator[Metric]:
         attempts = CounterMetricFamily(
@@ -89,3 +94,12 @@ class TrafficCollector(Collector):
             failures.add_metric([name], state.circuit.consecutive)
             ejections.add_metric([name], state.circuit.ejected_total)
         yield from (attempts, retries, refused, short, is_open, failures, ejections)
+        fallbacks = CounterMetricFamily(
+            "gateway_fallbacks",
+            "Requests whose release failed so that its fallbacks were tried, by channel, that "
+            "release, the slice it was routed to and why (its failures, in slice analysis).",
+            labels=["channel", "release", "slice", "reason"],
+        )
+        for labels, count in self.failed_over.items():
+            fallbacks.add_metric(list(labels), count)
+        yield fallbacks

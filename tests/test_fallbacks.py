@@ -94,6 +94,11 @@ async def test_a_release_with_a_fallback_serves_from_it_tagged_and_recorded(
         (primary.id, "flaky-openai", 503),
         (backup.id, "backup-anthropic", 200),
     ]
+    # In slice analysis, a failure of the release the channel routed to, in its slice.
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    failed_over = f'channel="bot",reason="5xx",release="{primary.id}",slice="stable"'
+    assert f"gateway_fallbacks_total{{{failed_over}}} 1.0" in metrics
+    assert f'release="{backup.id}",slice="fallback",status="200"' in metrics
 
 
 async def test_a_rollback_to_a_release_without_fallbacks_stops_using_them(

@@ -30,7 +30,7 @@ from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, read_body, tools_digest, variables
 from gateway.proxy.capture import Capture
 from gateway.proxy.exchange import Exchange, Sinks
-from gateway.proxy.fallbacks import Chains, serve_fallbacks, takes
+from gateway.proxy.fallbacks import Chains, takes
 from gateway.proxy.prepared import PreparedReleases
 from gateway.proxy.provider_answers import (
     gateway_side_failure,
@@ -143,7 +143,7 @@ class DataPlane:
                 serve = functools.partial(
                     self._serve, request, dialect, snapshot, body, values, exchange
                 )
-                return await serve_fallbacks(chain, failed, exchange, serve)
+                return await self.chains.serve(chain, failed, exchange, serve)
         except HttpError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
             return self.error_answer(dialect, exc, exchange.tag)

@@ -42,6 +42,10 @@ class Chains:
 
     def __init__(self) -> None:
         self._chains: dict[str, tuple[Rule, ...]] = {}
+        # Primaries whose provider failed so that a fallback was tried, by (channel, release,
+        # the slice it was routed to, why): a failure of that release in slice analysis, even
+        # when the fallback answered well (``gateway_fallbacks_total``).
+        self.failed_over: dict[tuple[str, str, str, str], int] = {}
 
     def of(self, snapshot: Snapshot, release_id: str) -> tuple[Rule, ...]:
         chain = self._chains.get(release_id)
@@ -52,25 +56,27 @@ class Chains:
             self._chains[release_id] = chain
         return chain
 
-
-async def serve_fallbacks(
-    chain: tuple[Rule, ...],
-    failed: FallBack,
-    exchange: Exchange,
-    serve: Callable[[str], Awaitable[ASGIApp]],
-) -> ASGIApp:
-    """The answer of the first fallback of ``chain`` that takes the failure and serves; the
-    failure the caller is told when none does."""
-    first = exchange.tag
-    for index, rule in enumerate(chain):
-        if failed.reason != CIRCUIT_OPEN and failed.reason not in rule.on:
-            continue
-        exchange.tag = Tag(first.response_id, rule.release, first.channel, FALLBACK_SLICE)
-        if exchange.fallback_from is None:
-            exchange.fallback_from = (first.release, first.slice, failed.reason)
-        exchange.fallback_on = takes(chain[index + 1 :])
-        try:
-            return await serve(rule.release)
-        except FallBack as again:
-            failed = again
-    raise failed.error
+    async def serve(
+        self,
+        chain: tuple[Rule, ...],
+        failed: FallBack,
+        exchange: Exchange,
+        serve: Callable[[str], Awaitable[ASGIApp]],
+    ) -> ASGIApp:
+        """The answer of the first fallback of ``chain`` that takes the failure and serves;
+        the failure the caller is told when none does."""
+        first = exchange.tag
+        key = (first.channel, first.release, first.slice, failed.reason)
+        self.failed_over[key] = self.failed_over.get(key, 0) + 1
+        for index, rule in enumerate(chain):
+            if failed.reason != CIRCUIT_OPEN and failed.reason not in rule.on:
+                continue
+            exchange.tag = Tag(first.response_id, rule.release, first.channel, FALLBACK_SLICE)
+            if exchange.fallback_from is None:
+                exchange.fallback_from = (first.release, first.slice, failed.reason)
+            exchange.fallback_on = takes(chain[index + 1 :])
+            try:
+                return await serve(rule.release)
+            except FallBack as again:
+                failed = again
+        raise failed.error

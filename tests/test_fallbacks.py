@@ -277,3 +277,23 @@ async def test_a_gated_promotion_needs_every_fallback_to_have_passed(
         assert f"its fallbacks: {backup.id}" in message and "no eval of it" in message
         run_eval(client, backup.id)
         assert ok(promote_gated(client, primary.id))["stable"] == primary.id
+
+
+async def test_an_eval_never_counts_a_fallbacks_answer_as_the_releases(
+    start_gateway: Callable[..., LiveServer],
+    dp_services: RegistryServices,
+    fake_control: httpx.Client,
+) -> None:
+    gateway = start_gateway()
+    backup, _ = await dp_services.registry.register(openai_spec(params={"seed": 8}), OPERATOR)
+    # On a provider of its own: once ejected, its fallback (on fake-openai) still answers.
+    model = {"provider": "slow-openai", "id": "fake-down-2024-06-01"}
+    primary, _ = await dp_services.registry.register(
+        openai_spec(model=model, **fallback_to(backup.id)), OPERATOR
+    )
+    fake_control.put("/_fake/behaviour", json={"model": model["id"], "status": 503})
+    with admin(gateway) as client:
+        setup_gate(client)
+        result = run_eval(client, primary.id)
+    assert result["pass_rate"] == 0
+    assert {c["error"] for c in result["cases"]} == {f"answered by its fallback {backup.id}"}

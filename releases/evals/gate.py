@@ -2,7 +2,8 @@
 
 A gated channel's promotion counts only the newest eval result of *that* release (its id,
 and the digest the release record holds) on the *latest* version of the set the gate names,
-and needs its pass rate at or above the gate's minimum. The check adds its reads to the
+and needs its pass rate at or above the gate's minimum; so does every release of its fallback
+chain (``fallbacks`` in its spec), which may answer for it. The check adds its reads to the
 promotion's plan as expectations (the gate, the set's latest version, the result index), so
 a gate changed, a new set version or a newer result landing in between makes the commit
 stale and the promotion is re-checked from the new state.

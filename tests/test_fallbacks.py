@@ -297,3 +297,56 @@ async def test_an_eval_never_counts_a_fallbacks_answer_as_the_releases(
         result = run_eval(client, primary.id)
     assert result["pass_rate"] == 0
     assert {c["error"] for c in result["cases"]} == {f"answered by its fallback {backup.id}"}
+
+
+async def test_a_fallbacks_own_fallbacks_are_not_followed(
+    services_: RegistryServices,
+    settings_: Settings,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    last = await register(services_, release_spec("last", "backup-anthropic", BACKUP_CLAUDE))
+    backup = await register(
+        services_, release_spec("backup", "backup-openai", "backup-down-1", **fallback_to(last.id))
+    )
+    primary = await register(
+        services_, release_spec("bot", "once-openai", PRIMARY, **fallback_to(backup.id))
+    )
+    await promote(services_, "bot", primary)
+    fake_control.put("/_fake/behaviour", json={"status": 503})
+    gateway = start_gateway(settings_)
+
+    answer = chat(gateway, "bot")
+
+    assert answer.status_code == 502  # the fallback's own failure, as it is
+    assert answer.headers["x-gateway-release"] == backup.id
+    assert answer.headers["x-gateway-slice"] == "fallback"
+    assert calls_to(fake_control, "backup-down-1") == 1
+    assert calls_to(fake_control, BACKUP_CLAUDE) == 0
+
+
+async def test_a_canary_served_by_its_fallback_is_recorded_as_the_canarys_failure(
+    services_: RegistryServices,
+    settings_: Settings,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    backup = await register(services_, release_spec("backup", "backup-openai", BACKUP_GPT))
+    stable = await register(services_, release_spec("bot", "flaky-openai", "stable-chat-1"))
+    canary = await register(
+        services_, release_spec("bot", "once-openai", PRIMARY, **fallback_to(backup.id))
+    )
+    await promote(services_, "bot", stable)
+    await services_.registry.set_canary("bot", canary.id, 100, OPERATOR)
+    fake_control.put("/_fake/behaviour", json={"model": PRIMARY, "status": 503})
+    gateway = start_gateway(settings_)
+
+    answer = chat(gateway, "bot")
+
+    assert answer.headers["x-gateway-release"] == backup.id
+    record = await record_of(gateway, redis, services_, answer.headers["x-gateway-response-id"])
+    assert (record["fallback_from"], record["fallback_slice"]) == (canary.id, "canary")
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    failed_over = f'channel="bot",reason="5xx",release="{canary.id}",slice="canary"'
+    assert f"gateway_fallbacks_total{{{failed_over}}} 1.0" in metrics

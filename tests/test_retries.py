@@ -251,4 +251,6 @@ def test_retry_after_reads_seconds_milliseconds_and_dates() -> None:
     assert retry_after({"retry-after-ms": "250", "retry-after": "2"}) == 0.25
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # past
     assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({"retry-after": "nan"}) is None
+    assert retry_after({"retry-after-ms": "inf"}) is None
     assert retry_after({}) is None

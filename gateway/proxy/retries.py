@@ -16,6 +16,7 @@ a provider's load. A healthy request pays a dict lookup, two counter updates and
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -88,10 +89,13 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     try:
         if millis is not None:
-            return max(float(millis) / 1000, 0.0)
-        if value is None:
+            seconds = float(millis) / 1000
+        elif value is None:
             return None
-        return max(float(value), 0.0)
+        else:
+            seconds = float(value)
+        # "nan" and "inf" parse as floats; neither is a wait anyone can honour.
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     except ValueError:
         pass
     try:

@@ -59,6 +59,17 @@ class TimeoutsConfig(BaseModel):
     pool: float = Field(default=10.0, gt=0)
 
 
+class CircuitConfig(BaseModel):
+    """Outlier detection of one provider: ejected after ``failures`` failures in a row, for
+    ``base_ejection`` seconds times the number of ejections since it last answered well."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failures: int = Field(default=5, ge=1)
+    base_ejection: float = Field(default=30.0, gt=0)
+    max_ejection: float = Field(default=300.0, gt=0)
+
+
 class ProviderConfig(BaseModel):
     """One upstream: its API kind, base URL, where its key comes from, and its limits."""
 
@@ -106,6 +117,10 @@ class ProviderConfig(BaseModel):
             except UnicodeEncodeError:
                 raise ValueError(f"header {name!r}: the value must be latin-1 text") from None
         return headers
+
+    # Retries after a connect error, a timeout, 429 or 5xx (gateway/proxy/retries.py).
+    retries: int = Field(default=2, ge=0, le=10)
+    circuit: CircuitConfig = CircuitConfig()
 
     @model_validator(mode="after")
     def _api_version_for_azure_only(self) -> ProviderConfig:
@@ -239,6 +254,11 @@ class Settings(BaseSettings):
     console_secret: SecretStr | None = None
     # A console session ends this many seconds after sign-in (or at once, when its key goes).
     console_session_ttl: int = Field(default=28_800, ge=60)
+    # Seconds a chat request may take to get an answer started, retries and fallbacks
+    # included; retries back off from retry_backoff seconds, doubling, up to retry_backoff_max.
+    request_deadline: float = Field(default=300.0, gt=0)
+    retry_backoff: float = Field(default=0.25, ge=0)
+    retry_backoff_max: float = Field(default=4.0, ge=0)
 
     @model_validator(mode="after")
     def _heartbeat_outlives_its_interval(self) -> Settings:

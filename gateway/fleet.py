@@ -15,7 +15,9 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -45,8 +47,14 @@ class HeartbeatTiming:
     ttl: float = 5.0
 
 
-def report(replica_id: str, snapshot: Snapshot | None, started_at: str) -> Replica:
-    """The heartbeat of a replica holding ``snapshot`` (None: nothing loaded yet)."""
+def report(
+    replica_id: str,
+    snapshot: Snapshot | None,
+    started_at: str,
+    circuits: dict[str, dict[str, Any]] | None = None,
+) -> Replica:
+    """The heartbeat of a replica holding ``snapshot`` (None: nothing loaded yet), with its
+    providers' circuits (``gateway.proxy.circuit``)."""
     channels = {} if snapshot is None else {n: c.generation for n, c in snapshot.channels.items()}
     return Replica(
         id=replica_id,
@@ -54,6 +62,7 @@ def report(replica_id: str, snapshot: Snapshot | None, started_at: str) -> Repli
         channels=channels,
         at=utc_now(),
         started_at=started_at,
+        circuits=circuits or {},
     )
 
 
@@ -67,8 +76,10 @@ class Heartbeat:
         view: RegistryView,
         timing: HeartbeatTiming = HeartbeatTiming(),
         replica_id: str | None = None,
+        circuits: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.fleet = Fleet(redis, keyspace)
+        self.circuits = circuits
         self.view = view
         self.timing = timing
         self.id = replica_id or new_replica_id()
@@ -100,7 +111,13 @@ class Heartbeat:
     async def beat(self) -> None:
         """One heartbeat: what this replica serves now, kept for the TTL."""
         await self.fleet.beat(
-            report(self.id, self.view.current, self.started_at), int(self.timing.ttl * 1000)
+            report(
+                self.id,
+                self.view.current,
+                self.started_at,
+                self.circuits() if self.circuits is not None else None,
+            ),
+            int(self.timing.ttl * 1000),
         )
 
     async def _run(self) -> None:

@@ -38,6 +38,7 @@ from gateway.metrics import RequestMetrics, register_state
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.dataplane import DataPlane
 from gateway.proxy.inprocess import InProcessCaller
+from gateway.proxy.retries import Backoff, Traffic
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner, record_shadow
 from gateway.redis_client import connect, connect_listener, replica_ack
 from gateway.registry_services import RegistryServices
@@ -45,6 +46,7 @@ from gateway.replay import REPLAY_KEY, Replayer
 from gateway.served_watch import ServedWatch
 from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
+from gateway.traffic_metrics import TrafficCollector
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
@@ -97,7 +99,8 @@ async def _open(
         else Tracing.from_environment(settings.trace_exporter)
     )
     stack.callback(tracing.shutdown)
-    providers = open_providers(settings.providers())
+    providers_file = settings.providers()
+    providers = open_providers(providers_file)
     stack.push_async_callback(close_providers, providers)
     lineage = _open_lineage(settings, client, keys)
     if lineage is not None:
@@ -106,9 +109,15 @@ async def _open(
     shadows.start()
     stack.push_async_callback(shadows.stop)
     view = RegistryView(client, keys, listener=lambda: connect_listener(settings))
-    heartbeat = Heartbeat(
-        client, keys, view, HeartbeatTiming(settings.heartbeat_interval, settings.heartbeat_ttl)
+    traffic = Traffic.configure(
+        providers_file,
+        settings.request_deadline,
+        Backoff(settings.retry_backoff, settings.retry_backoff_max),
     )
+    heartbeat = Heartbeat(
+        client, keys, view, HeartbeatTiming(settings.heartbeat_interval, settings.heartbeat_ttl),
+        circuits=traffic.circuits,
+    )  # fmt: skip
     view.on_load = heartbeat.poke  # beat right after each reload: convergence is prompt
     await view.start()
     stack.push_async_callback(view.stop)
@@ -131,9 +140,11 @@ async def _open(
         RequestMetrics(metrics),
         tracing,
         served,
+        traffic,
     )
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)
+    metrics.register(TrafficCollector(traffic.providers, dataplane.chains.failed_over))
     caller = InProcessCaller(dataplane)
     # The gateway's own identities, made here and nowhere else: secrets held in memory only.
     replay_secret, drift_secret = caller.admit(REPLAY_KEY), caller.admit(DRIFT_KEY)

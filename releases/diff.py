@@ -1,5 +1,5 @@
 """What differs between two releases: model (with its revision), prompt (a text diff), tools
-and their policy, params, provenance."""
+and their policy, params, provenance, fallbacks."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def diff_releases(a: Release, b: Release) -> dict[str, Any]:
         ),
         # Field by field, like params: which of base model, data, commit, ... changed.
         "provenance": _params_diff(sa.get("provenance") or {}, sb.get("provenance") or {}),
+        # In order: a different chain (or order) is a different release.
+        "fallbacks": _pair(sa.get("fallbacks") or [], sb.get("fallbacks") or []),
     }
     return {
         "a": a.id,

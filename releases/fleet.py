@@ -10,7 +10,7 @@ beats is the gateway's (``gateway.fleet``); the keys are read and written only h
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -32,6 +32,8 @@ class Replica:
     channels: dict[str, int]
     at: str
     started_at: str
+    # Each provider's circuit on that replica (gateway/proxy/circuit.py): open, failures, ...
+    circuits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class Replica:
             "channels": self.channels,
             "at": self.at,
             "started_at": self.started_at,
+            "circuits": self.circuits,
         }
 
 
@@ -102,6 +105,7 @@ class Fleet:
                     channels={str(k): int(v) for k, v in (beat.get("channels") or {}).items()},
                     at=str(beat.get("at", "")),
                     started_at=str(beat.get("started_at", "")),
+                    circuits=dict(beat.get("circuits") or {}),
                 )
             )
         return sorted(found, key=lambda r: r.id)

@@ -71,6 +71,8 @@ class Registry(ChannelRegistry):
                 created_by=actor.name,
                 created_at=utc_now(),
             )
+            if any(f.release == release.id for f in spec.fallbacks or ()):
+                raise InvalidSpec([FieldError("fallbacks", "a release cannot fall back to itself")])
             signature = self.signer.sign(canonical_json(release.signed_fields()))
             release = release.model_copy(update={"signature": signature})
             (
@@ -121,6 +123,16 @@ class Registry(ChannelRegistry):
             raise InvalidSpec(
                 [FieldError("parent", f"{spec.parent!r} is not a registered release")]
             )
+        if spec.fallbacks:  # each must exist: a fallback is pinned like the release itself
+            listed = [f.release for f in spec.fallbacks]
+            found = await self.store.hmget(self.keys.releases, listed)
+            missing = [
+                FieldError(f"fallbacks.{i}.release", f"{rid!r} is not a registered release")
+                for i, (rid, raw) in enumerate(zip(listed, found, strict=True))
+                if raw is None
+            ]
+            if missing:
+                raise InvalidSpec(missing)
         return spec
 
     async def ping(self) -> None:

@@ -40,7 +40,10 @@ OLLAMA_TAGGED = r".+:[^:/]+"
 MAX_TOKENS = 1_048_576
 BEHAVIOUR_FIELDS = ("model", "prompt", "tools", "params", "client_overridable")
 # Behaviour fields added later: in the digest only when set, so older releases keep their ids.
-LATER_BEHAVIOUR_FIELDS = ("tools_policy", "provenance")
+LATER_BEHAVIOUR_FIELDS = ("tools_policy", "provenance", "fallbacks")
+# The failures a fallback can take (gateway/proxy/retries.py names them alike).
+FallbackReason = Literal["429", "5xx", "connect_error", "timeout"]
+FALLBACK_REASONS: tuple[FallbackReason, ...] = ("429", "5xx", "connect_error", "timeout")
 
 
 class _Strict(BaseModel):
@@ -162,6 +165,27 @@ class Params(_Strict):
 PARAM_NAMES = frozenset(Params.model_fields)
 
 
+class Fallback(_Strict):
+    """A release that answers when this one's provider fails in one of the ways ``on`` names
+    (all of them when left out); its own fallbacks are never followed."""
+
+    release: str = Field(pattern=RELEASE_ID_RE.pattern)
+    on: list[FallbackReason] = Field(default=list(FALLBACK_REASONS), min_length=1)
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _status_as_text(cls, value: Any) -> Any:
+        # YAML reads `on: [429]` as a number; it means the status.
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    @field_validator("on")
+    @classmethod
+    def _as_sorted_set(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
+
+
 class ReleaseSpec(_Strict):
     """Everything that decides behaviour, plus name, parent and notes (outside the digest)."""
 
@@ -174,6 +198,8 @@ class ReleaseSpec(_Strict):
     # pinned (the default, kept as None so it stays out of the digest), caller or merge.
     tools_policy: Literal["pinned", "caller", "merge"] | None = None
     provenance: Provenance | None = None
+    # In order; none (kept as None) stays out of the digest, so older releases keep their ids.
+    fallbacks: list[Fallback] | None = None
     parent: str | None = None
     notes: str = ""
 
@@ -182,6 +208,11 @@ class ReleaseSpec(_Strict):
     def _none_when_blank(cls, value: Provenance | None) -> Provenance | None:
         # An empty block says nothing: the same release as no block.
         return None if value is None or value.is_empty() else value
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _none_when_no_fallbacks(cls, value: list[Fallback] | None) -> list[Fallback] | None:
+        return value or None
 
     @field_validator("tools_policy")
     @classmethod
@@ -369,6 +400,9 @@ def _check_rest(spec: ReleaseSpec) -> list[FieldError]:
     names = [t.function.name for t in spec.tools]
     if len(set(names)) != len(names):
         errors.append(FieldError("tools", "tool function names must be unique"))
+    listed = [f.release for f in spec.fallbacks or ()]
+    if len(set(listed)) != len(listed):
+        errors.append(FieldError("fallbacks", "a release is listed more than once"))
     if spec.parent is not None and not RELEASE_ID_RE.fullmatch(spec.parent):
         errors.append(FieldError("parent", f"{spec.parent!r} is not a release id (name-vN-abcdef)"))
     return errors

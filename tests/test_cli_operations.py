@@ -162,8 +162,22 @@ def test_fleet_prints_each_live_replica(
     assert gateway("fleet") == 0
     head, header, row = capsys.readouterr().out.splitlines()
     assert head == "registry change 9: 1 live replica, 1 current"
-    assert header.split() == ["REPLICA", "CHANGE", "CHANNELS", "LAST_BEAT"]
-    assert row.split() == ["replica-a", "9", "2", "t"]
+    assert header.split() == ["REPLICA", "CHANGE", "CHANNELS", "EJECTED", "LAST_BEAT"]
+    assert row.split() == ["replica-a", "9", "2", "-", "t"]
+
+
+def test_fleet_names_the_providers_ejected_on_each_replica(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    circuits = {
+        "openai": {"open": True, "reopens_in": 12.4},
+        "anthropic": {"open": False, "reopens_in": 0},
+    }
+    replica = {"id": "replica-a", "counter": 9, "channels": {}, "at": "t", "circuits": circuits}
+    api.get("/admin/fleet").respond(200, json={"counter": 9, "current": 1, "replicas": [replica]})
+    assert gateway("fleet") == 0
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row.split() == ["replica-a", "9", "0", "openai", "(12s)", "t"]
 
 
 def test_rehearse_sends_live_and_timeout_and_prints_steps_and_replicas(

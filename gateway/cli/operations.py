@@ -92,9 +92,22 @@ def fleet_view(answer: dict[str, Any]) -> str:
     if not replicas:
         return head + "\nno live replicas"
     rows = [
-        (r.get("id"), r.get("counter"), len(r.get("channels") or {}), r.get("at")) for r in replicas
+        (r.get("id"), r.get("counter"), len(r.get("channels") or {}), _ejected(r), r.get("at"))
+        for r in replicas
     ]
-    return head + "\n" + render.table(["REPLICA", "CHANGE", "CHANNELS", "LAST_BEAT"], rows)
+    header = ["REPLICA", "CHANGE", "CHANNELS", "EJECTED", "LAST_BEAT"]
+    return head + "\n" + render.table(header, rows)
+
+
+def _ejected(replica: dict[str, Any]) -> str | None:
+    """The providers whose circuit is open on that replica (gateway/proxy/circuit.py)."""
+    circuits = replica.get("circuits") or {}
+    found = [
+        f"{name} ({float(c.get('reopens_in') or 0):.0f}s)"
+        for name, c in sorted(circuits.items())
+        if isinstance(c, dict) and c.get("open")
+    ]
+    return ",".join(found) or None
 
 
 def _seconds(value: Any) -> str:
@@ -178,7 +191,12 @@ def add_commands(tree: Any, command: Command) -> None:
         metavar="REL",
         help="run it against this release (default: the release that answered it)",
     )
-    command(tree, "fleet", "list live replicas and the registry change each serves", fleet)
+    command(
+        tree,
+        "fleet",
+        "list live replicas, the registry change each serves and the providers it ejected",
+        fleet,
+    )
     p = command(
         tree,
         "rehearse",

@@ -92,11 +92,22 @@ def release_detail(release: dict[str, Any]) -> str:
             ("created by", release.get("created_by")),
             ("created at", release.get("created_at")),
             ("signature", release.get("signature")),
+            *([("fallbacks", chain)] if (chain := fallback_chain(release)) else []),
         ]
     )
     # YAML, because that is the form operators write specs in.
     spec = yaml.dump(release.get("spec"), Dumper=_SpecDumper, sort_keys=False, allow_unicode=True)
     return f"{head}\n\nspec:\n" + "\n".join("  " + line for line in spec.rstrip().splitlines())
+
+
+def fallback_chain(release: dict[str, Any]) -> str | None:
+    """``id -> fallback [on ...] -> ...``: who answers, in order, when the provider fails."""
+    spec = release.get("spec")
+    listed = spec.get("fallbacks") if isinstance(spec, dict) else None
+    if not listed:
+        return None
+    steps = [f"{f.get('release')} [on {', '.join(f.get('on') or [])}]" for f in listed]
+    return " -> ".join([str(release.get("id")), *steps])
 
 
 class _SpecDumper(yaml.SafeDumper):

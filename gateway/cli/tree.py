@@ -164,7 +164,9 @@ def _add_release_commands(tree: Any) -> None:
     )
     p = _command(release, "list", "list releases", commands.release_list)
     p.add_argument("--name", help="only releases of this name")
-    p = _command(release, "show", "show one release and its spec", commands.release_show)
+    p = _command(
+        release, "show", "show one release, its fallback chain and its spec", commands.release_show
+    )
     p.add_argument("id", metavar="ID", help="release id, e.g. support-bot-v7-a3f9c2")
     p = _command(release, "diff", "show what differs between two releases", commands.release_diff)
     p.add_argument("a", metavar="A", help="release id")

@@ -64,6 +64,9 @@ class InProcessDispatcher:
             return response.status, "", response_id, "the answer is not JSON"
         if response.status >= 400:
             return response.status, "", response_id, _error_message(answer)
+        served = response.headers.get("x-gateway-release", release.id)
+        if served != release.id:  # its provider failed and a fallback answered: not its answer
+            return response.status, "", response_id, f"answered by its fallback {served}"
         return response.status, answer_text(answer), response_id, None
 
 

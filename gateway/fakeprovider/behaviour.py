@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from gateway.fakeprovider.counters import Counter, Stats
 
@@ -36,6 +37,19 @@ class Behaviour(BaseModel):
         """The answer's headers saying what served it (none unless told)."""
         return {REVISION_HEADER: self.revision} if self.revision is not None else {}
 
+    retry_after: float | None = Field(
+        default=None, ge=0, description="with status: the retry-after header (seconds) to send"
+    )
+    times: int | None = Field(
+        default=None, ge=1, description="apply to the next N calls only, then behave as before"
+    )
+
+    def fail(self, response: JSONResponse) -> JSONResponse:
+        """A failure answer (``status``) with the ``retry-after`` it was told to send."""
+        if self.retry_after is not None:
+            response.headers["retry-after"] = f"{self.retry_after:g}"
+        return response
+
     async def stall(self, request: Request, stats: Stats) -> None:
         """Be as slow as told before answering; a client hanging up meanwhile is counted
         (``requests_abandoned``) at once, which is how tests see a caller's hang-up reach it."""
@@ -60,20 +74,45 @@ class Behaviours:
     def __init__(self) -> None:
         self._every_model = NORMAL
         self._by_model: dict[str, Behaviour] = {}
+        # Instructions for the next N calls (``times``): what is left, and what comes after.
+        self._left: dict[str | None, tuple[int, Behaviour | None]] = {}
 
     def set(self, behaviour: Behaviour) -> None:
-        """Replace (not merge) the instruction for ``behaviour.model``."""
-        if behaviour.model is None:
-            self._every_model = behaviour
+        """Replace (not merge) the instruction for ``behaviour.model``; one with ``times``
+        lasts that many calls, then the instruction it replaced is back."""
+        before = (
+            self._every_model if behaviour.model is None else self._by_model.get(behaviour.model)
+        )
+        if behaviour.times is not None:
+            self._left[behaviour.model] = (behaviour.times, before)
         else:
-            self._by_model[behaviour.model] = behaviour
+            self._left.pop(behaviour.model, None)
+        self._put(behaviour.model, behaviour)
+
+    def _put(self, model: str | None, behaviour: Behaviour | None) -> None:
+        if model is None:
+            self._every_model = behaviour or NORMAL
+        elif behaviour is None:
+            self._by_model.pop(model, None)
+        else:
+            self._by_model[model] = behaviour
 
     def reset(self) -> None:
         self._every_model = NORMAL
         self._by_model.clear()
+        self._left.clear()
 
     def for_model(self, model: str) -> Behaviour:
-        return self._by_model.get(model, self._every_model)
+        """The instruction for one call to ``model`` (a call counts against ``times``)."""
+        behaviour = self._by_model.get(model, self._every_model)
+        if behaviour.times is not None and behaviour.model in self._left:
+            left, before = self._left[behaviour.model]
+            if left <= 1:
+                del self._left[behaviour.model]
+                self._put(behaviour.model, before)
+            else:
+                self._left[behaviour.model] = (left - 1, before)
+        return behaviour
 
     def as_json(self) -> dict[str, Any]:
         return {

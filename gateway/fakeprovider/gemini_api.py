@@ -78,7 +78,7 @@ async def generate_content(request: Request) -> Response:
     behaviour = provider.behaviours.for_model(model)
     await behaviour.stall(request, provider.stats)
     if behaviour.status is not None:
-        return gemini_error(behaviour.status, FAKE_FAILURE)
+        return behaviour.fail(gemini_error(behaviour.status, FAKE_FAILURE))
     # Function responses carry no text: the echo is of the last user text.
     messages = [{"role": c.get("role"), "content": _texts(c)} for c in body["contents"]
                 if isinstance(c, dict) and _texts(c)]  # fmt: skip

@@ -8,6 +8,7 @@ endpoint's own shape. Nothing here waits on Redis.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -29,6 +30,7 @@ from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, read_body, tools_digest, variables
 from gateway.proxy.capture import Capture
 from gateway.proxy.exchange import Exchange, Sinks
+from gateway.proxy.fallbacks import Chains, takes
 from gateway.proxy.prepared import PreparedReleases
 from gateway.proxy.provider_answers import (
     gateway_side_failure,
@@ -38,7 +40,9 @@ from gateway.proxy.provider_answers import (
     upstream_failure,
 )
 from gateway.proxy.resolve import Route, resolve
-from gateway.proxy.shadow import ShadowJob, ShadowRunner
+from gateway.proxy.retries import FallBack, Traffic
+from gateway.proxy.shadow import ShadowRunner
+from gateway.proxy.shadow_copy import queue_shadow
 from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id, overridden_header
@@ -81,6 +85,7 @@ class DataPlane:
         metrics: RequestMetrics | None = None,
         tracing: Tracing | None = None,
         served: ServedWatch | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         self.view = view
         self.providers = providers
@@ -92,6 +97,9 @@ class DataPlane:
         self.tracing = tracing
         self.max_depth = MAX_DEPTH
         self.releases = PreparedReleases(providers)
+        # Retries, circuits (gateway/proxy/retries.py) and fallback chains of this replica.
+        self.traffic = traffic or Traffic.defaults(providers)
+        self.chains = Chains()
         # Keys the gateway makes for itself (InProcessCaller.admit), by sha256 of the secret.
         self.internal_keys: dict[str, ApiKey] = {}
 
@@ -125,40 +133,21 @@ class DataPlane:
             exchange.tag, exchange.generation = tag, route.generation
             if route.capture:  # off by default: the only work capture adds when it is off
                 exchange.capture = Capture.of(request, raw_body)
-            release = self.releases.prepare(snapshot, route.release_id, route.channel)
-            exchange.provider, exchange.model_id = release.provider, release.model_id
-            exchange.release, exchange.model_revision = release, release.model_revision
-            provider = self.releases.provider(release)
-            upstream = DIALECTS[provider.kind]
-            if upstream.api is dialect.api:  # the caller's API at another URL (Azure OpenAI)
-                dialect = upstream
-            translation = None if upstream is dialect else Translation(dialect, upstream)
             values = variables(request, body)
             if "tools" in body:
                 exchange.caller_tools = tools_digest(body["tools"])
+            chain = self.chains.of(snapshot, route.release_id)
+            if chain:
+                exchange.fallback_on = takes(chain)
             try:
-                if translation is None:
-                    upstream_body, overridden = dialect.inject(body, release, values)
-                else:
-                    upstream_body, overridden = translation.request(body, release, values)
-            except MissingVariable as exc:
-                raise HttpError(
-                    400, "missing_variable",
-                    f"the prompt of {release.id} needs variable {exc.name!r}: send it in "
-                    "metadata.gateway_variables or the X-Gateway-Variables header",
-                ) from None  # fmt: skip
-            except RefusedField as exc:
-                raise HttpError(400, exc.code, f"{exc.message} (release {release.id})") from None
-            if route.shadow_release_id is not None:
-                self._shadow(request, snapshot, dialect, route, tag, body, values)
-            headers = tag.headers()
-            if overridden:
-                headers["x-gateway-overridden"] = overridden_header(overridden)
-            streamed = upstream_body.get("stream") is True and translation is None
-            hide = dialect.stream_filter(body) if streamed else None
-            return await self._forward(
-                request, dialect, provider, upstream_body, headers, exchange, hide, translation
-            )
+                return await self._serve(
+                    request, dialect, snapshot, body, values, exchange, route.release_id, route
+                )
+            except FallBack as failed:  # the primary's provider failed: its fallbacks answer
+                serve = functools.partial(
+                    self._serve, request, dialect, snapshot, body, values, exchange
+                )
+                return await self.chains.serve(chain, failed, exchange, serve)
         except HttpError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
             return self.error_answer(dialect, exc, exchange.tag)
@@ -169,6 +158,53 @@ class DataPlane:
             log.exception("unexpected error answering %s", exchange.tag.response_id)
             exchange.finish(self.sinks, 500, error="internal_error")
             return self.error_answer(dialect, INTERNAL_ERROR, exchange.tag)
+
+    async def _serve(
+        self,
+        request: Request,
+        dialect: Dialect,
+        snapshot: Snapshot,
+        body: dict[str, Any],
+        values: dict[str, str],
+        exchange: Exchange,
+        release_id: str,
+        route: Route | None = None,
+    ) -> ASGIApp:
+        """Answer with ``release_id``; ``route`` (the primary's) queues its shadow copy."""
+        release = self.releases.prepare(snapshot, release_id, route.channel if route else "-")
+        exchange.provider, exchange.model_id = release.provider, release.model_id
+        exchange.release, exchange.model_revision = release, release.model_revision
+        provider = self.releases.provider(release)
+        upstream = DIALECTS[provider.kind]
+        if upstream.api is dialect.api:  # the caller's API at another URL (Azure OpenAI)
+            dialect = upstream
+        translation = None if upstream is dialect else Translation(dialect, upstream)
+        try:
+            if translation is None:
+                upstream_body, overridden = dialect.inject(body, release, values)
+            else:
+                upstream_body, overridden = translation.request(body, release, values)
+        except MissingVariable as exc:
+            raise HttpError(
+                400, "missing_variable",
+                f"the prompt of {release.id} needs variable {exc.name!r}: send it in "
+                "metadata.gateway_variables or the X-Gateway-Variables header",
+            ) from None  # fmt: skip
+        except RefusedField as exc:
+            raise HttpError(400, exc.code, f"{exc.message} (release {release.id})") from None
+        tag = exchange.tag
+        if route is not None and route.shadow_release_id is not None:
+            queue_shadow(
+                self.releases, self.shadows, request, snapshot, dialect, route, tag, body, values
+            )
+        headers = tag.headers()
+        if overridden:
+            headers["x-gateway-overridden"] = overridden_header(overridden)
+        streamed = upstream_body.get("stream") is True and translation is None
+        hide = dialect.stream_filter(body) if streamed else None
+        return await self._forward(
+            request, dialect, provider, upstream_body, headers, exchange, hide, translation
+        )
 
     def refuse(self, dialect: Dialect, error: HttpError, headers: Mapping[str, str]) -> JsonAnswer:
         """Answer a request refused before it is read (a method other than POST), tagged and
@@ -189,43 +225,6 @@ class DataPlane:
                 "the registry is unreachable and this replica has no cached state yet",
             )
         return snapshot
-
-    def _shadow(
-        self,
-        request: Request,
-        snapshot: Snapshot,
-        dialect: Dialect,
-        route: Route,
-        tag: Tag,
-        body: dict[str, Any],
-        values: dict[str, str],
-    ) -> None:
-        """Queue the shadow copy; whatever goes wrong with it is counted, never raised."""
-        assert route.shadow_release_id is not None
-        try:
-            release = self.releases.prepare(snapshot, route.shadow_release_id)
-            provider = self.releases.provider(release)
-            upstream = DIALECTS[provider.kind]
-        except HttpError:
-            self.shadows.stats.failed += 1
-            return
-        self.shadows.submit(
-            ShadowJob(
-                tag=Tag(new_response_id(), release.id, route.channel, "shadow"),
-                primary_response_id=tag.response_id,
-                generation=route.generation,
-                release=release,
-                base_url=provider.base_url,
-                headers=upstream.upstream_headers(provider.api_key, request.headers),
-                upstream=provider.upstream,
-                body=body,
-                variables=values,
-                dialect=upstream,
-                model_revision=release.model_revision,
-                # Translated by the worker, off the request path.
-                caller=None if upstream.api is dialect.api else dialect,
-            )
-        )
 
     async def _forward(
         self,
@@ -261,7 +260,7 @@ class DataPlane:
         hang_up: HangUp | None = HangUp(request.receive)
         response: UpstreamResponse | None = None
         try:
-            response = await provider.upstream.post(url, payload, upstream_headers)
+            response = await self.traffic.send(provider, url, payload, upstream_headers, exchange)
             exchange.answer_revision = provider.reported_revision(response.headers)
             if body.get("stream") is True and response.status == 200:
                 streamed = response

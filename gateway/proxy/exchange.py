@@ -97,6 +97,13 @@ class Exchange:
             self.revision_reported = self.answer_revision
             self.revision_mismatch = revision_differs(self.answer_revision, release.model_revision)
 
+    # Retries and fallbacks (gateway/proxy/retries.py, fallbacks.py): the attempts, listed
+    # once one failed; what the remaining fallbacks take; the release tried first, its slice
+    # and why it failed, once a fallback serves.
+    attempts: list[dict[str, Any]] | None = None
+    fallback_on: frozenset[str] = frozenset()
+    fallback_from: tuple[str, str, str] | None = None
+
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
             self.upstream_elapsed = time.perf_counter() - self.upstream_started
@@ -140,6 +147,10 @@ class Exchange:
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
             **self._served_fields(),
+            "attempts": self.attempts,
+            "fallback_from": self.fallback_from[0] if self.fallback_from else None,
+            "fallback_slice": self.fallback_from[1] if self.fallback_from else None,
+            "fallback_reason": self.fallback_from[2] if self.fallback_from else None,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:

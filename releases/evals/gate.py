@@ -2,7 +2,8 @@
 
 A gated channel's promotion counts only the newest eval result of *that* release (its id,
 and the digest the release record holds) on the *latest* version of the set the gate names,
-and needs its pass rate at or above the gate's minimum. The check adds its reads to the
+and needs its pass rate at or above the gate's minimum; so does every release of its fallback
+chain (``fallbacks`` in its spec), which may answer for it. The check adds its reads to the
 promotion's plan as expectations (the gate, the set's latest version, the result index), so
 a gate changed, a new set version or a newer result landing in between makes the commit
 stale and the promotion is re-checked from the new state.
@@ -50,6 +51,39 @@ async def check_gate(
     )
     if set_id is None:
         raise PreconditionFailed(f"{needs}, but no golden set {gate.set!r} is registered")
+    result = await _passed(store, plan, channel, gate, set_id, release_id, release_raw, needs)
+    # Every release of its fallback chain must have passed too: it may answer for it.
+    release = Release.model_validate_json(release_raw)
+    chain = [f["release"] for f in release.spec.get("fallbacks") or ()]
+    for fallback, raw in zip(chain, await store.hmget(keys.releases, chain), strict=True):
+        if raw is None:
+            raise NotFound(f"fallback {fallback!r} of {release_id} is not registered")
+        needed = f"{needs}, and so does each of its fallbacks: {fallback}"
+        await _passed(store, plan, channel, gate, set_id, fallback, raw, needed)
+    evidence = PromotionEval(
+        channel=channel,
+        release=release_id,
+        result=result.id,
+        set_id=set_id,
+        pass_rate=result.pass_rate,
+    )
+    plan.hset(keys.promotion_evals, channel, evidence.model_dump_json())
+    return evidence.model_dump(mode="json")
+
+
+async def _passed(
+    store: RegistryStore,
+    plan: Plan,
+    channel: str,
+    gate: Gate,
+    set_id: str,
+    release_id: str,
+    release_raw: str,
+    needs: str,
+) -> EvalResult:
+    """The passing eval of ``release_id`` the gate counts (its reads become expectations of
+    ``plan``); ``PreconditionFailed`` saying ``needs`` and what is missing otherwise."""
+    keys = store.keyspace
     release = Release.model_validate_json(release_raw)
     index = result_index(release_id, set_id)
     result_id = await store.hget(keys.eval_latest, index)
@@ -81,12 +115,4 @@ async def check_gate(
         raise PreconditionFailed(
             f"{needs}; it drifted on {drift.set_id} at {drift.at}, after that eval passed: {hint}"
         )
-    evidence = PromotionEval(
-        channel=channel,
-        release=release_id,
-        result=result.id,
-        set_id=set_id,
-        pass_rate=result.pass_rate,
-    )
-    plan.hset(keys.promotion_evals, channel, evidence.model_dump_json())
-    return evidence.model_dump(mode="json")
+    return result

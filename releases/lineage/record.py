@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,10 @@ class LineageRecord:
     whether it differs from the pinned one (None: nothing to compare); ``revision_reported``
     the weights revision the server reported (None: it reported none) and
     ``revision_mismatch`` whether it differs from ``model_revision``.
+    ``attempts`` lists the provider calls (release, provider, status or error, latency) once
+    one failed, and is None when the first answered; ``fallback_from`` is the release tried
+    first when a fallback served (``slice`` is then ``fallback``), ``fallback_slice`` the
+    slice that release was routed to and ``fallback_reason`` why it failed.
     """
 
     response_id: str
@@ -55,3 +60,7 @@ class LineageRecord:
     served_mismatch: bool | None = None
     revision_reported: str | None = None
     revision_mismatch: bool | None = None
+    attempts: list[dict[str, Any]] | None = None
+    fallback_from: str | None = None
+    fallback_slice: str | None = None
+    fallback_reason: str | None = None

@@ -33,8 +33,11 @@ from gateway.evals.drift import DRIFT_KEY, DriftWatch
 from gateway.evals.lifecycle import open_evals
 from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
+from gateway.limits import FleetCounters
 from gateway.metrics import RequestMetrics, register_state
+from gateway.pricing import PriceTable
 from gateway.providers import close_providers, open_providers
+from gateway.proxy.admission import Admission
 from gateway.proxy.dataplane import DataPlane
 from gateway.proxy.inprocess import InProcessCaller
 from gateway.proxy.shadow import ShadowLimits, ShadowRunner, record_shadow
@@ -45,6 +48,7 @@ from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
+from releases.limit_counters import LimitCounters
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
 
 
@@ -93,7 +97,8 @@ async def _open(
         else Tracing.from_environment(settings.trace_exporter)
     )
     stack.callback(tracing.shutdown)
-    providers = open_providers(settings.providers())
+    providers_file = settings.providers()
+    providers = open_providers(providers_file)
     stack.push_async_callback(close_providers, providers)
     lineage = _open_lineage(settings, client, keys)
     if lineage is not None:
@@ -111,6 +116,9 @@ async def _open(
     heartbeat.start()
     stack.push_async_callback(heartbeat.stop)
     metrics = CollectorRegistry(auto_describe=False)
+    counters = FleetCounters(LimitCounters(client, keys), settings.limits_sync_interval)
+    counters.start()
+    stack.push_async_callback(counters.stop)
     dataplane = DataPlane(
         view,
         providers,
@@ -120,6 +128,8 @@ async def _open(
         lineage,
         RequestMetrics(metrics),
         tracing,
+        PriceTable.of(providers_file),
+        Admission(counters),
     )
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)

@@ -156,7 +156,8 @@ class AnthropicMessages:
         usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
-        return Usage(usage.get("input_tokens"), usage.get("output_tokens"))
+        ir = anthropic_translation.usage_to_ir(usage)  # input counts cached tokens too
+        return Usage(ir.input, ir.output, ir.cached)
 
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []

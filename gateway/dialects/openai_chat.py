@@ -162,7 +162,8 @@ class OpenAIChat:
         usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
-        return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        ir = openai_translation.usage_to_ir(usage)
+        return Usage(ir.input, ir.output, ir.cached)
 
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []

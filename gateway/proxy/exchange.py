@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from gateway.metrics import RequestMetrics
+from gateway.pricing import PriceTable
+from gateway.proxy.admission import Charge
 from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
 from gateway.telemetry import RequestTrace
@@ -30,6 +32,7 @@ class Sinks:
 
     lineage: LineageWriter | None = None
     metrics: RequestMetrics | None = None
+    prices: PriceTable | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +55,7 @@ class Exchange:
     capture: Capture | None = None  # the request kept for replay, on capturing channels
     replay_of: str | None = None  # the response a replay reran
     caller_tools: str | None = None  # sha256 of the tools the caller sent, if it sent any
+    charge: Charge | None = None  # the limits a key or channel has, to settle what it used
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -74,6 +78,9 @@ class Exchange:
         self.finished = True
         elapsed = time.perf_counter() - self.started
         known = self.tag.release != "-"
+        cost = None
+        if usage is not None and sinks.prices is not None:
+            cost = sinks.prices.cost(self.provider, self.model_id, usage)
         # The fields of LineageRecord, in its order, as a dict: built and serialised in a
         # fifth of the time of the frozen dataclass, to the same bytes (tests/test_lineage.py).
         record: dict[str, Any] = {
@@ -95,23 +102,33 @@ class Exchange:
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
+            "cost": cost,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
             stored = line if self.capture is None else self.capture.attach(line)
             sinks.lineage.record_json(self.tag.response_id, stored)
+        if self.charge is not None:
+            self.charge.settle(usage, cost)
         if sinks.metrics is not None:
-            self._measure(sinks.metrics, status, elapsed, error)
+            self._measure(sinks.metrics, status, elapsed, error, cost)
         if self.trace is not None and self.trace.span is not None:
             self.trace.end(status, _attributes(record, usage))
         if request_log.isEnabledFor(logging.INFO):
             request_log.info(line.decode())
 
     def _measure(
-        self, metrics: RequestMetrics, status: int, elapsed: float, error: str | None
+        self,
+        metrics: RequestMetrics,
+        status: int,
+        elapsed: float,
+        error: str | None,
+        cost: float | None,
     ) -> None:
         channel = self.tag.channel
         metrics.count(channel, self.tag.release, self.tag.slice, status)
+        if cost is not None:
+            metrics.cost(channel, self.tag.release, self.tag.slice, cost)
         if error is not None:
             metrics.error(channel, error)
         upstream = self.upstream_elapsed or 0.0

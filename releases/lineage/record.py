@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens as the provider reported them (either may be unknown)."""
+    """Tokens as the provider reported them (any may be unknown). ``input_tokens`` counts
+    every input token, those read from (or written to) a prompt cache included, on every
+    provider (OpenAI's and Gemini's sense; Anthropic's three counts are summed);
+    ``cached_input_tokens`` is the part read from the cache, priced apart."""
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_input_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +25,9 @@ class LineageRecord:
     ``primary_response_id`` links a shadow call to the response it shadowed, ``replay_of`` a
     replay to the response it reran; ``caller_tools_digest`` is the sha256 of the canonical
     JSON of the tools the caller sent (which tools a release's ``tools_policy`` let through);
-    ``model_revision`` the weights revision the release pinned (``model.revision``).
+    ``model_revision`` the weights revision the release pinned (``model.revision``);
+    ``cost`` the answer's price in USD from the providers file's price table
+    (``gateway/pricing.py``), None when its model is unpriced or its usage unknown.
     """
 
     response_id: str
@@ -42,3 +48,4 @@ class LineageRecord:
     replay_of: str | None = None
     caller_tools_digest: str | None = None
     model_revision: str | None = None
+    cost: float | None = None

@@ -1,0 +1,154 @@
+"""Usage against limits, counted on each replica and reconciled with the fleet in Redis.
+
+The request path never waits on Redis: a request is admitted against this replica's view of
+the fleet's count (the total Redis answered at the last reconciliation, plus what this
+replica counted since), and counts itself here. A background task adds what was counted to
+the shared counter of each window (``releases/limit_counters.py``) every ``interval`` and
+reads back the fleet's total. Between two reconciliations a replica does not see what the
+others admitted, so a fleet of N replicas can overshoot a limit by what the other N-1 admit
+in one interval: about (N-1) x (each replica's rate) x interval (the README says more).
+If Redis cannot be reached, counts wait here and the replica goes on with what it knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
+
+from releases.cancellation import cancel_and_wait
+from releases.limit_counters import Increment, LimitCounters
+
+log = logging.getLogger("gateway.limits")
+
+MINUTE = 60
+# A window's counter outlives the window by this much, so usage stays readable a while.
+MINUTE_GRACE = 120
+MONTH_GRACE = 31 * 86_400
+
+
+@dataclass(slots=True)
+class Counter:
+    """One measure of one key or channel in one window, as this replica sees it."""
+
+    key: str  # its Redis key
+    until: float  # when its window ends (Unix time)
+    expire_at: int
+    fleet: int = 0  # the fleet's total as Redis last answered (this replica's part included)
+    pending: int = 0  # counted here since, not yet added in Redis
+
+    @property
+    def value(self) -> int:
+        return self.fleet + self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A minute or a calendar month (UTC): its name in counter keys and when it ends."""
+
+    name: str
+    until: float
+    grace: int
+
+
+def minute_window(now: float) -> Window:
+    index = int(now // MINUTE)
+    return Window(str(index), (index + 1) * MINUTE, MINUTE_GRACE)
+
+
+def month_window(now: float) -> Window:
+    return _month(int(now // MINUTE))  # cached per minute: a month ends on a minute
+
+
+@functools.lru_cache(maxsize=8)
+def _month(minute: int) -> Window:
+    at = datetime.fromtimestamp(minute * MINUTE, UTC)
+    year, month = (at.year + 1, 1) if at.month == 12 else (at.year, at.month + 1)
+    until = datetime(year, month, 1, tzinfo=UTC).timestamp()
+    return Window(f"{at.year:04d}-{at.month:02d}", until, MONTH_GRACE)
+
+
+class FleetCounters:
+    """This replica's counters, and the task that reconciles them with Redis.
+
+    ``store`` None counts on this replica alone (an app without Redis counters, unit tests);
+    ``clock`` is injectable so tests move time instead of waiting for it."""
+
+    def __init__(
+        self,
+        store: LimitCounters | None,
+        interval: float = 0.1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.interval = interval
+        self.clock = clock
+        self.counters: dict[str, Counter] = {}
+        self.reconciliations = 0
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def counter(self, subject: str, name: str, measure: str, window: Window) -> Counter:
+        if self.store is None:
+            key = f"{subject}:{name}:{measure}:{window.name}"
+        else:
+            key = self.store.keys.limit_counter(subject, name, measure, window.name)
+        found = self.counters.get(key)
+        if found is None:
+            found = self.counters[key] = Counter(
+                key, window.until, int(window.until) + window.grace
+            )
+        return found
+
+    async def reconcile(self) -> None:
+        """Add what this replica counted to the fleet's counters and read their totals back;
+        drop counters whose window has ended once what they held is added."""
+        if self.store is None or not self.counters:
+            return
+        async with self._lock:  # the background task and a test's call never interleave
+            items = list(self.counters.values())
+            taken = [c.pending for c in items]
+            for c in items:
+                c.pending = 0  # what requests count from here waits for the next round
+            try:
+                totals = await self.store.add(
+                    [Increment(c.key, n, c.expire_at) for c, n in zip(items, taken, strict=True)]
+                )
+            except (RedisError, OSError) as exc:
+                for c, n in zip(items, taken, strict=True):
+                    c.pending += n
+                self.failures += 1
+                log.warning("usage counters not reconciled (counted here meanwhile): %s", exc)
+                return
+            now = self.clock()
+            for c, total in zip(items, totals, strict=True):
+                c.fleet = total
+                if c.until <= now and c.pending == 0:
+                    del self.counters[c.key]
+            self.reconciliations += 1
+
+    def start(self) -> None:
+        if self.store is not None:
+            self._task = asyncio.create_task(self._run(), name="limit-counters")
+
+    async def stop(self) -> None:
+        """Stop the task, then hand Redis what was counted since its last round."""
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+            await self.reconcile()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)  # a period, not a wait for something to happen
+            try:
+                await self.reconcile()
+            except Exception:  # never let the task die: limits would stop seeing the fleet
+                log.exception("reconciling usage counters failed")

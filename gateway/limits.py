@@ -4,9 +4,10 @@ The request path never waits on Redis: a request is admitted against this replic
 the fleet's count (the total Redis answered at the last reconciliation, plus what this
 replica counted since), and counts itself here. A background task adds what was counted to
 the shared counter of each window (``releases/limit_counters.py``) every ``interval`` and
-reads back the fleet's total. Between two reconciliations a replica does not see what the
-others admitted, so a fleet of N replicas can overshoot a limit by what the other N-1 admit
-in one interval: about (N-1) x (each replica's rate) x interval (the README says more).
+reads back the fleet's total. What one replica admits reaches the others within two
+intervals (one until it adds it, one until they read it), so a fleet of N replicas can
+overshoot a limit by what the other N-1 admit meanwhile: at most (N-1) x (each replica's
+rate) x 2 x interval (the README says more).
 If Redis cannot be reached, counts wait here and the replica goes on with what it knows.
 """
 
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -28,6 +30,7 @@ from releases.limit_counters import Increment, LimitCounters
 log = logging.getLogger("gateway.limits")
 
 MINUTE = 60
+NANO = 1_000_000_000  # cost is counted in nano-USD: integers add exactly in Redis
 # A window's counter outlives the window by this much, so usage stays readable a while.
 MINUTE_GRACE = 120
 MONTH_GRACE = 31 * 86_400
@@ -152,3 +155,26 @@ class FleetCounters:
                 await self.reconcile()
             except Exception:  # never let the task die: limits would stop seeing the fleet
                 log.exception("reconciling usage counters failed")
+
+
+async def key_usage(store: LimitCounters, name: str, now: float) -> dict[str, Any]:
+    """What key ``name`` used in the current minute and month, as the fleet's counters say
+    (each replica adds its part every sync interval)."""
+    minute, month = minute_window(now), month_window(now)
+    requests, tokens, month_tokens, month_nanos = await store.read(
+        [
+            store.keys.limit_counter("key", name, "requests", minute.name),
+            store.keys.limit_counter("key", name, "tokens", minute.name),
+            store.keys.limit_counter("key", name, "tokens", month.name),
+            store.keys.limit_counter("key", name, "cost", month.name),
+        ]
+    )
+    return {
+        "minute": {"ends_at": _iso(minute.until), "requests": requests, "tokens": tokens},
+        "month": {"month": month.name, "ends_at": _iso(month.until), "tokens": month_tokens,
+                  "cost": month_nanos / NANO},
+    }  # fmt: skip
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

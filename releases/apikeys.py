@@ -166,6 +166,14 @@ class KeyRing:
             (ApiKey.model_validate_json(r) for r in everything.values()), key=lambda k: k.name
         )
 
+    async def get(self, name: str) -> ApiKey:
+        """The key named ``name``, or ``NotFound``."""
+        digest = await self.store.hget(self.keys.api_key_names, name)
+        raw = None if digest is None else await self.store.hget(self.keys.api_keys, digest)
+        if raw is None:
+            raise NotFound(f"no key named {name!r}")
+        return ApiKey.model_validate_json(raw)
+
     async def lookup(self, secret: str) -> ApiKey | None:
         """The key a presented secret belongs to, or None."""
         raw = await self.store.hget(self.keys.api_keys, secret_digest(secret))

@@ -25,7 +25,8 @@ EVAL_MAX_TOKENS = 1024
 
 # Gateway reasons (our "code") -> the error "type" Anthropic's clients expect.
 ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                   404: "not_found_error", 413: "request_too_large", 503: "overloaded_error"}  # fmt: skip
+                   404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                   503: "overloaded_error"}  # fmt: skip
 
 
 def _anthropic_tool(tool: Mapping[str, Any]) -> dict[str, Any]:

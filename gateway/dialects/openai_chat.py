@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 # Gateway reasons (our "code") -> the error "type" OpenAI's clients expect.
 OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "invalid_request_error"}  # fmt: skip
+                404: "not_found_error", 413: "invalid_request_error",
+                429: "rate_limit_exceeded"}  # fmt: skip
 
 OPENAI_API = Api(
     free=frozenset({"stream", "stream_options", "user", "safety_identifier", "prompt_cache_key"}),

@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.errors import HttpError
-from gateway.limits import Counter, FleetCounters, Window, minute_window, month_window
+from gateway.limits import NANO, Counter, FleetCounters, Window, minute_window, month_window
 from releases.apikeys import ApiKey
 from releases.limits import RateLimit
 from releases.lineage import Usage
-
-NANO = 1_000_000_000  # cost is counted in nano-USD: integers add exactly in Redis
 
 
 @dataclass(frozen=True, slots=True)

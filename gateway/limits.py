@@ -44,11 +44,12 @@ class Counter:
     until: float  # when its window ends (Unix time)
     expire_at: int
     fleet: int = 0  # the fleet's total as Redis last answered (this replica's part included)
-    pending: int = 0  # counted here since, not yet added in Redis
+    pending: int = 0  # counted here, not yet sent to Redis
+    sending: int = 0  # sent to Redis by the reconciliation under way, not yet in ``fleet``
 
     @property
     def value(self) -> int:
-        return self.fleet + self.pending
+        return self.fleet + self.sending + self.pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,22 +118,23 @@ class FleetCounters:
             return
         async with self._lock:  # the background task and a test's call never interleave
             items = list(self.counters.values())
-            taken = [c.pending for c in items]
             for c in items:
-                c.pending = 0  # what requests count from here waits for the next round
+                # Still counted while on its way (``value``); what requests count from here
+                # waits for the next round.
+                c.sending, c.pending = c.pending, 0
             try:
                 totals = await self.store.add(
-                    [Increment(c.key, n, c.expire_at) for c, n in zip(items, taken, strict=True)]
+                    [Increment(c.key, c.sending, c.expire_at) for c in items]
                 )
             except (RedisError, OSError) as exc:
-                for c, n in zip(items, taken, strict=True):
-                    c.pending += n
+                for c in items:
+                    c.pending, c.sending = c.pending + c.sending, 0
                 self.failures += 1
                 log.warning("usage counters not reconciled (counted here meanwhile): %s", exc)
                 return
             now = self.clock()
             for c, total in zip(items, totals, strict=True):
-                c.fleet = total
+                c.fleet, c.sending = total, 0
                 if c.until <= now and c.pending == 0:
                     del self.counters[c.key]
             self.reconciliations += 1

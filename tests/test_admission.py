@@ -4,6 +4,8 @@ an injected clock instead of waiting for time to pass."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -12,6 +14,8 @@ from gateway.errors import HttpError
 from gateway.limits import FleetCounters, month_window
 from gateway.proxy.admission import Admission
 from releases.apikeys import ApiKey
+from releases.keyspace import Keyspace
+from releases.limit_counters import Increment, LimitCounters
 from releases.limits import RateLimit
 from releases.lineage import Usage
 
@@ -126,4 +130,35 @@ def test_counts_of_an_ended_window_are_not_held_against_the_next() -> None:
     gate.admit(k, "ch", None)
     clock.now += 60
     gate.admit(k, "ch", None)
+    assert refusal(gate, k).code == "rate_limited"
+
+
+class HeldStore(LimitCounters):
+    """The fleet's counters, answering only when the test lets them."""
+
+    def __init__(self) -> None:
+        super().__init__(None, Keyspace("t"))  # type: ignore[arg-type]  # no Redis is used
+        self.entered, self.answer = asyncio.Event(), asyncio.Event()
+        self.totals: dict[str, int] = {}
+
+    async def add(self, increments: Sequence[Increment]) -> list[int]:
+        self.entered.set()
+        await self.answer.wait()
+        for inc in increments:
+            self.totals[inc.key] = self.totals.get(inc.key, 0) + inc.delta
+        return [self.totals[inc.key] for inc in increments]
+
+
+async def test_what_a_reconciliation_is_sending_still_counts_until_redis_answers() -> None:
+    store = HeldStore()
+    counters = FleetCounters(store, clock=Clock())
+    gate, k = Admission(counters), key(rate_limit={"requests_per_minute": 2})
+    gate.admit(k, "ch", None)
+    reconciling = asyncio.create_task(counters.reconcile())
+    await store.entered.wait()  # the count is on its way to Redis
+    gate.admit(k, "ch", None)
+    assert refusal(gate, k).code == "rate_limited"
+    store.answer.set()
+    await reconciling
+    assert [(c.fleet, c.pending) for c in counters.counters.values()] == [(1, 1)]
     assert refusal(gate, k).code == "rate_limited"

@@ -116,3 +116,17 @@ def test_channel_rate_limit_sets_and_clears_with_the_change_flags(
     assert out == ["channel support: at most 100 requests per minute, every key together (generation 4)",
                    "channel support: no rate limit (generation 5)"]  # fmt: skip
     assert gateway("channel", "rate-limit", "support") == 2  # neither a limit nor --clear
+
+
+def test_channel_show_prints_the_channels_rate_limit(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    channel = {"name": "support", "stable": "support-bot-v2-b4e1d0", "canary": None,
+               "shadow": None, "generation": 4, "updated_by": "ops", "updated_at": "t",
+               "previous_stables": [], "capture": False,
+               "rate_limit": {"requests_per_minute": 100, "tokens_per_minute": 5000}}  # fmt: skip
+    api.get("/admin/channels/support").respond(200, json=channel)
+    assert gateway("channel", "show", "support") == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["rate", "limit:", "100", "requests/min,", "5000", "tokens/min", "(every", "key",
+            "together)"] in lines  # fmt: skip

@@ -14,12 +14,17 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from gateway.config import Settings
-from gateway.limits import FleetCounters
+from gateway.embedded_redis import EmbeddedCluster
+from gateway.limits import FleetCounters, key_usage, minute_window
+from gateway.redis_client import connect
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
 from releases.apikeys import secret_digest
+from releases.keyspace import Keyspace
+from releases.limit_counters import LimitCounters
 from releases.models import Actor
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -294,3 +299,30 @@ async def test_keys_without_limits_are_stored_as_before_and_every_key_still_veri
     report = (await services.registry.verify(services.verifier)).as_json()
     assert report["ok"] is False
     assert [p["id"] for p in report["problems"]] == ["limited"]
+
+
+async def test_usage_counters_reconcile_across_the_slots_of_a_cluster(
+    settings: Settings, redis_cluster: EmbeddedCluster
+) -> None:
+    """Counters of many keys and channels hash to different slots (a tag per key or
+    channel); one reconciliation adds to all of them and reads every total back."""
+    clustered = settings.model_copy(update={"redis_url": redis_cluster.url, "redis_cluster": True})
+    client = connect(clustered)
+    try:
+        store = LimitCounters(client, Keyspace(clustered.redis_prefix))
+        replicas = [FleetCounters(store, clock=lambda: MID_MINUTE) for _ in range(2)]
+        window = minute_window(MID_MINUTE)
+        names = [f"key-{i}" for i in range(12)]
+        slots = {key_slot(store.keys.limit_counter("key", n, "requests", window.name).encode())
+                 for n in names}  # fmt: skip
+        assert len(slots) > 1
+        for replica in replicas:
+            for n in names:
+                replica.counter("key", n, "requests", window).pending += 2
+            await replica.reconcile()
+        await replicas[0].reconcile()
+        assert {c.value for r in replicas for c in r.counters.values()} == {4}
+        usage = await key_usage(store, "key-3", MID_MINUTE)
+        assert usage["minute"]["requests"] == 4
+    finally:
+        await client.aclose()

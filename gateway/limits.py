@@ -40,6 +40,7 @@ MONTH_GRACE = 31 * 86_400
 class Counter:
     """One measure of one key or channel in one window, as this replica sees it."""
 
+    ident: tuple[str, str, str, str]  # subject, name, measure, window
     key: str  # its Redis key
     until: float  # when its window ends (Unix time)
     expire_at: int
@@ -62,7 +63,11 @@ class Window:
 
 
 def minute_window(now: float) -> Window:
-    index = int(now // MINUTE)
+    return _minute(int(now // MINUTE))
+
+
+@functools.lru_cache(maxsize=4)
+def _minute(index: int) -> Window:  # made once a minute, not once a request
     return Window(str(index), (index + 1) * MINUTE, MINUTE_GRACE)
 
 
@@ -93,22 +98,21 @@ class FleetCounters:
         self.store = store
         self.interval = interval
         self.clock = clock
-        self.counters: dict[str, Counter] = {}
+        self.counters: dict[tuple[str, str, str, str], Counter] = {}
         self.reconciliations = 0
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def counter(self, subject: str, name: str, measure: str, window: Window) -> Counter:
-        if self.store is None:
-            key = f"{subject}:{name}:{measure}:{window.name}"
-        else:
-            key = self.store.keys.limit_counter(subject, name, measure, window.name)
-        found = self.counters.get(key)
+        ident = (subject, name, measure, window.name)
+        found = self.counters.get(ident)
         if found is None:
-            found = self.counters[key] = Counter(
-                key, window.until, int(window.until) + window.grace
-            )
+            key = ":".join(ident)
+            if self.store is not None:
+                key = self.store.keys.limit_counter(subject, name, measure, window.name)
+            expire_at = int(window.until) + window.grace
+            found = self.counters[ident] = Counter(ident, key, window.until, expire_at)
         return found
 
     async def reconcile(self) -> None:
@@ -136,7 +140,7 @@ class FleetCounters:
             for c, total in zip(items, totals, strict=True):
                 c.fleet, c.sending = total, 0
                 if c.until <= now and c.pending == 0:
-                    del self.counters[c.key]
+                    del self.counters[c.ident]
             self.reconciliations += 1
 
     def start(self) -> None:

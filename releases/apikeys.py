@@ -7,6 +7,7 @@ would buy nothing and cost every request). The secret is shown once, at creation
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -14,7 +15,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from releases.audited import Attempt, AuditedWrites, Change, Target
 from releases.errors import Conflict, FieldError, InvalidSpec, NotFound
@@ -43,25 +44,17 @@ class ApiKey(BaseModel):
     expires_at: AwareDatetime | None = None
     rate_limit: RateLimit | None = None
     budget: Budget | None = None
-    # Whether the data plane has anything to check for this key: one attribute on the hot
-    # path for a key without expiry or limits (gateway/proxy/admission.py).
-    _policed: bool = PrivateAttr(default=False)
-    _expires: float | None = PrivateAttr(default=None)
 
-    def model_post_init(self, context: Any) -> None:
-        self._expires = None if self.expires_at is None else self.expires_at.timestamp()
-        self._policed = not (
-            self.expires_at is None and self.rate_limit is None and self.budget is None
-        )
-
-    @property
+    @functools.cached_property
     def policed(self) -> bool:
-        return self._policed
+        """Whether the data plane has anything to check for this key: made once, then read
+        as a plain attribute on the hot path (gateway/proxy/admission.py)."""
+        return not (self.expires_at is None and self.rate_limit is None and self.budget is None)
 
-    @property
+    @functools.cached_property
     def expires(self) -> float | None:
         """``expires_at`` as a Unix time."""
-        return self._expires
+        return None if self.expires_at is None else self.expires_at.timestamp()
 
     def stored(self) -> dict[str, Any]:
         """The key as stored and audited: fields at their defaults left out."""

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -211,6 +211,8 @@ def _checked_limits(limits: dict[str, Any]) -> dict[str, Any]:
         if at is None or at.tzinfo is None:
             message = "must be an ISO 8601 time with a zone, e.g. 2026-12-31T23:59:59Z"
             errors.append(FieldError("expires_at", message))
+        elif at <= datetime.now(UTC):  # a key born expired is a typo, never a wish
+            errors.append(FieldError("expires_at", "is not in the future"))
         else:
             checked["expires_at"] = at
     if errors:

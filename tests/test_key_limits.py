@@ -223,6 +223,25 @@ async def test_a_channel_rate_limit_is_an_audited_change_and_holds_every_key_tog
     assert gateway.http.get("/admin/audit/verify", headers=ADMIN).json()["ok"] is True
 
 
+async def test_a_streams_tokens_count_when_it_ends(
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway()
+    secret = create_key(gateway, "streamer", rate_limit={"tokens_per_minute": 10})
+    served(gateway, secret)
+    freeze(gateway)
+    body = {"model": CH, "stream": True, "messages": [{"role": "user", "content": "hello there"}]}
+    headers = {"Authorization": f"Bearer {secret}", **VARIABLES}
+    with gateway.http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as stream:
+        assert stream.status_code == 200
+        stream.read()
+    until(lambda: sum(c.value for c in counters(gateway).counters.values()) >= 10,
+          "the stream's tokens to be counted")  # fmt: skip
+    refused = chat(gateway, secret)
+    assert refused.status_code == 429 and "10 tokens this minute" in refused.text
+
+
 async def test_a_key_without_limits_counts_nothing(
     dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
 ) -> None:
@@ -269,6 +288,7 @@ async def test_key_show_answers_limits_and_the_fleets_usage(
         ({"rate_limit": {"requests_per_minute": "many"}}, "rate_limit.requests_per_minute"),
         ({"expires_at": "2030-01-01T00:00:00"}, "expires_at"),
         ({"expires_at": "next week"}, "expires_at"),
+        ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),  # already past
     ],
 )
 def test_limits_that_cannot_be_used_are_refused_naming_the_field(

@@ -17,11 +17,13 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from releases.cancellation import cancel_and_wait
@@ -161,6 +163,28 @@ class FleetCounters:
                 await self.reconcile()
             except Exception:  # never let the task die: limits would stop seeing the fleet
                 log.exception("reconciling usage counters failed")
+
+
+class LimitCollector(Collector):
+    """``/metrics``: the counters a replica holds and how its reconciliations went."""
+
+    def __init__(self, counters: FleetCounters) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.counters
+        yield GaugeMetricFamily(
+            "gateway_limit_counters", "Usage counters of keys and channels held.", len(c.counters)
+        )
+        yield CounterMetricFamily(
+            "gateway_limit_reconciliations", "Usage counters reconciled with Redis.",
+            c.reconciliations,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "gateway_limit_reconcile_failures",
+            "Reconciliations Redis did not take (the counts wait on this replica).",
+            c.failures,
+        )
 
 
 async def key_usage(store: LimitCounters, name: str, now: float) -> dict[str, Any]:

@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.errors import HttpError
-from gateway.limits import FleetCounters, month_window
+from gateway.limits import FleetCounters, LimitCollector, month_window
 from gateway.proxy.admission import Admission
 from releases.apikeys import ApiKey
 from releases.keyspace import Keyspace
@@ -162,3 +164,25 @@ async def test_what_a_reconciliation_is_sending_still_counts_until_redis_answers
     await reconciling
     assert [(c.fleet, c.pending) for c in counters.counters.values()] == [(1, 1)]
     assert refusal(gate, k).code == "rate_limited"
+
+
+class DownStore(HeldStore):
+    """The fleet's counters with Redis gone."""
+
+    async def add(self, increments: Sequence[Increment]) -> list[int]:
+        raise RedisConnectionError("Redis is gone")
+
+
+async def test_counts_redis_does_not_take_wait_on_the_replica_and_still_count() -> None:
+    counters = FleetCounters(DownStore(), clock=Clock())
+    gate, k = Admission(counters), key(rate_limit={"requests_per_minute": 2})
+    gate.admit(k, "ch", None)
+    await counters.reconcile()
+    [counter] = counters.counters.values()
+    assert (counter.pending, counter.sending, counters.failures) == (1, 0, 1)
+    gate.admit(k, "ch", None)
+    assert refusal(gate, k).code == "rate_limited"
+    registry = CollectorRegistry()
+    registry.register(LimitCollector(counters))
+    assert registry.get_sample_value("gateway_limit_reconcile_failures_total") == 1
+    assert registry.get_sample_value("gateway_limit_counters") == 1

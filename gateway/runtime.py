@@ -128,7 +128,7 @@ async def _open(
         lineage,
         RequestMetrics(metrics),
         tracing,
-        PriceTable.of(providers_file),
+        prices if (prices := PriceTable.of(providers_file)).prices else None,  # none: no work
         Admission(counters),
     )
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)

@@ -70,6 +70,18 @@ class CircuitConfig(BaseModel):
     max_ejection: float = Field(default=300.0, gt=0)
 
 
+class ModelPrice(BaseModel):
+    """What one model id costs, in USD per 1M tokens (gateway/pricing.py applies it).
+    ``cached_input`` prices input tokens read from the provider's prompt cache; unset, they
+    cost what other input tokens cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
 class ProviderConfig(BaseModel):
     """One upstream: its API kind, base URL, where its key comes from, and its limits."""
 
@@ -121,6 +133,9 @@ class ProviderConfig(BaseModel):
     # Retries after a connect error, a timeout, 429 or 5xx (gateway/proxy/retries.py).
     retries: int = Field(default=2, ge=0, le=10)
     circuit: CircuitConfig = CircuitConfig()
+    # Provider model id -> its price (USD per 1M tokens): each answer's cost goes into its
+    # lineage record and gateway_cost_usd_total; a model not listed is unpriced (cost None).
+    prices: dict[str, ModelPrice] = {}
 
     @model_validator(mode="after")
     def _api_version_for_azure_only(self) -> ProviderConfig:
@@ -259,6 +274,10 @@ class Settings(BaseSettings):
     request_deadline: float = Field(default=300.0, gt=0)
     retry_backoff: float = Field(default=0.25, ge=0)
     retry_backoff_max: float = Field(default=4.0, ge=0)
+    # Each replica adds what it counted against key and channel limits to the fleet's
+    # counters in Redis, and reads their totals back, every this many seconds: the shorter,
+    # the less a fleet can overshoot a limit (README: key limits and budgets).
+    limits_sync_interval: float = Field(default=0.1, gt=0)
 
     @model_validator(mode="after")
     def _heartbeat_outlives_its_interval(self) -> Settings:

@@ -29,16 +29,23 @@ T = TypeVar("T")
 
 class HttpError(Exception):
     """A request the gateway refuses itself: status, a reason code, a message to act on, and
-    for a body with invalid fields, which ones (``details``, the admin API shows them)."""
+    for a body with invalid fields, which ones (``details``, the admin API shows them), and
+    headers the answer carries (``retry-after`` of a rate limit)."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: Sequence[FieldError] = ()
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = tuple(details)
+        self.headers = headers
 
 
 def error_response(error: HttpError) -> JSONResponse:

@@ -58,6 +58,7 @@ class RequestMetrics(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests: dict[tuple[str, str, str, str], list[float]] = {}  # [count, created]
         self.errors: dict[tuple[str, str], list[float]] = {}
+        self.costs: dict[tuple[str, str, str], list[float]] = {}  # [USD, created]
         self.added = _Histogram(len(ADDED_BUCKETS))
         self.upstream: dict[str, _Histogram] = {}
         self.first_token: dict[str, _Histogram] = {}
@@ -73,6 +74,13 @@ class RequestMetrics(Collector):
         if counted is None:
             counted = self.requests[key] = [0, time.time()]
         counted[0] += 1
+
+    def cost(self, channel: str, release: str, slice_: str, usd: float) -> None:
+        key = (channel, release, slice_)
+        counted = self.costs.get(key)
+        if counted is None:
+            counted = self.costs[key] = [0.0, time.time()]
+        counted[0] += usd
 
     def error(self, channel: str, code: str) -> None:
         counted = self.errors.get((channel, code))
@@ -119,6 +127,13 @@ class RequestMetrics(Collector):
         for (channel, code), counted in self.errors.items():
             _add_counter(errors, {"channel": channel, "code": code}, counted)
         yield errors
+        costs = Metric(
+            "gateway_cost_usd", "What answers cost (USD, from the price table).", "counter"
+        )
+        for (channel, release, slice_), counted in self.costs.items():
+            labels = {"channel": channel, "release": release, "slice": slice_}
+            _add_counter(costs, labels, counted)
+        yield costs
         added = Metric(
             "gateway_added_latency_seconds",
             "Time the gateway adds to a request (total minus upstream).",

@@ -34,8 +34,11 @@ from gateway.evals.drift import DRIFT_KEY, DriftWatch
 from gateway.evals.lifecycle import open_evals
 from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
+from gateway.limits import FleetCounters, LimitCollector
 from gateway.metrics import RequestMetrics, register_state
+from gateway.pricing import PriceTable
 from gateway.providers import close_providers, open_providers
+from gateway.proxy.admission import Admission
 from gateway.proxy.dataplane import DataPlane
 from gateway.proxy.inprocess import InProcessCaller
 from gateway.proxy.retries import Backoff, Traffic
@@ -49,6 +52,7 @@ from gateway.telemetry import Tracing
 from gateway.traffic_metrics import TrafficCollector
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
+from releases.limit_counters import LimitCounters
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
 from releases.models import Actor
 from releases.served import ServedRecords
@@ -130,6 +134,9 @@ async def _open(
     served.start()
     stack.push_async_callback(served.stop)
     metrics = CollectorRegistry(auto_describe=False)
+    counters = FleetCounters(LimitCounters(client, keys), settings.limits_sync_interval)
+    counters.start()
+    stack.push_async_callback(counters.stop)
     dataplane = DataPlane(
         view,
         providers,
@@ -141,10 +148,13 @@ async def _open(
         tracing,
         served,
         traffic,
+        prices if (prices := PriceTable.of(providers_file)).prices else None,  # none: no work
+        Admission(counters),
     )
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)
     metrics.register(TrafficCollector(traffic.providers, dataplane.chains.failed_over))
+    metrics.register(LimitCollector(counters))
     caller = InProcessCaller(dataplane)
     # The gateway's own identities, made here and nowhere else: secrets held in memory only.
     replay_secret, drift_secret = caller.admit(REPLAY_KEY), caller.admit(DRIFT_KEY)

@@ -1,4 +1,5 @@
-"""Application and staff keys: a role, the channels a key may call, stored hashed.
+"""Application and staff keys: a role, the channels a key may call, stored hashed; and, if
+set, when the key expires, its rate limit and its monthly budget (``releases/limits.py``).
 
 Keys are random 256-bit secrets, so a plain sha256 is the right hash (a slow password hash
 would buy nothing and cost every request). The secret is shown once, at creation.
@@ -6,15 +7,19 @@ would buy nothing and cost every request). The secret is shown once, at creation
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import secrets
+from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from releases.audited import Attempt, AuditedWrites, Change, Target
 from releases.errors import Conflict, FieldError, InvalidSpec, NotFound
+from releases.limits import Budget, RateLimit
 from releases.models import ROLES, Actor, Role, utc_now
 from releases.signing import Signer
 from releases.spec import NAME_PATTERN
@@ -25,7 +30,9 @@ CHANNEL_PATTERN = re.compile(NAME_PATTERN)
 
 
 class ApiKey(BaseModel):
-    """A key as stored and listed: never its secret."""
+    """A key as stored and listed: never its secret. Keys stored before expiry and limits
+    existed read as keys without them; a key without them is stored without them too
+    (``stored``), so its record and its audit entry are what they always were."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -34,6 +41,24 @@ class ApiKey(BaseModel):
     channels: list[str]
     created_by: str
     created_at: str
+    expires_at: AwareDatetime | None = None
+    rate_limit: RateLimit | None = None
+    budget: Budget | None = None
+
+    @functools.cached_property
+    def policed(self) -> bool:
+        """Whether the data plane has anything to check for this key: made once, then read
+        as a plain attribute on the hot path (gateway/proxy/admission.py)."""
+        return not (self.expires_at is None and self.rate_limit is None and self.budget is None)
+
+    @functools.cached_property
+    def expires(self) -> float | None:
+        """``expires_at`` as a Unix time."""
+        return None if self.expires_at is None else self.expires_at.timestamp()
+
+    def stored(self) -> dict[str, Any]:
+        """The key as stored and audited: fields at their defaults left out."""
+        return self.model_dump(mode="json", exclude_defaults=True)
 
     def may_call(self, channel: str) -> bool:
         return "*" in self.channels or channel in self.channels
@@ -57,10 +82,18 @@ class KeyRing:
         self.audited = AuditedWrites(store, signer)
 
     async def create(
-        self, name: str, role: str, channels: list[str], actor: Actor, reason: str = ""
+        self,
+        name: str,
+        role: str,
+        channels: list[str],
+        actor: Actor,
+        reason: str = "",
+        limits: dict[str, Any] | None = None,
     ) -> tuple[ApiKey, str]:
-        """Create a key; return it and its secret (the only time the secret is seen)."""
+        """Create a key; return it and its secret (the only time the secret is seen).
+        ``limits`` may hold ``expires_at``, ``rate_limit`` and ``budget``."""
         _check_key_input(name, role, channels)
+        limits = _checked_limits(limits or {})
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = secret_digest(secret)
 
@@ -75,11 +108,12 @@ class KeyRing:
                     "channels": channels,
                     "created_by": actor.name,
                     "created_at": utc_now(),
+                    **limits,
                 }
             )
             (
                 attempt.plan.expect_field(self.keys.api_key_names, name, None)
-                .hset(self.keys.api_keys, digest, key.model_dump_json())
+                .hset(self.keys.api_keys, digest, key.model_dump_json(exclude_defaults=True))
                 .hset(self.keys.api_key_names, name, digest)
                 .announce("key", name)
             )
@@ -89,7 +123,7 @@ class KeyRing:
                 Target("key", name),
                 # The digest ties the entry to the one secret it made: `audit verify` flags a
                 # stored key under any other digest (one written straight into Redis).
-                after={**key.model_dump(mode="json"), "secret_sha256": digest},
+                after={**key.stored(), "secret_sha256": digest},
                 reason=reason,
             )
 
@@ -125,6 +159,14 @@ class KeyRing:
             (ApiKey.model_validate_json(r) for r in everything.values()), key=lambda k: k.name
         )
 
+    async def get(self, name: str) -> ApiKey:
+        """The key named ``name``, or ``NotFound``."""
+        digest = await self.store.hget(self.keys.api_key_names, name)
+        raw = None if digest is None else await self.store.hget(self.keys.api_keys, digest)
+        if raw is None:
+            raise NotFound(f"no key named {name!r}")
+        return ApiKey.model_validate_json(raw)
+
     async def lookup(self, secret: str) -> ApiKey | None:
         """The key a presented secret belongs to, or None."""
         raw = await self.store.hget(self.keys.api_keys, secret_digest(secret))
@@ -144,3 +186,35 @@ def _check_key_input(name: str, role: str, channels: list[str]) -> None:
             errors.append(FieldError(f"channels.{i}", f"{channel!r} is not a channel name"))
     if errors:
         raise InvalidSpec(errors)
+
+
+def _checked_limits(limits: dict[str, Any]) -> dict[str, Any]:
+    """``expires_at`` (ISO 8601 with a zone), ``rate_limit`` and ``budget`` as records, or
+    ``InvalidSpec`` naming each field that is wrong."""
+    errors: list[FieldError] = []
+    checked: dict[str, Any] = {}
+    for field, model in (("rate_limit", RateLimit), ("budget", Budget)):
+        if limits.get(field) is None:
+            continue
+        try:
+            checked[field] = model.model_validate(limits[field])
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(p) for p in (field, *error["loc"]))
+                errors.append(FieldError(where, error["msg"]))
+    expires = limits.get("expires_at")
+    if expires is not None:
+        try:
+            at = datetime.fromisoformat(expires) if isinstance(expires, str) else None
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            message = "must be an ISO 8601 time with a zone, e.g. 2026-12-31T23:59:59Z"
+            errors.append(FieldError("expires_at", message))
+        elif at <= datetime.now(UTC):  # a key born expired is a typo, never a wish
+            errors.append(FieldError("expires_at", "is not in the future"))
+        else:
+            checked["expires_at"] = at
+    if errors:
+        raise InvalidSpec(errors)
+    return checked

@@ -18,6 +18,7 @@ from releases.audited import Attempt, AuditedWrites, Change, Target, Unchanged
 from releases.errors import NotFound, StaleGeneration
 from releases.evals import gate
 from releases.evals.lease import Lease
+from releases.limits import RateLimit
 from releases.models import Actor, ChangeEntry, Channel, utc_now
 from releases.signing import Signer
 from releases.store import Plan, RegistryStore
@@ -226,6 +227,24 @@ class ChannelRegistry:
             reason,
             expected_generation,
             lambda current, at: transitions.set_capture(current, name, on, actor, at),
+        )
+
+    async def set_rate_limit(
+        self,
+        name: str,
+        limit: RateLimit | None,
+        actor: Actor,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> Channel:
+        """Set the requests and tokens per minute the whole channel may take, or clear them."""
+        return await self._change_channel(
+            name,
+            "channel.rate_limit.set" if limit is not None else "channel.rate_limit.clear",
+            actor,
+            reason,
+            expected_generation,
+            lambda current, at: transitions.set_rate_limit(current, name, limit, actor, at),
         )
 
     async def delete_channel(

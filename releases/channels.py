@@ -10,6 +10,7 @@ import re
 from decimal import Decimal
 
 from releases.errors import Conflict, InvalidRequest, NotFound
+from releases.limits import RateLimit
 from releases.models import Actor, Canary, Channel, Shadow
 from releases.spec import NAME_PATTERN
 
@@ -174,3 +175,11 @@ def set_capture(
     """Turn request capture on or off; None when it already is (nothing to change)."""
     channel = _existing(current, name)
     return None if channel.capture == on else _next(channel, actor, at, capture=on)
+
+
+def set_rate_limit(
+    current: Channel | None, name: str, limit: RateLimit | None, actor: Actor, at: str
+) -> Channel | None:
+    """Set (or with None, clear) the channel's own rate limit; None when it already is."""
+    channel = _existing(current, name)
+    return None if channel.rate_limit == limit else _next(channel, actor, at, rate_limit=limit)

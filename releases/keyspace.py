@@ -142,6 +142,15 @@ class Keyspace:
         """String: the token of the rehearsal running on the channel now (PX expiry)."""
         return f"{self.tag}:rehearsal-lease:{channel}"
 
+    # -- usage against limits (releases/limit_counters.py) --------------------------------------
+
+    def limit_counter(self, subject: str, name: str, measure: str, window: str) -> str:
+        """Integer with an expiry: what a key or channel (``subject``) used of ``measure``
+        (requests, tokens, cost in nano-USD) in ``window`` (a minute's number or a month,
+        2026-11). A hash tag per key or channel: its counters share a slot, and the fleet's
+        many counters spread over the slots of a Cluster."""
+        return f"{{{self.prefix}:limits:{subject}:{name}}}:{measure}:{window}"
+
     def lineage(self, response_id: str) -> str:
         """One lineage record. No hash tag: records spread over every slot of a Cluster."""
         return f"{self.prefix}:lineage:{response_id}"

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from releases.limits import RateLimit
+
 Role = Literal["admin", "operator", "auditor", "app"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "auditor", "app")
 
@@ -96,6 +98,8 @@ class Channel(_Record):
     previous_stables: list[str] = []
     # Lineage keeps the request (and the answer) of each response, so it can be replayed.
     capture: bool = False
+    # Requests and tokens per minute the whole channel may take, every key together.
+    rate_limit: RateLimit | None = None
 
     def release_ids(self) -> list[str]:
         """Every release the channel points at (each must be registered)."""

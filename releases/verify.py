@@ -319,7 +319,8 @@ def _key_problem(
         return f"its key.create entry (seq {entry.get('seq')}) does not record a key"
     if created != key:
         return (
-            f"its role or channels are not those key.create recorded at seq {entry.get('seq')} "
+            f"its role or channels (or expiry or limits) are not those key.create recorded at "
+            f"seq {entry.get('seq')} "
             "(it was changed outside the registry)"
         )
     if recorded.get("secret_sha256", digest) != digest or named_digest != digest:

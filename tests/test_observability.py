@@ -201,6 +201,10 @@ def test_request_metrics_expose_what_prometheus_client_objects_would() -> None:
         "gateway_errors", "Error responses by channel and reason.", ["channel", "code"],
         registry=theirs_registry,
     )  # fmt: skip
+    cost = Counter(
+        "gateway_cost_usd", "What answers cost (USD, from the price table).",
+        ["channel", "release", "slice"], registry=theirs_registry,
+    )  # fmt: skip
     added = Histogram(
         "gateway_added_latency_seconds", "Time the gateway adds to a request (total minus upstream).",
         buckets=ADDED_BUCKETS, registry=theirs_registry,
@@ -227,6 +231,8 @@ def test_request_metrics_expose_what_prometheus_client_objects_would() -> None:
         requests.labels("ch", "rel", "stable", "200").inc()
         ours.error("ch", "upstream_error")
         errors.labels("ch", "upstream_error").inc()
+        ours.cost("ch", "rel", "stable", value)
+        cost.labels("ch", "rel", "stable").inc(value)
         ours.added_latency(value)
         added.observe(value)
         ours.upstream_latency("openai", value)

@@ -22,8 +22,28 @@ def test_openai_usage_is_prompt_and_completion_tokens() -> None:
 
 
 def test_anthropic_usage_is_input_and_output_tokens() -> None:
-    answer = {"id": "msg_1", "usage": {"input_tokens": 9, "output_tokens": 3, "cache_read_input_tokens": 2}}  # fmt: skip
+    answer = {"id": "msg_1", "usage": {"input_tokens": 9, "output_tokens": 3}}
     assert ANTHROPIC.usage_of(answer) == Usage(9, 3)
+
+
+def test_anthropic_cache_reads_and_writes_count_as_input_and_reads_apart_as_cached() -> None:
+    """Anthropic leaves cached tokens out of input_tokens; OpenAI counts them in. The record
+    counts them in for both, so a limit or a price means the same whatever the provider."""
+    usage = {"input_tokens": 9, "output_tokens": 3, "cache_read_input_tokens": 2,
+             "cache_creation_input_tokens": 4}  # fmt: skip
+    assert ANTHROPIC.usage_of({"usage": usage}) == Usage(15, 3, 2)
+
+
+def test_openai_cached_tokens_are_read_from_the_prompt_details() -> None:
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 8}}  # fmt: skip
+    assert OPENAI.usage_of({"usage": usage}) == Usage(12, 5, 8)
+
+
+def test_a_streams_cached_count_is_kept_from_the_event_that_carried_it() -> None:
+    start = {"type": "message_start", "message": {"id": "msg_9", "usage": {
+        "input_tokens": 5, "cache_read_input_tokens": 20, "output_tokens": 1}}}  # fmt: skip
+    end = {"type": "message_delta", "usage": {"output_tokens": 7}}
+    assert observed([sse(start, end)], ANTHROPIC).usage == Usage(25, 7, 20)
 
 
 def test_one_of_openais_counts_alone_is_still_read_as_openais() -> None:

@@ -1,14 +1,26 @@
-"""Admin endpoints for application and staff keys (admin only)."""
+"""Admin endpoints for application and staff keys (admin only).
+
+``POST /admin/keys`` takes, besides name, role and channels, optional ``expires_at`` (ISO
+8601 with a zone), ``rate_limit: {requests_per_minute?, tokens_per_minute?}`` and
+``budget: {tokens_per_month | cost_per_month}``; ``GET /admin/keys/{name}`` answers the key
+with its limits and what it used of them this minute and this month (the fleet's counters).
+"""
 
 from __future__ import annotations
+
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import KEYS
 from gateway.admin.documents import read_object, text_field
+from gateway.limits import key_usage
 from gateway.runtime import runtime
 from releases.errors import InvalidRequest
+from releases.limit_counters import LimitCounters
+
+LIMIT_FIELDS = ("expires_at", "rate_limit", "budget")
 
 
 async def create_key(request: Request) -> JSONResponse:
@@ -25,9 +37,11 @@ async def create_key(request: Request) -> JSONResponse:
         channels,
         actor,
         text_field(body, "reason") or "",
+        {field: body.get(field) for field in LIMIT_FIELDS},
     )
+    limits = {f: v for f, v in key.stored().items() if f in LIMIT_FIELDS}
     return JSONResponse(
-        {"name": key.name, "role": key.role, "channels": key.channels, "key": secret},
+        {"name": key.name, "role": key.role, "channels": key.channels, **limits, "key": secret},
         status_code=201,
     )
 
@@ -36,6 +50,17 @@ async def list_keys(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, KEYS)
     return JSONResponse([k.model_dump(mode="json") for k in await s.keyring.list()])
+
+
+async def show_key(request: Request) -> JSONResponse:
+    """The key (never its secret), whether it has expired, and its usage now."""
+    s = runtime(request).services
+    await s.auth.require(request, KEYS)
+    key = await s.keyring.get(request.path_params["name"])
+    now = time.time()
+    usage = await key_usage(LimitCounters(s.redis, s.registry.keys), key.name, now)
+    expired = key.expires is not None and now >= key.expires
+    return JSONResponse({**key.model_dump(mode="json"), "expired": expired, "usage": usage})
 
 
 async def delete_key(request: Request) -> JSONResponse:

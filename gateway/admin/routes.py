@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin import audit, channels, evals, fleet, keys, lineage, releases, replay
+from gateway.admin import audit, channels, evals, fleet, keys, limits, lineage, releases, replay
 from gateway.runtime import runtime_of
 
 CHANNEL = "/channels/{channel:str}"
@@ -58,9 +58,12 @@ admin = Mount(
         Route(CHANNEL + "/capture", replay.set_capture, methods=["PUT"]),
         Route(CHANNEL + "/capture", replay.clear_capture, methods=["DELETE"]),
         Route(CHANNEL + "/rehearse", fleet.rehearse, methods=["POST"]),
+        Route(CHANNEL + "/rate-limit", limits.set_rate_limit, methods=["PUT"]),
+        Route(CHANNEL + "/rate-limit", limits.clear_rate_limit, methods=["DELETE"]),
         Route("/fleet", fleet.list_fleet, methods=["GET"]),
         Route("/keys", keys.create_key, methods=["POST"]),
         Route("/keys", keys.list_keys, methods=["GET"]),
+        Route("/keys/{name:str}", keys.show_key, methods=["GET"]),
         Route("/keys/{name:str}", keys.delete_key, methods=["DELETE"]),
         Route("/lineage/{response_id:str}", lineage.show_lineage, methods=["GET"]),
         Route("/lineage/{response_id:str}/replay", replay.replay, methods=["POST"]),

@@ -226,9 +226,36 @@ class AdminClient:
 
     # Keys, lineage, audit
 
-    def create_key(self, name: str, role: str, channels: list[str], reason: str | None) -> Any:
+    def create_key(
+        self,
+        name: str,
+        role: str,
+        channels: list[str],
+        reason: str | None,
+        limits: dict[str, Any] | None = None,
+    ) -> Any:
+        """``limits``: ``expires_at``, ``rate_limit`` and ``budget`` as the API takes them."""
         body = _without_none({"name": name, "role": role, "channels": channels, "reason": reason})
-        return self._json("POST", "/admin/keys", json=body)
+        return self._json("POST", "/admin/keys", json={**body, **(limits or {})})
+
+    def show_key(self, name: str) -> Any:
+        return self._json("GET", f"/admin/keys/{_segment(name)}")
+
+    def set_rate_limit(
+        self,
+        channel: str,
+        limit: dict[str, int | None] | None,
+        *,
+        reason: str | None,
+        if_match: int | None,
+    ) -> Any:
+        """Set the channel's rate limit, or clear it (``limit`` None)."""
+        return self._json(
+            "DELETE" if limit is None else "PUT",
+            f"/admin/channels/{_segment(channel)}/rate-limit",
+            json=_without_none({**(limit or {}), "reason": reason}),
+            headers=_if_match(if_match),
+        )
 
     def list_keys(self) -> Any:
         return self._json("GET", "/admin/keys")

@@ -262,13 +262,6 @@ def channel_history(client: AdminClient, args: argparse.Namespace) -> int:
     return emit(args, client.channel_history(args.channel), render.history)
 
 
-def key_create(client: AdminClient, args: argparse.Namespace) -> int:
-    channels = args.channels or ["*"]
-    return emit(
-        args, client.create_key(args.name, args.role, channels, args.reason), render.key_created
-    )
-
-
 def key_list(client: AdminClient, args: argparse.Namespace) -> int:
     return emit(args, client.list_keys(), render.key_list)
 

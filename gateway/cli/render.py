@@ -225,6 +225,10 @@ def _channel_extras(channel: dict[str, Any]) -> list[tuple[str, Any]]:
     extras: list[tuple[str, Any]] = []
     if "capture" in channel:
         extras.append(("capture", "on" if channel["capture"] else "off"))
+    if channel.get("rate_limit"):
+        limit = channel["rate_limit"]
+        parts = [f"{v} {k.removesuffix('_per_minute')}/min" for k, v in limit.items() if v]
+        extras.append(("rate limit", ", ".join(parts) + " (every key together)"))
     if "gate" in channel:
         gate = channel["gate"]
         shown = f"{gate.get('set')} at {gate.get('min_pass_rate')}% or more" if gate else "none"

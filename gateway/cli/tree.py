@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli import commands, evals, operations, sync
+from gateway.cli import commands, evals, limits, operations, sync
 from gateway.cli.client import DEFAULT_URL
 from gateway.cli.commands import Handler, finite_number, percent_number
 
@@ -256,25 +256,8 @@ def _add_channel_commands(tree: Any) -> None:
     p.add_argument("channel", metavar="CH", help="channel name")
     _add_change_flags(operations.add_capture_command(channel, _command))
     _add_change_flags(evals.add_gate_command(channel, _command))
+    _add_change_flags(limits.add_rate_limit_command(channel, _command))
 
 
 def _add_key_commands(tree: Any) -> None:
-    key = _group(tree, "key", "create, list and delete API keys")
-    p = _command(
-        key, "create", "create a key and print its secret (shown only once)", commands.key_create
-    )
-    p.add_argument("name", metavar="NAME", help="key name")
-    p.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
-    # append with a None default: a list default would be extended in place, not replaced.
-    p.add_argument(
-        "--channel",
-        dest="channels",
-        action="append",
-        metavar="CH",
-        help="channel the key may call; repeat for more (default: all, '*')",
-    )
-    p.add_argument("--reason", help="why, recorded in the audit log")
-    _command(key, "list", "list keys (never their secrets)", commands.key_list)
-    p = _command(key, "delete", "delete a key", commands.key_delete)
-    p.add_argument("name", metavar="NAME", help="key name")
-    p.add_argument("--reason", help="why, recorded in the audit log")
+    limits.add_key_commands(tree, _group, _command)

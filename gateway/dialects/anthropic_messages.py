@@ -25,7 +25,8 @@ EVAL_MAX_TOKENS = 1024
 
 # Gateway reasons (our "code") -> the error "type" Anthropic's clients expect.
 ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                   404: "not_found_error", 413: "request_too_large", 503: "overloaded_error"}  # fmt: skip
+                   404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                   503: "overloaded_error"}  # fmt: skip
 
 
 def _anthropic_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,7 +157,8 @@ class AnthropicMessages:
         usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
-        return Usage(usage.get("input_tokens"), usage.get("output_tokens"))
+        ir = anthropic_translation.usage_to_ir(usage)  # input counts cached tokens too
+        return Usage(ir.input, ir.output, ir.cached)
 
     def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
         given = answer.get("id")

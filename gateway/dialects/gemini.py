@@ -175,7 +175,8 @@ class GeminiGenerateContent:
         usage = answer.get("usageMetadata") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
-        return Usage(usage.get("promptTokenCount"), usage.get("candidatesTokenCount"))
+        ir = gt.usage_to_ir(usage)
+        return Usage(ir.input, ir.output, ir.cached)
 
     def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
         given = answer.get("responseId")

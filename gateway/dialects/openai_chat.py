@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 # Gateway reasons (our "code") -> the error "type" OpenAI's clients expect.
 OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "invalid_request_error"}  # fmt: skip
+                404: "not_found_error", 413: "invalid_request_error",
+                429: "rate_limit_exceeded"}  # fmt: skip
 
 OPENAI_API = Api(
     free=frozenset({"stream", "stream_options", "user", "safety_identifier", "prompt_cache_key"}),
@@ -162,7 +163,8 @@ class OpenAIChat:
         usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
-        return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        ir = openai_translation.usage_to_ir(usage)
+        return Usage(ir.input, ir.output, ir.cached)
 
     def response_id_of(self, answer: Mapping[str, Any]) -> str | None:
         given = answer.get("id")

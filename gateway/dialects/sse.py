@@ -47,12 +47,13 @@ class StreamObserver:
         self.served_model: str | None = None
         self._input: int | None = None
         self._output: int | None = None
+        self._cached: int | None = None
 
     @property
     def usage(self) -> Usage | None:
         if self._input is None and self._output is None:
             return None
-        return Usage(self._input, self._output)
+        return Usage(self._input, self._output, self._cached)
 
     def feed(self, chunk: bytes) -> None:
         data = self._tail + chunk
@@ -88,6 +89,8 @@ class StreamObserver:
             # OpenAI reports both at the end; Anthropic input at the start, output at the end.
             self._input = usage.input_tokens if usage.input_tokens is not None else self._input
             self._output = usage.output_tokens if usage.output_tokens is not None else self._output
+            cached = usage.cached_input_tokens
+            self._cached = cached if cached is not None else self._cached
 
 
 class EventSplitter:

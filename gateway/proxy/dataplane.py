@@ -25,7 +25,9 @@ from gateway.dialects.sse import StreamObserver
 from gateway.errors import HttpError
 from gateway.injection import MissingVariable
 from gateway.metrics import RequestMetrics
+from gateway.pricing import PriceTable
 from gateway.providers import Provider
+from gateway.proxy.admission import Admission
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate, read_body, tools_digest, variables
 from gateway.proxy.capture import Capture
@@ -55,7 +57,6 @@ from releases.apikeys import ApiKey
 from releases.lineage import LineageWriter
 
 log = logging.getLogger("gateway.proxy")
-
 STICKY_HEADER = "x-gateway-sticky-key"
 CLIENT_CLOSED = 499  # nginx's status for a caller that hung up before the answer ended
 INTERNAL_ERROR = HttpError(500, "internal_error", "the gateway failed to answer; see its log")
@@ -65,10 +66,6 @@ SSE_HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
 }
-
-
-def _unwatched(piece: bytes) -> None:
-    """A translated stream's pieces: its provider's were observed before translation."""
 
 
 class DataPlane:
@@ -86,6 +83,8 @@ class DataPlane:
         tracing: Tracing | None = None,
         served: ServedWatch | None = None,
         traffic: Traffic | None = None,
+        prices: PriceTable | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.view = view
         self.providers = providers
@@ -93,7 +92,8 @@ class DataPlane:
         self.admin_token_digest = admin_token_digest
         self.shadows = shadows
         self.lineage = lineage
-        self.sinks = Sinks(lineage, metrics, served)
+        self.sinks = Sinks(lineage, metrics, served, prices)
+        self.admission = admission or Admission.local()
         self.tracing = tracing
         self.max_depth = MAX_DEPTH
         self.releases = PreparedReleases(providers)
@@ -131,6 +131,8 @@ class DataPlane:
             route = resolve(snapshot, key, model, sticky)
             tag = Tag(exchange.tag.response_id, route.release_id, route.channel, route.slice)
             exchange.tag, exchange.generation = tag, route.generation
+            if key.policed or route.limit is not None:  # one attribute each when unlimited
+                exchange.charge = self.admission.admit(key, route.channel, route.limit)
             if route.capture:  # off by default: the only work capture adds when it is off
                 exchange.capture = Capture.of(request, raw_body)
             values = variables(request, body)
@@ -150,7 +152,7 @@ class DataPlane:
                 return await self.chains.serve(chain, failed, exchange, serve)
         except HttpError as exc:
             exchange.finish(self.sinks, exc.status, error=exc.code)
-            return self.error_answer(dialect, exc, exchange.tag)
+            return self.error_answer(dialect, exc, exchange.tag, exc.headers)
         except ClientDisconnect:  # hung up before the answer: nobody reads it
             exchange.finish(self.sinks, CLIENT_CLOSED, error="client_disconnected")
             return self.error_answer(dialect, CALLER_GONE, exchange.tag)
@@ -207,8 +209,7 @@ class DataPlane:
         )
 
     def refuse(self, dialect: Dialect, error: HttpError, headers: Mapping[str, str]) -> JsonAnswer:
-        """Answer a request refused before it is read (a method other than POST), tagged and
-        recorded like every other answer, with ``headers`` besides the tag."""
+        """A request refused before it is read (not a POST), tagged and recorded, +``headers``."""
         exchange = Exchange(Tag(new_response_id()))
         if self.sinks.metrics is not None:
             self.sinks.metrics.in_flight += 1  # finishing counts it out again
@@ -340,7 +341,7 @@ class DataPlane:
                 chunks = exchange.capture.recording(chunks)
             watch: Callable[[bytes], None] = observer.feed
             if translation is not None:  # usage is read from the provider's own events
-                chunks, watch = translation.stream(chunks, observer.feed), _unwatched
+                chunks, watch = translation.stream(chunks, observer.feed), lambda _: None
             async for piece in tag_first_event(chunks, exchange.tag.body()):
                 if exchange.first_byte is None:
                     exchange.first_byte = time.perf_counter()

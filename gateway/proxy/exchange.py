@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from gateway.metrics import RequestMetrics
+from gateway.pricing import PriceTable
+from gateway.proxy.admission import Charge
 from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
 from gateway.served_watch import ServedWatch, revision_differs, served_value
@@ -46,6 +48,7 @@ class Sinks:
     lineage: LineageWriter | None = None
     metrics: RequestMetrics | None = None
     served: ServedWatch | None = None  # what providers say they serve, fleet-wide
+    prices: PriceTable | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +106,7 @@ class Exchange:
     attempts: list[dict[str, Any]] | None = None
     fallback_on: frozenset[str] = frozenset()
     fallback_from: tuple[str, str, str] | None = None
+    charge: Charge | None = None  # the limits a key or channel has, to settle what it used
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -125,6 +129,9 @@ class Exchange:
         self.finished = True
         elapsed = time.perf_counter() - self.started
         known = self.tag.release != "-"
+        cost = None
+        if usage is not None and sinks.prices is not None:
+            cost = sinks.prices.cost(self.provider, self.model_id, usage)
         # The fields of LineageRecord, in its order, as a dict: built and serialised in a
         # fifth of the time of the frozen dataclass, to the same bytes (tests/test_lineage.py).
         record: dict[str, Any] = {
@@ -151,13 +158,16 @@ class Exchange:
             "fallback_from": self.fallback_from[0] if self.fallback_from else None,
             "fallback_slice": self.fallback_from[1] if self.fallback_from else None,
             "fallback_reason": self.fallback_from[2] if self.fallback_from else None,
+            "cost": cost,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
             stored = line if self.capture is None else self.capture.attach(line)
             sinks.lineage.record_json(self.tag.response_id, stored)
+        if self.charge is not None:
+            self.charge.settle(usage, cost)
         if sinks.metrics is not None:
-            self._measure(sinks.metrics, status, elapsed, error)
+            self._measure(sinks.metrics, status, elapsed, error, cost)
         if self.served_model is not None or self.revision_reported is not None:
             self._served(sinks)
         if self.trace is not None and self.trace.span is not None:
@@ -192,10 +202,17 @@ class Exchange:
             )
 
     def _measure(
-        self, metrics: RequestMetrics, status: int, elapsed: float, error: str | None
+        self,
+        metrics: RequestMetrics,
+        status: int,
+        elapsed: float,
+        error: str | None,
+        cost: float | None,
     ) -> None:
         channel = self.tag.channel
         metrics.count(channel, self.tag.release, self.tag.slice, status)
+        if cost is not None:
+            metrics.cost(channel, self.tag.release, self.tag.slice, cost)
         if error is not None:
             metrics.error(channel, error)
         upstream = self.upstream_elapsed or 0.0

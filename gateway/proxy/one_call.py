@@ -91,6 +91,8 @@ class OneCallDoor:
             route = resolve(snapshot, key, model, sticky)
             tag = Tag(exchange.tag.response_id, route.release_id, route.channel, route.slice)
             exchange.tag, exchange.generation = tag, route.generation
+            if key.policed or route.limit is not None:  # as on the chat doors
+                exchange.charge = plane.admission.admit(key, route.channel, route.limit)
             release = plane.releases.prepare(snapshot, route.release_id, route.channel, self.task)
             exchange.provider, exchange.model_id = release.provider, release.model_id
             exchange.release, exchange.model_revision = release, release.model_revision
@@ -115,7 +117,7 @@ class OneCallDoor:
             return await self._forward(plane, request, api, provider, sent, headers, exchange)
         except HttpError as exc:
             exchange.finish(plane.sinks, exc.status, error=exc.code)
-            return plane.error_answer(self.errors, exc, exchange.tag)
+            return plane.error_answer(self.errors, exc, exchange.tag, exc.headers)
         except ClientDisconnect:
             exchange.finish(plane.sinks, CLIENT_CLOSED, error="client_disconnected")
             return plane.error_answer(self.errors, CALLER_GONE, exchange.tag)
@@ -183,7 +185,9 @@ class OneCallDoor:
         hang_up = HangUp(request.receive)
         response: UpstreamResponse | None = None
         try:
-            response = await provider.upstream.post(url, payload, upstream_headers)
+            # Retries, the retry budget and the provider's circuit, as for chat calls (a
+            # release's fallbacks are chat releases: an embeddings call takes none).
+            response = await plane.traffic.send(provider, url, payload, upstream_headers, exchange)
             raw = await response.read()
         except UpstreamError as exc:
             exchange.upstream_done()

@@ -8,6 +8,7 @@ from gateway.errors import HttpError
 from gateway.proxy.slices import in_canary, shadow_release
 from gateway.snapshot import Snapshot
 from releases.apikeys import ApiKey
+from releases.limits import RateLimit
 
 RELEASE_PREFIX = "release:"
 NO_CHANNEL = "-"
@@ -28,6 +29,7 @@ class Route(NamedTuple):
     shadow_release_id: str | None = None
     generation: int | None = None  # the channel's, as this request saw it
     capture: bool = False  # keep the request with its lineage record (for replay)
+    limit: RateLimit | None = None  # the channel's own rate limit (gateway/proxy/admission.py)
 
 
 def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None) -> Route:
@@ -75,7 +77,14 @@ def resolve(snapshot: Snapshot, key: ApiKey, model: str, sticky_key: str | None)
             shadow,
             channel.generation,
             channel.capture,
+            channel.rate_limit,
         )
     return Route(
-        channel.name, "stable", channel.stable, shadow, channel.generation, channel.capture
+        channel.name,
+        "stable",
+        channel.stable,
+        shadow,
+        channel.generation,
+        channel.capture,
+        channel.rate_limit,
     )

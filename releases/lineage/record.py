@@ -8,10 +8,14 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens as the provider reported them (either may be unknown)."""
+    """Tokens as the provider reported them (any may be unknown). ``input_tokens`` counts
+    every input token, those read from (or written to) a prompt cache included, on every
+    provider (OpenAI's and Gemini's sense; Anthropic's three counts are summed);
+    ``cached_input_tokens`` is the part read from the cache, priced apart."""
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_input_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,8 @@ class LineageRecord:
     one failed, and is None when the first answered; ``fallback_from`` is the release tried
     first when a fallback served (``slice`` is then ``fallback``), ``fallback_slice`` the
     slice that release was routed to and ``fallback_reason`` why it failed.
+    ``cost`` is the answer's price in USD from the providers file's price table
+    (``gateway/pricing.py``), None when its model is unpriced or its usage unknown.
     """
 
     response_id: str
@@ -64,3 +70,4 @@ class LineageRecord:
     fallback_from: str | None = None
     fallback_slice: str | None = None
     fallback_reason: str | None = None
+    cost: float | None = None

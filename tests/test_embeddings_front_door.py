@@ -401,3 +401,22 @@ async def test_a_direct_chat_call_to_an_embedding_release_names_the_release(
     assert answer.json()["error"]["message"].startswith(
         f"release {release.id}'s model.task is embedding: call it at POST /v1/embeddings")  # fmt: skip
     assert answer.headers["x-gateway-slice"] == "direct"
+
+
+async def test_a_transient_provider_failure_of_an_embeddings_call_is_retried(
+    dp_services: RegistryServices,
+    redis: Redis,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, embedding_spec("fake-openai", OPENAI_MODEL), CH)
+    fake_control.put(
+        "/_fake/behaviour", json={"model": OPENAI_MODEL, "status": 503, "times": 1}
+    ).raise_for_status()
+    gateway = start_gateway()
+
+    raw = client(gateway).embeddings.with_raw_response.create(model=CH, input="refund")
+
+    assert raw.status_code == 200
+    record = await record_of(gateway, redis, dp_services, raw.headers["x-gateway-response-id"])
+    assert [a["status"] for a in record["attempts"]] == [503, 200]

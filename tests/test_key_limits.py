@@ -346,3 +346,35 @@ async def test_usage_counters_reconcile_across_the_slots_of_a_cluster(
         assert usage["minute"]["requests"] == 4
     finally:
         await client.aclose()
+
+
+async def test_the_embeddings_door_takes_a_keys_rate_limit_and_expiry_like_the_chat_doors(
+    dp_services: RegistryServices, start_gateway: Callable[..., LiveServer]
+) -> None:
+    embed_channel = "doc-embeddings"
+    spec = {"name": "embedder", "params": {},
+            "model": {"provider": "fake-openai", "id": "fake-embed-3-small", "task": "embedding"}}  # fmt: skip
+    await publish(dp_services, spec, embed_channel)
+    gateway = start_gateway()
+    body = {"name": "indexer", "role": "app", "channels": [embed_channel],
+            "expires_at": "2030-01-01T00:00:00Z", "rate_limit": {"requests_per_minute": 1}}  # fmt: skip
+    created = gateway.http.post("/admin/keys", json=body, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    secret = created.json()["key"]
+    served(gateway, secret)
+    freeze(gateway)
+
+    def embed() -> httpx.Response:
+        call = {"model": embed_channel, "input": "refund"}
+        headers = {"Authorization": f"Bearer {secret}"}
+        return gateway.http.post("/v1/embeddings", json=call, headers=headers)
+
+    assert embed().status_code == 200
+    limited = embed()
+    assert limited.status_code == 429, limited.text
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) > 0
+    assert limited.json()["gateway"]["response_id"] == limited.headers["x-gateway-response-id"]
+    freeze(gateway, at=1_893_456_000.0)  # 2030-01-01T00:00:00Z
+    expired = embed()
+    assert expired.status_code == 401 and expired.json()["error"]["code"] == "key_expired"

@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     # At shutdown, eval runs still going (their caller may have hung up) get this many seconds
     # to finish and be recorded; any still running then is cancelled, and records nothing.
     eval_shutdown_grace: float = Field(default=30.0, ge=0)
+    # Judging slices (releases/analysis): how often each replica adds its requests to the
+    # shared per-minute statistics; how often the rollout driver looks at its rollouts, and
+    # where it POSTs an abort (or a pause) when set.
+    slice_stats_interval: float = Field(default=1.0, gt=0)
+    rollout_tick: float = Field(default=5.0, gt=0)
+    rollout_webhook: str | None = Field(default=None, pattern=r"^https?://")
 
     @model_validator(mode="after")
     def _heartbeat_outlives_its_interval(self) -> Settings:

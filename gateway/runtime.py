@@ -33,6 +33,7 @@ from gateway.evals.drift import DRIFT_KEY, DriftWatch
 from gateway.evals.lifecycle import open_evals
 from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
+from gateway.judging import Judging, open_judging
 from gateway.metrics import RequestMetrics, register_state
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.dataplane import DataPlane
@@ -61,6 +62,7 @@ class Runtime:
     replayer: Replayer
     evals: Evals
     drift: DriftWatch
+    judging: Judging
 
 
 @asynccontextmanager
@@ -121,6 +123,7 @@ async def _open(
         RequestMetrics(metrics),
         tracing,
     )
+    judging = open_judging(stack, settings, services, dataplane)
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)
     caller = InProcessCaller(dataplane)
@@ -137,6 +140,7 @@ async def _open(
         replayer=Replayer(caller, replay_secret),
         evals=evals,
         drift=drift,
+        judging=judging,
     )
 
 

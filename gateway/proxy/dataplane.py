@@ -104,6 +104,7 @@ class DataPlane:
         try:
             snapshot = self.snapshot()
             key = authenticate(request, snapshot, self.admin_token_digest, self.internal_keys)
+            exchange.key_name = key.name
             raw_body, body = await read_body(request, self.max_body_bytes, self.max_depth)
             model = body.get("model")
             if not isinstance(model, str) or not model:

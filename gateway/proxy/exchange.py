@@ -18,6 +18,7 @@ from gateway.metrics import RequestMetrics
 from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
 from gateway.telemetry import RequestTrace
+from releases.analysis.collector import SliceCollector
 from releases.lineage import LineageWriter, Usage
 from releases.models import utc_now
 
@@ -30,6 +31,7 @@ class Sinks:
 
     lineage: LineageWriter | None = None
     metrics: RequestMetrics | None = None
+    slices: SliceCollector | None = None  # the per-minute slice statistics (analysis)
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class Exchange:
     capture: Capture | None = None  # the request kept for replay, on capturing channels
     replay_of: str | None = None  # the response a replay reran
     caller_tools: str | None = None  # sha256 of the tools the caller sent, if it sent any
+    key_name: str | None = None  # the caller's key (who may post feedback on the response)
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -95,11 +98,15 @@ class Exchange:
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
+            "key_name": self.key_name,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
             stored = line if self.capture is None else self.capture.attach(line)
             sinks.lineage.record_json(self.tag.response_id, stored)
+        if sinks.slices is not None:
+            first = self.first_byte
+            sinks.slices.observe(record, None if first is None else (first - self.started) * 1000)
         if sinks.metrics is not None:
             self._measure(sinks.metrics, status, elapsed, error)
         if self.trace is not None and self.trace.span is not None:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin import audit, channels, evals, fleet, keys, lineage, releases, replay
+from gateway.admin import analysis, audit, channels, evals, fleet, keys, lineage, releases, replay
 from gateway.runtime import runtime_of
 
 CHANNEL = "/channels/{channel:str}"
@@ -55,6 +55,7 @@ admin = Mount(
         Route(CHANNEL + "/shadow", channels.clear_shadow, methods=["DELETE"]),
         Route(CHANNEL + "/rollback", channels.rollback, methods=["POST"]),
         Route(CHANNEL + "/history", channels.history, methods=["GET"]),
+        Route(CHANNEL + "/analysis", analysis.show_analysis, methods=["GET"]),
         Route(CHANNEL + "/capture", replay.set_capture, methods=["PUT"]),
         Route(CHANNEL + "/capture", replay.clear_capture, methods=["DELETE"]),
         Route(CHANNEL + "/rehearse", fleet.rehearse, methods=["POST"]),

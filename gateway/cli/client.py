@@ -159,6 +159,16 @@ class AdminClient:
     def channel_history(self, channel: str) -> Any:
         return self._json("GET", f"/admin/channels/{_segment(channel)}/history")
 
+    def analysis(self, channel: str, window: str) -> Any:
+        path = f"/admin/channels/{_segment(channel)}/analysis"
+        return self._json("GET", path, params={"window": window})
+
+    def rollout(self, channel: str, method: str = "GET", **kwargs: Any) -> Any:
+        """``/admin/channels/CH/rollout``: GET its status, PUT one, POST an action to it."""
+        suffix = f"/{kwargs.pop('action')}" if "action" in kwargs else ""
+        path = f"/admin/channels/{_segment(channel)}/rollout{suffix}"
+        return self._json(method, path, **kwargs)
+
     def promote(
         self,
         channel: str,

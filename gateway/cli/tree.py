@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli import commands, evals, operations, sync
+from gateway.cli import commands, evals, judging, operations, sync
 from gateway.cli.client import DEFAULT_URL
 from gateway.cli.commands import Handler, finite_number, percent_number
 
@@ -254,6 +254,7 @@ def _add_channel_commands(tree: Any) -> None:
     p.add_argument("channel", metavar="CH", help="channel name")
     _add_change_flags(operations.add_capture_command(channel, _command))
     _add_change_flags(evals.add_gate_command(channel, _command))
+    judging.add_analysis_command(channel, _command)
 
 
 def _add_key_commands(tree: Any) -> None:

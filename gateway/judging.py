@@ -1,5 +1,6 @@
 """Judging slices in one process: the slice statistics collector fed by every finished
-request, the feedback store, opened at start-up (called from ``gateway.runtime``)."""
+request, the feedback store and the rollout driver, opened at start-up (called from
+``gateway.runtime``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 from gateway.config import Settings
 from gateway.proxy.dataplane import DataPlane
 from gateway.registry_services import RegistryServices
+from gateway.rollout import RolloutDriver, RolloutSettings
 from releases.analysis.buckets import SliceBuckets
 from releases.analysis.collector import SliceCollector
 from releases.analysis.feedback import FeedbackStore
+from releases.analysis.rollouts import RolloutRegistry
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class Judging:
     buckets: SliceBuckets
     collector: SliceCollector
     feedback: FeedbackStore
+    rollouts: RolloutRegistry
+    driver: RolloutDriver
 
 
 def open_judging(
@@ -36,4 +41,15 @@ def open_judging(
     stack.push_async_callback(collector.close)
     dataplane.sinks = dataclasses.replace(dataplane.sinks, slices=collector)
     feedback = FeedbackStore(services.redis, keys, settings.lineage_retention_days * 86_400)
-    return Judging(buckets, collector, feedback)
+    rollouts = RolloutRegistry(services.registry.store, services.signer)
+    driver = RolloutDriver(
+        services.registry,
+        rollouts,
+        buckets,
+        services.redis,
+        RolloutSettings(settings.rollout_tick, settings.rollout_webhook),
+        before_reading=collector.flush,
+    )
+    driver.start()
+    stack.push_async_callback(driver.stop)
+    return Judging(buckets, collector, feedback, rollouts, driver)

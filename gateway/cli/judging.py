@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.cli import render
 from gateway.cli.client import AdminClient
-from gateway.cli.commands import emit
+from gateway.cli.commands import UsageError, emit, finite_number
 
 Command = Callable[..., argparse.ArgumentParser]
 
@@ -75,3 +75,99 @@ def add_analysis_command(channel: Any, command: Command) -> None:
     p.add_argument(
         "--window", default="15m", help="how far back: 15m, 2h (default 15m, at most 24h)"
     )
+
+
+THRESHOLD_FLAGS = (
+    "error_rate_delta", "p95_latency_delta_ms", "feedback_delta", "shadow_agreement_min",
+    "cost_delta_pct",
+)  # fmt: skip
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def seconds(text: str) -> float:
+    """``30s``, ``5m``, ``1h`` or a plain number of seconds."""
+    unit = UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration like 30s, 5m or 1h: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a duration must be above 0, got {text!r}")
+    return value
+
+
+def steps(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"steps are percentages like 1,5,25,50: {text!r}"
+        ) from None
+
+
+def rollout_view(rollout: dict[str, Any]) -> str:
+    plan = rollout["plan"]
+    ladder = " -> ".join(f"{s:g}%" for s in plan["steps"])
+    pairs: list[tuple[str, Any]] = [
+        ("channel", rollout["channel"]), ("canary", plan["canary"]), ("stable", rollout["stable"]),
+        ("state", rollout["state"]),
+        ("step", f"{rollout['step'] + 1} of {len(plan['steps'])} ({rollout['weight']:g}%): {ladder}"),
+        ("reason", rollout["reason"]),
+    ]  # fmt: skip
+    check = rollout.get("last_check") or {}
+    for c in check.get("checks", []):
+        verdict = {True: "FAILED", False: "held", None: "too few to judge"}[c["failed"]]
+        pairs.append((c["threshold"], f"{verdict}: canary {_number(c.get('canary'))}, "
+                      f"delta {_delta(c.get('delta'))}, limit {c['limit']}"))  # fmt: skip
+    if "requests" in check:
+        pairs.append(("requests", check["requests"]))
+    return render.key_values(pairs)
+
+
+def channel_rollout(client: AdminClient, args: argparse.Namespace) -> int:
+    actions = [a for a in ("status", "pause", "resume", "abort") if getattr(args, a)]
+    if len(actions) > 1 or (actions and args.canary):
+        raise UsageError("give one of --canary (to start), --status, --pause, --resume, --abort")
+    if actions and actions[0] != "status":
+        said = {"reason": args.reason} if args.reason else {}
+        answer = client.rollout(args.channel, "POST", action=actions[0], json=said)
+        return emit(args, answer, rollout_view)
+    if not args.canary:
+        return emit(args, client.rollout(args.channel), rollout_view)
+    thresholds = {k: getattr(args, k) for k in THRESHOLD_FLAGS if getattr(args, k) is not None}
+    body: dict[str, Any] = {"canary": args.canary, "thresholds": thresholds}
+    for name in ("steps", "interval", "min_requests", "max_wait", "reason"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    headers = {} if args.if_match is None else {"If-Match": str(args.if_match)}
+    return emit(args, client.rollout(args.channel, "PUT", json=body, headers=headers), rollout_view)
+
+
+def add_rollout_command(channel: Any, command: Command) -> argparse.ArgumentParser:
+    """``channel rollout``; the caller adds the change flags (--reason, --if-match)."""
+    p = command(
+        channel,
+        "rollout",
+        "start a progressive rollout of a canary on CH (steps, checked every interval, "
+        "aborted when a threshold fails), or show, pause, resume or abort it",
+        channel_rollout,
+    )
+    p.add_argument("channel", metavar="CH", help="channel name")
+    p.add_argument("--canary", metavar="REL", help="start a rollout of this release")
+    p.add_argument("--steps", type=steps, help="percentages, rising (default 1,5,25,50)")
+    p.add_argument("--interval", type=seconds, help="how long each step runs: 30s, 5m (default 5m)")
+    p.add_argument("--min-requests", type=int, help="requests each side needs before a verdict (default 100)")  # fmt: skip
+    p.add_argument("--max-wait", type=seconds, help="wait this long for enough requests, then pause (default 4 intervals)")  # fmt: skip
+    p.add_argument("--error-rate-delta", type=finite_number, help="most extra error rate, a fraction (default 0.01)")  # fmt: skip
+    p.add_argument(
+        "--p95-latency-delta-ms", type=finite_number, help="most extra p95 latency in ms"
+    )
+    p.add_argument("--feedback-delta", type=finite_number, help="most drop of mean feedback score")
+    p.add_argument("--shadow-agreement-min", type=finite_number, help="least shadow agreement, 0-1")
+    p.add_argument(
+        "--cost-delta-pct", type=finite_number, help="most extra cost per request, percent"
+    )
+    for action in ("status", "pause", "resume", "abort"):
+        p.add_argument(f"--{action}", action="store_true", help=f"{action} the rollout")
+    return p

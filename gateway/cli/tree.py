@@ -255,6 +255,7 @@ def _add_channel_commands(tree: Any) -> None:
     _add_change_flags(operations.add_capture_command(channel, _command))
     _add_change_flags(evals.add_gate_command(channel, _command))
     judging.add_analysis_command(channel, _command)
+    _add_change_flags(judging.add_rollout_command(channel, _command))
 
 
 def _add_key_commands(tree: Any) -> None:

@@ -21,6 +21,9 @@ class Behaviour(BaseModel):
     chunk_delay: float = Field(default=0.0, ge=0, description="seconds between stream events")
     status: int | None = Field(default=None, ge=300, le=599, description="fail with this status")
     reply: str | None = Field(default=None, description="answer this text instead of the echo")
+    fail_every: int | None = Field(
+        default=None, ge=1, description="with status: fail only every n-th request (1 in n)"
+    )
 
     async def stall(self, request: Request, stats: Stats) -> None:
         """Be as slow as told before answering; a client hanging up meanwhile is counted
@@ -46,9 +49,19 @@ class Behaviours:
     def __init__(self) -> None:
         self._every_model = NORMAL
         self._by_model: dict[str, Behaviour] = {}
+        self._calls: dict[str | None, int] = {}  # per instruction, for ``fail_every``
+
+    def failure(self, behaviour: Behaviour) -> int | None:
+        """The status this request fails with, if it fails: ``status`` on every request, or
+        on every ``fail_every``-th one (deterministic, so a test knows its error rate)."""
+        if behaviour.status is None or behaviour.fail_every is None:
+            return behaviour.status
+        calls = self._calls[behaviour.model] = self._calls.get(behaviour.model, 0) + 1
+        return behaviour.status if calls % behaviour.fail_every == 0 else None
 
     def set(self, behaviour: Behaviour) -> None:
         """Replace (not merge) the instruction for ``behaviour.model``."""
+        self._calls.pop(behaviour.model, None)
         if behaviour.model is None:
             self._every_model = behaviour
         else:
@@ -57,6 +70,7 @@ class Behaviours:
     def reset(self) -> None:
         self._every_model = NORMAL
         self._by_model.clear()
+        self._calls.clear()
 
     def for_model(self, model: str) -> Behaviour:
         return self._by_model.get(model, self._every_model)

@@ -169,8 +169,8 @@ async def chat_completions(request: Request) -> Response:
             )
     behaviour = provider.behaviours.for_model(body["model"])
     await behaviour.stall(request, provider.stats)
-    if behaviour.status is not None:
-        return openai_error(behaviour.status, FAKE_FAILURE)
+    if (failing := provider.behaviours.failure(behaviour)) is not None:
+        return openai_error(failing, FAKE_FAILURE)
     answer = answer_for(body["messages"], reply=behaviour.reply)
     response_id = f"chatcmpl-fake-{provider.next_id()}"
     if body.get("stream") is True:

@@ -148,6 +148,10 @@ class Keyspace:
         """String, expiring like lineage: the feedback JSON on one response (set once)."""
         return f"{self.prefix}:feedback:{response_id}"
 
+    def shadow_outcome(self, shadow_response_id: str) -> str:
+        """String, expiring like lineage: how a shadow's answer compared with the primary's."""
+        return f"{self.prefix}:shadow-outcome:{shadow_response_id}"
+
     @property
     def rollouts(self) -> str:
         """Hash: channel name -> its progressive rollout JSON (releases/analysis/rollout.py)."""

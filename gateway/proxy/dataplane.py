@@ -310,7 +310,7 @@ class DataPlane:
                 f"provider {provider.name!r} answered with a body that is not JSON",
             ) from None
         provider_id = answer.get("id") if isinstance(answer, dict) else None
-        usage = upstream.usage_of(answer)
+        usage = exchange.read_answer(self.sinks, upstream, answer)
         if translation is not None:
             answer = translation.answer(provider.name, answer)
         # Written before finishing: the record says what the caller gets, even a 502.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,6 +22,10 @@ from releases.analysis.collector import SliceCollector
 from releases.lineage import LineageWriter, Usage
 from releases.models import utc_now
 
+if TYPE_CHECKING:  # comparison.py reaches this module through shadow.py
+    from gateway.dialects import Dialect
+    from gateway.proxy.comparison import Comparisons
+
 request_log = logging.getLogger("gateway.requests")
 
 
@@ -32,6 +36,7 @@ class Sinks:
     lineage: LineageWriter | None = None
     metrics: RequestMetrics | None = None
     slices: SliceCollector | None = None  # the per-minute slice statistics (analysis)
+    comparisons: Comparisons | None = None  # shadows waiting for their primary's answer
 
 
 @dataclass(slots=True)
@@ -59,6 +64,13 @@ class Exchange:
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
             self.upstream_elapsed = time.perf_counter() - self.upstream_started
+
+    def read_answer(self, sinks: Sinks, dialect: Dialect, answer: Any) -> Usage | None:
+        """The usage of the provider's whole answer; a shadow comparison waiting for this
+        response is handed the answer too (a dict lookup on every other response)."""
+        if sinks.comparisons is not None and sinks.comparisons.waiting(self.tag.response_id):
+            sinks.comparisons.primary_answer(self.tag.response_id, answer)
+        return dialect.usage_of(answer)
 
     def finish(
         self,
@@ -104,6 +116,8 @@ class Exchange:
         if sinks.lineage is not None:
             stored = line if self.capture is None else self.capture.attach(line)
             sinks.lineage.record_json(self.tag.response_id, stored)
+        if sinks.comparisons is not None:
+            sinks.comparisons.primary_finished(self.tag.response_id, record)
         if sinks.slices is not None:
             first = self.first_byte
             sinks.slices.observe(record, None if first is None else (first - self.started) * 1000)

@@ -104,6 +104,13 @@ class SliceCollector:
         """Called by every finished request: an append, nothing else."""
         self._seen.append((time.time(), record, ttft_ms))
 
+    def count(self, channel: str, release: str, slice_: str, metrics: dict[str, float]) -> None:
+        """Add counts of another signal (a shadow comparison) to this minute's fold."""
+        counts = self._pending.setdefault((channel, minute_of(time.time())), {})
+        for metric, amount in metrics.items():
+            name = field_name(release, slice_, metric)
+            counts[name] = counts.get(name, 0) + amount
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="slice-collector")
 

@@ -1,6 +1,8 @@
 """The ``gateway`` commands that judge slices: ``gateway channel analysis CH [--window 15m]``
-(the canary against its stable, a verdict per metric) and ``gateway channel rollout CH ...``
-(start a progressive rollout, or ``--status | --pause | --resume | --abort`` one)."""
+(the canary against its stable, a verdict per metric), ``gateway channel rollout CH ...``
+(start a progressive rollout, or ``--status | --pause | --resume | --abort`` one), and the
+release views that carry eval deltas: ``gateway release list`` (pass rates, promotions) and
+``gateway release show ID [--channel CH]``."""
 
 from __future__ import annotations
 
@@ -171,3 +173,44 @@ def add_rollout_command(channel: Any, command: Command) -> argparse.ArgumentPars
     for action in ("status", "pause", "resume", "abort"):
         p.add_argument(f"--{action}", action="store_true", help=f"{action} the rollout")
     return p
+
+
+def _pass_rates(release: dict[str, Any]) -> str:
+    rates = release.get("pass_rates") or {}
+    return ",".join(f"{name}={rate:g}%" for name, rate in sorted(rates.items())) or "-"
+
+
+def _promoted(release: dict[str, Any]) -> str:
+    return ",".join(f"{p['channel']}@{p['at'][:10]}" for p in release.get("promoted") or []) or "-"
+
+
+def release_list_view(releases: list[dict[str, Any]]) -> str:
+    if not releases:
+        return "no releases"
+    rows = [
+        (r.get("id"), r.get("name"), r.get("version"), render.model_of(r.get("spec")),
+         r.get("created_by"), r.get("created_at"), _pass_rates(r), _promoted(r))
+        for r in releases
+    ]  # fmt: skip
+    headers = ("ID", "NAME", "VERSION", "MODEL", "CREATED_BY", "CREATED_AT", "PASS_RATES",
+               "PROMOTED")  # fmt: skip
+    return render.table(headers, rows)
+
+
+def release_view(release: dict[str, Any]) -> str:
+    """The release as ``render.release_detail`` shows it, after its eval identity."""
+    evals = release.get("evals") or {}
+    lines = [f"evals:      {evals.get('headline', 'no eval results yet')}"]
+    against = evals.get("against_stable")
+    if against:
+        lines.append(f"against:    {against['channel']}'s stable {against['stable']} "
+                     f"(live numbers over {against['window_minutes']} min)")  # fmt: skip
+    return "\n".join(lines) + "\n" + render.release_detail(release)
+
+
+def release_list(client: AdminClient, args: argparse.Namespace) -> int:
+    return emit(args, client.list_releases(args.name), release_list_view)
+
+
+def release_show(client: AdminClient, args: argparse.Namespace) -> int:
+    return emit(args, client.get_release(args.id, args.channel, args.window), release_view)

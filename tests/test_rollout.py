@@ -16,6 +16,7 @@ import pytest
 from gateway.registry_services import RegistryServices
 from gateway.rollout import RolloutDriver, RolloutSettings
 from gateway.runtime import runtime_of
+from releases.analysis.buckets import SliceBuckets, SliceCounts
 from releases.analysis.rollouts import RolloutRegistry
 from releases.evals.lease import Lease
 from releases.models import Release
@@ -168,6 +169,8 @@ async def test_a_canary_with_five_points_more_errors_is_aborted_at_its_first_ste
     assert failed["stable"] is None or failed["stable"] == 0
     assert failed["canary"] == pytest.approx(0.05, abs=0.01) and failed["p_value"] < 0.05
     assert "error_rate_delta" in entry.reason
+    verified = stack.gateway.http.get(f"{stack.gateway.url}/admin/audit/verify", headers=HEADERS)
+    assert verified.json()["ok"] is True, verified.text  # the rollout's writes are audited
     assert stack.webhooks == [
         {"event": "rollout.abort", "channel": CH, "canary": canary.id, "stable": stable.id,
          "reason": entry.reason, "numbers": entry.after["numbers"]}
@@ -199,6 +202,13 @@ async def test_two_replicas_never_drive_the_same_rollout(
     other = start_gateway(stack.services.settings.model_copy(update={"rollout_tick": 3600}))
     stack.start(canary, min_requests=10)
     stack.traffic(80)
+    buckets = SliceBuckets(stack.services.redis, stack.services.registry.keys)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the first replica's counts are in Redis for both
+        counts = await buckets.window(CH, 2)
+        if counts.get((canary.id, "canary"), SliceCounts("", "")).get("n") >= 10:
+            break
+        await asyncio.sleep(0.05)
     stack.clock.ahead += 1.5
 
     passes = [stack.run(), stack.run(other)]  # both replicas' drivers at the same moment

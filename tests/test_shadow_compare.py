@@ -3,6 +3,7 @@ pinned release whose calls have lineage of their own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -114,6 +115,8 @@ async def test_a_shadow_that_answers_the_same_agrees(
     outcomes = await shadowed(dp_services, gateway, SAME, count=4)
     assert {o["agreed"] for o in outcomes} == {True}
     assert analysis(gateway)["shadows"][0]["shadow"]["agreement"] == 1
+    verified = gateway.http.get(f"{gateway.url}/admin/audit/verify", headers=HEADERS).json()
+    assert verified["ok"] is True  # a shadow with a compare policy is audited as any change
 
 
 async def test_a_judge_releases_verdicts_are_recorded_with_its_lineage(
@@ -132,9 +135,13 @@ async def test_a_judge_releases_verdicts_are_recorded_with_its_lineage(
 
     assert {o["judge"]["verdict"] for o in outcomes} == {"worse"}
     assert {o["agreed"] for o in outcomes} == {False}
-    record = await read_record(
-        dp_services.redis, dp_services.registry.keys, outcomes[0]["judge"]["response_id"]
-    )
+    judge_response = outcomes[0]["judge"]["response_id"]
+    deadline = time.monotonic() + 5
+    record = None
+    while record is None and time.monotonic() < deadline:  # lineage is written in batches
+        record = await read_record(dp_services.redis, dp_services.registry.keys, judge_response)
+        if record is None:
+            await asyncio.sleep(0.01)
     assert record is not None and record["release_id"] == judge.id
     assert record["key_name"] == "shadow-judge"
     sent = [

@@ -127,6 +127,8 @@ class SliceCollector:
                 await self.flush()
             except (RedisError, OSError) as exc:
                 log.warning("slice statistics: Redis did not take a fold (%s); kept", exc)
+            except Exception:  # a record we cannot fold must not end the collecting
+                log.exception("slice statistics: a fold failed")
 
     async def flush(self) -> None:
         """Fold what arrived and add it (and any fold Redis refused before) to Redis."""

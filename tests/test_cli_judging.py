@@ -44,3 +44,4 @@ def test_rollout_abort_posts_and_two_actions_are_a_usage_error(api: respx.MockRo
     assert sent_json(route) == {"reason": "no"}
     assert gateway("channel", "rollout", "support-bot", "--pause", "--abort") == 2
     assert gateway("channel", "rollout", "support-bot", "--interval", "soon") == 2
+    assert gateway("channel", "rollout", "support-bot", "--interval", "5m") == 2  # no --canary

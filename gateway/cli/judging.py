@@ -83,6 +83,7 @@ THRESHOLD_FLAGS = (
     "error_rate_delta", "p95_latency_delta_ms", "feedback_delta", "shadow_agreement_min",
     "cost_delta_pct",
 )  # fmt: skip
+PLAN_FLAGS = ("steps", "interval", "min_requests", "max_wait")
 UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -136,10 +137,14 @@ def channel_rollout(client: AdminClient, args: argparse.Namespace) -> int:
         answer = client.rollout(args.channel, "POST", action=actions[0], json=said)
         return emit(args, answer, rollout_view)
     if not args.canary:
+        planned = [n for n in (*THRESHOLD_FLAGS, *PLAN_FLAGS) if getattr(args, n) is not None]
+        if planned:
+            flags = ", ".join("--" + n.replace("_", "-") for n in planned)
+            raise UsageError(f"{flags} start a rollout: give --canary REL too")
         return emit(args, client.rollout(args.channel), rollout_view)
     thresholds = {k: getattr(args, k) for k in THRESHOLD_FLAGS if getattr(args, k) is not None}
     body: dict[str, Any] = {"canary": args.canary, "thresholds": thresholds}
-    for name in ("steps", "interval", "min_requests", "max_wait", "reason"):
+    for name in (*PLAN_FLAGS, "reason"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     headers = {} if args.if_match is None else {"If-Match": str(args.if_match)}

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 
 from gateway.registry_services import RegistryServices
-from gateway.runtime import runtime_of
 from releases.analysis.buckets import SliceBuckets
 from releases.lineage import read_record
 from tests.factories import ADMIN_TOKEN
@@ -61,8 +60,10 @@ async def test_the_key_that_made_a_response_scores_it_and_the_slice_counts_it(
     record = await read_record(dp_services.redis, dp_services.registry.keys, response_id)
     assert record is not None and record["key_name"] == "checkout-app"  # the name, no secret
     assert maker not in json.dumps(record)
-    stored = await runtime_of(gateway.app).judging.feedback.read(response_id)
-    assert stored is not None and stored["label"] == "helpful"
+    shown = gateway.http.get(
+        f"{gateway.url}/admin/lineage/{response_id}", headers=bearer(ADMIN_TOKEN)
+    )
+    assert shown.json()["feedback"]["label"] == "helpful"  # kept beside the lineage record
     counts = await SliceBuckets(dp_services.redis, dp_services.registry.keys).window(CH, 2)
     stable = counts[(release.id, "stable")]
     assert (stable.get("fn"), stable.get("fs")) == (1, 0.75)

@@ -41,6 +41,7 @@ log = logging.getLogger("gateway.comparison")
 JUDGE_KEY = ApiKey(
     name="shadow-judge", role="operator", channels=["*"], created_by="gateway", created_at=""
 )
+MAX_POLICIES = 1000
 JUDGE_ASK = (
     "Compare the candidate answer with the reference answer to the question. Answer only "
     'JSON: {"verdict": "same" | "better" | "worse", "score": 0..1}'
@@ -140,6 +141,8 @@ class Comparisons:
             return
         policy = self._policies.get((channel.name, channel.generation))
         if policy is None:  # parsed once per channel generation, not per request
+            if len(self._policies) >= MAX_POLICIES:  # generations of the past
+                self._policies.clear()
             policy = self._policies[(channel.name, channel.generation)] = (
                 ShadowCompare.model_validate(shadow.compare)
             )

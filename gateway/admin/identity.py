@@ -4,7 +4,10 @@ eval results, its promotions, and (``?channel=CH``) its deltas against CH's stab
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from gateway.runtime import Runtime
 from releases.analysis.identity import against_stable, headline, latest_evals, promotions
@@ -22,6 +25,9 @@ async def release_identity(
     if channel is not None:
         minutes = window_minutes(window)
         found = await rt.services.registry.channel(channel)
+        # This replica's last second counts too, as in the analysis (read your own writes).
+        with contextlib.suppress(RedisError, OSError):
+            await rt.judging.collector.flush()
         counts = await rt.judging.buckets.window(found.name, minutes)
         stables = latest_evals(results, found.stable)
         delta = against_stable(release.id, mine, found.stable, stables, counts)

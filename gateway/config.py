@@ -278,6 +278,12 @@ class Settings(BaseSettings):
     # counters in Redis, and reads their totals back, every this many seconds: the shorter,
     # the less a fleet can overshoot a limit (README: key limits and budgets).
     limits_sync_interval: float = Field(default=0.1, gt=0)
+    # Judging slices (releases/analysis): how often each replica adds its requests to the
+    # shared per-minute statistics; how often the rollout driver looks at its rollouts, and
+    # where it POSTs an abort (or a pause) when set.
+    slice_stats_interval: float = Field(default=1.0, gt=0)
+    rollout_tick: float = Field(default=5.0, gt=0)
+    rollout_webhook: str | None = Field(default=None, pattern=r"^https?://")
 
     @model_validator(mode="after")
     def _heartbeat_outlives_its_interval(self) -> Settings:

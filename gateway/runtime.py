@@ -34,15 +34,17 @@ from gateway.evals.drift import DRIFT_KEY, DriftWatch
 from gateway.evals.lifecycle import open_evals
 from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
+from gateway.judging import Judging, open_judging
 from gateway.limits import FleetCounters, LimitCollector
 from gateway.metrics import RequestMetrics, register_state
 from gateway.pricing import PriceTable
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.admission import Admission
+from gateway.proxy.comparison import ComparedShadows
 from gateway.proxy.dataplane import DataPlane
 from gateway.proxy.inprocess import InProcessCaller
 from gateway.proxy.retries import Backoff, Traffic
-from gateway.proxy.shadow import ShadowLimits, ShadowRunner, record_shadow
+from gateway.proxy.shadow import ShadowLimits, record_shadow
 from gateway.redis_client import connect, connect_listener, replica_ack
 from gateway.registry_services import RegistryServices
 from gateway.replay import REPLAY_KEY, Replayer
@@ -71,6 +73,7 @@ class Runtime:
     replayer: Replayer
     evals: Evals
     drift: DriftWatch
+    judging: Judging
 
 
 @asynccontextmanager
@@ -109,7 +112,7 @@ async def _open(
     lineage = _open_lineage(settings, client, keys)
     if lineage is not None:
         stack.push_async_callback(lineage.close)
-    shadows = ShadowRunner(ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency))
+    shadows = ComparedShadows(ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency))
     shadows.start()
     stack.push_async_callback(shadows.stop)
     view = RegistryView(client, keys, listener=lambda: connect_listener(settings))
@@ -151,11 +154,12 @@ async def _open(
         prices if (prices := PriceTable.of(providers_file)).prices else None,  # none: no work
         Admission(counters),
     )
+    caller = InProcessCaller(dataplane)
+    judging = open_judging(stack, settings, services, dataplane, shadows, caller)
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)
     metrics.register(TrafficCollector(traffic.providers, dataplane.chains.failed_over))
     metrics.register(LimitCollector(counters))
-    caller = InProcessCaller(dataplane)
     # The gateway's own identities, made here and nowhere else: secrets held in memory only.
     replay_secret, drift_secret = caller.admit(REPLAY_KEY), caller.admit(DRIFT_KEY)
     evals, drift = open_evals(stack, settings, services, caller, view, metrics, drift_secret)
@@ -169,6 +173,7 @@ async def _open(
         replayer=Replayer(caller, replay_secret),
         evals=evals,
         drift=drift,
+        judging=judging,
     )
 
 

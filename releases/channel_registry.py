@@ -172,6 +172,7 @@ class ChannelRegistry:
         actor: Actor,
         reason: str = "",
         expected_generation: int | None = None,
+        compare: dict[str, Any] | None = None,
     ) -> Channel:
         return await self._change_channel(
             name,
@@ -179,7 +180,9 @@ class ChannelRegistry:
             actor,
             reason,
             expected_generation,
-            lambda current, at: transitions.set_shadow(current, name, release, sample, actor, at),
+            lambda current, at: transitions.set_shadow(
+                current, name, release, sample, actor, at, compare
+            ),
         )
 
     async def clear_shadow(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 from releases.errors import Conflict, InvalidRequest, NotFound
 from releases.limits import RateLimit
@@ -130,12 +131,12 @@ def clear_canary(current: Channel | None, name: str, actor: Actor, at: str) -> C
 
 
 def set_shadow(
-    current: Channel | None, name: str, release: str, sample: object, actor: Actor, at: str
-) -> Channel:
+    current: Channel | None, name: str, release: str, sample: object, actor: Actor, at: str,
+    compare: dict[str, Any] | None = None,
+) -> Channel:  # fmt: skip
     channel = _existing(current, name)
-    return _next(
-        channel, actor, at, shadow=Shadow(release=release, sample=percent(sample, "sample"))
-    )
+    shadow = Shadow(release=release, sample=percent(sample, "sample"), compare=compare)
+    return _next(channel, actor, at, shadow=shadow)
 
 
 def clear_shadow(current: Channel | None, name: str, actor: Actor, at: str) -> Channel | None:

@@ -151,6 +151,31 @@ class Keyspace:
         many counters spread over the slots of a Cluster."""
         return f"{{{self.prefix}:limits:{subject}:{name}}}:{measure}:{window}"
 
+    # -- judging slices (releases/analysis) ----------------------------------------------------
+
+    def slice_stats(self, channel: str, minute: int) -> str:
+        """Hash, expiring: one channel's statistics of one minute (epoch minute), field
+        ``release|slice|metric`` -> count or sum. Tagged by channel: a window's minutes are
+        one slot, read in one pipeline, and channels spread over a Cluster."""
+        return f"{self.prefix}:slice-stats:{{{self.prefix}:{channel}}}:{minute}"
+
+    def feedback(self, response_id: str) -> str:
+        """String, expiring like lineage: the feedback JSON on one response (set once)."""
+        return f"{self.prefix}:feedback:{response_id}"
+
+    def shadow_outcome(self, shadow_response_id: str) -> str:
+        """String, expiring like lineage: how a shadow's answer compared with the primary's."""
+        return f"{self.prefix}:shadow-outcome:{shadow_response_id}"
+
+    @property
+    def rollouts(self) -> str:
+        """Hash: channel name -> its progressive rollout JSON (releases/analysis/rollout.py)."""
+        return f"{self.tag}:rollouts"
+
+    def rollout_lease(self, channel: str) -> str:
+        """String: the token of the replica driving the channel's rollout now (PX expiry)."""
+        return f"{self.tag}:rollout-lease:{channel}"
+
     def lineage(self, response_id: str) -> str:
         """One lineage record. No hash tag: records spread over every slot of a Cluster."""
         return f"{self.prefix}:lineage:{response_id}"

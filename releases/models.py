@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from releases.limits import RateLimit
 
@@ -76,10 +76,27 @@ class Canary(_Record):
 
 
 class Shadow(_Record):
-    """A release sent a copy of ``sample`` percent of requests; its answers are never returned."""
+    """A release sent a copy of ``sample`` percent of requests; its answers are never returned.
+
+    ``compare`` (checks, and a judge release) says how its answers are compared with the
+    primary's (``releases.analysis.compare.ShadowCompare``); left out of the record when unset,
+    so a shadow without it reads as it always did."""
 
     release: str
     sample: float
+    compare: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_compare(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        shown: dict[str, Any] = handler(self)
+        if shown.get("compare") is None:
+            shown.pop("compare", None)
+        return shown
+
+    @property
+    def judge(self) -> str | None:
+        judge = (self.compare or {}).get("judge")
+        return judge if isinstance(judge, str) else None
 
 
 class Channel(_Record):
@@ -108,6 +125,8 @@ class Channel(_Record):
             ids.append(self.canary.release)
         if self.shadow is not None:
             ids.append(self.shadow.release)
+            if self.shadow.judge is not None:  # the release judging the shadow's answers
+                ids.append(self.shadow.judge)
         return ids
 
 

@@ -168,7 +168,9 @@ def test_release_list_filters_by_name_and_prints_a_table_with_the_model(
 
     assert route.calls.last.request.url.params["name"] == "support-bot"
     header, row = capsys.readouterr().out.splitlines()
-    assert header.split() == ["ID", "NAME", "VERSION", "MODEL", "CREATED_BY", "CREATED_AT"]
+    assert header.split() == [
+        "ID", "NAME", "VERSION", "MODEL", "CREATED_BY", "CREATED_AT", "PASS_RATES", "PROMOTED",
+    ]  # fmt: skip
     assert row.split() == [
         "support-bot-v1-a3f9c2",
         "support-bot",
@@ -176,6 +178,8 @@ def test_release_list_filters_by_name_and_prints_a_table_with_the_model(
         "openai/gpt-4o-2024-08-06",
         "ops-alice",
         "2024-09-01T10:00:00Z",
+        "-",  # no eval yet (the release list's evals: tests/test_release_identity.py)
+        "-",
     ]
     # Columns line up: every value starts where its header does.
     assert row.index("openai/") == header.index("MODEL")

@@ -18,6 +18,7 @@ from gateway.errors import HttpError
 from gateway.fleet import convergence
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime
+from releases.analysis.compare import ShadowCompare
 from releases.errors import InvalidRequest
 from releases.evals.records import Gate
 from releases.fleet import Replica
@@ -129,9 +130,12 @@ async def set_shadow(request: Request) -> JSONResponse:
     s, actor, body, reason, expected = await _write(request)
     release = text_field(body, "release", required=True)
     assert release is not None
+    # How the shadow's answers are compared with the primary's (releases/analysis/compare.py).
+    compare = ShadowCompare.parse(body["compare"]).stored() if body.get("compare") else None
     channel = await s.registry.set_shadow(
-        request.path_params["channel"], release, body.get("sample"), actor, reason, expected
-    )
+        request.path_params["channel"], release, body.get("sample"), actor, reason, expected,
+        compare,
+    )  # fmt: skip
     return channel_response(channel)
 
 

@@ -43,6 +43,7 @@ async def show_lineage(request: Request) -> JSONResponse:
             "record": record,
             "release": release.model_dump(mode="json") if release else None,
             "channel": await _channel_then(s.registry, record),
+            "feedback": await runtime(request).judging.feedback.read(response_id),
         }
     )
 

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.documents import read_document
+from gateway.admin.identity import list_identities, release_identity
 from gateway.runtime import runtime
 from releases.diff import diff_releases
 
@@ -34,14 +35,18 @@ async def list_releases(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, READ)
     found = await s.registry.releases(request.query_params.get("name"))
-    return JSONResponse([r.model_dump(mode="json") for r in found])
+    return JSONResponse(await list_identities(runtime(request), found))
 
 
 async def show_release(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, READ)
     release = await s.registry.release(request.path_params["release_id"])
-    return JSONResponse(release.model_dump(mode="json"))
+    query = request.query_params
+    evals = await release_identity(
+        runtime(request), release, query.get("channel"), query.get("window", "15m")
+    )
+    return JSONResponse({**release.model_dump(mode="json"), "evals": evals})
 
 
 async def diff(request: Request) -> JSONResponse:

@@ -14,6 +14,14 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import audit, channels, evals, fleet, keys, limits, lineage, releases, replay
+from gateway.admin.analysis import show_analysis
+from gateway.admin.rollout import (
+    abort_rollout,
+    pause_rollout,
+    resume_rollout,
+    show_rollout,
+    start_rollout,
+)
 from gateway.runtime import runtime_of
 
 CHANNEL = "/channels/{channel:str}"
@@ -55,6 +63,12 @@ admin = Mount(
         Route(CHANNEL + "/shadow", channels.clear_shadow, methods=["DELETE"]),
         Route(CHANNEL + "/rollback", channels.rollback, methods=["POST"]),
         Route(CHANNEL + "/history", channels.history, methods=["GET"]),
+        Route(CHANNEL + "/analysis", show_analysis, methods=["GET"]),
+        Route(CHANNEL + "/rollout", start_rollout, methods=["PUT"]),
+        Route(CHANNEL + "/rollout", show_rollout, methods=["GET"]),
+        Route(CHANNEL + "/rollout/pause", pause_rollout, methods=["POST"]),
+        Route(CHANNEL + "/rollout/resume", resume_rollout, methods=["POST"]),
+        Route(CHANNEL + "/rollout/abort", abort_rollout, methods=["POST"]),
         Route(CHANNEL + "/capture", replay.set_capture, methods=["PUT"]),
         Route(CHANNEL + "/capture", replay.clear_capture, methods=["DELETE"]),
         Route(CHANNEL + "/rehearse", fleet.rehearse, methods=["POST"]),

@@ -142,8 +142,10 @@ class AdminClient:
     def list_releases(self, name: str | None = None) -> Any:
         return self._json("GET", "/admin/releases", params={"name": name} if name else None)
 
-    def get_release(self, release_id: str) -> Any:
-        return self._json("GET", f"/admin/releases/{_segment(release_id)}")
+    def get_release(self, release_id: str, channel: str | None = None, window: str = "15m") -> Any:
+        """The release, its latest evals and, with ``channel``, its deltas against the stable."""
+        params = {"channel": channel, "window": window} if channel else None
+        return self._json("GET", f"/admin/releases/{_segment(release_id)}", params=params)
 
     def diff_releases(self, a: str, b: str) -> Any:
         return self._json("GET", f"/admin/releases/{_segment(a)}/diff/{_segment(b)}")
@@ -158,6 +160,16 @@ class AdminClient:
 
     def channel_history(self, channel: str) -> Any:
         return self._json("GET", f"/admin/channels/{_segment(channel)}/history")
+
+    def analysis(self, channel: str, window: str) -> Any:
+        path = f"/admin/channels/{_segment(channel)}/analysis"
+        return self._json("GET", path, params={"window": window})
+
+    def rollout(self, channel: str, method: str = "GET", **kwargs: Any) -> Any:
+        """``/admin/channels/CH/rollout``: GET its status, PUT one, POST an action to it."""
+        suffix = f"/{kwargs.pop('action')}" if "action" in kwargs else ""
+        path = f"/admin/channels/{_segment(channel)}/rollout{suffix}"
+        return self._json(method, path, **kwargs)
 
     def promote(
         self,

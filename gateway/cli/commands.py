@@ -186,14 +186,6 @@ def _with_data_hashes(
     return json.dumps(spec, default=datahash.json_default).encode(), "application/json"
 
 
-def release_list(client: AdminClient, args: argparse.Namespace) -> int:
-    return emit(args, client.list_releases(args.name), render.release_list)
-
-
-def release_show(client: AdminClient, args: argparse.Namespace) -> int:
-    return emit(args, client.get_release(args.id), render.release_detail)
-
-
 def release_diff(client: AdminClient, args: argparse.Namespace) -> int:
     return emit(args, client.diff_releases(args.a, args.b), render.release_diff)
 

@@ -55,6 +55,9 @@ def _model(spec: Any) -> str:
     return f"{model.get('provider', '?')}/{model.get('id', '?')}"
 
 
+model_of = _model  # the release list (gateway/cli/judging.py) shows it too
+
+
 # Releases
 
 
@@ -62,23 +65,6 @@ def release_created(created: bool, release: dict[str, Any]) -> str:
     if created:
         return f"created {release.get('id')}"
     return f"exists {release.get('id')} (same content)"
-
-
-def release_list(releases: list[dict[str, Any]]) -> str:
-    if not releases:
-        return "no releases"
-    rows = [
-        (
-            r.get("id"),
-            r.get("name"),
-            r.get("version"),
-            _model(r.get("spec")),
-            r.get("created_by"),
-            r.get("created_at"),
-        )
-        for r in releases
-    ]
-    return table(["ID", "NAME", "VERSION", "MODEL", "CREATED_BY", "CREATED_AT"], rows)
 
 
 def release_detail(release: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli import commands, evals, limits, operations, sync
+from gateway.cli import commands, evals, judging, limits, operations, sync
 from gateway.cli.client import DEFAULT_URL
 from gateway.cli.commands import Handler, finite_number, percent_number
 
@@ -162,12 +162,20 @@ def _add_release_commands(tree: Any) -> None:
         help="fill the sha256 of a local file or folder into the provenance.training_data "
         "entry whose uri names PATH (or is URI); repeat for more",
     )
-    p = _command(release, "list", "list releases", commands.release_list)
+    p = _command(
+        release, "list", "list releases, their eval pass rates and promotions", judging.release_list
+    )
     p.add_argument("--name", help="only releases of this name")
     p = _command(
-        release, "show", "show one release, its fallback chain and its spec", commands.release_show
+        release,
+        "show",
+        "show one release, its fallback chain, its spec, its latest eval per golden set and, "
+        "with --channel, its deltas against that channel's stable",
+        judging.release_show,
     )
     p.add_argument("id", metavar="ID", help="release id, e.g. support-bot-v7-a3f9c2")
+    p.add_argument("--channel", metavar="CH", help="compare with this channel's stable")
+    p.add_argument("--window", default="15m", help="live numbers over this window (default 15m)")
     p = _command(release, "diff", "show what differs between two releases", commands.release_diff)
     p.add_argument("a", metavar="A", help="release id")
     p.add_argument("b", metavar="B", help="release id")
@@ -257,6 +265,8 @@ def _add_channel_commands(tree: Any) -> None:
     _add_change_flags(operations.add_capture_command(channel, _command))
     _add_change_flags(evals.add_gate_command(channel, _command))
     _add_change_flags(limits.add_rate_limit_command(channel, _command))
+    judging.add_analysis_command(channel, _command)
+    _add_change_flags(judging.add_rollout_command(channel, _command))
 
 
 def _add_key_commands(tree: Any) -> None:

@@ -142,8 +142,8 @@ async def create_message(request: Request) -> Response:
         )
     behaviour = provider.behaviours.for_model(body["model"])
     await behaviour.stall(request, provider.stats)
-    if behaviour.status is not None:
-        return behaviour.fail(anthropic_error(behaviour.status, FAKE_FAILURE))
+    if (failing := provider.behaviours.failure(behaviour)) is not None:
+        return behaviour.fail(anthropic_error(failing, FAKE_FAILURE))
     answer = answer_for(body["messages"], system=body.get("system"), reply=behaviour.reply)
     message_id = f"msg_fake_{provider.next_id()}"
     served = {**body, "model": behaviour.served_model or body["model"]}

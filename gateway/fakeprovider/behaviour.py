@@ -32,17 +32,19 @@ class Behaviour(BaseModel):
     revision: str | None = Field(
         default=None, description=f"report this weights revision in the {REVISION_HEADER} header"
     )
-
-    def served_headers(self) -> dict[str, str]:
-        """The answer's headers saying what served it (none unless told)."""
-        return {REVISION_HEADER: self.revision} if self.revision is not None else {}
-
     retry_after: float | None = Field(
         default=None, ge=0, description="with status: the retry-after header (seconds) to send"
     )
     times: int | None = Field(
         default=None, ge=1, description="apply to the next N calls only, then behave as before"
     )
+    fail_every: int | None = Field(
+        default=None, ge=1, description="with status: fail only every n-th request (1 in n)"
+    )
+
+    def served_headers(self) -> dict[str, str]:
+        """The answer's headers saying what served it (none unless told)."""
+        return {REVISION_HEADER: self.revision} if self.revision is not None else {}
 
     def fail(self, response: JSONResponse) -> JSONResponse:
         """A failure answer (``status``) with the ``retry-after`` it was told to send."""
@@ -76,10 +78,20 @@ class Behaviours:
         self._by_model: dict[str, Behaviour] = {}
         # Instructions for the next N calls (``times``): what is left, and what comes after.
         self._left: dict[str | None, tuple[int, Behaviour | None]] = {}
+        self._calls: dict[str | None, int] = {}  # per instruction, for ``fail_every``
+
+    def failure(self, behaviour: Behaviour) -> int | None:
+        """The status this request fails with, if it fails: ``status`` on every request, or
+        on every ``fail_every``-th one (deterministic, so a test knows its error rate)."""
+        if behaviour.status is None or behaviour.fail_every is None:
+            return behaviour.status
+        calls = self._calls[behaviour.model] = self._calls.get(behaviour.model, 0) + 1
+        return behaviour.status if calls % behaviour.fail_every == 0 else None
 
     def set(self, behaviour: Behaviour) -> None:
         """Replace (not merge) the instruction for ``behaviour.model``; one with ``times``
         lasts that many calls, then the instruction it replaced is back."""
+        self._calls.pop(behaviour.model, None)
         before = (
             self._every_model if behaviour.model is None else self._by_model.get(behaviour.model)
         )
@@ -101,6 +113,7 @@ class Behaviours:
         self._every_model = NORMAL
         self._by_model.clear()
         self._left.clear()
+        self._calls.clear()
 
     def for_model(self, model: str) -> Behaviour:
         """The instruction for one call to ``model`` (a call counts against ``times``)."""

@@ -77,8 +77,8 @@ async def generate_content(request: Request) -> Response:
         return gemini_error(400, f'Invalid JSON payload received. Unknown name "{unknown[0]}"')
     behaviour = provider.behaviours.for_model(model)
     await behaviour.stall(request, provider.stats)
-    if behaviour.status is not None:
-        return behaviour.fail(gemini_error(behaviour.status, FAKE_FAILURE))
+    if (failing := provider.behaviours.failure(behaviour)) is not None:
+        return behaviour.fail(gemini_error(failing, FAKE_FAILURE))
     # Function responses carry no text: the echo is of the last user text.
     messages = [{"role": c.get("role"), "content": _texts(c)} for c in body["contents"]
                 if isinstance(c, dict) and _texts(c)]  # fmt: skip

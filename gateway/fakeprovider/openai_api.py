@@ -176,8 +176,8 @@ async def chat_completions(request: Request) -> Response:
             )
     behaviour = provider.behaviours.for_model(body["model"])
     await behaviour.stall(request, provider.stats)
-    if behaviour.status is not None:
-        return behaviour.fail(openai_error(behaviour.status, FAKE_FAILURE))
+    if (failing := provider.behaviours.failure(behaviour)) is not None:
+        return behaviour.fail(openai_error(failing, FAKE_FAILURE))
     answer = answer_for(body["messages"], reply=behaviour.reply)
     response_id = f"chatcmpl-fake-{provider.next_id()}"
     served = behaviour.served_model

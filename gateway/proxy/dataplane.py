@@ -114,6 +114,7 @@ class DataPlane:
         try:
             snapshot = self.snapshot()
             key = authenticate(request, snapshot, self.admin_token_digest, self.internal_keys)
+            exchange.key_name = key.name
             raw_body, body = await read_body(request, self.max_body_bytes, self.max_depth)
             model = body.get("model")
             if not isinstance(model, str) or not model:
@@ -314,7 +315,7 @@ class DataPlane:
                 f"provider {provider.name!r} answered with a body that is not JSON",
             ) from None
         provider_id = exchange.answered(upstream, answer)  # before translation: theirs
-        usage = upstream.usage_of(answer)
+        usage = exchange.read_answer(self.sinks, upstream, answer)
         if translation is not None:
             answer = translation.answer(provider.name, answer)
         # Written before finishing: the record says what the caller gets, even a 502.

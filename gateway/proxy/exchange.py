@@ -22,11 +22,14 @@ from gateway.proxy.capture import Capture
 from gateway.proxy.tagging import Tag
 from gateway.served_watch import ServedWatch, revision_differs, served_value
 from gateway.telemetry import RequestTrace
+from releases.analysis.collector import SliceCollector
 from releases.lineage import LineageWriter, Usage
 from releases.models import utc_now
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # comparison.py reaches this module through shadow.py
+    from gateway.dialects import Dialect
     from gateway.injection import PreparedRelease
+    from gateway.proxy.comparison import Comparisons
 
 request_log = logging.getLogger("gateway.requests")
 
@@ -49,6 +52,8 @@ class Sinks:
     metrics: RequestMetrics | None = None
     served: ServedWatch | None = None  # what providers say they serve, fleet-wide
     prices: PriceTable | None = None
+    slices: SliceCollector | None = None  # the per-minute slice statistics (analysis)
+    comparisons: Comparisons | None = None  # shadows waiting for their primary's answer
 
 
 @dataclass(slots=True)
@@ -107,10 +112,18 @@ class Exchange:
     fallback_on: frozenset[str] = frozenset()
     fallback_from: tuple[str, str, str] | None = None
     charge: Charge | None = None  # the limits a key or channel has, to settle what it used
+    key_name: str | None = None  # the caller's key (who may post feedback on the response)
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
             self.upstream_elapsed = time.perf_counter() - self.upstream_started
+
+    def read_answer(self, sinks: Sinks, dialect: Dialect, answer: Any) -> Usage | None:
+        """The usage of the provider's whole answer; a shadow comparison waiting for this
+        response is handed the answer too (a dict lookup on every other response)."""
+        if sinks.comparisons is not None and sinks.comparisons.waiting(self.tag.response_id):
+            sinks.comparisons.primary_answer(self.tag.response_id, answer)
+        return dialect.usage_of(answer)
 
     def finish(
         self,
@@ -159,6 +172,7 @@ class Exchange:
             "fallback_slice": self.fallback_from[1] if self.fallback_from else None,
             "fallback_reason": self.fallback_from[2] if self.fallback_from else None,
             "cost": cost,
+            "key_name": self.key_name,
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:
@@ -166,6 +180,11 @@ class Exchange:
             sinks.lineage.record_json(self.tag.response_id, stored)
         if self.charge is not None:
             self.charge.settle(usage, cost)
+        if sinks.comparisons is not None:
+            sinks.comparisons.primary_finished(self.tag.response_id, record)
+        if sinks.slices is not None:
+            first = self.first_byte
+            sinks.slices.observe(record, None if first is None else (first - self.started) * 1000)
         if sinks.metrics is not None:
             self._measure(sinks.metrics, status, elapsed, error, cost)
         if self.served_model is not None or self.revision_reported is not None:

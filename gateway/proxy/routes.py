@@ -15,6 +15,7 @@ from gateway.errors import HttpError
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate
 from gateway.proxy.dataplane import DataPlane
+from gateway.proxy.feedback import post_feedback
 from gateway.proxy.tagging import Tag, new_response_id
 
 # Paths only Anthropic's API has; every Anthropic SDK also sends this header on every call,
@@ -69,6 +70,7 @@ def _models(plane: DataPlane, request: Request, name: str | None) -> ASGIApp:
 
 
 routes = [
+    Route("/v1/feedback", post_feedback, methods=["POST"]),
     Route("/v1/models", models, methods=["GET"]),
     Route("/v1/models/{model}", model, methods=["GET"]),
 ]

@@ -191,7 +191,10 @@ class ShadowRunner:
 
 
 def record_shadow(sinks: Sinks, result: ShadowResult) -> None:
-    """The shadow runner's completion hook: a lineage record (and metrics) for the shadow call."""
+    """The shadow runner's completion hook: a lineage record (and metrics) for the shadow call,
+    and its answer to the comparison waiting for it, if any."""
+    if sinks.comparisons is not None:
+        sinks.comparisons.shadow_done(result)
     job = result.job
     exchange = Exchange(
         job.tag,

@@ -41,6 +41,8 @@ class LineageRecord:
     slice that release was routed to and ``fallback_reason`` why it failed.
     ``cost`` is the answer's price in USD from the providers file's price table
     (``gateway/pricing.py``), None when its model is unpriced or its usage unknown.
+    ``key_name`` is the name of the key that made the request (never its secret): it may post
+    feedback on the response.
     """
 
     response_id: str
@@ -71,3 +73,4 @@ class LineageRecord:
     fallback_slice: str | None = None
     fallback_reason: str | None = None
     cost: float | None = None
+    key_name: str | None = None

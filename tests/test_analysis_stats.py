@@ -97,3 +97,18 @@ def test_a_window_is_minutes_or_hours_up_to_a_day() -> None:
     for bad in ("0m", "25h", "15", "1d", "-5m"):
         with pytest.raises(InvalidRequest):
             window_minutes(bad)
+
+
+def test_a_fallback_answer_counts_as_a_failure_of_the_release_tried_first_in_its_slice() -> None:
+    answered = {"channel": "ch", "release_id": "rel-fb", "slice": "fallback", "status": 200,
+                "latency_ms": 120.0, "fallback_from": "rel-canary", "fallback_slice": "canary",
+                "fallback_reason": "5xx",
+                "attempts": [{"release": "rel-canary", "provider": "p", "status": 503},
+                             {"release": "rel-fb", "provider": "q", "status": 200}]}  # fmt: skip
+    timed_out = {**answered, "fallback_reason": "timeout",
+                 "attempts": [{"release": "rel-canary", "provider": "p", "error": "timeout"}]}  # fmt: skip
+    counts = counted([answered, timed_out])
+    canary, fallback = counts[("rel-canary", "canary")], counts[("rel-fb", "fallback")]
+    assert canary.get("n") == 2 and canary.by_status() == {503: 1, 504: 1}
+    assert canary.histogram("l") == {}  # the latency was the fallback's
+    assert fallback.get("n") == 2 and fallback.by_status() == {200: 2}

@@ -84,6 +84,28 @@ def fold_record(updates: Updates, at: float, record: dict[str, Any], ttft_ms: fl
         add("cn")
         add("c", cost)
         add("cq", cost * cost)
+    failed = record.get("fallback_from")
+    routed = record.get("fallback_slice")
+    if failed and routed in ("stable", "canary"):
+        # A fallback answered: a failure of the release tried first, in the slice it was
+        # routed to (its latency is the fallback's, so it adds none of its own).
+        status = _failed_status(record, failed)
+        for metric in ("n", f"s:{status}"):
+            name = field_name(failed, routed, metric)
+            counts[name] = counts.get(name, 0) + 1
+
+
+# What a failure that left no status of its own is counted as: as the gateway answers it.
+_REASON_STATUS = {"connect_error": 502, "timeout": 504, "circuit_open": 503, "429": 429}
+
+
+def _failed_status(record: dict[str, Any], release: str) -> int:
+    """The status of the last attempt of ``release`` (its provider's 5xx or 429), or the
+    gateway's status for a failure without one (a connect error, a timeout, an open circuit)."""
+    for attempt in reversed(record.get("attempts") or []):
+        if attempt.get("release") == release and isinstance(attempt.get("status"), int):
+            return int(attempt["status"])
+    return _REASON_STATUS.get(str(record.get("fallback_reason")), 502)
 
 
 class SliceCollector:

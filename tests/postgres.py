@@ -8,6 +8,7 @@ Trust authentication on loopback only: the cluster lives as long as the session.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -76,8 +77,6 @@ class EmbeddedPostgres:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # already stopped by a test that then failed
             self.stop()
-        except RuntimeError:
-            pass  # already stopped by a test that then failed
         shutil.rmtree(self.root, ignore_errors=True)

@@ -51,10 +51,10 @@ async def with_psycopg(dsn: str, data: list[tuple[object, ...]], batch: int) -> 
     await conn.execute("DROP TABLE IF EXISTS bench; " + TABLE)
     began = time.perf_counter()
     for i in range(0, len(data), batch):
-        async with conn.cursor() as cur:
-            async with cur.copy(f"COPY bench ({','.join(COLUMNS)}) FROM STDIN") as copy:
-                for row in data[i : i + batch]:
-                    await copy.write_row(row)
+        sql = f"COPY bench ({','.join(COLUMNS)}) FROM STDIN"
+        async with conn.cursor() as cur, cur.copy(sql) as copy:
+            for row in data[i : i + batch]:
+                await copy.write_row(row)
     elapsed = time.perf_counter() - began
     await conn.close()
     return len(data) / elapsed

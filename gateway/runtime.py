@@ -33,6 +33,7 @@ from gateway.evals.drift import DRIFT_KEY, DriftWatch
 from gateway.evals.lifecycle import open_evals
 from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
+from gateway.lineage_store import SINK_SHARDS, open_lineage_store
 from gateway.metrics import RequestMetrics, register_state
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.dataplane import DataPlane
@@ -46,6 +47,8 @@ from gateway.telemetry import Tracing
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
+from releases.lineage.reader import LineageReader
+from releases.lineage.sink import LineageSink
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class Runtime:
     replayer: Replayer
     evals: Evals
     drift: DriftWatch
+    # Every read of a lineage record by id goes through lineage.find (Redis, then PostgreSQL).
+    lineage: LineageReader
+    sink: LineageSink | None = None  # draining Redis into PostgreSQL (GATEWAY_LINEAGE_DSN)
 
 
 @asynccontextmanager
@@ -98,6 +104,7 @@ async def _open(
     lineage = _open_lineage(settings, client, keys)
     if lineage is not None:
         stack.push_async_callback(lineage.close)
+    reader, sink = await open_lineage_store(stack, settings, client, keys, lineage)
     shadows = ShadowRunner(ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency))
     shadows.start()
     stack.push_async_callback(shadows.stop)
@@ -137,6 +144,8 @@ async def _open(
         replayer=Replayer(caller, replay_secret),
         evals=evals,
         drift=drift,
+        lineage=reader,
+        sink=sink,
     )
 
 
@@ -150,7 +159,8 @@ def _open_lineage(settings: Settings, client: RedisClient, keys: Keyspace) -> Li
         LineageLimits(
             buffer_size=settings.lineage_buffer_size,
             flush_interval=settings.lineage_flush_interval,
-            retention_seconds=settings.lineage_retention_days * 86_400,
+            retention_seconds=settings.lineage_redis_ttl(),
+            sink_shards=SINK_SHARDS if settings.lineage_dsn else 0,
         ),
         ack=replica_ack(settings),
     )

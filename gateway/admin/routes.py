@@ -13,7 +13,17 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin import audit, channels, evals, fleet, keys, lineage, releases, replay
+from gateway.admin import (
+    audit,
+    channels,
+    evals,
+    fleet,
+    keys,
+    lineage,
+    lineage_search,
+    releases,
+    replay,
+)
 from gateway.runtime import runtime_of
 
 CHANNEL = "/channels/{channel:str}"
@@ -62,6 +72,8 @@ admin = Mount(
         Route("/keys", keys.create_key, methods=["POST"]),
         Route("/keys", keys.list_keys, methods=["GET"]),
         Route("/keys/{name:str}", keys.delete_key, methods=["DELETE"]),
+        Route("/lineage", lineage_search.search_lineage, methods=["GET"]),
+        Route("/lineage/export", lineage_search.export_lineage, methods=["GET"]),
         Route("/lineage/{response_id:str}", lineage.show_lineage, methods=["GET"]),
         Route("/lineage/{response_id:str}/replay", replay.replay, methods=["POST"]),
         Route("/audit", audit.list_audit, methods=["GET"]),

@@ -7,6 +7,7 @@ answer, a stream that ended, one abandoned before it started) can call it safely
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Exchange:
     capture: Capture | None = None  # the request kept for replay, on capturing channels
     replay_of: str | None = None  # the response a replay reran
     caller_tools: str | None = None  # sha256 of the tools the caller sent, if it sent any
+    sticky: str | None = None  # the sticky key (its digest goes into lineage)
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -95,6 +97,9 @@ class Exchange:
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
+            "sticky_key_digest": (
+                hashlib.sha256(self.sticky.encode()).hexdigest() if self.sticky else None
+            ),
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:

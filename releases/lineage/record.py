@@ -21,7 +21,9 @@ class LineageRecord:
     ``primary_response_id`` links a shadow call to the response it shadowed, ``replay_of`` a
     replay to the response it reran; ``caller_tools_digest`` is the sha256 of the canonical
     JSON of the tools the caller sent (which tools a release's ``tools_policy`` let through);
-    ``model_revision`` the weights revision the release pinned (``model.revision``).
+    ``model_revision`` the weights revision the release pinned (``model.revision``);
+    ``sticky_key_digest`` the sha256 of the request's sticky key (its end user), never the key,
+    so an auditor can find everything one user got.
     """
 
     response_id: str
@@ -42,3 +44,4 @@ class LineageRecord:
     replay_of: str | None = None
     caller_tools_digest: str | None = None
     model_revision: str | None = None
+    sticky_key_digest: str | None = None

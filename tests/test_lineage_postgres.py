@@ -27,7 +27,7 @@ from releases.lineage.sink import LineageSink, SinkTiming
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.postgres import EmbeddedPostgres
-from tests.stack import openai_spec, publish
+from tests.stack import OPERATOR, openai_spec, publish
 from tests.test_lineage import CH, fire, lookup
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -247,3 +247,44 @@ async def test_the_lookup_by_id_falls_back_to_postgres_after_the_redis_window(
     assert shown.json() == in_redis  # the same record, release and channel state
     missing = httpx.get(f"{gateway.url}/admin/lineage/gwr_nothing", headers=AUTH)
     assert missing.status_code == 404
+
+
+@pytest.mark.single_redis("replay reads through the same lookup on both topologies")
+async def test_a_captured_response_replays_from_postgres_after_the_redis_window(
+    pg_settings: Settings,
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    archive: LineageArchive,
+    redis: Redis,
+    fake_control: httpx.Client,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    await dp_services.registry.set_capture(CH, True, OPERATOR, "an incident")
+    gateway = start_gateway(pg_settings)
+    response_id = next(iter(await fire(gateway, 1, 1)))
+    assert lookup(gateway, response_id).status_code == 200  # flushed to Redis
+    await until(lambda: _count_is(archive, 1))
+    await redis.delete(dp_services.registry.keys.lineage(response_id))
+
+    replayed = httpx.post(
+        f"{gateway.url}/admin/lineage/{response_id}/replay", json={}, headers=AUTH
+    )
+    assert replayed.status_code == 200, replayed.text
+    sent = [r["body"] for r in fake_control.get("/_fake/requests").json()]
+    assert len(sent) == 2 and sent[0] == sent[1]  # the capture came back from JSONB intact
+
+
+@pytest.mark.single_redis("consumer groups behave alike on both topologies")
+async def test_two_replicas_drain_the_streams_into_one_row_per_record(
+    pg_settings: Settings,
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    archive: LineageArchive,
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    first, second = start_gateway(pg_settings), start_gateway(pg_settings)
+    served = {**await fire(first, 100, 4), **await fire(second, 100, 4)}
+    await until(lambda: _count_is(archive, len(served)))
+    assert await archived_ids(archive) == set(served)
+    sinks = [runtime_of(g.app).sink for g in (first, second)]
+    assert all(s is not None and s.stats.duplicates == 0 for s in sinks)

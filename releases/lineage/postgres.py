@@ -112,6 +112,9 @@ class LineageArchive:
 
     def __post_init__(self) -> None:
         self._ready = False
+        # Days whose partition this process has seen: a batch asks the catalog only for a day
+        # it has not (most batches: none). Retention forgets what it drops (maintain).
+        self._days: set[date] = set()
 
     @classmethod
     async def open(cls, dsn: str, schema: str, *, max_size: int = 4) -> LineageArchive:
@@ -142,23 +145,35 @@ class LineageArchive:
     ) -> tuple[list[str], list[str]]:
         await self.prepare()
         async with self.pool.acquire() as conn:
-            return await pgschema.maintain(conn, self.schema, today, ahead_days, retention_days)
+            made, dropped = await pgschema.maintain(
+                conn, self.schema, today, ahead_days, retention_days
+            )
+        self._days.clear()  # another replica may have dropped some too: ask again
+        return made, dropped
 
     async def insert(self, records: list[dict[str, Any]]) -> int:
         """Write records (their partitions made first when missing); answer how many were
         new. One transaction: all or none."""
         rows = [row_of(record) for record in records]
-        days = sorted({row[1].astimezone(UTC).date() for row in rows})
+        days = {row[1].astimezone(UTC).date() for row in rows} - self._days
         await self.prepare()
         async with self.pool.acquire() as conn:
-            await pgschema.ensure_partitions(conn, self.schema, days)
+            if days:
+                await pgschema.ensure_partitions(conn, self.schema, sorted(days))
+                self._days |= days
             async with conn.transaction():
                 await conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS lineage_in "
                     "(LIKE lineage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
                 await conn.copy_records_to_table("lineage_in", records=rows, columns=COLUMNS)
-                status = await conn.execute(_INSERT)
+                try:
+                    status = await conn.execute(_INSERT)
+                except asyncpg.CheckViolationError:
+                    # No partition for a day this process thought had one (another replica's
+                    # retention dropped it): ask the catalog again next time.
+                    self._days.clear()
+                    raise
         return int(status.rsplit(" ", 1)[1])
 
     async def find(self, response_id: str) -> dict[str, Any] | None:

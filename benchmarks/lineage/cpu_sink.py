@@ -10,14 +10,28 @@ B, code from before the sink, ignores the setting. Run from the repository root:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
+import asyncpg
+
 from benchmarks.gateway import cpu_probe
 from tests.postgres import EmbeddedPostgres
+
+
+async def archived(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM cpu_probe.lineage"))
+    finally:
+        await conn.close()
+
 
 if __name__ == "__main__":
     with EmbeddedPostgres() as server:
         os.environ["GATEWAY_LINEAGE_DSN"] = server.dsn
         os.environ["GATEWAY_LINEAGE_SCHEMA"] = "cpu_probe"
         cpu_probe.main(sys.argv[1:])
+        # The proof A's sink ran: its records are in PostgreSQL.
+        print(f"records A's sink wrote to PostgreSQL: {asyncio.run(archived(server.dsn)):,}")

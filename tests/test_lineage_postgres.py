@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
+from gateway.embedded_redis import EmbeddedRedis
 from gateway.lineage_store import SINK_SHARDS
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
@@ -288,3 +290,36 @@ async def test_two_replicas_drain_the_streams_into_one_row_per_record(
     assert await archived_ids(archive) == set(served)
     sinks = [runtime_of(g.app).sink for g in (first, second)]
     assert all(s is not None and s.stats.duplicates == 0 for s in sinks)
+
+
+@pytest.mark.single_redis("stops and restarts a Redis of its own, never the shared one")
+async def test_records_spilled_while_redis_was_down_reach_postgres_one_for_one(
+    tmp_path: Path,
+    pg_settings: Settings,
+    start_gateway: Callable[..., LiveServer],
+    archive: LineageArchive,
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
+    server.start()
+    spill = tmp_path / "spill"
+    settings = pg_settings.model_copy(
+        update={"redis_url": server.url, "redis_cluster": False, "lineage_spill_dir": spill}
+    )
+    client = Redis.from_url(server.url)
+    try:
+        await publish(RegistryServices.create(settings, client), openai_spec(), CH)
+        gateway = start_gateway(settings)
+        served = await fire(gateway, 50, 4)
+        server.stop()
+        served |= await fire(gateway, 100, 4)  # answered from the snapshot, spilled
+        writer = runtime_of(gateway.app).dataplane.lineage
+        assert writer is not None
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(writer.flush(), gateway.loop))
+        assert writer.stats.spilled > 0
+        server.start()
+        served |= await fire(gateway, 50, 4)
+        await until(lambda: _count_is(archive, len(served)), 30.0)
+        assert await archived_ids(archive) == set(served)
+    finally:
+        await client.aclose()
+        server.stop()

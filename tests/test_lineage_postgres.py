@@ -323,3 +323,21 @@ async def test_records_spilled_while_redis_was_down_reach_postgres_one_for_one(
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_without_a_dsn_search_reads_the_redis_window_of_every_node_and_says_so(
+    dp_settings: Settings,
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+) -> None:
+    await publish(dp_services, openai_spec(), CH)
+    gateway = start_gateway(dp_settings)
+    served = await fire(gateway, 40, 4)
+    assert lookup(gateway, next(iter(served))).status_code == 200  # flushed
+    answer = httpx.get(
+        f"{gateway.url}/admin/lineage", params={"channel": CH, "limit": 100}, headers=AUTH
+    ).json()
+    # On a Cluster the records spread over three masters: the SCAN visits each.
+    assert {r["response_id"] for r in answer["records"]} == set(served)
+    assert answer["store"] == "redis" and answer["complete"] is True
+    assert "no GATEWAY_LINEAGE_DSN" in answer["note"]

@@ -5,7 +5,13 @@ the pool (``releases/lineage/postgres.py``), the sink draining Redis into it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from gateway.config import Settings
 from releases.client import RedisClient
@@ -41,3 +47,27 @@ async def open_lineage_store(
     sink.start()
     stack.push_async_callback(sink.close)
     return LineageReader(client, keys, writer, archive), sink
+
+
+class SinkCollector(Collector):
+    """The sink's counters on ``/metrics``: what reached PostgreSQL, and how often it failed
+    (a rising failure count with a flat archived count: records are waiting in Redis)."""
+
+    def __init__(self, sink: LineageSink) -> None:
+        self.sink = sink
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.sink.stats
+        for name, text, value in (
+            ("archived", "Lineage records written to PostgreSQL.", stats.archived),
+            ("archive_duplicates", "Records PostgreSQL already had (a batch seen twice).",
+             stats.duplicates),
+            ("archive_failures", "Sink passes that failed (PostgreSQL or Redis away).",
+             stats.failures),
+        ):  # fmt: skip
+            yield CounterMetricFamily(f"gateway_lineage_{name}", text, value)
+
+
+def register_sink(registry: CollectorRegistry, sink: LineageSink | None) -> None:
+    if sink is not None:
+        registry.register(SinkCollector(sink))

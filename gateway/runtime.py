@@ -33,7 +33,7 @@ from gateway.evals.drift import DRIFT_KEY, DriftWatch
 from gateway.evals.lifecycle import open_evals
 from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
-from gateway.lineage_store import SINK_SHARDS, open_lineage_store
+from gateway.lineage_store import SINK_SHARDS, open_lineage_store, register_sink
 from gateway.metrics import RequestMetrics, register_state
 from gateway.providers import close_providers, open_providers
 from gateway.proxy.dataplane import DataPlane
@@ -130,6 +130,7 @@ async def _open(
     )
     shadows.on_done = functools.partial(record_shadow, dataplane.sinks)
     register_state(metrics, view, shadows, lineage)
+    register_sink(metrics, sink)
     caller = InProcessCaller(dataplane)
     # The gateway's own identities, made here and nowhere else: secrets held in memory only.
     replay_secret, drift_secret = caller.admit(REPLAY_KEY), caller.admit(DRIFT_KEY)

@@ -89,6 +89,8 @@ async def test_every_response_reaches_postgres_with_its_fields(
     assert record["usage"]["input_tokens"] > 0 and record["status"] == 200
     # Acknowledged into PostgreSQL, the batches leave the sink streams.
     await until(lambda: _backlog_is_empty(redis, dp_services.registry.keys))
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert f"gateway_lineage_archived_total {float(len(served))}" in metrics
 
 
 async def backlog(redis: Redis, keys: Keyspace) -> int:

@@ -138,6 +138,12 @@ async def test_a_postgres_outage_loses_nothing(
         failures = sink.stats.failures
         await until(lambda: _more_failures(sink, failures))  # the sink tried, and waits
         assert await backlog(redis, dp_services.registry.keys) > 0  # the records wait in Redis
+        # Reads that need PostgreSQL say it is away; one the Redis window holds still answers.
+        for path in ("/admin/lineage/gwr_nothing", f"/admin/lineage?channel={CH}"):
+            away = httpx.get(f"{gateway.url}{path}", headers=AUTH)
+            assert away.status_code == 503, away.text
+            assert away.json()["error"]["type"] == "lineage_store_unavailable"
+        assert lookup(gateway, next(iter(during))).status_code == 200
     finally:
         postgres.start()
     await until(lambda: _count_is(archive, len(before) + len(during)), 30.0)

@@ -32,7 +32,7 @@ CSV_COLUMNS = COLUMNS
 
 def _filter(query: QueryParams) -> LineageFilter:
     status = query.get("status")
-    if status is not None and not (status.isascii() and status.isdigit()):
+    if status and not (status.isascii() and status.isdigit() and 100 <= int(status) <= 599):
         raise InvalidRequest(f"status must be an HTTP status such as 502, not {status!r}", "status")
     sticky = query.get("sticky_key")
     return LineageFilter(

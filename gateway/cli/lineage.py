@@ -124,6 +124,10 @@ def export(client: AdminClient, args: argparse.Namespace) -> int:
         written += count
         _progress(written, total, began)
     _progress(written, total, began, final=True)
+    if total is not None and written < total:
+        # The stream ended early (the store went away mid-export): the file is not whole.
+        print(f"error: the export stopped after {written} of {total} records", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -126,6 +126,10 @@ class LineageArchive:
             min_size=0,
             max_size=max_size,
             server_settings={"search_path": schema, "application_name": "gateway"},
+            # A server that does not answer fails a read in seconds (the default waits 60 s);
+            # the sink retries, and lookups say the store is unavailable.
+            timeout=5,
+            command_timeout=60,
         )
         return cls(pool, schema)
 

@@ -9,11 +9,15 @@ PostgreSQL when it is set, else the Redis window.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from releases.client import RedisClient
+from releases.errors import RegistryError
 from releases.keyspace import Keyspace
 from releases.lineage.postgres import LineageArchive
 from releases.lineage.search import (
@@ -30,6 +34,23 @@ EXPORT_PAGE = 2000
 
 class StoreRequired(Exception):
     """Export reads PostgreSQL: without ``GATEWAY_LINEAGE_DSN`` there is none."""
+
+
+class LineageStoreUnavailable(RegistryError):
+    """PostgreSQL did not answer a read (records still reach it later: they wait in Redis)."""
+
+    kind = "lineage_store_unavailable"
+
+
+@contextlib.contextmanager
+def _reading(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise LineageStoreUnavailable(
+            f"{what}: the PostgreSQL lineage store did not answer ({type(exc).__name__}); "
+            "try again, and check GATEWAY_LINEAGE_DSN and the server"
+        ) from exc
 
 
 @dataclass
@@ -49,12 +70,14 @@ class LineageReader:
             await self.writer.flush()
             record = await read_record(self.redis, self.keyspace, response_id)
         if record is None and self.archive is not None:
-            record = await self.archive.find(response_id)
+            with _reading(f"response {response_id!r} is not in the Redis window"):
+                record = await self.archive.find(response_id)
         return record
 
     async def search(self, where: LineageFilter, limit: int, cursor: Cursor | None) -> Page:
         if self.archive is not None:
-            return await search_postgres(self.archive, where, limit, cursor)
+            with _reading("search"):
+                return await search_postgres(self.archive, where, limit, cursor)
         return await search_redis(self.redis, self.keyspace, where, limit, cursor)
 
     async def count(self, where: LineageFilter) -> int:

@@ -39,6 +39,10 @@ from releases.lineage.postgres import LineageArchive
 
 log = logging.getLogger("releases.lineage.sink")
 
+# Seconds between mirror passes (audit entries and eval results are rare; each pass costs two
+# Redis commands per replica).
+MIRROR_EVERY = 1.0
+
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
@@ -86,6 +90,9 @@ class LineageSink:
         self._task: asyncio.Task[None] | None = None
         self._groups: set[str] = set()
         self._maintained_at: float | None = None
+        self._claimed_at = self._mirrored_at = float("-inf")
+        # A fresh consumer name per process owns no entries yet; a failed pass may leave some.
+        self._own_pending = False
 
     def streams(self) -> list[str]:
         return [self.keyspace.lineage_sink(shard) for shard in range(self.timing.shards)]
@@ -109,8 +116,13 @@ class LineageSink:
                 ):
                     await self.maintain()
                     self._maintained_at = now
-                moved = await self.drain()
-                moved += await self.mirror.pass_once()
+                claim = now - self._claimed_at >= self.timing.claim_idle_ms / 2000
+                moved = await self.drain(claim=claim)
+                if claim:
+                    self._claimed_at = now
+                if now - self._mirrored_at >= MIRROR_EVERY:
+                    moved += await self.mirror.pass_once()
+                    self._mirrored_at = now
                 failed = 0
             except Exception as exc:
                 # PostgreSQL or Redis is away: what was read stays pending, read again later.
@@ -131,21 +143,25 @@ class LineageSink:
             log.info("lineage sink: dropped partitions past retention: %s", ", ".join(dropped))
         return made, dropped
 
-    async def drain(self) -> int:
-        """One pass over every stream: this consumer's pending entries (a failed write),
-        entries idle too long in another's hands, then new ones. Answers entries written."""
+    async def drain(self, *, claim: bool = True) -> int:
+        """One pass over every stream: this consumer's pending entries (after a failed
+        write), new ones, then (``claim``) entries idle too long in another's hands. Answers
+        entries written."""
         done = 0
+        starts = ("0", ">") if self._own_pending else (">",)
+        self._own_pending = True  # until this pass has written all it read
         for stream in self.streams():
             await self._ensure_group(stream)
-            for start in ("0", ">"):
+            for start in starts:
                 entries = await self._read(stream, start)
                 if entries:
                     await self._write(stream, entries)
                     done += len(entries)
-            claimed = await self._claim(stream)
+            claimed = await self._claim(stream) if claim else []
             if claimed:
                 await self._write(stream, claimed)
                 done += len(claimed)
+        self._own_pending = False
         return done
 
     async def _ensure_group(self, stream: str) -> None:

@@ -65,7 +65,7 @@ def _filter_flags(p: argparse.ArgumentParser, *, sticky: bool) -> None:
     p.add_argument("--channel", metavar="CH", help="only records of this channel")
     p.add_argument("--release", metavar="REL", help="only records this release produced")
     if sticky:
-        p.add_argument("--slice", choices=("stable", "canary"), help="only this slice")
+        p.add_argument("--slice", choices=("stable", "canary", "shadow"), help="only this slice")
         p.add_argument("--status", type=positive_int, metavar="CODE", help="only this status")
         p.add_argument(
             "--sticky-key", metavar="KEY", help="only records of this sticky key (end user)"

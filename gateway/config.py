@@ -242,7 +242,16 @@ class Settings(BaseSettings):
     lineage_enabled: bool = True
     # Lineage records Redis cannot take are kept here (one file per process) until it can.
     lineage_spill_dir: Path = Path("lineage-spill")
+    # How long a lineage record is kept: in PostgreSQL (whole day partitions dropped) when
+    # lineage_dsn is set, else in Redis (the keys' TTL).
     lineage_retention_days: int = Field(default=30, ge=1)
+    # The long-term lineage store (releases/lineage/postgres.py): a PostgreSQL DSN, and the
+    # schema its tables live in. Unset: lineage lives in Redis only.
+    lineage_dsn: str | None = None
+    lineage_schema: str = Field(default="gateway", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Seconds a record stays in Redis (the hot window); default 24 h with a DSN, else
+    # lineage_retention_days. Records leave Redis only once PostgreSQL has them.
+    lineage_redis_retention: int | None = Field(default=None, ge=60)
     # Records waiting for Redis beyond this go to the spill file rather than memory.
     lineage_buffer_size: int = Field(default=10_000, ge=1)
     lineage_flush_interval: float = Field(default=0.05, gt=0)
@@ -327,6 +336,12 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(32))')"
             )
         return text
+
+    def lineage_redis_ttl(self) -> int:
+        """Seconds a lineage record's key lives in Redis (see lineage_redis_retention)."""
+        if self.lineage_redis_retention is not None:
+            return self.lineage_redis_retention
+        return 86_400 if self.lineage_dsn else self.lineage_retention_days * 86_400
 
     def providers(self) -> ProvidersFile:
         return ProvidersFile.load(self.config)

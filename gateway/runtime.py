@@ -36,6 +36,7 @@ from gateway.evals.service import Evals
 from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.judging import Judging, open_judging
 from gateway.limits import FleetCounters, LimitCollector
+from gateway.lineage_store import SINK_SHARDS, open_lineage_store, register_sink
 from gateway.metrics import RequestMetrics, register_state
 from gateway.pricing import PriceTable
 from gateway.providers import close_providers, open_providers
@@ -56,6 +57,8 @@ from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.limit_counters import LimitCounters
 from releases.lineage import LineageLimits, LineageWriter, SpillDir
+from releases.lineage.reader import LineageReader
+from releases.lineage.sink import LineageSink
 from releases.models import Actor
 from releases.served import ServedRecords
 
@@ -74,6 +77,9 @@ class Runtime:
     evals: Evals
     drift: DriftWatch
     judging: Judging
+    # Every read of a lineage record by id goes through lineage.find (Redis, then PostgreSQL).
+    lineage: LineageReader
+    sink: LineageSink | None = None  # draining Redis into PostgreSQL (GATEWAY_LINEAGE_DSN)
 
 
 @asynccontextmanager
@@ -112,6 +118,7 @@ async def _open(
     lineage = _open_lineage(settings, client, keys)
     if lineage is not None:
         stack.push_async_callback(lineage.close)
+    reader, sink = await open_lineage_store(stack, settings, client, keys, lineage)
     shadows = ComparedShadows(ShadowLimits(settings.shadow_queue_size, settings.shadow_concurrency))
     shadows.start()
     stack.push_async_callback(shadows.stop)
@@ -160,6 +167,7 @@ async def _open(
     register_state(metrics, view, shadows, lineage)
     metrics.register(TrafficCollector(traffic.providers, dataplane.chains.failed_over))
     metrics.register(LimitCollector(counters))
+    register_sink(metrics, sink)
     # The gateway's own identities, made here and nowhere else: secrets held in memory only.
     replay_secret, drift_secret = caller.admit(REPLAY_KEY), caller.admit(DRIFT_KEY)
     evals, drift = open_evals(stack, settings, services, caller, view, metrics, drift_secret)
@@ -174,6 +182,8 @@ async def _open(
         evals=evals,
         drift=drift,
         judging=judging,
+        lineage=reader,
+        sink=sink,
     )
 
 
@@ -187,7 +197,8 @@ def _open_lineage(settings: Settings, client: RedisClient, keys: Keyspace) -> Li
         LineageLimits(
             buffer_size=settings.lineage_buffer_size,
             flush_interval=settings.lineage_flush_interval,
-            retention_seconds=settings.lineage_retention_days * 86_400,
+            retention_seconds=settings.lineage_redis_ttl(),
+            sink_shards=SINK_SHARDS if settings.lineage_dsn else 0,
         ),
         ack=replica_ack(settings),
     )

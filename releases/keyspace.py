@@ -180,6 +180,14 @@ class Keyspace:
         """One lineage record. No hash tag: records spread over every slot of a Cluster."""
         return f"{self.prefix}:lineage:{response_id}"
 
+    def lineage_sink(self, shard: int) -> str:
+        """Stream: batches of lineage records (one entry each, newline-joined JSON) waiting to
+        be acknowledged into PostgreSQL, read by the consumer group ``lineage_sink_group``.
+        A hash tag of its own per shard: on a Cluster the shards spread over the nodes."""
+        return "{" + f"{self.prefix}:lineage-sink:{shard}" + "}"
+
+    lineage_sink_group = "postgres"
+
     @property
     def changes_channel(self) -> str:
         """Pub/sub channel announcing each change (``<counter> <kind> <name>``)."""

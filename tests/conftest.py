@@ -27,6 +27,7 @@ from releases.models import Actor
 from tests.clikit import URL
 from tests.factories import ADMIN_TOKEN, PROVIDERS_YAML, SIGNING_KEY
 from tests.live import LiveServer
+from tests.postgres import EmbeddedPostgres
 from tests.stack import PROVIDERS_TEMPLATE, UPSTREAM_KEYS
 
 OPERATOR = Actor(name="ops-alice", role="operator")
@@ -41,6 +42,13 @@ hypothesis_settings.load_profile("deterministic")
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """A real PostgreSQL cluster for the session (initdb once); tests take fresh schemas."""
+    with EmbeddedPostgres() as server:
         yield server
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT
+from gateway.lineage_mirror import verify_audit_mirror
 from gateway.runtime import runtime
 from releases.errors import InvalidRequest
 from releases.models import ChangeEntry
@@ -98,11 +99,18 @@ async def list_audit(request: Request) -> JSONResponse:
 
 
 async def verify(request: Request) -> JSONResponse:
-    """Walk the chain and check every signature; the first broken link, precisely."""
+    """Walk the chain and check every signature; the first broken link, precisely. With
+    ``?mirror=1``, also check the PostgreSQL mirror row by row against the chain."""
     s = runtime(request).services
     await s.auth.require(request, AUDIT)
     report = await s.registry.verify(s.verifier)
-    return JSONResponse(report.as_json())
+    answer = report.as_json()
+    if request.query_params.get("mirror") in ("1", "true", "yes"):
+        mirror = await verify_audit_mirror(runtime(request).lineage, s.redis, s.registry.keys)
+        answer["mirror"] = mirror
+        answer["chain_ok"] = answer["ok"]
+        answer["ok"] = bool(answer["ok"]) and bool(mirror["ok"])
+    return JSONResponse(answer)
 
 
 async def public_key(request: Request) -> JSONResponse:

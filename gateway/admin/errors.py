@@ -22,6 +22,7 @@ from releases.errors import (
     RegistryError,
     StaleGeneration,
 )
+from releases.lineage.reader import LineageStoreUnavailable
 
 # Looked up by the error's nearest class (a StaleGeneration is a Conflict, both 409).
 STATUS_OF: dict[type[BaseException], int] = {
@@ -32,6 +33,7 @@ STATUS_OF: dict[type[BaseException], int] = {
     StaleGeneration: 409,
     Conflict: 409,
     NotDurable: 503,  # applied, not yet safe from a failover: the caller checks, then retries
+    LineageStoreUnavailable: 503,  # PostgreSQL away: lineage waits in Redis, reads retry
     RegistryError: 400,
 }
 

@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse
 from gateway.admin.auth import AUDIT
 from gateway.runtime import runtime
 from releases.errors import NotFound
-from releases.lineage import read_record
 from releases.registry import Registry
 
 
@@ -20,14 +19,7 @@ async def show_lineage(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, AUDIT)
     response_id = request.path_params["response_id"]
-    keys = s.registry.keys
-    record = await read_record(s.redis, keys, response_id)
-    if record is None:
-        # Read your own writes: on this replica the record may still be in the buffer.
-        lineage = runtime(request).dataplane.lineage
-        if lineage is not None:
-            await lineage.flush()
-            record = await read_record(s.redis, keys, response_id)
+    record = await runtime(request).lineage.find(response_id)
     if record is None:
         raise NotFound(
             f"no lineage record for response {response_id!r} (kept for the retention period)"

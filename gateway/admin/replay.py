@@ -20,7 +20,6 @@ from gateway.admin.documents import read_object, text_field
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime
 from releases.errors import NotFound
-from releases.lineage import read_record
 
 
 async def set_capture(request: Request) -> JSONResponse:
@@ -40,12 +39,10 @@ async def clear_capture(request: Request) -> JSONResponse:
 
 
 async def lineage_record(request: Request, s: RegistryServices, response_id: str) -> dict[str, Any]:
-    """The lineage record, reading this replica's own unwritten records too, or 404."""
-    record = await read_record(s.redis, s.registry.keys, response_id)
-    lineage = runtime(request).dataplane.lineage
-    if record is None and lineage is not None:
-        await lineage.flush()
-        record = await read_record(s.redis, s.registry.keys, response_id)
+    """The lineage record (``LineageReader.find``: Redis, this replica's unwritten records,
+    then PostgreSQL), or 404."""
+    del s  # kept in the signature: callers pass it
+    record = await runtime(request).lineage.find(response_id)
     if record is None:
         raise NotFound(
             f"no lineage record for response {response_id!r} (kept for the retention period)"

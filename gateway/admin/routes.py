@@ -13,7 +13,18 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin import audit, channels, evals, fleet, keys, limits, lineage, releases, replay
+from gateway.admin import (
+    audit,
+    channels,
+    evals,
+    fleet,
+    keys,
+    limits,
+    lineage,
+    lineage_search,
+    releases,
+    replay,
+)
 from gateway.admin.analysis import show_analysis
 from gateway.admin.rollout import (
     abort_rollout,
@@ -79,6 +90,8 @@ admin = Mount(
         Route("/keys", keys.list_keys, methods=["GET"]),
         Route("/keys/{name:str}", keys.show_key, methods=["GET"]),
         Route("/keys/{name:str}", keys.delete_key, methods=["DELETE"]),
+        Route("/lineage", lineage_search.search_lineage, methods=["GET"]),
+        Route("/lineage/export", lineage_search.export_lineage, methods=["GET"]),
         Route("/lineage/{response_id:str}", lineage.show_lineage, methods=["GET"]),
         Route("/lineage/{response_id:str}/replay", replay.replay, methods=["POST"]),
         Route("/audit", audit.list_audit, methods=["GET"]),

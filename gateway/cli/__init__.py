@@ -24,6 +24,7 @@ from gateway.cli import render
 from gateway.cli.client import DEFAULT_URL, AdminClient
 from gateway.cli.commands import Handler, InputError, UsageError
 from gateway.cli.failures import ApiError, GatewayUnreachable
+from gateway.cli.lineage import shorthand
 from gateway.cli.tree import build_parser
 
 __all__ = ["AdminClient", "build_parser", "connect", "main"]
@@ -72,7 +73,7 @@ def _drop_stdout() -> None:
 def _run(argv: list[str] | None, transport: httpx.BaseTransport | None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(shorthand(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, or argparse's own usage errors
         return exc.code if isinstance(exc.code, int) else 2
     if args.local is not None:

@@ -7,6 +7,7 @@ exceptions (gateway/cli/failures.py) the command line turns into exit codes: :cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from types import TracebackType
@@ -280,14 +281,34 @@ class AdminClient:
     def lineage(self, response_id: str) -> Any:
         return self._json("GET", f"/admin/lineage/{_segment(response_id)}")
 
+    def search_lineage(self, params: dict[str, str]) -> Any:
+        return self._json("GET", "/admin/lineage", params=params)
+
+    @contextlib.contextmanager
+    def export_lineage(self, params: dict[str, str]) -> Iterator[httpx.Response]:
+        """The export's streamed answer (an error answer raised as ``ApiError``). No read
+        timeout: a long window takes as long as it takes."""
+        timeout = httpx.Timeout(10.0, read=None)
+        try:
+            with self._http.stream(
+                "GET", "/admin/lineage/export", params=params, timeout=timeout
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError.from_response(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(self.base_url, exc) from exc
+
     def audit_entries(self, filters: dict[str, str | None] | None = None) -> Any:
         """Audit entries, newest first; ``filters`` are ``GET /admin/audit``'s query
         (``channel``, ``release``, ``actor``, ``since``, ``until``, ``limit``)."""
         params = _without_none(filters or {})
         return self._json("GET", "/admin/audit", params=params or None)
 
-    def verify_audit(self) -> Any:
-        return self._json("GET", "/admin/audit/verify")
+    def verify_audit(self, *, mirror: bool = False) -> Any:
+        params = {"mirror": "1"} if mirror else None
+        return self._json("GET", "/admin/audit/verify", params=params)
 
     # Capture, replay, fleet, rehearsal
 

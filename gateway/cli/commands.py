@@ -263,10 +263,6 @@ def key_delete(client: AdminClient, args: argparse.Namespace) -> int:
     return emit(args, answer, lambda _: f"deleted key {args.name}")
 
 
-def lineage(client: AdminClient, args: argparse.Namespace) -> int:
-    return emit(args, client.lineage(args.response_id), render.lineage_detail)
-
-
 def audit_list(client: AdminClient, args: argparse.Namespace) -> int:
     filters = {name: getattr(args, name) for name in ("channel", "release", "actor")}
     filters |= {"since": args.since, "until": args.until}
@@ -275,7 +271,18 @@ def audit_list(client: AdminClient, args: argparse.Namespace) -> int:
     return emit(args, client.audit_entries(filters), changes.audit_list)
 
 
+def mirror_verdict(result: dict[str, Any]) -> str:
+    """The chain's verdict, then the PostgreSQL mirror's (``audit verify --mirror``)."""
+    chain = render.audit_verdict({**result, "ok": result.get("chain_ok")})
+    mirror = result["mirror"]
+    lag = f", {mirror['not_yet_mirrored']} not mirrored yet" if mirror["not_yet_mirrored"] else ""
+    if mirror["ok"]:
+        return f"{chain}\nmirror OK: {mirror['checked']} rows match the chain{lag}"
+    problems = "\n".join(f"  {p}" for p in mirror["problems"])
+    return f"{chain}\nmirror DIFFERS from the chain ({mirror['checked']} rows checked{lag}):\n{problems}"
+
+
 def audit_verify(client: AdminClient, args: argparse.Namespace) -> int:
-    result = client.verify_audit()
-    emit(args, result, render.audit_verdict)
+    result = client.verify_audit(mirror=getattr(args, "mirror", False))
+    emit(args, result, render.audit_verdict if "mirror" not in result else mirror_verdict)
     return 0 if isinstance(result, dict) and result.get("ok") is True else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli import commands, evals, judging, limits, operations, sync
+from gateway.cli import commands, evals, judging, limits, lineage, operations, sync
 from gateway.cli.client import DEFAULT_URL
 from gateway.cli.commands import Handler, finite_number, percent_number
 
@@ -108,15 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_key_commands(tree)
     operations.add_commands(tree, _command)
     evals.add_commands(tree, _group, _command)
-    p = _command(
-        tree,
-        "lineage",
-        "show which release and channel slice produced a response",
-        commands.lineage,
-    )
-    p.add_argument(
-        "response_id", metavar="RESPONSE_ID", help="the X-Gateway-Response-Id of the response"
-    )
+    lineage.add_commands(tree, _group, _command)
     audit = _group(tree, "audit", "read and verify the audit log")
     p = _command(audit, "list", "list audit entries, newest first", commands.audit_list)
     p.add_argument("--channel", metavar="CH", help="only changes to this channel")
@@ -135,11 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=commands.positive_int, metavar="N", help="at most N entries, the newest"
     )
-    _command(
+    p = _command(
         audit,
         "verify",
         "check the audit log's hash chain and signatures (exit 1 if broken)",
         commands.audit_verify,
+    )
+    p.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also check the PostgreSQL mirror row by row against the chain",
     )
     return parser
 

@@ -129,6 +129,7 @@ class DataPlane:
                     400, "invalid_messages", "set messages to a list of message objects"
                 )
             sticky = request.headers.get(STICKY_HEADER) or dialect.caller_user(body)
+            exchange.sticky = sticky
             route = resolve(snapshot, key, model, sticky)
             tag = Tag(exchange.tag.response_id, route.release_id, route.channel, route.slice)
             exchange.tag, exchange.generation = tag, route.generation

@@ -7,6 +7,7 @@ answer, a stream that ended, one abandoned before it started) can call it safely
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -113,6 +114,7 @@ class Exchange:
     fallback_from: tuple[str, str, str] | None = None
     charge: Charge | None = None  # the limits a key or channel has, to settle what it used
     key_name: str | None = None  # the caller's key (who may post feedback on the response)
+    sticky: str | None = None  # the sticky key (its digest goes into lineage)
 
     def upstream_done(self) -> None:
         if self.upstream_started is not None:
@@ -173,6 +175,9 @@ class Exchange:
             "fallback_reason": self.fallback_from[2] if self.fallback_from else None,
             "cost": cost,
             "key_name": self.key_name,
+            "sticky_key_digest": (
+                hashlib.sha256(self.sticky.encode()).hexdigest() if self.sticky else None
+            ),
         }
         line = orjson.dumps(record)  # once, for lineage and the request log alike
         if sinks.lineage is not None:

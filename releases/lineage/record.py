@@ -43,6 +43,8 @@ class LineageRecord:
     (``gateway/pricing.py``), None when its model is unpriced or its usage unknown.
     ``key_name`` is the name of the key that made the request (never its secret): it may post
     feedback on the response.
+    ``sticky_key_digest`` is the sha256 of the request's sticky key (its end user), never the
+    key, so an auditor can find everything one user got.
     """
 
     response_id: str
@@ -74,3 +76,4 @@ class LineageRecord:
     fallback_reason: str | None = None
     cost: float | None = None
     key_name: str | None = None
+    sticky_key_digest: str | None = None

@@ -5,6 +5,10 @@ batches with one round trip each. When Redis fails, what that flush took goes to
 file; when the buffer reaches its bound (Redis too slow or gone), the whole buffer does.
 Spilled records are replayed as soon as a write succeeds again (a line that is no record is
 set aside, not replayed). ``close()`` writes or spills everything.
+
+With a PostgreSQL store (``sink_shards`` > 0) each batch is also appended, in the same step,
+to one of the sink streams (``Keyspace.lineage_sink``, shards in turn): the write-ahead log
+``releases/lineage/sink.py`` drains into PostgreSQL.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class LineageLimits:
     batch_size: int = 500
     flush_interval: float = 0.05
     retention_seconds: int = 30 * 24 * 3600
+    # Sink streams each batch also goes to (0: no PostgreSQL store).
+    sink_shards: int = 0
 
 
 @dataclass
@@ -70,6 +76,7 @@ class LineageWriter:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._shard = 0
 
     @property
     def depth(self) -> int:
@@ -152,9 +159,15 @@ class LineageWriter:
         """One round trip for the batch; False when Redis could not take it."""
         keys = [self.keyspace.lineage(response_id) for response_id, _ in batch]
         acked = self.ack.replicas
+        sink = self._sink_stream()
         try:
             if self._batched:
-                args = [b"\n".join(line for _, line in batch), self.limits.retention_seconds]
+                args: list[bytes | int | str] = [
+                    b"\n".join(line for _, line in batch),
+                    self.limits.retention_seconds,
+                ]
+                if sink is not None:
+                    keys, args = [*keys, sink], [*args, "sink"]
                 if self.ack.enabled:
                     _, acked = await run_acknowledged(
                         self.redis, BATCH_SCRIPT, keys, args, self.ack
@@ -172,6 +185,18 @@ class LineageWriter:
                 for key, (_, line) in zip(keys, batch, strict=True):
                     pipe.set(key, line, ex=self.limits.retention_seconds)
                 await pipe.execute()
+            if sink is not None and not self._batched:
+                # Cluster: the stream is in a slot of its own, so a step of its own. A batch
+                # whose records were written but not its entry is spilled and written again
+                # whole (the store drops what it already has).
+                args = [b"\n".join(line for _, line in batch), 0, "sink"]
+                if self.ack.enabled:
+                    _, sink_acked = await run_acknowledged(
+                        self.redis, BATCH_SCRIPT, [sink], args, self.ack
+                    )
+                    acked = min(acked, sink_acked)
+                else:
+                    await self.redis.xadd(sink, {"r": args[0]})
         except (RedisError, OSError) as exc:
             self.stats.write_failures += 1
             log.warning(
@@ -188,6 +213,12 @@ class LineageWriter:
             )  # fmt: skip
             return False
         return True
+
+    def _sink_stream(self) -> str | None:
+        if self.limits.sink_shards <= 0:
+            return None
+        self._shard = (self._shard + 1) % self.limits.sink_shards
+        return self.keyspace.lineage_sink(self._shard)
 
     async def _replay(self) -> None:
         for claimed in self.spill.claim():

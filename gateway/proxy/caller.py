@@ -111,3 +111,18 @@ async def read_body(
         message = f"the body nests objects and arrays more than {max_depth} levels deep"
         raise HttpError(400, "body_too_deep", message)
     return raw, body
+
+
+def chat_model(body: dict[str, Any], has_messages: bool) -> str:
+    """The channel (or ``release:<id>``) a chat body names; 400 when it names none, or when
+    its API has ``messages`` (the Responses API's is ``input``) and they are not a list of
+    message objects."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise HttpError(400, "missing_model", "set model to a channel name (or release:<id>)")
+    messages = body.get("messages")
+    if has_messages and not (
+        isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
+    ):
+        raise HttpError(400, "invalid_messages", "set messages to a list of message objects")
+    return model

@@ -29,7 +29,7 @@ from gateway.pricing import PriceTable
 from gateway.providers import Provider
 from gateway.proxy.admission import Admission
 from gateway.proxy.answer import JsonAnswer
-from gateway.proxy.caller import authenticate, read_body, tools_digest, variables
+from gateway.proxy.caller import authenticate, chat_model, read_body, tools_digest, variables
 from gateway.proxy.capture import Capture
 from gateway.proxy.exchange import Exchange, Sinks
 from gateway.proxy.fallbacks import Chains, takes
@@ -116,18 +116,7 @@ class DataPlane:
             key = authenticate(request, snapshot, self.admin_token_digest, self.internal_keys)
             exchange.key_name = key.name
             raw_body, body = await read_body(request, self.max_body_bytes, self.max_depth)
-            model = body.get("model")
-            if not isinstance(model, str) or not model:
-                raise HttpError(
-                    400, "missing_model", "set model to a channel name (or release:<id>)"
-                )
-            messages = body.get("messages")
-            if "messages" in dialect.api.own and not (  # the Responses API's is "input"
-                isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
-            ):
-                raise HttpError(
-                    400, "invalid_messages", "set messages to a list of message objects"
-                )
+            model = chat_model(body, "messages" in dialect.api.own)
             sticky = request.headers.get(STICKY_HEADER) or dialect.caller_user(body)
             exchange.sticky = sticky
             route = resolve(snapshot, key, model, sticky)

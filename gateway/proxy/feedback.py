@@ -19,20 +19,7 @@ from gateway.proxy.resolve import READ_ONLY_ROLES
 from gateway.proxy.tagging import Tag, new_response_id
 from releases.analysis.feedback import Feedback, FeedbackStore
 from releases.apikeys import ApiKey
-from releases.lineage import read_record
-
-
-async def find_record(
-    plane: DataPlane, store: FeedbackStore, response_id: str
-) -> dict[str, Any] | None:
-    """A response's lineage record, looked up as ``GET /admin/lineage`` does: a record made
-    on this replica a moment ago may still be in its buffer, so that is flushed before the
-    answer is "unknown"."""
-    record = await read_record(store.redis, store.keys, response_id)
-    if record is None and plane.lineage is not None:
-        await plane.lineage.flush()
-        record = await read_record(store.redis, store.keys, response_id)
-    return record
+from releases.lineage.reader import LineageStoreUnavailable
 
 
 def may_judge(key: ApiKey, record: dict[str, Any]) -> bool:
@@ -69,7 +56,10 @@ async def post_feedback(request: Request) -> ASGIApp:
         key = authenticate(request, plane.snapshot(), plane.admin_token_digest)
         _, body = await read_body(request, plane.max_body_bytes, plane.max_depth)
         feedback = _parsed(body)
-        record = await find_record(plane, store, feedback.response_id)
+        try:  # the one lookup by id: Redis, this replica's buffer, then PostgreSQL
+            record = await runtime.lineage.find(feedback.response_id)
+        except LineageStoreUnavailable as exc:
+            raise HttpError(503, exc.kind, str(exc)) from None
         if record is None:
             raise HttpError(
                 404,

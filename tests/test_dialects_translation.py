@@ -355,3 +355,17 @@ def test_an_openai_stream_with_tool_calls_becomes_anthropic_events() -> None:
     assert kinds.count("content_block_stop") == 2
     assert events[-2]["delta"]["stop_reason"] == "tool_use"
     assert events[-2]["usage"] == {"input_tokens": 9, "output_tokens": 4}
+
+
+@pytest.mark.parametrize("dialect", [OPENAI, ANTHROPIC], ids=["openai", "anthropic"])
+@pytest.mark.parametrize("field", ["tools", "messages"])
+@pytest.mark.parametrize("value", [1, [1], "x", [{"role": "user", "content": "hi"}, None]])
+def test_a_tools_or_messages_value_that_is_no_list_of_objects_is_untranslatable(
+    dialect: Any, field: str, value: Any
+) -> None:
+    # Found by tests/test_fuzz_dataplane.py: `tools: 1` on /v1/messages, served by an OpenAI
+    # release, was a 500 (a TypeError in translation) instead of a 400 naming the field.
+    body = {"model": "ch", "max_tokens": 8, "messages": [], field: value}
+    with pytest.raises(Untranslatable) as refused:
+        dialect.request_to_ir(body)
+    assert refused.value.field == field

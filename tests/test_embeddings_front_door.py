@@ -80,7 +80,8 @@ async def test_an_openai_pinned_embedding_release_gets_the_pinned_model_and_dime
     assert (record["release_id"], record["channel"], record["slice"], record["status"]) == (
         release.id, CH, "stable", 200)  # fmt: skip
     assert (record["provider"], record["model_id"]) == ("fake-openai", OPENAI_MODEL)
-    assert record["usage"] == {"input_tokens": 5, "output_tokens": None}
+    assert record["usage"] == {
+        "input_tokens": 5, "output_tokens": None, "cached_input_tokens": None}  # fmt: skip
 
 
 async def test_an_azure_deployment_is_called_at_its_embeddings_path(

@@ -34,8 +34,17 @@ CH = "support-bot-prod"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ROOT = Actor(name="root", role="admin")
 VARIABLES = {"X-Gateway-Variables": json.dumps({"product": "Acme"})}
-# Mid-minute: a test's requests all fall in one minute, however long the test takes.
-MID_MINUTE = math.floor(time.time() / 60) * 60 + 30.0
+# A frozen "now" in the middle of the next minute, set as each test starts: its requests all
+# fall in one minute however long it takes, and that minute's counters (whose EXPIREAT is the
+# window's end, in Redis's real time) outlive the test. Computed once at import, it was in the
+# past by the time a long suite reached these tests, and Redis dropped the counters at once.
+MID_MINUTE = 0.0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_minute() -> None:
+    global MID_MINUTE
+    MID_MINUTE = math.floor(time.time() / 60) * 60 + 90.0
 
 
 def counters(gateway: LiveServer) -> FleetCounters:
@@ -43,8 +52,9 @@ def counters(gateway: LiveServer) -> FleetCounters:
     return found
 
 
-def freeze(gateway: LiveServer, at: float = MID_MINUTE) -> None:
-    counters(gateway).clock = lambda: at
+def freeze(gateway: LiveServer, at: float | None = None) -> None:
+    frozen = MID_MINUTE if at is None else at
+    counters(gateway).clock = lambda: frozen
 
 
 async def reconcile(gateway: LiveServer) -> None:

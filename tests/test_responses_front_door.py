@@ -191,7 +191,8 @@ async def test_a_responses_call_is_served_by_each_kind_in_its_shape_with_a_tool_
         release.id, case.provider, 200)  # fmt: skip
     assert response.usage is not None
     assert record["usage"] == {"input_tokens": response.usage.input_tokens,
-                               "output_tokens": response.usage.output_tokens}  # fmt: skip
+                               "output_tokens": response.usage.output_tokens,
+                               "cached_input_tokens": None}  # fmt: skip
 
     first = client.responses.create(
         model=CH, instructions=INSTRUCTIONS, input=ASKED, tool_choice="required",
@@ -244,7 +245,7 @@ async def test_a_responses_stream_from_each_kind_arrives_as_typed_events_the_sdk
     assert (record["release_id"], record["provider"], record["status"]) == (
         release.id, case.provider, 200)  # fmt: skip
     assert record["usage"] == {"input_tokens": done.response.usage.input_tokens,
-                               "output_tokens": 5}  # fmt: skip
+                               "output_tokens": 5, "cached_input_tokens": None}  # fmt: skip
 
     with client.responses.stream(
         model=CH, instructions=INSTRUCTIONS, input=ASKED, tool_choice="required",

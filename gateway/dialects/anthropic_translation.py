@@ -23,6 +23,7 @@ from gateway.dialects.exchange_ir import (
     ToolResult,
     Untranslatable,
     Usage,
+    objects,
 )
 
 KNOWN = frozenset({
@@ -105,7 +106,7 @@ def _tool_choice(choice: Any) -> tuple[ToolChoice | None, bool | None]:
 def request_to_ir(body: Mapping[str, Any]) -> ChatRequest:
     """A Messages body as a ``ChatRequest``."""
     messages: list[Message] = []
-    for i, m in enumerate(body.get("messages") or []):
+    for i, m in enumerate(objects(body.get("messages"), "messages")):
         role = m.get("role")
         if role not in ("user", "assistant"):
             raise Untranslatable(
@@ -113,7 +114,7 @@ def request_to_ir(body: Mapping[str, Any]) -> ChatRequest:
             )
         messages.append(Message(role, _blocks(m.get("content"), f"messages[{i}].content")))
     tools: list[Tool] = []
-    for i, tool in enumerate(body.get("tools") or ()):
+    for i, tool in enumerate(objects(body.get("tools"), "tools")):
         if "input_schema" not in tool:
             raise Untranslatable(f"tools[{i}]", f"tools[{i}]: only client tools translate")
         tools.append(Tool(str(tool.get("name")), tool["input_schema"], tool.get("description")))

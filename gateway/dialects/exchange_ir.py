@@ -29,6 +29,16 @@ class Untranslatable(Exception):
         self.message = message
 
 
+def objects(value: Any, field: str) -> list[Mapping[str, Any]]:
+    """A caller's list of JSON objects (``tools``, ``messages``), or ``Untranslatable``
+    naming ``field``: absent (None) is an empty list."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise Untranslatable(field, f"{field} must be a list of objects")
+    return value
+
+
 class Refused(Untranslatable):
     """A request the gateway refuses whatever provider serves the release (state kept between
     calls, a provider's built-in tools, a body not of its API): a 400 with ``code``."""

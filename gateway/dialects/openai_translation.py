@@ -22,6 +22,7 @@ from gateway.dialects.exchange_ir import (
     ToolResult,
     Untranslatable,
     Usage,
+    objects,
 )
 
 # What translation reads of a body; any other field is named as dropped.
@@ -128,9 +129,9 @@ def _asks_usage(body: Mapping[str, Any]) -> bool:
 
 def request_to_ir(body: Mapping[str, Any]) -> ChatRequest:
     """A Chat Completions body as a ``ChatRequest``."""
-    system, messages = _messages(body.get("messages") or [])
+    system, messages = _messages(objects(body.get("messages"), "messages"))
     tools: list[Tool] = []
-    for i, tool in enumerate(body.get("tools") or ()):
+    for i, tool in enumerate(objects(body.get("tools"), "tools")):
         function = tool.get("function") if tool.get("type") == "function" else None
         if not isinstance(function, dict):
             raise Untranslatable(f"tools[{i}]", f"tools[{i}]: only function tools translate")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import changes, render
+from gateway.cli import changes, render, render_lineage
 from gateway.cli.client import YAML_SUFFIXES, AdminClient
 
 Handler = Callable[[AdminClient, argparse.Namespace], int]
@@ -278,7 +278,7 @@ def key_delete(client: AdminClient, args: argparse.Namespace) -> int:
 
 
 def lineage(client: AdminClient, args: argparse.Namespace) -> int:
-    return emit(args, client.lineage(args.response_id), render.lineage_detail)
+    return emit(args, client.lineage(args.response_id), render_lineage.lineage_detail)
 
 
 def audit_list(client: AdminClient, args: argparse.Namespace) -> int:

@@ -474,7 +474,7 @@ REFUSALS: list[tuple[str, str, Callable[[ChatRequest], ChatRequest], str]] = [
     [(kind, change, field) for kind, _, change, field in REFUSALS],
     ids=[f"{kind}-{what}" for kind, what, _, _ in REFUSALS],
 )
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(data=st.data())
 def test_what_a_shape_cannot_carry_is_refused_by_name(
     kind: str, change: Callable[[ChatRequest], ChatRequest], field: str, data: st.DataObject

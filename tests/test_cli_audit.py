@@ -178,3 +178,47 @@ def test_lineage_of_a_release_no_longer_stored_shows_the_record_model(
 
     out = capsys.readouterr().out
     assert "m-2024" in out and "params" not in out
+
+
+def _lineage_lines(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str], **fields: Any
+) -> dict[str, str]:
+    record = {"response_id": "gwr_1", "release_id": "bot-v1-aaaaaa", "model_id": "gpt-4o", **fields}
+    api.get("/admin/lineage/gwr_1").respond(200, json={"record": record, "release": None})
+    assert gateway("lineage", "gwr_1") == 0
+    return {
+        key.rstrip(":"): value.strip()
+        for key, value in (line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    }
+
+
+def test_lineage_marks_a_served_model_and_revision_that_differ_from_the_pin(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = _lineage_lines(
+        api, capsys, model_version="2024-08-06", served_model="gpt-4o-mini",
+        served_mismatch=True, model_revision="abc123", revision_reported="def456",
+        revision_mismatch=True,
+    )  # fmt: skip
+    assert shown["model version"] == "2024-08-06"
+    assert shown["served model"] == "gpt-4o-mini  MISMATCH: not the pinned model"
+    assert shown["revision"] == "abc123"
+    assert shown["served revision"] == "def456  MISMATCH: not the pinned revision"
+
+
+def test_lineage_shows_a_served_model_that_matches_the_pin_without_a_marker(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = _lineage_lines(
+        api, capsys, served_model="gpt-4o-2024-08-06", served_mismatch=False,
+        model_revision="abc123", revision_reported="abc123", revision_mismatch=False,
+    )  # fmt: skip
+    assert shown["served model"] == "gpt-4o-2024-08-06"
+    assert shown["served revision"] == "abc123"
+
+
+def test_lineage_of_a_record_without_served_fields_shows_no_served_lines(
+    api: respx.MockRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = _lineage_lines(api, capsys)
+    assert not {"model version", "served model", "served revision"} & shown.keys()

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway.dialects import ANTHROPIC, OPENAI
+from gateway.dialects import ANTHROPIC, GEMINI, OPENAI
 from gateway.dialects.exchange_ir import ToolCall, ToolResult, Untranslatable, Usage
+from tests.factories import prepared, spec
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 WEATHER_SCHEMA = {
@@ -369,3 +370,59 @@ def test_a_tools_or_messages_value_that_is_no_list_of_objects_is_untranslatable(
     with pytest.raises(Untranslatable) as refused:
         dialect.request_to_ir(body)
     assert refused.value.field == field
+
+
+# -- found by tests/test_properties_translation.py ---------------------------------------------
+
+
+def test_an_anthropic_streams_cache_reads_count_in_an_openai_callers_prompt_tokens() -> None:
+    # message_delta's usage is cumulative and counts input apart from cache reads: read alone,
+    # its input_tokens used to replace message_start's total, so prompt_tokens lost the cache.
+    usage = {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 0}
+    stream = b"".join([
+        event("message_start", {"message": {"id": "msg_2", "model": "claude-x", "content": [],
+                                            "usage": usage}}),
+        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        event("content_block_stop", {"index": 0}),
+        event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                "usage": {**usage, "output_tokens": 3}}),
+        event("message_stop", {}),
+    ])  # fmt: skip
+    asked = OPENAI.request_to_ir({**OPENAI_REQUEST, "stream": True,
+                                  "stream_options": {"include_usage": True}})  # fmt: skip
+    raw = translated([stream], ANTHROPIC.stream_reader(), OPENAI.stream_writer(asked))
+    assert sse_events(raw)[-1]["usage"] == {
+        "prompt_tokens": 100, "completion_tokens": 3, "total_tokens": 103,
+        "prompt_tokens_details": {"cached_tokens": 90},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("arguments", ["[1]", "3", "null", '"city"'])
+@pytest.mark.parametrize("provider", [ANTHROPIC, GEMINI], ids=["anthropic", "gemini"])
+def test_tool_call_arguments_that_are_not_a_json_object_are_refused_not_read_as_empty(
+    provider: Any, arguments: str
+) -> None:
+    # Anthropic's input and Gemini's args are objects; "null" used to go out as input: null and
+    # come back as {}, other values to be refused upstream with no field named.
+    body = {"model": "m", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+    ]}  # fmt: skip
+    with pytest.raises(Untranslatable) as refused:
+        provider.request_from_ir(OPENAI.request_to_ir(body))
+    assert refused.value.field == "tool_calls" and "call_1" in refused.value.message
+
+
+def test_a_callers_user_and_parallel_switch_are_named_dropped_for_a_gemini_release() -> None:
+    # Gemini has no field for either; they used to vanish without being named.
+    release = prepared(spec(model={"provider": "gemini", "id": "gemini-2.0-flash"}))
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "user": "user-42",
+            "parallel_tool_calls": False}  # fmt: skip
+    sent = GEMINI.request_from_ir(OPENAI.request_to_ir(body))
+    out, dropped = GEMINI.inject(sent, release, {"product": "Acme"})
+    assert {"user", "parallel_tool_calls"} <= set(dropped)
+    assert "user" not in out and "parallel_tool_calls" not in out

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gateway.cli import render
+from gateway.cli import render_lineage
 from gateway.cli.client import AdminClient
 from gateway.cli.commands import emit, moment, positive_int
 
@@ -90,7 +90,7 @@ def _params(args: argparse.Namespace) -> dict[str, str]:
 
 
 def show(client: AdminClient, args: argparse.Namespace) -> int:
-    return emit(args, client.lineage(args.response_id), render.lineage_detail)
+    return emit(args, client.lineage(args.response_id), render_lineage.lineage_detail)
 
 
 def search(client: AdminClient, args: argparse.Namespace) -> int:

@@ -42,20 +42,17 @@ def percent(value: Any) -> str:
     return f"{float(value):g}%"
 
 
-def _pointer(slot: Any, amount_key: str) -> str:
+def pointer(slot: Any, amount_key: str) -> str:
     if not isinstance(slot, dict):
         return NONE
     return f"{slot.get('release')}@{percent(slot.get(amount_key, 0))}"
 
 
-def _model(spec: Any) -> str:
+def model_of(spec: Any) -> str:
     model = spec.get("model") if isinstance(spec, dict) else None
     if not isinstance(model, dict):
         return NONE
     return f"{model.get('provider', '?')}/{model.get('id', '?')}"
-
-
-model_of = _model  # the release list (gateway/cli/judging.py) shows it too
 
 
 # Releases
@@ -73,7 +70,7 @@ def release_detail(release: dict[str, Any]) -> str:
             ("id", release.get("id")),
             ("name", release.get("name")),
             ("version", release.get("version")),
-            ("model", _model(release.get("spec"))),
+            ("model", model_of(release.get("spec"))),
             ("digest", release.get("digest")),
             ("created by", release.get("created_by")),
             ("created at", release.get("created_at")),
@@ -134,7 +131,7 @@ def release_diff(diff: dict[str, Any]) -> str:
     model = diff.get("model")
     if model:
         lines.append("model:")
-        lines += [f"  {side}: {_model({'model': model.get(side)})}" for side in ("a", "b")]
+        lines += [f"  {side}: {model_of({'model': model.get(side)})}" for side in ("a", "b")]
     prompt = diff.get("prompt")
     if prompt:
         lines.append("prompt:")
@@ -176,8 +173,8 @@ def channel_list(channels: list[dict[str, Any]]) -> str:
         (
             c.get("name"),
             c.get("stable"),
-            _pointer(c.get("canary"), "weight"),
-            _pointer(c.get("shadow"), "sample"),
+            pointer(c.get("canary"), "weight"),
+            pointer(c.get("shadow"), "sample"),
             c.get("generation"),
             c.get("updated_by"),
             c.get("updated_at"),
@@ -194,8 +191,8 @@ def channel_detail(channel: dict[str, Any]) -> str:
             ("channel", channel.get("name")),
             ("generation", channel.get("generation")),
             ("stable", channel.get("stable")),
-            ("canary", _pointer(channel.get("canary"), "weight")),
-            ("shadow", _pointer(channel.get("shadow"), "sample")),
+            ("canary", pointer(channel.get("canary"), "weight")),
+            ("shadow", pointer(channel.get("shadow"), "sample")),
             ("updated by", channel.get("updated_by")),
             ("updated at", channel.get("updated_at")),
             # Newest first: the first one is where a plain rollback goes.
@@ -302,86 +299,6 @@ def key_list(keys: list[dict[str, Any]]) -> str:
         for k in keys
     ]
     return table(["NAME", "ROLE", "CHANNELS", "CREATED_BY", "CREATED_AT"], rows)
-
-
-# Lineage
-
-
-def lineage_detail(answer: dict[str, Any]) -> str:
-    """A lineage answer for people: the record, the release it names, the channel then."""
-    record = answer.get("record") or {}
-    usage = record.get("usage") or {}
-    release = answer.get("release") or {}
-    then = answer.get("channel") or {}
-    state = then.get("state") if isinstance(then.get("state"), dict) else {}
-    pairs: list[tuple[str, Any]] = [
-        ("response", record.get("response_id")),
-        ("at", record.get("at")),
-        ("status", record.get("status")),
-        ("error", record.get("error")),
-        ("latency", f"{record.get('latency_ms')} ms"),
-        ("release", record.get("release_id")),
-        ("model", _model(release.get("spec")) if release else record.get("model_id")),
-        *_release_gist(release.get("spec")),
-        *([("revision", record["model_revision"])] if record.get("model_revision") else []),
-        *_provenance(release.get("spec")),
-        ("channel", record.get("channel")),
-        ("generation", record.get("channel_generation")),
-        ("slice", record.get("slice")),
-        ("tokens in/out", f"{cell(usage.get('input_tokens'))}/{cell(usage.get('output_tokens'))}"),
-        ("provider id", record.get("provider_response_id")),
-        ("trace", record.get("trace_id")),
-    ]
-    for label, field in (("shadow of", "primary_response_id"), ("replay of", "replay_of")):
-        if record.get(field):
-            pairs.append((label, record[field]))
-    if state:
-        pairs.append(("channel then", f"stable {state.get('stable')}, canary "
-                      f"{_pointer(state.get('canary'), 'weight')}, shadow "
-                      f"{_pointer(state.get('shadow'), 'sample')}"))  # fmt: skip
-    if record.get("capture"):
-        pairs.append(("captured", "yes (request and answer; --json shows them)"))
-    return key_values(pairs)
-
-
-PROMPT_EXCERPT = 80
-
-
-def _release_gist(spec: Any) -> list[tuple[str, Any]]:
-    """The pinned params and the opening of the system prompt: what the release asked the
-    model, at a glance (``gateway release show`` has the whole spec)."""
-    if not isinstance(spec, dict):
-        return []
-    params = spec.get("params")
-    shown = (
-        ", ".join(f"{k}={cell(v)}" for k, v in params.items()) if isinstance(params, dict) else None
-    )
-    prompt = spec.get("prompt")
-    if not isinstance(prompt, dict):
-        prompt = {}
-    system = " ".join(str(prompt.get("system") or "").split())
-    if len(system) > PROMPT_EXCERPT:
-        system = system[: PROMPT_EXCERPT - 3] + "..."
-    messages = len(prompt.get("messages") or [])
-    if messages:
-        system = f"{system or NONE} (+{count(messages, 'pinned message')})"
-    return [("params", shown), ("prompt", system)]
-
-
-def _provenance(spec: Any) -> list[tuple[str, Any]]:
-    """What produced the model, as the release pins it: base model, the data snapshots by
-    content hash, the training code commit (``gateway release show`` has the rest)."""
-    found = spec.get("provenance") if isinstance(spec, dict) else None
-    if not isinstance(found, dict):
-        return []
-    pairs: list[tuple[str, Any]] = [
-        ("base model", found.get("base_model")),
-        ("fine-tune", found.get("fine_tune_id")),
-    ]
-    for data in found.get("training_data") or []:
-        pairs.append(("training data", f"{data.get('uri')} sha256:{data.get('sha256')}"))
-    pairs.append(("code commit", found.get("code_commit")))
-    return [(label, value) for label, value in pairs if value is not None]
 
 
 def count(number: Any, noun: str, plural: str | None = None) -> str:

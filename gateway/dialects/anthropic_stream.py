@@ -59,9 +59,8 @@ class AnthropicStreamReader(JsonEventReader):
                 out.append(Stop(reason, delta.get("stop_sequence")))
             usage = event.get("usage")
             if isinstance(usage, dict):
-                out.append(
-                    UsageUpdate(Usage(usage.get("input_tokens"), usage.get("output_tokens")))
-                )
+                # Cumulative, and may count input apart from cache reads: read as a whole.
+                out.append(UsageUpdate(usage_to_ir(usage)))
             return out
         if kind == "error":
             error = event.get("error") or {}

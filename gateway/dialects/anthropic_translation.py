@@ -154,12 +154,7 @@ def _part_out(part: Part) -> dict[str, Any]:
             return {"type": "image", "source": source}
         return {"type": "image", "source": {"type": "url", "url": part.url}}
     if isinstance(part, ToolCall):
-        try:
-            arguments = orjson.loads(part.arguments or "{}")
-        except orjson.JSONDecodeError:
-            raise Untranslatable(
-                "tool_calls", f"the arguments of tool call {part.id} are not JSON"
-            ) from None
+        arguments = part.arguments_object()
         return {"type": "tool_use", "id": part.id, "name": part.name, "input": arguments}
     out: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.call_id}
     if len(part.content) == 1 and isinstance(part.content[0], Text):

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 Role = Literal["user", "assistant"]
 # Why an answer ended, in the gateway's words; each dialect maps its own.
 StopReason = Literal["end", "max_tokens", "stop_sequence", "tool_use", "content_filter"]
@@ -80,6 +82,19 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+
+    def arguments_object(self) -> dict[str, Any]:
+        """The arguments as the JSON object Anthropic's ``input`` and Gemini's ``args`` must
+        be; anything else is refused, never read as ``{}``."""
+        try:
+            value = orjson.loads(self.arguments or "{}")
+        except orjson.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise Untranslatable(
+                "tool_calls", f"the arguments of tool call {self.id} are not a JSON object"
+            )
+        return value
 
 
 @dataclass(frozen=True, slots=True)

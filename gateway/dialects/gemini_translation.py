@@ -52,12 +52,7 @@ def _part_out(part: Part, names: Mapping[str, str]) -> dict[str, Any]:
         media_type, data = part.media_type_and_data()
         return {"inlineData": {"mimeType": media_type, "data": data}}
     if isinstance(part, ToolCall):
-        try:
-            arguments = orjson.loads(part.arguments or "{}")
-        except orjson.JSONDecodeError:
-            raise Untranslatable(
-                "tool_calls", f"the arguments of tool call {part.id} are not JSON"
-            ) from None
+        arguments = part.arguments_object()
         return {"functionCall": {"id": part.id, "name": part.name, "args": arguments}}
     if part.call_id not in names:
         raise Untranslatable(
@@ -102,6 +97,12 @@ def request_from_ir(request: ChatRequest) -> dict[str, Any]:
         body["response_format"] = dict(params.response_format)
     if request.stream:
         body["stream"] = True
+    # No Gemini field for these: left in the flat body, the caller-field allowlist names them
+    # as dropped (they are never sent).
+    if params.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = params.parallel_tool_calls
+    if request.user is not None:
+        body["user"] = request.user
     return body
 
 

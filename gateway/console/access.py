@@ -58,7 +58,8 @@ class Console:
         session = self.sessions.read(request.cookies.get(COOKIE))
         if session is None:
             return None
-        key = self.sessions.key_of(runtime(request).view.current, session)
+        r = runtime(request)
+        key = self.sessions.key_of(r.view.current, session, r.services.auth.clock())
         if key is None:
             return None
         request.state.admin_key = key  # what services.auth.require reads

@@ -38,3 +38,15 @@ def ejected(replica: Mapping[str, Any]) -> list[str]:
         for name, c in sorted(circuits.items())
         if isinstance(c, Mapping) and c.get("open")
     ]
+
+
+def usd(value: Any) -> str | None:
+    """Dollars without trailing zeros: ``0.25``; None for None."""
+    return None if value is None else f"{float(value):.6f}".rstrip("0").rstrip(".")
+
+
+def against(used: Any, allowed: Any, unit: str = "") -> str:
+    """``used / allowed unit``, or ``used unit (no limit)`` when nothing is allowed."""
+    used = 0 if used is None else used
+    suffix = f" {unit}" if unit else ""
+    return f"{used}{suffix} (no limit)" if allowed is None else f"{used} / {allowed}{suffix}"

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from gateway.admin.auth import AUDIT, WRITE
+from gateway.admin.auth import AUDIT, KEYS, WRITE
 from gateway.admin.errors import http_error
 from gateway.console.render import Pages
 from gateway.console.session import COOKIE, Session, Sessions
@@ -44,6 +44,10 @@ class Viewer:
     @property
     def may_audit(self) -> bool:
         return self.key.role in AUDIT
+
+    @property
+    def may_read_keys(self) -> bool:
+        return self.key.role in KEYS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.console import channels, records
+from gateway.console import channels, keys, records
 from gateway.console.access import SCOPE_KEY, Console, Viewer, console_of, form_of, signed_in
 from gateway.console.render import Pages, SecurityHeaders, load_assets
 from gateway.console.session import CONSOLE_ROLES, COOKIE, Sessions
@@ -138,6 +138,7 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         Route("/lineage/{response_id:str}/replay", records.replay, methods=["POST"]),
         Route("/audit", records.audit_page),
         Route("/fleet", records.fleet_page),
+        Route("/keys", keys.keys_page),
     ]
     return [
         Route("/console", home),

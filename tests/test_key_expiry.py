@@ -18,7 +18,7 @@ from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime_of
 from gateway.snapshot import Snapshot
 from releases.apikeys import ApiKey, secret_digest
-from tests.consolekit import CHANNEL, SETUP, console_settings, signed_in
+from tests.consolekit import CHANNEL, SETUP, console_settings, signed_in, until
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 
@@ -127,3 +127,19 @@ def test_a_sessions_key_is_gone_from_its_expiry_on() -> None:
     snapshot = Snapshot(1, {}, {}, {secret_digest("gwk_ops"): key})
     assert sessions.key_of(snapshot, session, BEFORE) == key
     assert sessions.key_of(snapshot, session, AFTER) is None
+
+
+def test_an_expired_key_lists_no_models(gateway: LiveServer) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    body = {"name": "lister", "role": "app", "channels": ["*"], "expires_at": EXPIRES_AT}
+    created = gateway.http.post("/admin/keys", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    headers = {"Authorization": f"Bearer {created.json()['key']}"}
+    counters = runtime_of(gateway.app).dataplane.admission.counters
+    counters.clock = lambda: BEFORE
+    until(lambda: gateway.http.get("/v1/models", headers=headers).status_code == 200)
+    counters.clock = lambda: AFTER
+    refused = gateway.http.get("/v1/models", headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "key_expired"  # OpenAI's shape
+    assert f"expired at {EXPIRES_AT}" in refused.json()["error"]["message"]

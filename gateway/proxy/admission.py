@@ -51,6 +51,11 @@ class Admission:
         """Counting on this replica alone (a data plane made without the fleet's counters)."""
         return cls(FleetCounters(None))
 
+    def refuse_expired(self, key: ApiKey) -> None:
+        """Raise the 401 of an expired key: for the doors that count nothing (/v1/models)."""
+        if key.expired(self.counters.clock()):
+            raise expired_refusal(key)
+
     def admit(self, key: ApiKey, channel: str, channel_limit: RateLimit | None) -> Charge | None:
         """Raise the refusal, or count the request and answer what it must settle later."""
         now = self.counters.clock()

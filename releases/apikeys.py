@@ -56,6 +56,19 @@ class ApiKey(BaseModel):
         """``expires_at`` as a Unix time."""
         return None if self.expires_at is None else self.expires_at.timestamp()
 
+    def expired(self, now: float) -> bool:
+        """Whether the key has expired at ``now`` (Unix time): the one test of expiry, asked
+        by the data plane, the admin API and the console, each with its injectable clock."""
+        expires = self.expires
+        return expires is not None and now >= expires
+
+    @property
+    def expired_at(self) -> str:
+        """When the key expired (or will), as ``2026-12-31T23:59:59Z``; "" for a key that
+        never expires."""
+        at = self.expires_at
+        return "" if at is None else at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def stored(self) -> dict[str, Any]:
         """The key as stored and audited: fields at their defaults left out."""
         return self.model_dump(mode="json", exclude_defaults=True)

@@ -320,8 +320,8 @@ def test_a_session_ends_when_its_key_is_replaced_by_one_of_the_same_name() -> No
     before = Snapshot(1, {}, {}, {secret_digest("gwk_old"): KEY})
     demoted = KEY.model_copy(update={"role": "auditor"})
     after = Snapshot(2, {}, {}, {secret_digest("gwk_new"): demoted})
-    assert sessions.key_of(before, session) == KEY
-    assert sessions.key_of(after, session) is None
+    assert sessions.key_of(before, session, time.time()) == KEY
+    assert sessions.key_of(after, session, time.time()) is None
 
 
 def test_a_form_sent_from_another_site_is_refused_sign_in_included(

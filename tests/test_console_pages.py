@@ -15,7 +15,10 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.console.charts import bar_chart, slice_counts
 from gateway.registry_services import RegistryServices
+from releases.fleet import Fleet, Replica
 from releases.keyspace import Keyspace
+from releases.limits import RateLimit
+from releases.models import utc_now
 from tests.consolekit import (
     CHANNEL,
     SETUP,
@@ -27,7 +30,7 @@ from tests.consolekit import (
     stage,
     until,
 )
-from tests.factories import ADMIN_TOKEN
+from tests.factories import ADMIN_TOKEN, spec
 from tests.live import LiveServer
 from tests.stack import openai_spec, publish
 
@@ -182,3 +185,47 @@ async def test_a_release_edited_in_redis_shows_its_signature_as_not_valid(
     with signed_in(console.url, staged.secrets["auditor"]) as client:
         page = client.get(f"/console/releases/{staged.first}").text
     assert "not valid: " in page and "signed by a trusted key" not in page
+
+
+async def test_channel_pages_show_the_stables_fallback_chain_and_the_channels_rate_limit(
+    console: LiveServer, staged: Stage, services: RegistryServices
+) -> None:
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        before = client.get(f"/console/channels/{CHANNEL}").text
+    assert "none for the stable" in before and 'id="rate-limit">none' in before
+    registry = services.registry
+    fallbacks = [{"release": staged.first, "on": ["5xx", "429"]}]
+    chained, _ = await registry.register(
+        spec(params={"temperature": 0.7}, fallbacks=fallbacks), SETUP
+    )
+    await registry.promote(CHANNEL, chained.id, SETUP, "with a fallback")
+    limit = RateLimit(requests_per_minute=600, tokens_per_minute=20000)
+    await registry.set_rate_limit(CHANNEL, limit, SETUP)
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        listing = client.get("/console/channels").text
+        page = client.get(f"/console/channels/{CHANNEL}").text
+        release = client.get(f"/console/releases/{chained.id}").text
+    # As `gateway release show` draws it, escaped (the arrow's ">" included).
+    chain = f"{chained.id} -&gt; {staged.first} [on 429, 5xx]"
+    for shown in (listing, page, release):
+        assert chain in shown and f"{chained.id} -> " not in shown
+    assert "600 requests/min, 20000 tokens/min" in listing
+    assert "600 requests/min, 20000 tokens/min (every key together)" in page
+    assert f'<a class="mono" href="/console/releases/{staged.first}">' in release
+
+
+async def test_the_fleet_page_shows_each_replicas_ejected_providers_escaped(
+    console: LiveServer, staged: Stage, services: RegistryServices
+) -> None:
+    circuits = {
+        "p<b>rimary": {"open": True, "reopens_in": 12.4},
+        "steady": {"open": False, "reopens_in": 0.0},
+    }
+    replica = Replica("replica-x", 1, {}, utc_now(), utc_now(), circuits)
+    await Fleet(services.redis, services.registry.keys).beat(replica, 60_000)
+    with signed_in(console.url, staged.secrets["auditor"]) as client:
+        page = client.get("/console/fleet").text
+    row = re.search(r'<tr><td class="mono">replica-x</td>.*?</tr>', page)
+    assert row is not None
+    assert '<div class="bad">p&lt;b&gt;rimary (12s)</div>' in row.group(0)
+    assert "steady" not in row.group(0)  # a closed circuit is no ejection

@@ -3,16 +3,18 @@
 Roles: ``admin`` (everything, keys included), ``operator`` (register releases, move channels,
 read them), ``auditor`` (read releases, channels, history, lineage, audit), ``app`` (data
 plane only). The first admin key comes from ``GATEWAY_ADMIN_TOKEN`` and is never stored.
+An expired key is refused here as on the data plane (401 ``key_expired``, naming when).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from gateway.errors import HttpError
-from gateway.keys import BOOTSTRAP_KEY, presented_key
+from gateway.keys import BOOTSTRAP_KEY, Clock, expired_refusal, presented_key
 from releases.apikeys import ApiKey, KeyRing, matches, secret_digest
 from releases.models import Actor, Role
 
@@ -22,12 +24,15 @@ AUDIT: frozenset[Role] = frozenset({"admin", "auditor"})
 KEYS: frozenset[Role] = frozenset({"admin"})
 
 
-@dataclass(frozen=True)
+@dataclass
 class Authenticator:
-    """Resolves a presented secret to a key: the bootstrap admin token, or a stored key."""
+    """Resolves a presented secret to a key: the bootstrap admin token, or a stored key.
+    ``clock`` is what "now" is when asking whether a key has expired, here and in the
+    console's sessions (injectable, so tests move time instead of waiting for it)."""
 
     keyring: KeyRing
     admin_token_digest: str | None
+    clock: Clock = time.time
 
     @classmethod
     def create(cls, keyring: KeyRing, admin_token: str | None) -> Authenticator:
@@ -39,8 +44,9 @@ class Authenticator:
         return await self.keyring.lookup(secret)
 
     async def authenticate(self, request: Request) -> ApiKey:
-        """The caller's key, or 401 (no or bad key). Kept with the request, so ``require``
-        looks it up no second time; the route table calls this before any handler runs."""
+        """The caller's key, or 401 (no or bad key, or an expired one). Kept with the
+        request, so ``require`` looks it up no second time; the route table calls this
+        before any handler runs."""
         known: ApiKey | None = getattr(request.state, "admin_key", None)
         if known is not None:
             return known
@@ -50,6 +56,8 @@ class Authenticator:
         key = await self.identify(secret)
         if key is None:
             raise HttpError(401, "unauthorized", "the key is not valid")
+        if key.expired(self.clock()):
+            raise expired_refusal(key)
         request.state.admin_key = key
         return key
 

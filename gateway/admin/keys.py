@@ -8,8 +8,6 @@ with its limits and what it used of them this minute and this month (the fleet's
 
 from __future__ import annotations
 
-import time
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -57,9 +55,9 @@ async def show_key(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, KEYS)
     key = await s.keyring.get(request.path_params["name"])
-    now = time.time()
+    now = s.auth.clock()
     usage = await key_usage(LimitCounters(s.redis, s.registry.keys), key.name, now)
-    expired = key.expires is not None and now >= key.expires
+    expired = key.expired(now)
     return JSONResponse({**key.model_dump(mode="json"), "expired": expired, "usage": usage})
 
 

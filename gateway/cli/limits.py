@@ -22,6 +22,7 @@ from gateway.cli.commands import (
     positive_int,
 )
 from gateway.cli.operations import Command
+from gateway.policy_text import against, usd
 from releases.models import ROLES
 
 # Handlers
@@ -94,25 +95,15 @@ def key_shown(key: dict[str, Any]) -> str:
         ("channels", ", ".join(key.get("channels") or [])),
         ("created", f"{key.get('created_at')} by {key.get('created_by')}"),
         ("expires", expires or "never"),
-        ("requests/minute", _against(minute.get("requests"), rate.get("requests_per_minute"))),
-        ("tokens/minute", _against(minute.get("tokens"), rate.get("tokens_per_minute"))),
+        ("requests/minute", against(minute.get("requests"), rate.get("requests_per_minute"))),
+        ("tokens/minute", against(minute.get("tokens"), rate.get("tokens_per_minute"))),
         (f"tokens in {month.get('month', 'month')}",
-         _against(month.get("tokens"), budget.get("tokens_per_month"))),
+         against(month.get("tokens"), budget.get("tokens_per_month"))),
         (f"cost in {month.get('month', 'month')}",
-         _against(_usd(month.get("cost")), _usd(budget.get("cost_per_month")), "USD")),
+         against(usd(month.get("cost")), usd(budget.get("cost_per_month")), "USD")),
     ]  # fmt: skip
     note = "(the fleet's counters: each replica adds its part every GATEWAY_LIMITS_SYNC_INTERVAL)"
     return render.key_values(pairs) + "\n" + note
-
-
-def _usd(value: Any) -> str | None:
-    return None if value is None else f"{float(value):.6f}".rstrip("0").rstrip(".")
-
-
-def _against(used: Any, allowed: Any, unit: str = "") -> str:
-    used = 0 if used is None else used
-    suffix = f" {unit}" if unit else ""
-    return f"{used}{suffix} (no limit)" if allowed is None else f"{used} / {allowed}{suffix}"
 
 
 def channel_limited(channel: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from gateway import policy_text
 from gateway.cli import render
 from gateway.cli.client import AdminClient
 from gateway.cli.commands import emit, finite_number
@@ -101,13 +102,7 @@ def fleet_view(answer: dict[str, Any]) -> str:
 
 def _ejected(replica: dict[str, Any]) -> str | None:
     """The providers whose circuit is open on that replica (gateway/proxy/circuit.py)."""
-    circuits = replica.get("circuits") or {}
-    found = [
-        f"{name} ({float(c.get('reopens_in') or 0):.0f}s)"
-        for name, c in sorted(circuits.items())
-        if isinstance(c, dict) and c.get("open")
-    ]
-    return ",".join(found) or None
+    return ",".join(policy_text.ejected(replica)) or None
 
 
 def _seconds(value: Any) -> str:

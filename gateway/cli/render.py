@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from gateway import policy_text
+
 NONE = "-"
 
 
@@ -75,22 +77,12 @@ def release_detail(release: dict[str, Any]) -> str:
             ("created by", release.get("created_by")),
             ("created at", release.get("created_at")),
             ("signature", release.get("signature")),
-            *([("fallbacks", chain)] if (chain := fallback_chain(release)) else []),
+            *([("fallbacks", chain)] if (chain := policy_text.fallback_chain(release)) else []),
         ]
     )
     # YAML, because that is the form operators write specs in.
     spec = yaml.dump(release.get("spec"), Dumper=_SpecDumper, sort_keys=False, allow_unicode=True)
     return f"{head}\n\nspec:\n" + "\n".join("  " + line for line in spec.rstrip().splitlines())
-
-
-def fallback_chain(release: dict[str, Any]) -> str | None:
-    """``id -> fallback [on ...] -> ...``: who answers, in order, when the provider fails."""
-    spec = release.get("spec")
-    listed = spec.get("fallbacks") if isinstance(spec, dict) else None
-    if not listed:
-        return None
-    steps = [f"{f.get('release')} [on {', '.join(f.get('on') or [])}]" for f in listed]
-    return " -> ".join([str(release.get("id")), *steps])
 
 
 class _SpecDumper(yaml.SafeDumper):
@@ -208,10 +200,8 @@ def _channel_extras(channel: dict[str, Any]) -> list[tuple[str, Any]]:
     extras: list[tuple[str, Any]] = []
     if "capture" in channel:
         extras.append(("capture", "on" if channel["capture"] else "off"))
-    if channel.get("rate_limit"):
-        limit = channel["rate_limit"]
-        parts = [f"{v} {k.removesuffix('_per_minute')}/min" for k, v in limit.items() if v]
-        extras.append(("rate limit", ", ".join(parts) + " (every key together)"))
+    if limit := policy_text.rate_limit(channel.get("rate_limit")):
+        extras.append(("rate limit", limit + " (every key together)"))
     if "gate" in channel:
         gate = channel["gate"]
         shown = f"{gate.get('set')} at {gate.get('min_pass_rate')}% or more" if gate else "none"

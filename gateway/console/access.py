@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from gateway.admin.auth import AUDIT, WRITE
+from gateway.admin.auth import AUDIT, KEYS, WRITE
 from gateway.admin.errors import http_error
 from gateway.console.render import Pages
 from gateway.console.session import COOKIE, Session, Sessions
@@ -45,6 +45,10 @@ class Viewer:
     def may_audit(self) -> bool:
         return self.key.role in AUDIT
 
+    @property
+    def may_read_keys(self) -> bool:
+        return self.key.role in KEYS
+
 
 @dataclass(frozen=True)
 class Console:
@@ -58,7 +62,8 @@ class Console:
         session = self.sessions.read(request.cookies.get(COOKIE))
         if session is None:
             return None
-        key = self.sessions.key_of(runtime(request).view.current, session)
+        r = runtime(request)
+        key = self.sessions.key_of(r.view.current, session, r.services.auth.clock())
         if key is None:
             return None
         request.state.admin_key = key  # what services.auth.require reads

@@ -15,8 +15,10 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from gateway import policy_text
 from gateway.admin import channels as admin_channels
 from gateway.admin import evals as admin_evals
+from gateway.admin import releases as admin_releases
 from gateway.admin.auth import WRITE
 from gateway.console.access import (
     Viewer,
@@ -38,12 +40,31 @@ def _drift_by_channel(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
     return {check["channel"]: check for check in checks}
 
 
+async def _chain(request: Request, release_id: str) -> str | None:
+    """The fallback chain of a release, as ``gateway release show`` draws it (read through
+    the admin API's handler: a release is immutable, but its reader's role is checked)."""
+    release = await admin_json(admin_releases.show_release, request, release_id=release_id)
+    return policy_text.fallback_chain(release)
+
+
+async def _policy(request: Request, channel: dict[str, Any]) -> dict[str, str | None]:
+    """What answers when the stable's (and the canary's) provider fails, and the channel's
+    rate limit: the traffic policy a channel carries, as text."""
+    canary = channel.get("canary")
+    return {
+        "fallbacks": await _chain(request, channel["stable"]),
+        "canary_fallbacks": await _chain(request, canary["release"]) if canary else None,
+        "rate_limit": policy_text.rate_limit(channel.get("rate_limit")),
+    }
+
+
 @signed_in
 async def channels_page(request: Request, viewer: Viewer) -> Response:
     channels = await admin_json(admin_channels.list_channels, request)
     drift = _drift_by_channel(await admin_json(admin_evals.list_drift, request))
+    policy = {ch["name"]: await _policy(request, ch) for ch in channels}
     return console_of(request).page(
-        viewer, "channels.html", channels=channels, drift=drift, section="channels"
+        viewer, "channels.html", channels=channels, drift=drift, policy=policy, section="channels"
     )
 
 
@@ -55,7 +76,12 @@ async def _live(request: Request, viewer: Viewer) -> dict[str, Any]:
     check = await runtime(request).evals.registry.drift_check(name)
     drift = check.model_dump(mode="json") if check is not None else None
     html = console_of(request).pages.fragment(
-        "channel_live.html", channel=channel, history=history, drift=drift, viewer=viewer
+        "channel_live.html",
+        channel=channel,
+        history=history,
+        drift=drift,
+        policy=await _policy(request, channel),
+        viewer=viewer,
     )
     return {"channel": channel, "generation": channel["generation"], "html": html}
 

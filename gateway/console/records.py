@@ -1,5 +1,6 @@
-"""Console pages that read: releases (list, one, a diff of two), lineage by response id (and
-replay of a captured request), the audit log with its filters and verify, fleet and drift.
+"""Console pages that read: releases (list, one with its fallbacks, a diff of two), lineage
+by response id (and replay of a captured request), the audit log with its filters and
+verify, fleet (each replica's ejected providers too) and drift.
 
 Each reads through the admin API's own handler (``admin_json``), which asks the same role as
 it asks of an admin API caller: an operator gets the audit page's 403 exactly as from
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import policy_text
 from gateway.admin import audit as admin_audit
 from gateway.admin import channels as admin_channels
 from gateway.admin import evals as admin_evals
@@ -84,6 +86,7 @@ async def release_page(request: Request, viewer: Viewer) -> Response:
         spec=pretty({k: v for k, v in shown["spec"].items() if k != "provenance"}),
         provenance=pretty(shown["spec"].get("provenance")),
         signature_problem=problem,
+        chain=policy_text.fallback_chain(shown),
         section="releases",
     )
 
@@ -193,5 +196,11 @@ async def fleet_page(request: Request, viewer: Viewer) -> Response:
     drift = await admin_json(admin_evals.list_drift, request)
     watch = await admin_json(admin_evals.drift_watch, request)
     return console_of(request).page(
-        viewer, "fleet.html", fleet=fleet, drift=drift, watch=watch, section="fleet"
+        viewer,
+        "fleet.html",
+        fleet=fleet,
+        drift=drift,
+        watch=watch,
+        ejected=policy_text.ejected,
+        section="fleet",
     )

@@ -14,13 +14,13 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.console import channels, records
+from gateway.console import channels, keys, records
 from gateway.console.access import SCOPE_KEY, Console, Viewer, console_of, form_of, signed_in
 from gateway.console.render import Pages, SecurityHeaders, load_assets
 from gateway.console.session import CONSOLE_ROLES, COOKIE, Sessions
 from gateway.errors import HttpError, error_response
 from gateway.runtime import runtime
-from releases.apikeys import secret_digest
+from releases.apikeys import ApiKey, secret_digest
 
 CHANNEL = "/channels/{channel:str}"
 
@@ -59,11 +59,10 @@ async def sign_in(request: Request) -> Response:
     except HttpError as exc:
         return console.refusal(None, exc)
     secret, next_page = form.get("key", "").strip(), _next_page(form.get("next"))
-    key = console.sessions.presented(runtime(request).view.current, secret) if secret else None
-    if key is None or key.role not in CONSOLE_ROLES:
-        status, problem = 401, "That key is not valid."
-        if key is not None:
-            status, problem = 403, "Application keys cannot sign in to the console."
+    r = runtime(request)
+    key = console.sessions.presented(r.view.current, secret) if secret else None
+    if key is None or key.role not in CONSOLE_ROLES or key.expired(r.services.auth.clock()):
+        status, problem = _refused(key)
         return console.page(None, "sign_in.html", status, next_page=next_page, problem=problem)
     response = RedirectResponse(next_page, 303)
     response.set_cookie(
@@ -76,6 +75,15 @@ async def sign_in(request: Request) -> Response:
         secure=request.url.scheme == "https",
     )
     return response
+
+
+def _refused(key: ApiKey | None) -> tuple[int, str]:
+    """Why a sign-in with ``key`` (none, an app key, or an expired one) is refused."""
+    if key is None:
+        return 401, "That key is not valid."
+    if key.role not in CONSOLE_ROLES:
+        return 403, "Application keys cannot sign in to the console."
+    return 401, f"That key expired at {key.expired_at}: ask an admin for a new key."
 
 
 @signed_in
@@ -130,6 +138,7 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         Route("/lineage/{response_id:str}/replay", records.replay, methods=["POST"]),
         Route("/audit", records.audit_page),
         Route("/fleet", records.fleet_page),
+        Route("/keys", keys.keys_page),
     ]
     return [
         Route("/console", home),

@@ -3,8 +3,9 @@
 The cookie says which key signed in (its name, and a fingerprint of its secret's digest keyed
 with ``GATEWAY_CONSOLE_SECRET``, so a leaked cookie reveals nothing to guess a weak bootstrap
 token from) and a random session id. It holds no role: on every request the key is looked up
-in the process's snapshot (no Redis round trip), so a key deleted, or replaced by one of
-another role, loses its session at once. Every replica and worker that shares the secret
+in the process's snapshot (no Redis round trip), so a key deleted, replaced by one of
+another role, or past its expiry (``ApiKey.expired``, at the admin API's clock), loses its
+session at once. Every replica and worker that shares the secret
 reads every other's cookies. A CSRF token is an HMAC of the session id: tied to the session,
 kept nowhere.
 """
@@ -77,13 +78,13 @@ class Sessions:
             return None
         return Session(key_name=raw[0], fingerprint=raw[1], sid=raw[2])
 
-    def key_of(self, snapshot: Snapshot | None, session: Session) -> ApiKey | None:
-        """The session's key as the snapshot holds it now: None when it is gone, is another
-        key of the same name, or may not use the console (an app key)."""
+    def key_of(self, snapshot: Snapshot | None, session: Session, now: float) -> ApiKey | None:
+        """The session's key as the snapshot holds it at ``now``: None when it is gone, is
+        another key of the same name, has expired, or may not use the console (an app key)."""
         key = self._index(snapshot).get(session.fingerprint)
         if key is None or key.name != session.key_name or key.role not in CONSOLE_ROLES:
             return None
-        return key
+        return None if key.expired(now) else key
 
     def presented(self, snapshot: Snapshot | None, secret: str) -> ApiKey | None:
         """The key a sign-in presents, of any role (the caller refuses app keys, saying so)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.errors import HttpError
+from gateway.keys import expired_refusal
 from gateway.limits import NANO, Counter, FleetCounters, Window, minute_window, month_window
 from releases.apikeys import ApiKey
 from releases.limits import RateLimit
@@ -50,15 +51,16 @@ class Admission:
         """Counting on this replica alone (a data plane made without the fleet's counters)."""
         return cls(FleetCounters(None))
 
+    def refuse_expired(self, key: ApiKey) -> None:
+        """Raise the 401 of an expired key: for the doors that count nothing (/v1/models)."""
+        if key.expired(self.counters.clock()):
+            raise expired_refusal(key)
+
     def admit(self, key: ApiKey, channel: str, channel_limit: RateLimit | None) -> Charge | None:
         """Raise the refusal, or count the request and answer what it must settle later."""
         now = self.counters.clock()
-        if key.expires is not None and now >= key.expires:
-            assert key.expires_at is not None
-            at = key.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            raise HttpError(
-                401, "key_expired", f"key {key.name!r} expired at {at}; ask an admin for a new key"
-            )
+        if key.expired(now):
+            raise expired_refusal(key)
         minute = minute_window(now)
         counted: list[Counter] = []
         key_settles = channel_settles = False

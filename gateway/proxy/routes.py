@@ -55,6 +55,8 @@ def _models(plane: DataPlane, request: Request, name: str | None) -> ASGIApp:
     try:
         snapshot = plane.snapshot()
         key = authenticate(request, snapshot, plane.admin_token_digest)
+        if key.policed:  # an expired key lists nothing either
+            plane.admission.refuse_expired(key)
         if name is not None and not (name in snapshot.channels and key.may_call(name)):
             message = f"the model {name!r} does not exist or this key may not call it"
             raise HttpError(404, "model_not_found", message)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def make_run(run_dir: Path) -> Iterator[tuple[str, int]]:
                 break
         else:
             raise SystemExit(f"make run's script exited early ({process.wait()})")
+        # The gateway goes on logging a JSON line per request to that pipe: read it, or once
+        # the pipe's buffer is full the gateway blocks writing its log and answers nothing.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
         yield f"http://127.0.0.1:{port}", fake_port
     finally:
         process.send_signal(signal.SIGINT)

@@ -12,7 +12,7 @@ import types
 import typing
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +349,9 @@ async def test_search_by_key_finds_everything_that_key_made(
     assert cli([*flags, "lineage", "search", "--key", "search-app"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert {r["response_id"] for r in shown["records"]} == made["search-app"]
+    if store == "postgres":  # export reads PostgreSQL only
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        assert cli([*flags, "lineage", "export", "--since", "1d", "--until", later,
+                    "--key", "search-app"]) == 0  # fmt: skip
+        exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert {r["response_id"] for r in exported} == made["search-app"]

@@ -169,7 +169,7 @@ def record(at: datetime, **fields: Any) -> dict[str, Any]:
         "at": stamp,
         "status": 200,
         "latency_ms": 12.5,
-        "usage": {"input_tokens": 3, "output_tokens": 4},
+        "usage": {"input_tokens": 3, "output_tokens": 4, "cached_input_tokens": None},
         **fields,
     }
 

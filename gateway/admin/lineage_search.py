@@ -26,8 +26,9 @@ from releases.lineage.pgschema import COLUMNS
 from releases.lineage.reader import LineageReader, StoreRequired
 from releases.lineage.search import MAX_LIMIT, Cursor, LineageFilter, sticky_key_digest
 
-# CSV columns: the store's, ``usage`` flattened, the capture as its JSON text.
+# CSV columns: the store's, ``usage`` flattened, ``attempts`` and the capture as JSON text.
 CSV_COLUMNS = COLUMNS
+_USAGE_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens")
 
 
 def _filter(query: QueryParams) -> LineageFilter:
@@ -43,6 +44,7 @@ def _filter(query: QueryParams) -> LineageFilter:
         since=_instant(query, "since"),
         until=_instant(query, "until"),
         sticky_key_digest=sticky_key_digest(sticky) if sticky else None,
+        key_name=query.get("key_name") or None,
     )
 
 
@@ -108,11 +110,8 @@ def _csv_row(record: dict[str, Any]) -> list[Any]:
     usage = record.get("usage") or {}
     row: list[Any] = []
     for column in CSV_COLUMNS:
-        if column in ("input_tokens", "output_tokens"):
-            value = usage.get(column)
-        elif column == "capture":
-            value = orjson.dumps(record["capture"]).decode() if record.get("capture") else None
-        else:
-            value = record.get(column)
+        value = usage.get(column) if column in _USAGE_COLUMNS else record.get(column)
+        if isinstance(value, dict | list):  # the capture, the attempts
+            value = orjson.dumps(value).decode()
         row.append("" if value is None else value)
     return row

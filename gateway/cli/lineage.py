@@ -18,7 +18,7 @@ from gateway.cli.client import AdminClient
 from gateway.cli.commands import emit, moment, positive_int
 
 SUBCOMMANDS = ("show", "search", "export")
-FILTERS = ("channel", "release", "slice", "status", "since", "until", "sticky_key")
+FILTERS = ("channel", "release", "slice", "status", "since", "until", "sticky_key", "key_name")
 # Global flags taking a value: the token after one is not the command.
 VALUED = ("--url", "--token")
 
@@ -64,6 +64,9 @@ def add_commands(tree: Any, group: Callable[..., Any], command: Callable[..., An
 def _filter_flags(p: argparse.ArgumentParser, *, sticky: bool) -> None:
     p.add_argument("--channel", metavar="CH", help="only records of this channel")
     p.add_argument("--release", metavar="REL", help="only records this release produced")
+    p.add_argument(
+        "--key", dest="key_name", metavar="NAME", help="only requests made with the key NAME"
+    )
     if sticky:
         p.add_argument("--slice", choices=("stable", "canary", "shadow"), help="only this slice")
         p.add_argument("--status", type=positive_int, metavar="CODE", help="only this status")

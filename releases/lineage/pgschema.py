@@ -19,48 +19,66 @@ if TYPE_CHECKING:  # generic only in the stubs
 
     Connection: TypeAlias = PoolConnectionProxy[Any]
 
-# The record's fields as columns (``usage`` flattened), then the sticky key's digest and the
-# capture. The order is the COPY order (releases/lineage/postgres.py).
-COLUMNS = (
-    "response_id", "at", "status", "latency_ms", "release_id", "channel", "slice",
-    "channel_generation", "provider", "model_id", "input_tokens", "output_tokens",
-    "provider_response_id", "primary_response_id", "trace_id", "error", "replay_of",
-    "caller_tools_digest", "model_revision", "sticky_key_digest", "capture",
-)  # fmt: skip
+# The record's fields as columns, in LineageRecord's order (``usage`` flattened, ``attempts``
+# as JSONB), then the capture. The order is the COPY order (releases/lineage/postgres.py).
+# A column added later must be nullable: rows written before it have no value for it.
+COLUMN_TYPES = (
+    ("response_id", "text NOT NULL"),
+    ("at", "timestamptz NOT NULL"),
+    ("status", "integer NOT NULL"),
+    ("latency_ms", "double precision NOT NULL"),
+    ("release_id", "text"),
+    ("channel", "text"),
+    ("slice", "text"),
+    ("channel_generation", "bigint"),
+    ("provider", "text"),
+    ("model_id", "text"),
+    ("input_tokens", "bigint"),
+    ("output_tokens", "bigint"),
+    ("cached_input_tokens", "bigint"),
+    ("provider_response_id", "text"),
+    ("primary_response_id", "text"),
+    ("trace_id", "text"),
+    ("error", "text"),
+    ("replay_of", "text"),
+    ("caller_tools_digest", "text"),
+    ("model_revision", "text"),
+    ("model_version", "text"),
+    ("served_model", "text"),
+    ("served_mismatch", "boolean"),
+    ("revision_reported", "text"),
+    ("revision_mismatch", "boolean"),
+    ("attempts", "jsonb"),
+    ("fallback_from", "text"),
+    ("fallback_slice", "text"),
+    ("fallback_reason", "text"),
+    ("cost", "double precision"),
+    ("key_name", "text"),
+    ("sticky_key_digest", "text"),
+    ("capture", "jsonb"),
+)
+COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
 
-TABLES = """
+_DEFINITIONS = ",\n    ".join(f"{name} {kind}" for name, kind in COLUMN_TYPES)
+LINEAGE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS lineage (
-    response_id text NOT NULL,
-    at timestamptz NOT NULL,
-    status integer NOT NULL,
-    latency_ms double precision NOT NULL,
-    release_id text,
-    channel text,
-    slice text,
-    channel_generation bigint,
-    provider text,
-    model_id text,
-    input_tokens bigint,
-    output_tokens bigint,
-    provider_response_id text,
-    primary_response_id text,
-    trace_id text,
-    error text,
-    replay_of text,
-    caller_tools_digest text,
-    model_revision text,
-    sticky_key_digest text,
-    capture jsonb,
+    {_DEFINITIONS},
     -- The partition key must be in every unique index: a record written twice (a batch
     -- replayed, two replicas claiming one entry) has the same id and the same time.
     PRIMARY KEY (response_id, at)
 ) PARTITION BY RANGE (at);
+"""
+
+# After the columns: an index on a column a store made by an older gateway lacks is made
+# once ``upgrade`` has added it.
+TABLES = """
 -- Searches filter on one of these and page newest first by (at, response_id).
 CREATE INDEX IF NOT EXISTS lineage_release_at ON lineage (release_id, at DESC, response_id DESC);
 CREATE INDEX IF NOT EXISTS lineage_channel_at ON lineage (channel, at DESC, response_id DESC);
 CREATE INDEX IF NOT EXISTS lineage_status_at ON lineage (status, at DESC, response_id DESC);
 CREATE INDEX IF NOT EXISTS lineage_sticky_at
     ON lineage (sticky_key_digest, at DESC, response_id DESC);
+CREATE INDEX IF NOT EXISTS lineage_key_at ON lineage (key_name, at DESC, response_id DESC);
 CREATE INDEX IF NOT EXISTS lineage_at ON lineage (at DESC, response_id DESC);
 CREATE TABLE IF NOT EXISTS audit (
     seq bigint PRIMARY KEY,
@@ -103,14 +121,37 @@ def partition_name(day: date) -> str:
 
 
 async def create_tables(conn: Connection, schema: str) -> None:
-    """The schema, tables and indexes (idempotent). Index DDL on the parent reaches every
-    partition, those made later too."""
+    """The schema, tables and indexes (idempotent), and the columns a table made by an older
+    gateway lacks. Index DDL on the parent reaches every partition, those made later too."""
     async with conn.transaction():
         # Two replicas starting together would race on CREATE ... IF NOT EXISTS.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{schema}.lineage")
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(f"SET LOCAL search_path TO {schema}")
+        await conn.execute(LINEAGE_TABLE)
+        await upgrade(conn, schema)
         await conn.execute(TABLES)
+
+
+async def upgrade(conn: Connection, schema: str) -> list[str]:
+    """Add the columns ``lineage`` lacks (a store made before those fields existed); answer
+    their names. Only the missing ones: ALTER TABLE locks the table out of every insert and
+    search, even when IF NOT EXISTS finds nothing to do, and every replica runs this at
+    start-up. On the parent, a column reaches every partition."""
+    have = {
+        str(row["column_name"])
+        for row in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = 'lineage'",
+            schema,
+        )
+    }
+    added = []
+    for name, kind in COLUMN_TYPES:
+        if name not in have:
+            await conn.execute(f"ALTER TABLE lineage ADD COLUMN IF NOT EXISTS {name} {kind}")
+            added.append(name)
+    return added
 
 
 async def ensure_partitions(conn: Connection, schema: str, days: list[date]) -> list[str]:

@@ -36,32 +36,50 @@ def format_at(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
 def row_of(record: dict[str, Any]) -> tuple[Any, ...]:
-    """A record's JSON object as a row in ``COLUMNS`` order."""
+    """A record's JSON object as a row in ``COLUMNS`` order (the round trip of every field of
+    ``LineageRecord`` is tested: a field without a column fails it)."""
     usage = record.get("usage") or {}
-    capture = record.get("capture")
+    get = record.get
+    cost = get("cost")
     return (
         record["response_id"],
         parse_at(record["at"]),
         record["status"],
         float(record["latency_ms"]),
-        record.get("release_id"),
-        record.get("channel"),
-        record.get("slice"),
-        record.get("channel_generation"),
-        record.get("provider"),
-        record.get("model_id"),
+        get("release_id"),
+        get("channel"),
+        get("slice"),
+        get("channel_generation"),
+        get("provider"),
+        get("model_id"),
         usage.get("input_tokens"),
         usage.get("output_tokens"),
-        record.get("provider_response_id"),
-        record.get("primary_response_id"),
-        record.get("trace_id"),
-        record.get("error"),
-        record.get("replay_of"),
-        record.get("caller_tools_digest"),
-        record.get("model_revision"),
-        record.get("sticky_key_digest"),
-        orjson.dumps(capture).decode() if capture is not None else None,
+        usage.get("cached_input_tokens"),
+        get("provider_response_id"),
+        get("primary_response_id"),
+        get("trace_id"),
+        get("error"),
+        get("replay_of"),
+        get("caller_tools_digest"),
+        get("model_revision"),
+        get("model_version"),
+        get("served_model"),
+        get("served_mismatch"),
+        get("revision_reported"),
+        get("revision_mismatch"),
+        _json(get("attempts")),
+        get("fallback_from"),
+        get("fallback_slice"),
+        get("fallback_reason"),
+        None if cost is None else float(cost),
+        get("key_name"),
+        get("sticky_key_digest"),
+        _json(get("capture")),
     )
 
 
@@ -74,7 +92,8 @@ class Row(Protocol):
 def record_of(row: Row) -> dict[str, Any]:
     """A row as the record's JSON object, the shape and order Redis holds (``usage`` nested
     again, ``capture`` only when there is one). Written out: export calls it per record."""
-    tokens = (row["input_tokens"], row["output_tokens"])
+    tokens = (row["input_tokens"], row["output_tokens"], row["cached_input_tokens"])
+    attempts = row["attempts"]
     record = {
         "response_id": row["response_id"],
         "at": format_at(row["at"]),
@@ -87,8 +106,12 @@ def record_of(row: Row) -> dict[str, Any]:
         "provider": row["provider"],
         "model_id": row["model_id"],
         "usage": None
-        if tokens == (None, None)
-        else {"input_tokens": tokens[0], "output_tokens": tokens[1]},
+        if tokens == (None, None, None)
+        else {
+            "input_tokens": tokens[0],
+            "output_tokens": tokens[1],
+            "cached_input_tokens": tokens[2],
+        },
         "provider_response_id": row["provider_response_id"],
         "primary_response_id": row["primary_response_id"],
         "trace_id": row["trace_id"],
@@ -96,6 +119,17 @@ def record_of(row: Row) -> dict[str, Any]:
         "replay_of": row["replay_of"],
         "caller_tools_digest": row["caller_tools_digest"],
         "model_revision": row["model_revision"],
+        "model_version": row["model_version"],
+        "served_model": row["served_model"],
+        "served_mismatch": row["served_mismatch"],
+        "revision_reported": row["revision_reported"],
+        "revision_mismatch": row["revision_mismatch"],
+        "attempts": None if attempts is None else orjson.loads(attempts),
+        "fallback_from": row["fallback_from"],
+        "fallback_slice": row["fallback_slice"],
+        "fallback_reason": row["fallback_reason"],
+        "cost": row["cost"],
+        "key_name": row["key_name"],
         "sticky_key_digest": row["sticky_key_digest"],
     }
     if row["capture"] is not None:

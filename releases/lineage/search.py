@@ -66,6 +66,7 @@ class LineageFilter:
     since: datetime | None = None
     until: datetime | None = None
     sticky_key_digest: str | None = None
+    key_name: str | None = None  # the key that made the request: everything a key made
 
     def where(self, cursor: Cursor | None) -> tuple[str, list[Any]]:
         """The SQL condition and its arguments."""
@@ -77,6 +78,7 @@ class LineageFilter:
             ("slice", self.slice),
             ("status", self.status),
             ("sticky_key_digest", self.sticky_key_digest),
+            ("key_name", self.key_name),
         ):
             if value is not None:
                 args.append(value)
@@ -104,6 +106,7 @@ class LineageFilter:
                 self.sticky_key_digest is None
                 or record.get("sticky_key_digest") == self.sticky_key_digest
             )
+            and (self.key_name is None or record.get("key_name") == self.key_name)
             and (self.since is None or at >= self.since)
             and (self.until is None or at < self.until)
             and (cursor is None or (at, record["response_id"]) < (cursor.at, cursor.response_id))

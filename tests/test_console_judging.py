@@ -14,6 +14,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.console.charts import line_chart
 from gateway.registry_services import RegistryServices
 from releases.analysis.buckets import SliceBuckets, latency_bin, minute_of
 from releases.analysis.rollout import RolloutPlan
@@ -108,13 +109,14 @@ async def test_the_channel_page_charts_and_tables_the_canary_against_its_stable(
     ]
     assert all("chart-line-stable" in c and "chart-line-canary" in c for c in charts)
     assert "canary 20.0%" in charts[0] and "stable 0.0%" in charts[0]
-    rows = dict(re.findall(r'<tr><td class="mono">(\w+)</td>(.*?)</tr>', page, re.S))
+    assert 'class="chart-scale" x="0" y="38">20.0%<' in charts[0]  # scaled to the largest
+    rows = dict(re.findall(r'<tr data-metric="(\w+)">(.*?)</tr>', page, re.S))
     cells = lambda metric: re.findall(r"<td[^>]*>(.*?)</td>", rows[metric])  # noqa: E731
     assert cells("requests")[:2] == ["80", "20"]
     assert cells("error_rate") == ["0.00%", "20.00%", "+20.00 pt", "insufficient"]
     assert 'href="?window=15m" aria-current="page"' in page and "Last 15m" in page
     assert 'href="?window=1h" aria-current="page"' in hour
-    hour_rows = dict(re.findall(r'<tr><td class="mono">(\w+)</td>(.*?)</tr>', hour, re.S))
+    hour_rows = dict(re.findall(r'<tr data-metric="(\w+)">(.*?)</tr>', hour, re.S))
     assert re.findall(r"<td[^>]*>(.*?)</td>", hour_rows["requests"])[:2] == ["160", "40"]
 
 
@@ -232,3 +234,12 @@ async def test_lineage_search_pages_newest_first_linking_each_record(
     assert "Redis window only" in first
     assert 'value="&lt;b&gt;x&lt;/b&gt;"' in escaped and "No record matches." in escaped
     assert refused.status_code == 403
+
+
+def test_a_chart_of_small_values_keeps_its_least_scale_and_breaks_at_quiet_minutes() -> None:
+    svg = line_chart("Errors", [1, 2, 3, 4], {"stable": [0.0, None, 0.001, 0.002]}, str, 0.05)
+    assert ">0.05</text>" in svg  # 0.2% does not fill the chart
+    assert (
+        svg.count("chart-dot-stable") == 1
+        and svg.count('class="chart-line chart-line-stable" points') == 1
+    )

@@ -20,12 +20,13 @@ WIDTH, HEIGHT = 440, 210
 LEFT, RIGHT, TOP, BOTTOM = 8, 432, 44, 164
 SLICES = ("stable", "canary")
 
-# What each chart draws: (title, the metric in a series point, how a value is shown).
-CHARTED: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-    ("Error rate (5xx)", "error_rate", lambda v: f"{v:.1%}"),
-    ("Latency p95", "latency_p95_ms", lambda v: f"{v:,.0f} ms"),
-    ("Feedback score (mean)", "feedback_score", lambda v: f"{v:.2f}"),
-    ("Cost per request", "cost_per_request", lambda v: f"${v:.4g}"),
+# What each chart draws: (title, the metric in a series point, how a value is shown, the
+# least full scale: 0.2% errors must not fill a chart as if they were all).
+CHARTED: tuple[tuple[str, str, Callable[[float], str], float], ...] = (
+    ("Error rate (5xx)", "error_rate", lambda v: f"{v:.1%}", 0.05),
+    ("Latency p95", "latency_p95_ms", lambda v: f"{v:,.0f} ms", 10.0),
+    ("Feedback score (mean)", "feedback_score", lambda v: f"{v:.2f}", 1.0),
+    ("Cost per request", "cost_per_request", lambda v: f"${v:.4g}", 1e-6),
 )
 
 
@@ -49,21 +50,24 @@ def line_chart(
     minutes: Sequence[int],
     lines: Mapping[str, Sequence[float | None]],
     shown: Callable[[float], str],
+    least: float = 1.0,
 ) -> Markup:
     """Lines over minutes, one per slice (``stable``, ``canary``: values None where nothing
-    was observed that minute), from zero to the largest value. Everything drawn is escaped."""
+    was observed that minute), from zero to the largest value (at least ``least``).
+    Everything drawn is escaped."""
     values = [v for line in lines.values() for v in line if v is not None]
-    top = max(values, default=0.0) or 1.0
+    top = max([least, *values])
     span_x = (RIGHT - LEFT) / max(1, len(minutes) - 1)
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}" preserveAspectRatio="xMinYMin meet">',
         f'<text class="chart-title" x="0" y="18">{escape(title)}</text>',
-        f'<text class="chart-scale" x="0" y="{TOP - 6}">{escape(shown(top))}</text>',
         f'<line class="chart-axis" x1="{LEFT}" y1="{BOTTOM}" x2="{RIGHT}" y2="{BOTTOM}"/>',
         f'<line class="chart-grid" x1="{LEFT}" y1="{TOP}" x2="{RIGHT}" y2="{TOP}"/>',
     ]
-    if not values:
+    if values:
+        parts.append(f'<text class="chart-scale" x="0" y="{TOP - 6}">{escape(shown(top))}</text>')
+    else:
         parts.append(
             f'<text class="chart-empty" x="{LEFT}" y="{(TOP + BOTTOM) // 2}">'
             "nothing observed in this window</text>"
@@ -109,7 +113,7 @@ def analysis_charts(report: dict[str, Any]) -> list[Markup]:
     minutes = [point["minute"] for point in series]
     slices = [s for s in SLICES if s == "stable" or report.get("canary")]
     charts = []
-    for title, metric, shown in CHARTED:
+    for title, metric, shown, least in CHARTED:
         lines = {s: [(p[s] or {}).get(metric) for p in series] for s in slices}
-        charts.append(line_chart(title, minutes, lines, shown))
+        charts.append(line_chart(title, minutes, lines, shown, least))
     return charts

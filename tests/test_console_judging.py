@@ -156,10 +156,11 @@ async def test_the_rollout_shows_on_both_pages_and_operators_pause_resume_and_ab
         running = rollout_form(page, "pause")
         assert 'id="rollout-resume"' not in page and 'id="rollout-abort"' in page
 
-        paused = client.post(f"{rollout_url}/pause", data=running)
+        paused = client.post(f"{rollout_url}/pause", data={**running, "reason": "<b>look</b>"})
         assert paused.status_code == 303 and "done=rollout.pause" in paused.headers["location"]
         page = client.get(f"/console/channels/{CHANNEL}").text
-        assert "paused by operator" in page and 'id="rollout-resume"' in page
+        assert "paused by operator: &lt;b&gt;look&lt;/b&gt;" in page
+        assert 'id="rollout-resume"' in page
         # The page from before the pause offered Abort for a running rollout: refused.
         stale = client.post(f"{rollout_url}/abort", data=running)
         assert stale.status_code == 409 and "reload" in stale.text

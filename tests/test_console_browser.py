@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -191,7 +192,8 @@ def test_the_readme_screenshots_come_from_what_make_run_serves(
     browser: Browser, tmp_path: Path
 ) -> None:
     """deploy/local/console_screenshots.py: make run's console, signed in with its admin
-    token, a failing canary drawn in the slice charts; each picture small enough to commit."""
+    token, a rollout's slower canary drawn in the analysis charts with its Pause button; each
+    picture small enough to commit."""
     path = Path(__file__).resolve().parent.parent / "deploy/local/console_screenshots.py"
     found = importlib.util.spec_from_file_location("console_screenshots", path)
     assert found is not None and found.loader is not None
@@ -200,7 +202,12 @@ def test_the_readme_screenshots_come_from_what_make_run_serves(
     browser.implicitly_wait(10)
     try:
         shots = script.screenshots(tmp_path, browser)
-        assert "100.0%" in browser.page_source  # the canary's error rate, charted
+        page = browser.page_source
+        # The canary's latency p95 as the analysis API measured it (the fake answers 150 ms
+        # late), and the rollout that put it there.
+        latency = re.search(r"canary ([\d,]+) ms</text>", page)
+        assert latency is not None and int(latency[1].replace(",", "")) >= 150
+        assert 'id="rollout-pause"' in page
     finally:
         browser.implicitly_wait(0)
         browser.set_window_size(1280, 900)

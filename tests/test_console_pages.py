@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.console.charts import bar_chart, slice_counts
+from gateway.console.charts import line_chart
 from gateway.registry_services import RegistryServices
 from releases.fleet import Fleet, Replica
 from releases.keyspace import Keyspace
@@ -49,25 +49,8 @@ def console(settings: Settings, staged: Stage) -> Iterator[LiveServer]:
     server.stop()
 
 
-def test_slice_counts_split_requests_and_errors_by_slice() -> None:
-    requests = {
-        ("support", "r1", "stable", "200"): [8, 0.0],
-        ("support", "r1", "stable", "502"): [2, 0.0],
-        ("support", "r2", "canary", "200"): [5, 0.0],
-        ("other", "r9", "stable", "500"): [7, 0.0],
-    }
-    stable, canary = slice_counts(requests, "support")
-    assert (stable.slice, stable.requests, stable.errors, stable.error_rate) == (
-        "stable",
-        10,
-        2,
-        0.2,
-    )
-    assert (canary.slice, canary.requests, canary.errors) == ("canary", 5, 0)
-
-
 def test_chart_labels_are_escaped() -> None:
-    svg = bar_chart("<b>title</b>", [("stable <script>", 1.0, "1 & 2")], None)
+    svg = line_chart("<b>title</b>", [1, 2], {"stable <script>": [1.0, 2.0]}, lambda v: "1 & 2")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "1 &amp; 2" in svg
 
 
@@ -132,7 +115,7 @@ async def test_a_broken_audit_chain_is_shown_red_naming_the_first_bad_entry(
     assert "audit entry 2: its content does not match its hash" in page
 
 
-async def test_lineage_of_a_captured_response_with_its_replay_and_slice_counts(
+async def test_lineage_of_a_captured_response_with_its_replay_and_the_analysis_counting_it(
     dp_settings: Settings,
     dp_services: RegistryServices,
     start_gateway: Callable[..., LiveServer],
@@ -154,8 +137,8 @@ async def test_lineage_of_a_captured_response_with_its_replay_and_slice_counts(
         replayed = client.post(f"/console/lineage/{response_id}/replay", data=form)
         channel = client.get("/console/channels/support-bot-prod").text
     assert replayed.status_code == 200 and "replay_response_id" in replayed.text
-    # The chart counts the caller's request this replica served, in its slice.
-    assert re.search(rf"stable</text>.*?{release.id}.*?>1</text>", channel)
+    # The analysis counts the caller's request in its slice (no canary: the stable alone).
+    assert re.search(rf'id="analysis-none">.*?{release.id}.*?served 1 requests', channel)
 
 
 def test_the_fleet_page_lists_each_live_replica(console: LiveServer, staged: Stage) -> None:

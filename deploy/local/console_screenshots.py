@@ -1,10 +1,10 @@
 """The README's console screenshots, taken from what ``make run`` serves.
 
-Starts ``deploy/local/run.py`` on free ports in a scratch directory, puts a failing canary on
-the example channel (a second release whose model the fake provider is told to answer 503
-for), sends some traffic, signs in to ``/console`` with the run's admin token in headless
-Chromium (Debian's, through its chromedriver) and saves the channels page and the channel
-page. Run: ``.venv/bin/python deploy/local/console_screenshots.py [--out docs]``.
+Starts ``deploy/local/run.py`` on free ports in a scratch directory, starts a rollout of a
+slower canary on the example channel (a second release whose model the fake provider is told
+to answer 150 ms late), sends some traffic, signs in to ``/console`` with the
+run's admin token in headless Chromium (Debian's, through its chromedriver) and saves the
+channels page and the channel page. Run: ``.venv/bin/python deploy/local/console_screenshots.py [--out docs]``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ ROOT = HERE.parent.parent
 CHANNEL = "support-bot-prod"
 CANARY_MODEL = "fake-chat-2024-09-01"
 REQUESTS = 80
-SHOTS = {"console-channels.png": (1280, 560), "console-channel.png": (1280, 1060)}
+SHOTS = {"console-channels.png": (1280, 560), "console-channel.png": (1280, 1300)}
 
 
 def chromium() -> webdriver.Chrome:
@@ -70,18 +70,22 @@ def make_run(run_dir: Path) -> Iterator[tuple[str, int]]:
         process.communicate(timeout=30)
 
 
-def failing_canary(url: str, fake_port: int, token: str, app_key: str) -> None:
-    """A canary at 20% whose model the fake answers 503 for, and traffic through both."""
+def slower_canary(url: str, fake_port: int, token: str, app_key: str) -> None:
+    """A rollout's canary at 20% whose model the fake answers slowly, and traffic through
+    both."""
     admin = {"Authorization": f"Bearer {token}"}
     spec = yaml.safe_load((HERE / "example-release.yaml").read_text())
     spec["model"]["id"] = CANARY_MODEL
     spec["notes"] = "a newer model snapshot"
     with httpx.Client(base_url=url, timeout=10) as client:
         release = client.post("/admin/releases", json=spec, headers=admin).json()["id"]
-        canary = {"release": release, "weight": 20, "reason": "trying the newer snapshot"}
-        client.put(f"/admin/channels/{CHANNEL}/canary", json=canary, headers=admin)
+        rollout = {"canary": release, "steps": [20, 50], "interval": 300,
+                   "reason": "trying the newer snapshot"}  # fmt: skip
+        client.put(f"/admin/channels/{CHANNEL}/rollout", json=rollout, headers=admin)
+        # Slower, not failing: a canary model answering 503 ejects the provider both releases
+        # share (its circuit), and the stable's answers would fail with it.
         fake = f"http://127.0.0.1:{fake_port}/_fake/behaviour"
-        httpx.put(fake, json={"model": CANARY_MODEL, "status": 503}).raise_for_status()
+        httpx.put(fake, json={"model": CANARY_MODEL, "delay": 0.15}).raise_for_status()
         body = {"model": CHANNEL, "messages": [{"role": "user", "content": "Hi"}]}
         for _ in range(REQUESTS):
             client.post(
@@ -100,6 +104,10 @@ def take(driver: webdriver.Chrome, url: str, token: str, out: Path) -> list[Path
     driver.set_window_size(*SHOTS["console-channel.png"])
     driver.get(f"{url}/console/channels/{CHANNEL}")
     driver.find_element(By.ID, "rollback")  # the page with its controls is shown
+    # From the rollout down: its state and buttons, the charts and the analysis table.
+    driver.execute_script(
+        "arguments[0].scrollIntoView()", driver.find_element(By.ID, "rollout-heading")
+    )
     driver.save_screenshot(str(out / "console-channel.png"))
     return [out / name for name in SHOTS]
 
@@ -108,7 +116,7 @@ def screenshots(out: Path, driver: webdriver.Chrome) -> list[Path]:
     with tempfile.TemporaryDirectory() as scratch, make_run(Path(scratch)) as (url, fake_port):
         token = (Path(scratch) / "admin-token").read_text().strip()
         app_key = (Path(scratch) / "app-key").read_text().strip()
-        failing_canary(url, fake_port, token, app_key)
+        slower_canary(url, fake_port, token, app_key)
         return take(driver, url, token, out)
 
 

@@ -1,5 +1,6 @@
 """``GET /admin/channels/{ch}/analysis?window=15m``: the canary against its stable over a
-window, metric by metric with a verdict, and each shadow's agreement (releases/analysis)."""
+window, metric by metric with a verdict, and each shadow's agreement (releases/analysis);
+``series=1`` adds the window minute by minute (what the console charts)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse
 from gateway.admin.auth import READ
 from gateway.runtime import runtime
 from releases.analysis.report import Judgement, analysis, window_minutes
+from releases.analysis.series import series
 from releases.errors import InvalidRequest
 
 
@@ -37,4 +39,10 @@ async def show_analysis(request: Request) -> JSONResponse:
     with contextlib.suppress(RedisError, OSError):
         await rt.judging.collector.flush()
     counts = await rt.judging.buckets.window(channel.name, minutes)
-    return JSONResponse(analysis(channel, counts, minutes, judge))
+    report = analysis(channel, counts, minutes, judge)
+    wanted = request.query_params.get("series", "0")
+    if wanted not in ("0", "1"):
+        raise InvalidRequest(f"series must be 0 or 1, got {wanted!r}", "series")
+    if wanted == "1":
+        report["series"] = series(channel, await rt.judging.buckets.minutes(channel.name, minutes))
+    return JSONResponse(report)

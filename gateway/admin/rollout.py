@@ -68,38 +68,49 @@ def _must_be(rollout: Rollout, *states: str) -> None:
         )
 
 
-async def pause_rollout(request: Request) -> JSONResponse:
-    rt, actor, rollout, reason, now = await _steer(request)
+async def pause(rt: Runtime, actor: Actor, rollout: Rollout, reason: str, now: float) -> Rollout:
+    """Hold a running rollout on its step (the console's Pause calls this too)."""
     _must_be(rollout, "running")
     said = f"paused by {actor.name}" + (f": {reason}" if reason else "")
     update: dict[str, Any] = {"state": "paused", "reason": said, "updated_at": now}
-    paused = await rt.judging.rollouts.set_state(
+    return await rt.judging.rollouts.set_state(
         rollout, actor, update, "channel.rollout.pause", said
     )
-    return _shown(paused)
 
 
-async def resume_rollout(request: Request) -> JSONResponse:
+async def resume(rt: Runtime, actor: Actor, rollout: Rollout, reason: str, now: float) -> Rollout:
     """Put the canary back on the step the rollout paused at, and run that step again."""
-    rt, actor, rollout, reason, now = await _steer(request)
     _must_be(rollout, "paused")
     said = f"resumed by {actor.name}" + (f": {reason}" if reason else "")
     update = {"state": "running", "reason": said, "step_started_at": now,
               "waiting_since": None, "updated_at": now}  # fmt: skip
-    resumed = await rt.judging.rollouts.move(
+    return await rt.judging.rollouts.move(
         rollout, actor, "channel.rollout.resume", said, rollout.weight, update,
         accept_changes=True,
     )  # fmt: skip
-    return _shown(resumed)
 
 
-async def abort_rollout(request: Request) -> JSONResponse:
+async def abort(rt: Runtime, actor: Actor, rollout: Rollout, reason: str, now: float) -> Rollout:
     """Remove the canary and end the rollout; the channel stays on its stable."""
-    rt, actor, rollout, reason, now = await _steer(request)
     _must_be(rollout, "running", "paused")
     said = f"aborted by {actor.name}" + (f": {reason}" if reason else "")
     update = {"state": "aborted", "reason": said, "updated_at": now}
-    aborted = await rt.judging.rollouts.move(
+    return await rt.judging.rollouts.move(
         rollout, actor, "channel.rollout.abort", said, None, update, accept_changes=True
     )
-    return _shown(aborted)
+
+
+# The steering operations by name: the admin API's endpoints and the console's buttons.
+STEERS = {"pause": pause, "resume": resume, "abort": abort}
+
+
+async def pause_rollout(request: Request) -> JSONResponse:
+    return _shown(await pause(*await _steer(request)))
+
+
+async def resume_rollout(request: Request) -> JSONResponse:
+    return _shown(await resume(*await _steer(request)))
+
+
+async def abort_rollout(request: Request) -> JSONResponse:
+    return _shown(await abort(*await _steer(request)))

@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -174,10 +174,16 @@ def signed_in_json(handler: Handler) -> Endpoint:
 
 
 async def admin_json(
-    handler: Callable[[Request], Awaitable[Response]], request: Request, **path_params: str
+    handler: Callable[[Request], Awaitable[Response]],
+    request: Request,
+    query: dict[str, str] | None = None,
+    **path_params: str,
 ) -> Any:
     """What an admin API handler answers, called in-process with the viewer's key: the
-    console shows the admin API's own reads (and their role checks), not copies of them."""
+    console shows the admin API's own reads (and their role checks), not copies of them.
+    ``query``: the admin call's query string (else the console request's own)."""
     scope = {**request.scope, "path_params": {**request.path_params, **path_params}}
+    if query is not None:
+        scope["query_string"] = urlencode(query).encode()
     response = await handler(Request(scope, request.receive))
     return json.loads(bytes(response.body))

@@ -1,5 +1,5 @@
-"""Console pages for channels: the list, one channel (state, timeline, charts, controls),
-the JSON its page polls, and the changes its forms make.
+"""Console pages for channels: the list, one channel (state, timeline, analysis, rollout,
+controls), the JSON its page polls, and the changes its forms make.
 
 Reads go through the admin API's own handlers (``admin_json``), writes through the same
 registry operations and ``services.auth.require`` role checks as ``gateway/admin/channels.py``.
@@ -28,7 +28,7 @@ from gateway.console.access import (
     signed_in,
     signed_in_json,
 )
-from gateway.console.charts import slice_charts, slice_counts
+from gateway.console.judging import analysis_view, rollout_of
 from gateway.console.records import held_release_ids
 from gateway.errors import HttpError
 from gateway.runtime import runtime
@@ -63,8 +63,15 @@ async def channels_page(request: Request, viewer: Viewer) -> Response:
     channels = await admin_json(admin_channels.list_channels, request)
     drift = _drift_by_channel(await admin_json(admin_evals.list_drift, request))
     policy = {ch["name"]: await _policy(request, ch) for ch in channels}
+    rollouts = {ch["name"]: await rollout_of(request, ch["name"]) for ch in channels}
     return console_of(request).page(
-        viewer, "channels.html", channels=channels, drift=drift, policy=policy, section="channels"
+        viewer,
+        "channels.html",
+        channels=channels,
+        drift=drift,
+        policy=policy,
+        rollouts=rollouts,
+        section="channels",
     )
 
 
@@ -89,15 +96,13 @@ async def _live(request: Request, viewer: Viewer) -> dict[str, Any]:
 @signed_in
 async def channel_page(request: Request, viewer: Viewer) -> Response:
     live = await _live(request, viewer)
-    metrics = runtime(request).dataplane.sinks.metrics
-    counts = slice_counts(metrics.requests if metrics else {}, request.path_params["channel"])
     return console_of(request).page(
         viewer,
         "channel.html",
         channel=live["channel"],
         live_html=live["html"],
-        counts=counts,
-        charts=slice_charts(counts),
+        analysis=await analysis_view(request),
+        rollout=await rollout_of(request, request.path_params["channel"]),
         release_ids=held_release_ids(request),
         may_change=viewer.may_change(request.path_params["channel"]),
         done=request.query_params.get("done", ""),

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.console import channels, keys, records
+from gateway.console import channels, judging, keys, records
 from gateway.console.access import SCOPE_KEY, Console, Viewer, console_of, form_of, signed_in
 from gateway.console.render import Pages, SecurityHeaders, load_assets
 from gateway.console.session import CONSOLE_ROLES, COOKIE, Sessions
@@ -131,10 +131,12 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         Route(CHANNEL + "/rollback", channels.rollback, methods=["POST"]),
         Route(CHANNEL + "/canary", channels.canary, methods=["POST"]),
         Route(CHANNEL + "/shadow", channels.shadow, methods=["POST"]),
+        Route(CHANNEL + "/rollout/{action:str}", judging.steer_rollout, methods=["POST"]),
         Route("/releases", records.releases_page),
         Route("/releases/diff", records.diff_page),
         Route("/releases/{release_id:str}", records.release_page),
         Route("/lineage", records.lineage_page),
+        Route("/lineage/search", judging.lineage_search_page),
         Route("/lineage/{response_id:str}/replay", records.replay, methods=["POST"]),
         Route("/audit", records.audit_page),
         Route("/fleet", records.fleet_page),

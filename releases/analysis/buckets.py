@@ -111,6 +111,19 @@ class SliceBuckets:
             pipe.hgetall(self.keys.slice_stats(channel, minute))
         return merge(await pipe.execute())
 
+    async def minutes(
+        self, channel: str, minutes: int, now: float | None = None
+    ) -> list[tuple[int, dict[tuple[str, str], SliceCounts]]]:
+        """The last ``minutes`` minutes one by one, oldest first: (minute, counts by
+        (release, slice)); a minute nothing was counted in has no counts."""
+        last = minute_of(time.time() if now is None else now)
+        span = range(last - minutes + 1, last + 1)
+        pipe = self.redis.pipeline(transaction=False)
+        for minute in span:
+            pipe.hgetall(self.keys.slice_stats(channel, minute))
+        hashes = await pipe.execute()
+        return [(minute, merge([fields])) for minute, fields in zip(span, hashes, strict=True)]
+
 
 def merge(
     hashes: Iterable[Mapping[str | bytes, str | bytes]],

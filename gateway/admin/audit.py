@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT
+from gateway.admin.schemas.answers import PublicKey, Verified
 from gateway.runtime import runtime
 from releases.errors import InvalidRequest
 from releases.models import ChangeEntry
@@ -102,9 +103,10 @@ async def verify(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, AUDIT)
     report = await s.registry.verify(s.verifier)
-    return JSONResponse(report.as_json())
+    return JSONResponse(Verified.model_validate(report.as_json()).model_dump(mode="json"))
 
 
 async def public_key(request: Request) -> JSONResponse:
     """The key audit entries and releases are signed with: public, so anyone can verify."""
-    return JSONResponse(runtime(request).services.signer.public_key_document())
+    key = PublicKey.model_validate(runtime(request).services.signer.public_key_document())
+    return JSONResponse(key.model_dump(mode="json"))

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.documents import read_document
+from gateway.admin.schemas.answers import Checked, Diff
 from gateway.runtime import runtime
 from releases.diff import diff_releases
 
@@ -27,7 +28,7 @@ async def check_release(request: Request) -> JSONResponse:
     await s.auth.require(request, READ)
     spec = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
     digest, existing = await s.registry.check(spec)
-    return JSONResponse({"digest": digest, "existing": existing})
+    return JSONResponse(Checked(digest=digest, existing=existing).model_dump(mode="json"))
 
 
 async def list_releases(request: Request) -> JSONResponse:
@@ -49,4 +50,4 @@ async def diff(request: Request) -> JSONResponse:
     await s.auth.require(request, READ)
     a = await s.registry.release(request.path_params["a"])
     b = await s.registry.release(request.path_params["b"])
-    return JSONResponse(diff_releases(a, b))
+    return JSONResponse(Diff.model_validate(diff_releases(a, b)).model_dump(mode="json"))

@@ -14,8 +14,12 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import KeyCreated
 from gateway.cli.failures import ApiError, GatewayUnreachable
+from releases.models import ChangeEntry, Channel, Release
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -55,6 +59,31 @@ def _decode(response: httpx.Response) -> Any:
             error_type="invalid_response",
             message=f"the gateway answered {response.request.url.path} with a body that is not JSON",
         ) from exc
+
+
+def _body(model: BaseModel) -> dict[str, Any]:
+    """A body model (gateway/admin/schemas/bodies.py) as sent: what was not given is left out."""
+    return model.model_dump(mode="json", exclude_defaults=True)
+
+
+def _checked(response: httpx.Response, model: type[BaseModel], many: bool = False) -> Any:
+    """The JSON answer, checked against the model the gateway builds it with; the answer as
+    sent is what is shown (and printed by --json). Fields this client does not know are
+    left to a newer gateway; one missing or of another type is the gateway's answer being
+    wrong, said as such rather than rendered half."""
+    answer = _decode(response)
+    try:
+        for item in answer if many and isinstance(answer, list) else [answer]:
+            known = {k: v for k, v in item.items() if k in model.model_fields}
+            model.model_validate(known)
+    except (ValidationError, AttributeError, TypeError) as exc:
+        raise ApiError(
+            status=response.status_code,
+            error_type="invalid_response",
+            message=f"the gateway answered {response.request.url.path} with a body that is "
+            f"not {'a list of ' if many else 'a '}{model.__name__}: {exc}".splitlines()[0],
+        ) from None
+    return answer
 
 
 def _if_match(generation: int | None) -> dict[str, str]:
@@ -133,7 +162,7 @@ class AdminClient:
         response = self._call(
             "POST", "/admin/releases", content=body, headers={"Content-Type": content_type}
         )
-        return response.status_code == httpx.codes.CREATED, _decode(response)
+        return response.status_code == httpx.codes.CREATED, _checked(response, Release)
 
     def check_release(self, spec: dict[str, Any]) -> Any:
         """Check a spec as registration would, writing nothing: ``{digest, existing}``."""
@@ -168,33 +197,33 @@ class AdminClient:
         if_match: int | None,
         create: bool = False,
     ) -> Any:
-        body: dict[str, Any] = {"release": release, "reason": reason}
-        if create:
-            body["create"] = True
-        return self._json(
+        body = bodies.Promote(release=release, reason=reason, create=create)
+        response = self._call(
             "POST",
             f"/admin/channels/{_segment(channel)}/promote",
-            json=_without_none(body),
+            json=_body(body),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     def delete_channel(self, channel: str, *, reason: str | None, if_match: int) -> Any:
         return self._json(
             "DELETE",
             f"/admin/channels/{_segment(channel)}",
-            json=_without_none({"reason": reason}),
+            json=_body(bodies.ChannelWrite(reason=reason)),
             headers=_if_match(if_match),
         )
 
     def rollback(
         self, channel: str, *, to: str | None, reason: str | None, if_match: int | None
     ) -> Any:
-        return self._json(
+        response = self._call(
             "POST",
             f"/admin/channels/{_segment(channel)}/rollback",
-            json=_without_none({"to": to, "reason": reason}),
+            json=_body(bodies.Rollback(to=to, reason=reason)),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     def set_slice(
         self,
@@ -206,29 +235,34 @@ class AdminClient:
         if_match: int | None,
     ) -> Any:
         """PUT the canary (``{release, weight}``) or shadow (``{release, sample}``) slice."""
-        return self._json(
+        model = bodies.SetCanary if slice_name == "canary" else bodies.SetShadow
+        response = self._call(
             "PUT",
             f"/admin/channels/{_segment(channel)}/{slice_name}",
-            json=_without_none({**body, "reason": reason}),
+            json=_body(model.model_validate({**body, "reason": reason})),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     def clear_slice(
         self, channel: str, slice_name: str, *, reason: str | None, if_match: int | None
     ) -> Any:
         """DELETE the canary or shadow slice."""
-        return self._json(
+        response = self._call(
             "DELETE",
             f"/admin/channels/{_segment(channel)}/{slice_name}",
-            json=_without_none({"reason": reason}),
+            json=_body(bodies.ChannelWrite(reason=reason)),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     # Keys, lineage, audit
 
     def create_key(self, name: str, role: str, channels: list[str], reason: str | None) -> Any:
-        body = _without_none({"name": name, "role": role, "channels": channels, "reason": reason})
-        return self._json("POST", "/admin/keys", json=body)
+        body = bodies.CreateKey(name=name, role=role, channels=channels, reason=reason)
+        # Channels always sent, even empty: the key's reach is never left to a default.
+        sent = {**_body(body), "channels": body.channels}
+        return _checked(self._call("POST", "/admin/keys", json=sent), KeyCreated)
 
     def list_keys(self) -> Any:
         return self._json("GET", "/admin/keys")
@@ -245,7 +279,8 @@ class AdminClient:
         """Audit entries, newest first; ``filters`` are ``GET /admin/audit``'s query
         (``channel``, ``release``, ``actor``, ``since``, ``until``, ``limit``)."""
         params = _without_none(filters or {})
-        return self._json("GET", "/admin/audit", params=params or None)
+        response = self._call("GET", "/admin/audit", params=params or None)
+        return _checked(response, ChangeEntry, many=True)
 
     def verify_audit(self) -> Any:
         return self._json("GET", "/admin/audit/verify")

@@ -75,7 +75,12 @@ AUDIT_FILTERS = (
     Query("actor", "only changes by this key"),
     Query("since", "from this ISO 8601 time (UTC unless it says)", {"type": "string"}),
     Query("until", "up to this ISO 8601 time, inclusive", {"type": "string"}),
-    Query("limit", "at most this many", {"type": "string", "pattern": "^[0-9]+$"}),
+    # Empty is "no limit", as every filter here is "not given" when empty.
+    Query(
+        "limit",
+        "at most this many (1 or more; empty: all)",
+        {"type": "string", "pattern": "^[0-9]*$"},
+    ),  # fmt: skip
 )
 EVAL_FILTERS = (Query("release", "only of this release"), Query("set", "only of this set name"))
 

@@ -8,7 +8,7 @@ shape of what another module computes (a diff, a rehearsal, a replay, the fleet)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -179,22 +179,6 @@ class EvalSummary(Answer):
 
     model_config = ConfigDict(extra="allow")
     id: str
-
-
-class ModelObject(Answer):
-    """A channel the key may call, in OpenAI's model format."""
-
-    id: str
-    object: Literal["model"] = "model"
-    created: int = 0
-    owned_by: str = "gateway"
-
-
-class ModelList(Answer):
-    """The channels the key may call, in OpenAI's list format."""
-
-    object: Literal["list"] = "list"
-    data: list[ModelObject]
 
 
 class OpenAIErrorDetail(Answer):

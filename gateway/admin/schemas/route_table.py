@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from gateway.admin.auth import AUDIT, KEYS, READ, WRITE
 from gateway.admin.schemas import answers as a
 from gateway.admin.schemas import bodies as b
+from gateway.model_list import ModelList, ModelObject
 from releases.apikeys import ApiKey
 from releases.evals.golden import GoldenSetSpec
 from releases.evals.records import DriftCheck, EvalResult, Gate, GoldenSet
@@ -151,7 +152,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/admin/docs", "This document, rendered (no key needed)", None, {200: "text/html"}, tag="docs"),
     Operation("GET", "/admin/docs/{asset}", "The docs page's files, named by their content hash", None, {200: "text/plain"}, (404,), tag="docs"),
     # The data plane's description of itself (OpenAI's shapes and refusals; any valid key)
-    Operation("GET", "/v1/models", "The channels this key may call", ANY, {200: a.ModelList}, tag="data plane"),
-    Operation("GET", "/v1/models/{model}", "One channel this key may call", ANY, {200: a.ModelObject}, (404,), tag="data plane"),
+    Operation("GET", "/v1/models", "The channels this key may call", ANY, {200: ModelList}, tag="data plane"),
+    Operation("GET", "/v1/models/{model}", "One channel this key may call", ANY, {200: ModelObject}, (404,), tag="data plane"),
 )
 # fmt: on

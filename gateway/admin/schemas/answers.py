@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field
 
 from gateway.admin.schemas.base import Answer
 from releases.evals.records import Gate
-from releases.models import Canary, Channel, Shadow
+from releases.models import Channel
 
 
 class Convergence(Answer):
@@ -25,19 +25,11 @@ class Convergence(Answer):
     generation: int
 
 
-class ChannelShown(Answer):
-    """A channel as ``GET /admin/channels[/{ch}]`` shows it: the record, its fleet
-    convergence, and the eval gate its promotions must pass (null: none)."""
+class ChannelShown(Channel):
+    """A channel as ``GET /admin/channels[/{ch}]`` shows it: the record (every field of
+    ``Channel``, whatever it gains), its fleet convergence, and the eval gate its promotions
+    must pass (null: none)."""
 
-    name: str
-    stable: str
-    canary: Canary | None = None
-    shadow: Shadow | None = None
-    generation: int
-    updated_by: str
-    updated_at: str
-    previous_stables: list[str] = []
-    capture: bool = False
     replicas: Convergence
     gate: Gate | None
 
@@ -46,18 +38,9 @@ class ChannelShown(Answer):
         return cls(**channel.model_dump(), replicas=replicas, gate=gate)
 
 
-class Promoted(Answer):
+class Promoted(Channel):
     """A promotion's answer: the channel as it became, and which slices it removed."""
 
-    name: str
-    stable: str
-    canary: Canary | None = None
-    shadow: Shadow | None = None
-    generation: int
-    updated_by: str
-    updated_at: str
-    previous_stables: list[str] = []
-    capture: bool = False
     cleared: list[str] = Field(examples=[["canary"]], description="slices removed: canary, shadow")
 
 

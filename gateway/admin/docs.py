@@ -3,8 +3,9 @@
 The document is built once per process from the models and the route table
 (``gateway/admin/schemas``). The page is this gateway's own small renderer
 (``docs_static/``, no third-party code), served under its content hash with a
-Content-Security-Policy that allows this origin only and no inline script or style: the
-page works offline and fetches nothing from elsewhere.
+Content-Security-Policy that allows this origin only and no inline script or style (the
+console's: ``gateway.console.render``): the page works offline and fetches nothing from
+elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from gateway.admin.schemas.document import openapi_document
-from gateway.console.render import CSP, IMMUTABLE, SECURITY_HEADERS, Asset, load_assets
+from gateway.console.render import IMMUTABLE, SECURITY_HEADERS, Asset, load_assets
 from gateway.errors import HttpError
 
 HERE = Path(__file__).parent
@@ -70,6 +71,3 @@ async def docs_asset(request: Request) -> Response:
         raise HttpError(404, "not_found", "no such file of the docs page (its URL names its hash)")
     headers = {**HEADERS, "Cache-Control": IMMUTABLE}
     return Response(asset.body, media_type=asset.media_type, headers=headers)
-
-
-__all__ = ["CSP", "docs_asset", "docs_page", "openapi_json"]

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ
+from gateway.admin.schemas.answers import Analysis
 from gateway.runtime import runtime
 from releases.analysis.report import Judgement, analysis, window_minutes
 from releases.errors import InvalidRequest
@@ -37,4 +38,5 @@ async def show_analysis(request: Request) -> JSONResponse:
     with contextlib.suppress(RedisError, OSError):
         await rt.judging.collector.flush()
     counts = await rt.judging.buckets.window(channel.name, minutes)
-    return JSONResponse(analysis(channel, counts, minutes, judge))
+    report = Analysis.model_validate(analysis(channel, counts, minutes, judge))
+    return JSONResponse(report.model_dump(mode="json"))

@@ -14,8 +14,11 @@ from jsonschema import Draft202012Validator
 from starlette.routing import Route
 
 from gateway.admin.routes import admin
+from gateway.admin.schemas.answers import KeyShown, RolloutShown
 from gateway.admin.schemas.route_table import OPERATIONS, Many, Stream
 from gateway.proxy.routes import routes as data_plane_routes
+from releases.analysis.rollout import Rollout
+from releases.apikeys import ApiKey
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
 from tests.openapikit import document, problems, template
@@ -275,3 +278,11 @@ def test_an_empty_audit_limit_is_documented_as_the_handler_takes_it(gateway: Liv
         answer = http.get("/admin/audit", params={"limit": ""})
         assert answer.status_code == 200 and not problems(doc, "GET", "/admin/audit", answer)
         assert http.get("/admin/audit", params={"limit": "0"}).status_code == 422
+
+
+def test_answers_that_restate_a_record_carry_every_field_of_it() -> None:
+    """``KeyShown`` and ``RolloutShown`` restate ``ApiKey`` and ``Rollout`` (each has a method
+    or property named like a field the answer adds): a field the record gains must reach the
+    answer and the document too."""
+    assert set(ApiKey.model_fields) <= set(KeyShown.model_fields)
+    assert set(Rollout.model_fields) <= set(RolloutShown.model_fields)

@@ -664,7 +664,11 @@ PUBLIC_ROUTES = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/admin/audit/public-key"),
+    ("GET", "/admin/openapi.json"),
+    ("GET", "/admin/docs"),
 }
+# The docs page's files, public as the page is: ``x`` names no file, so 404 rather than 401.
+PUBLIC_FILES = {("GET", "/admin/docs/x")}
 
 
 def every_route(gateway: LiveServer) -> list[tuple[str, str]]:
@@ -721,6 +725,8 @@ async def test_every_route_but_the_public_ones_answers_401_before_reading_a_body
             status, read = await call_without_reading(gateway, method, path, headers)
             if (method, path) in PUBLIC_ROUTES:
                 assert status == 200, (method, path, status)
+            elif (method, path) in PUBLIC_FILES:
+                assert status == 404, (method, path, status)
             else:
                 assert status == 401, (method, path, status)
                 assert not read, f"{method} {path} read the body of an anonymous caller"

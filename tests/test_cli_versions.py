@@ -303,7 +303,8 @@ def test_sync_promote_eval_runs_the_gates_golden_set_before_promoting(
              {"event": "result", "result": {"id": "ev-1", "pass_rate": 100}}]  # fmt: skip
     ndjson = "".join(json.dumps(line) + "\n" for line in lines)
     run = api.post("/admin/evals").respond(text=ndjson, headers={"Content-Type": "application/x-ndjson"})  # fmt: skip
-    promote = api.post("/admin/channels/prod/promote").respond(json={"name": "prod"})
+    promoted = {"name": "prod", "stable": "support-bot-v1-abcdef", "generation": 2, "updated_by": "ops", "updated_at": "2024-09-02T10:00:00Z"}  # fmt: skip
+    promote = api.post("/admin/channels/prod/promote").respond(json=promoted)
 
     assert gateway("release", "sync", str(folder), "--promote", "prod", "--eval") == 0
 

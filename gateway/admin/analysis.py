@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ
+from gateway.admin.schemas.answers import Analysis
 from gateway.runtime import runtime
 from releases.analysis.report import Judgement, analysis, window_minutes
 from releases.analysis.series import series
@@ -45,4 +46,4 @@ async def show_analysis(request: Request) -> JSONResponse:
         raise InvalidRequest(f"series must be 0 or 1, got {wanted!r}", "series")
     if wanted == "1":
         report["series"] = series(channel, await rt.judging.buckets.minutes(channel.name, minutes))
-    return JSONResponse(report)
+    return JSONResponse(Analysis.model_validate(report).model_dump(mode="json", exclude_unset=True))

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT
+from gateway.admin.schemas.answers import PublicKey, Verified
 from gateway.lineage_mirror import verify_audit_mirror
 from gateway.runtime import runtime
 from releases.errors import InvalidRequest
@@ -110,9 +111,10 @@ async def verify(request: Request) -> JSONResponse:
         answer["mirror"] = mirror
         answer["chain_ok"] = answer["ok"]
         answer["ok"] = bool(answer["ok"]) and bool(mirror["ok"])
-    return JSONResponse(answer)
+    return JSONResponse(Verified.model_validate(answer).model_dump(mode="json", exclude_unset=True))
 
 
 async def public_key(request: Request) -> JSONResponse:
     """The key audit entries and releases are signed with: public, so anyone can verify."""
-    return JSONResponse(runtime(request).services.signer.public_key_document())
+    key = PublicKey.model_validate(runtime(request).services.signer.public_key_document())
+    return JSONResponse(key.model_dump(mode="json"))

@@ -7,22 +7,25 @@ makes a channel, and a delete must name the generation it removes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
-from gateway.admin.documents import expected_generation, read_object, text_field
+from gateway.admin.documents import expected_generation, read_object
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import ChannelShown, Convergence, Promoted
 from gateway.errors import HttpError
 from gateway.fleet import convergence
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime
 from releases.analysis.compare import ShadowCompare
-from releases.errors import InvalidRequest
 from releases.evals.records import Gate
 from releases.fleet import Replica
 from releases.models import Actor, Channel
+
+W = TypeVar("W", bound=bodies.ChannelWrite)
 
 
 def channel_response(channel: Channel) -> JSONResponse:
@@ -45,10 +48,8 @@ async def list_channels(request: Request) -> JSONResponse:
 def _shown(channel: Channel, replicas: list[Replica], gate: Gate | None) -> dict[str, Any]:
     """The channel, how many live replicas serve its generation (gateway/fleet.py), and the
     eval gate its promotions must pass (releases/evals)."""
-    shown = channel.model_dump(mode="json")
-    shown["replicas"] = convergence(replicas, channel.name, channel.generation)
-    shown["gate"] = gate.model_dump(mode="json") if gate is not None else None
-    return shown
+    serving = Convergence(**convergence(replicas, channel.name, channel.generation))
+    return ChannelShown.of(channel, serving, gate).model_dump(mode="json")
 
 
 async def show_channel(request: Request) -> JSONResponse:
@@ -69,35 +70,33 @@ async def history(request: Request) -> JSONResponse:
 
 
 async def _write(
-    request: Request,
-) -> tuple[RegistryServices, Actor, dict[str, Any], str, int | None]:
-    """What every channel write needs: services, actor, body, reason, expected generation."""
+    request: Request, model: type[W]
+) -> tuple[RegistryServices, Actor, W, str, int | None]:
+    """What every channel write needs: services, actor, body (as ``model``), reason, expected
+    generation. The reason is read first, then the generation, then the rest of the body, so
+    a body wrong in two ways is refused for the same one as ever."""
     s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
-    body = await read_object(request, s.settings.max_admin_body_bytes)
-    reason = text_field(body, "reason") or request.query_params.get("reason", "")
-    return s, actor, body, reason, expected_generation(request, body)
+    raw = await read_object(request, s.settings.max_admin_body_bytes)
+    reason = bodies.ChannelWrite.parse(raw).reason or request.query_params.get("reason", "")
+    expected = expected_generation(request, raw)
+    return s, actor, model.parse(raw), reason, expected
 
 
 async def promote(request: Request) -> JSONResponse:
-    s, actor, body, reason, expected = await _write(request)
-    release = text_field(body, "release", required=True)
-    assert release is not None
-    create = body.get("create", False)
-    if not isinstance(create, bool):
-        raise InvalidRequest("'create' must be true or false", "create")
+    s, actor, body, reason, expected = await _write(request, bodies.Promote)
     channel, cleared = await s.registry.promotion(
-        request.path_params["channel"], release, actor, reason, expected, create=create
+        request.path_params["channel"], body.release, actor, reason, expected, create=body.create
     )
     # Which slices the promotion removed: the canary, and the shadow when it was this release.
-    shown = {**channel.model_dump(mode="json"), "cleared": cleared}
+    shown = Promoted(**channel.model_dump(), cleared=cleared).model_dump(mode="json")
     return JSONResponse(shown, headers={"ETag": f'"{channel.generation}"'})
 
 
 async def delete_channel(request: Request) -> JSONResponse:
     """Remove the channel; ``If-Match`` (or ``expected_generation``) is required, so only a
     channel the caller has just looked at is deleted. Answers the channel removed."""
-    s, actor, _, reason, expected = await _write(request)
+    s, actor, _, reason, expected = await _write(request, bodies.ChannelWrite)
     if expected is None:
         raise HttpError(
             428,
@@ -111,43 +110,39 @@ async def delete_channel(request: Request) -> JSONResponse:
 
 
 async def set_canary(request: Request) -> JSONResponse:
-    s, actor, body, reason, expected = await _write(request)
-    release = text_field(body, "release", required=True)
-    assert release is not None
+    s, actor, body, reason, expected = await _write(request, bodies.SetCanary)
     channel = await s.registry.set_canary(
-        request.path_params["channel"], release, body.get("weight"), actor, reason, expected
+        request.path_params["channel"], body.release, body.weight, actor, reason, expected
     )
     return channel_response(channel)
 
 
 async def clear_canary(request: Request) -> JSONResponse:
-    s, actor, _, reason, expected = await _write(request)
+    s, actor, _, reason, expected = await _write(request, bodies.ChannelWrite)
     channel = await s.registry.clear_canary(request.path_params["channel"], actor, reason, expected)
     return channel_response(channel)
 
 
 async def set_shadow(request: Request) -> JSONResponse:
-    s, actor, body, reason, expected = await _write(request)
-    release = text_field(body, "release", required=True)
-    assert release is not None
+    s, actor, body, reason, expected = await _write(request, bodies.SetShadow)
     # How the shadow's answers are compared with the primary's (releases/analysis/compare.py).
-    compare = ShadowCompare.parse(body["compare"]).stored() if body.get("compare") else None
+    compare = ShadowCompare.parse(body.compare).stored() if body.compare else None
     channel = await s.registry.set_shadow(
-        request.path_params["channel"], release, body.get("sample"), actor, reason, expected,
+        request.path_params["channel"], body.release, body.sample, actor, reason, expected,
         compare,
     )  # fmt: skip
     return channel_response(channel)
 
 
 async def clear_shadow(request: Request) -> JSONResponse:
-    s, actor, _, reason, expected = await _write(request)
+    s, actor, _, reason, expected = await _write(request, bodies.ChannelWrite)
     channel = await s.registry.clear_shadow(request.path_params["channel"], actor, reason, expected)
     return channel_response(channel)
 
 
 async def rollback(request: Request) -> JSONResponse:
-    s, actor, body, reason, expected = await _write(request)
+    s, actor, body, reason, expected = await _write(request, bodies.Rollback)
     channel = await s.registry.rollback(
-        request.path_params["channel"], actor, text_field(body, "to"), reason, expected
+        request.path_params["channel"], actor, body.to, reason, expected
     )
     return channel_response(channel)

@@ -17,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.admin.auth import READ, WRITE
-from gateway.admin.documents import expected_generation, read_document, read_object, text_field
+from gateway.admin.documents import expected_generation, read_document, read_object
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import DriftWatch, EvalSummary
 from gateway.errors import HttpError
-from gateway.evals.service import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from gateway.keys import presented_key
 from gateway.runtime import runtime
-from releases.errors import InvalidRequest, RegistryError
+from releases.errors import RegistryError
 from releases.evals.records import CaseResult, EvalResult
 
 NDJSON = "application/x-ndjson"
@@ -55,15 +56,6 @@ async def show_golden(request: Request) -> JSONResponse:
 # -- eval runs ----------------------------------------------------------------------------------
 
 
-def _concurrency(body: dict[str, Any]) -> int:
-    value = body.get("concurrency", DEFAULT_CONCURRENCY)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
-        raise InvalidRequest(
-            f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}", "concurrency"
-        )
-    return value
-
-
 def _line(value: dict[str, Any]) -> bytes:
     return orjson.dumps(value) + b"\n"
 
@@ -72,11 +64,8 @@ async def run_eval(request: Request) -> Response:
     """Run a golden set against a release (operator and admin keys only)."""
     s = runtime(request).services
     actor = await s.auth.require(request, WRITE)
-    body = await read_object(request, s.settings.max_admin_body_bytes)
-    release_id = text_field(body, "release", required=True)
-    set_ref = text_field(body, "set", required=True)
-    assert release_id is not None and set_ref is not None
-    concurrency = _concurrency(body)
+    body = bodies.RunEval.parse(await read_object(request, s.settings.max_admin_body_bytes))
+    release_id, set_ref, concurrency = body.release, body.set, body.concurrency
     evals = runtime(request).evals
     release = await s.registry.release(release_id)
     golden = await evals.registry.golden_set(set_ref)
@@ -124,7 +113,9 @@ async def list_evals(request: Request) -> JSONResponse:
     found = await runtime(request).evals.registry.results(
         request.query_params.get("release"), request.query_params.get("set")
     )
-    return JSONResponse([r.summary() for r in found])
+    return JSONResponse(
+        [EvalSummary.model_validate(r.summary()).model_dump(mode="json") for r in found]
+    )
 
 
 async def show_eval(request: Request) -> JSONResponse:
@@ -150,15 +141,16 @@ async def set_gate(request: Request) -> JSONResponse:
     ``If-Match`` (or ``expected_generation``) as every channel write."""
     s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
-    body = await read_object(request, s.settings.max_admin_body_bytes)
+    raw = await read_object(request, s.settings.max_admin_body_bytes)
+    body = bodies.SetGate.parse(raw)
     gate = await runtime(request).evals.registry.set_gate(
         request.path_params["channel"],
-        body.get("set"),
-        body.get("min_pass_rate"),
-        body.get("tolerance"),
+        body.set,
+        body.min_pass_rate,
+        body.tolerance,
         actor,
-        text_field(body, "reason") or "",
-        expected_generation(request, body),
+        body.reason or "",
+        expected_generation(request, raw),
     )
     return JSONResponse(gate.model_dump(mode="json"))
 
@@ -166,12 +158,12 @@ async def set_gate(request: Request) -> JSONResponse:
 async def clear_gate(request: Request) -> JSONResponse:
     s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
-    body = await read_object(request, s.settings.max_admin_body_bytes)
+    raw = await read_object(request, s.settings.max_admin_body_bytes)
     gate = await runtime(request).evals.registry.clear_gate(
         request.path_params["channel"],
         actor,
-        text_field(body, "reason") or "",
-        expected_generation(request, body),
+        bodies.Reasoned.parse(raw).reason or "",
+        expected_generation(request, raw),
     )
     return JSONResponse(gate.model_dump(mode="json"))
 
@@ -187,4 +179,5 @@ async def drift_watch(request: Request) -> JSONResponse:
     """Whether the drift watch runs on this replica: ``{enabled, interval, tolerance, webhook}``
     (``webhook``: whether one is set; its URL may carry a secret)."""
     await runtime(request).services.auth.require(request, READ)
-    return JSONResponse(runtime(request).drift.status())
+    watch = DriftWatch.model_validate(runtime(request).drift.status())
+    return JSONResponse(watch.model_dump(mode="json"))

@@ -12,30 +12,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
-from gateway.admin.documents import read_object, text_field
+from gateway.admin.documents import read_object
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import FleetShown, Rehearsed
 from gateway.rehearsal import Rehearsal, limits_from
 from gateway.runtime import runtime
-from releases.errors import InvalidRequest
 
 
 async def list_fleet(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, READ)
-    return JSONResponse((await s.registry.fleet.state()).as_json())
+    shown = FleetShown.model_validate((await s.registry.fleet.state()).as_json())
+    return JSONResponse(shown.model_dump(mode="json"))
 
 
 async def rehearse(request: Request) -> JSONResponse:
     s = runtime(request).services
     actor = await s.auth.require(request, WRITE, request.path_params["channel"])
     body = await read_object(request, s.settings.max_admin_body_bytes)
-    live = body.get("live", False)
-    if not isinstance(live, bool):
-        raise InvalidRequest("live must be true or false", "live")
+    asked = bodies.Rehearse.parse(body)
     rehearsal = Rehearsal(
-        s.registry,
-        request.path_params["channel"],
-        actor,
-        text_field(body, "reason") or "",
-        limits_from(body),
+        s.registry, request.path_params["channel"], actor, asked.reason or "", limits_from(body)
     )
-    return JSONResponse(await rehearsal.run(live=live))
+    rehearsed = Rehearsed.model_validate(await rehearsal.run(live=asked.live))
+    return JSONResponse(rehearsed.model_dump(mode="json"))

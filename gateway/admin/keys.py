@@ -12,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import KEYS
-from gateway.admin.documents import read_object, text_field
+from gateway.admin.documents import read_object
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import KeyCreated, KeyShown, KeyUsage
 from gateway.limits import key_usage
 from gateway.runtime import runtime
-from releases.errors import InvalidRequest
 from releases.limit_counters import LimitCounters
 
 LIMIT_FIELDS = ("expires_at", "rate_limit", "budget")
@@ -25,23 +26,19 @@ async def create_key(request: Request) -> JSONResponse:
     """Answer 201 with the key and its secret, shown this once."""
     s = runtime(request).services
     actor = await s.auth.require(request, KEYS)
-    body = await read_object(request, s.settings.max_admin_body_bytes)
-    channels = body.get("channels", [])
-    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-        raise InvalidRequest('channels must be a list of channel names, or ["*"]', "channels")
+    body = bodies.CreateKey.parse(await read_object(request, s.settings.max_admin_body_bytes))
     key, secret = await s.keyring.create(
-        text_field(body, "name", required=True) or "",
-        text_field(body, "role", required=True) or "",
-        channels,
+        body.name,
+        body.role,
+        body.channels,
         actor,
-        text_field(body, "reason") or "",
-        {field: body.get(field) for field in LIMIT_FIELDS},
+        body.reason or "",
+        {field: getattr(body, field) for field in LIMIT_FIELDS},
     )
+    # Its limits only when set, as the key is stored.
     limits = {f: v for f, v in key.stored().items() if f in LIMIT_FIELDS}
-    return JSONResponse(
-        {"name": key.name, "role": key.role, "channels": key.channels, **limits, "key": secret},
-        status_code=201,
-    )
+    created = KeyCreated(name=key.name, role=key.role, channels=key.channels, **limits, key=secret)
+    return JSONResponse(created.model_dump(mode="json", exclude_unset=True), status_code=201)
 
 
 async def list_keys(request: Request) -> JSONResponse:
@@ -58,13 +55,14 @@ async def show_key(request: Request) -> JSONResponse:
     now = s.auth.clock()
     usage = await key_usage(LimitCounters(s.redis, s.registry.keys), key.name, now)
     expired = key.expired(now)
-    return JSONResponse({**key.model_dump(mode="json"), "expired": expired, "usage": usage})
+    shown = KeyShown(**key.model_dump(), expired=expired, usage=KeyUsage.model_validate(usage))
+    return JSONResponse(shown.model_dump(mode="json"))
 
 
 async def delete_key(request: Request) -> JSONResponse:
     s = runtime(request).services
     actor = await s.auth.require(request, KEYS)
-    body = await read_object(request, s.settings.max_admin_body_bytes)
-    reason = text_field(body, "reason") or request.query_params.get("reason", "")
+    body = bodies.Reasoned.parse(await read_object(request, s.settings.max_admin_body_bytes))
+    reason = body.reason or request.query_params.get("reason", "")
     key = await s.keyring.delete(request.path_params["name"], actor, reason)
     return JSONResponse(key.model_dump(mode="json"))

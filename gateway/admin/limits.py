@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.channels import _write, channel_response
+from gateway.admin.schemas import bodies
 from releases.errors import FieldError, InvalidSpec
 from releases.limits import RateLimit
 
@@ -20,9 +21,10 @@ LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute")
 
 
 async def set_rate_limit(request: Request) -> JSONResponse:
-    s, actor, body, reason, expected = await _write(request)
+    s, actor, body, reason, expected = await _write(request, bodies.SetRateLimit)
+    given = body.model_dump(include=set(LIMIT_FIELDS), exclude_unset=True)
     try:
-        limit = RateLimit.model_validate({f: body[f] for f in LIMIT_FIELDS if f in body})
+        limit = RateLimit.model_validate(given)
     except ValidationError as exc:
         raise InvalidSpec(
             [FieldError(".".join(map(str, e["loc"])) or "body", e["msg"]) for e in exc.errors()]
@@ -34,7 +36,7 @@ async def set_rate_limit(request: Request) -> JSONResponse:
 
 
 async def clear_rate_limit(request: Request) -> JSONResponse:
-    s, actor, _, reason, expected = await _write(request)
+    s, actor, _, reason, expected = await _write(request, bodies.ChannelWrite)
     channel = await s.registry.set_rate_limit(
         request.path_params["channel"], None, actor, reason, expected
     )

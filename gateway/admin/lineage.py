@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT
+from gateway.admin.schemas.answers import LineageChannel, LineageShown
 from gateway.runtime import runtime
 from releases.errors import NotFound
 from releases.registry import Registry
@@ -30,19 +31,18 @@ async def show_lineage(request: Request) -> JSONResponse:
             release = await s.registry.release(record["release_id"])
         except NotFound:  # removed outside the registry (audit verify names it): the record stands
             release = None
-    return JSONResponse(
-        {
-            "record": record,
-            "release": release.model_dump(mode="json") if release else None,
-            "channel": await _channel_then(s.registry, record),
-            "feedback": await runtime(request).judging.feedback.read(response_id),
-        }
+    shown = LineageShown(
+        record=record,
+        release=release.model_dump(mode="json") if release else None,
+        channel=await _channel_then(s.registry, record),
+        feedback=await runtime(request).judging.feedback.read(response_id),
     )
+    return JSONResponse(shown.model_dump(mode="json"))
 
 
-async def _channel_then(registry: Registry, record: dict[str, Any]) -> dict[str, Any] | None:
+async def _channel_then(registry: Registry, record: dict[str, Any]) -> LineageChannel | None:
     name, generation = record.get("channel"), record.get("channel_generation")
     if not name or generation is None:
         return None
     entry = next((e for e in await registry.history(name) if e.generation == generation), None)
-    return {"name": name, "generation": generation, "state": entry.after if entry else None}
+    return LineageChannel(name=name, generation=generation, state=entry.after if entry else None)

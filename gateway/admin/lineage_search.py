@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from gateway.admin.audit import _instant, _limit
 from gateway.admin.auth import AUDIT
+from gateway.admin.schemas.answers import LineagePage
 from gateway.errors import HttpError
 from gateway.runtime import runtime
 from releases.errors import InvalidRequest
@@ -61,7 +62,8 @@ async def search_lineage(request: Request) -> JSONResponse:
     except ValueError as exc:
         raise InvalidRequest(str(exc), "cursor") from None
     page = await rt.lineage.search(where, limit, cursor)
-    return JSONResponse(page.as_json())
+    shown = LineagePage.model_validate(page.as_json())
+    return JSONResponse(shown.model_dump(mode="json", exclude_unset=True))
 
 
 async def export_lineage(request: Request) -> StreamingResponse:

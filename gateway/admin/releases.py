@@ -8,6 +8,13 @@ from starlette.responses import JSONResponse
 from gateway.admin.auth import READ, WRITE
 from gateway.admin.documents import read_document
 from gateway.admin.identity import list_identities, release_identity
+from gateway.admin.schemas.answers import (
+    Checked,
+    Diff,
+    ReleaseIdentity,
+    ReleaseListed,
+    ReleaseShown,
+)
 from gateway.runtime import runtime
 from releases.diff import diff_releases
 
@@ -28,14 +35,15 @@ async def check_release(request: Request) -> JSONResponse:
     await s.auth.require(request, READ)
     spec = await read_document(request, s.settings.max_admin_body_bytes, allow_yaml=True)
     digest, existing = await s.registry.check(spec)
-    return JSONResponse({"digest": digest, "existing": existing})
+    return JSONResponse(Checked(digest=digest, existing=existing).model_dump(mode="json"))
 
 
 async def list_releases(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, READ)
     found = await s.registry.releases(request.query_params.get("name"))
-    return JSONResponse(await list_identities(runtime(request), found))
+    listed = await list_identities(runtime(request), found)
+    return JSONResponse([ReleaseListed.model_validate(r).model_dump(mode="json") for r in listed])
 
 
 async def show_release(request: Request) -> JSONResponse:
@@ -46,7 +54,8 @@ async def show_release(request: Request) -> JSONResponse:
     evals = await release_identity(
         runtime(request), release, query.get("channel"), query.get("window", "15m")
     )
-    return JSONResponse({**release.model_dump(mode="json"), "evals": evals})
+    shown = ReleaseShown(**release.model_dump(), evals=ReleaseIdentity.model_validate(evals))
+    return JSONResponse(shown.model_dump(mode="json"))
 
 
 async def diff(request: Request) -> JSONResponse:
@@ -54,4 +63,4 @@ async def diff(request: Request) -> JSONResponse:
     await s.auth.require(request, READ)
     a = await s.registry.release(request.path_params["a"])
     b = await s.registry.release(request.path_params["b"])
-    return JSONResponse(diff_releases(a, b))
+    return JSONResponse(Diff.model_validate(diff_releases(a, b)).model_dump(mode="json"))

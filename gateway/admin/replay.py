@@ -16,14 +16,16 @@ from starlette.responses import JSONResponse
 
 from gateway.admin.auth import AUDIT, KEYS
 from gateway.admin.channels import _write, channel_response
-from gateway.admin.documents import read_object, text_field
+from gateway.admin.documents import read_object
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import Replayed
 from gateway.registry_services import RegistryServices
 from gateway.runtime import runtime
 from releases.errors import NotFound
 
 
 async def set_capture(request: Request) -> JSONResponse:
-    s, actor, _, reason, expected = await _write(request)
+    s, actor, _, reason, expected = await _write(request, bodies.ChannelWrite)
     channel = await s.registry.set_capture(
         request.path_params["channel"], True, actor, reason, expected
     )
@@ -31,7 +33,7 @@ async def set_capture(request: Request) -> JSONResponse:
 
 
 async def clear_capture(request: Request) -> JSONResponse:
-    s, actor, _, reason, expected = await _write(request)
+    s, actor, _, reason, expected = await _write(request, bodies.ChannelWrite)
     channel = await s.registry.set_capture(
         request.path_params["channel"], False, actor, reason, expected
     )
@@ -57,8 +59,9 @@ async def replay(request: Request) -> JSONResponse:
     s = runtime(request).services
     await s.auth.require(request, AUDIT)  # before the body: no one else has it read
     body = await read_object(request, s.settings.max_admin_body_bytes)
-    against = text_field(body, "against")
+    against = bodies.Replay.parse(body).against
     if against is not None:
         await s.auth.require(request, KEYS)  # admin only
     record = await lineage_record(request, s, request.path_params["response_id"])
-    return JSONResponse(await runtime(request).replayer.replay(record, against))
+    replayed = Replayed.model_validate(await runtime(request).replayer.replay(record, against))
+    return JSONResponse(replayed.model_dump(mode="json"))

@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.admin.auth import READ, WRITE
-from gateway.admin.documents import expected_generation, read_object, text_field
+from gateway.admin.documents import expected_generation, read_object
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import RolloutShown
 from gateway.runtime import Runtime, runtime
 from releases.analysis.rollout import Rollout, RolloutPlan
 from releases.errors import Conflict, NotFound
@@ -22,7 +24,7 @@ CONTROL_FIELDS = ("reason", "expected_generation")
 
 
 def _shown(rollout: Rollout) -> JSONResponse:
-    shown = {**rollout.model_dump(mode="json"), "weight": rollout.weight}
+    shown = RolloutShown(**rollout.model_dump(), weight=rollout.weight).model_dump(mode="json")
     return JSONResponse(shown, headers={"ETag": f'"{rollout.generation}"'})
 
 
@@ -30,8 +32,10 @@ async def _steer(request: Request) -> tuple[Runtime, Actor, Rollout, str, float]
     rt = runtime(request)
     name = request.path_params["channel"]
     actor = await rt.services.auth.require(request, WRITE, name)
-    body = await read_object(request, rt.services.settings.max_admin_body_bytes)
-    reason = text_field(body, "reason") or request.query_params.get("reason", "")
+    body = bodies.Reasoned.parse(
+        await read_object(request, rt.services.settings.max_admin_body_bytes)
+    )
+    reason = body.reason or request.query_params.get("reason", "")
     rollout = await rt.judging.rollouts.get(name)
     if rollout is None:
         raise NotFound(f"channel {name!r} has no rollout; start one with PUT .../rollout")
@@ -43,7 +47,9 @@ async def start_rollout(request: Request) -> JSONResponse:
     name = request.path_params["channel"]
     actor = await rt.services.auth.require(request, WRITE, name)
     body = await read_object(request, rt.services.settings.max_admin_body_bytes)
-    reason = text_field(body, "reason") or ""
+    # The reason and generation as every channel write reads them; the rest is the plan
+    # (bodies.StartRollout documents both), refused with each wrong field named.
+    reason = bodies.ChannelWrite.parse(body).reason or ""
     expected = expected_generation(request, body)
     plan = RolloutPlan.parse({k: v for k, v in body.items() if k not in CONTROL_FIELDS})
     await rt.services.registry.release(plan.canary)  # 404 naming it, before any change

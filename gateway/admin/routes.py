@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.admin import (
     audit,
     channels,
+    docs,
     evals,
     fleet,
     keys,
@@ -36,8 +37,10 @@ from gateway.admin.rollout import (
 from gateway.runtime import runtime_of
 
 CHANNEL = "/channels/{channel:str}"
-# Anyone may fetch the key that releases and the audit log are signed with, to verify them.
-PUBLIC = frozenset({"/audit/public-key"})
+# Anyone may fetch the key that releases and the audit log are signed with, to verify them,
+# and the API's description (it says what each call needs, nothing about the data).
+DOCS_ASSET = "/docs/{asset:str}"
+PUBLIC = frozenset({"/audit/public-key", "/openapi.json", "/docs"})
 
 
 class AuthenticateFirst:
@@ -51,9 +54,14 @@ class AuthenticateFirst:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Inside the mount, the path below /admin is what follows its root_path.
         path: str = scope["path"].removeprefix(scope.get("root_path", ""))
-        if scope["type"] == "http" and path not in self.public:
+        if scope["type"] == "http" and path not in self.public and not is_docs_asset(path):
             await runtime_of(scope["app"]).services.auth.authenticate(Request(scope))
         await self.app(scope, receive, send)
+
+
+def is_docs_asset(path: str) -> bool:
+    """A file of the docs page (``/docs/<hash>-<name>``): public as the page is."""
+    return path.startswith("/docs/") and "/" not in path.removeprefix("/docs/")
 
 
 admin = Mount(
@@ -108,6 +116,9 @@ admin = Mount(
         Route(CHANNEL + "/gate", evals.clear_gate, methods=["DELETE"]),
         Route("/drift", evals.list_drift, methods=["GET"]),
         Route("/drift/watch", evals.drift_watch, methods=["GET"]),
+        Route("/openapi.json", docs.openapi_json, methods=["GET"]),
+        Route("/docs", docs.docs_page, methods=["GET"]),
+        Route(DOCS_ASSET, docs.docs_asset, methods=["GET"]),
     ],
     middleware=[Middleware(AuthenticateFirst, public=PUBLIC)],
 )

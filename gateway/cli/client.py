@@ -15,8 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+from gateway.admin.schemas import bodies
+from gateway.admin.schemas.answers import KeyCreated
 from gateway.cli.failures import ApiError, GatewayUnreachable
+from releases.models import ChangeEntry, Channel, Release
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -56,6 +60,33 @@ def _decode(response: httpx.Response) -> Any:
             error_type="invalid_response",
             message=f"the gateway answered {response.request.url.path} with a body that is not JSON",
         ) from exc
+
+
+def _body(model: BaseModel) -> dict[str, Any]:
+    """A body model (gateway/admin/schemas/bodies.py) as sent: what was not given is left out."""
+    # None too: a field taken as given (a field_serializer in bodies.py) is serialized whatever its default.
+    sent = model.model_dump(mode="json", exclude_defaults=True)
+    return {field: value for field, value in sent.items() if value is not None}
+
+
+def _checked(response: httpx.Response, model: type[BaseModel], many: bool = False) -> Any:
+    """The JSON answer, checked against the model the gateway builds it with; the answer as
+    sent is what is shown (and printed by --json). Fields this client does not know are
+    left to a newer gateway; one missing or of another type is the gateway's answer being
+    wrong, said as such rather than rendered half."""
+    answer = _decode(response)
+    try:
+        for item in answer if many and isinstance(answer, list) else [answer]:
+            known = {k: v for k, v in item.items() if k in model.model_fields}
+            model.model_validate(known)
+    except (ValidationError, AttributeError, TypeError) as exc:
+        raise ApiError(
+            status=response.status_code,
+            error_type="invalid_response",
+            message=f"the gateway answered {response.request.url.path} with a body that is "
+            f"not {'a list of ' if many else 'a '}{model.__name__}: {exc}".splitlines()[0],
+        ) from None
+    return answer
 
 
 def _if_match(generation: int | None) -> dict[str, str]:
@@ -134,7 +165,7 @@ class AdminClient:
         response = self._call(
             "POST", "/admin/releases", content=body, headers={"Content-Type": content_type}
         )
-        return response.status_code == httpx.codes.CREATED, _decode(response)
+        return response.status_code == httpx.codes.CREATED, _checked(response, Release)
 
     def check_release(self, spec: dict[str, Any]) -> Any:
         """Check a spec as registration would, writing nothing: ``{digest, existing}``."""
@@ -181,33 +212,33 @@ class AdminClient:
         if_match: int | None,
         create: bool = False,
     ) -> Any:
-        body: dict[str, Any] = {"release": release, "reason": reason}
-        if create:
-            body["create"] = True
-        return self._json(
+        body = bodies.Promote(release=release, reason=reason, create=create)
+        response = self._call(
             "POST",
             f"/admin/channels/{_segment(channel)}/promote",
-            json=_without_none(body),
+            json=_body(body),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     def delete_channel(self, channel: str, *, reason: str | None, if_match: int) -> Any:
         return self._json(
             "DELETE",
             f"/admin/channels/{_segment(channel)}",
-            json=_without_none({"reason": reason}),
+            json=_body(bodies.ChannelWrite(reason=reason)),
             headers=_if_match(if_match),
         )
 
     def rollback(
         self, channel: str, *, to: str | None, reason: str | None, if_match: int | None
     ) -> Any:
-        return self._json(
+        response = self._call(
             "POST",
             f"/admin/channels/{_segment(channel)}/rollback",
-            json=_without_none({"to": to, "reason": reason}),
+            json=_body(bodies.Rollback(to=to, reason=reason)),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     def set_slice(
         self,
@@ -219,23 +250,26 @@ class AdminClient:
         if_match: int | None,
     ) -> Any:
         """PUT the canary (``{release, weight}``) or shadow (``{release, sample}``) slice."""
-        return self._json(
+        model = bodies.SetCanary if slice_name == "canary" else bodies.SetShadow
+        response = self._call(
             "PUT",
             f"/admin/channels/{_segment(channel)}/{slice_name}",
-            json=_without_none({**body, "reason": reason}),
+            json=_body(model.model_validate({**body, "reason": reason})),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     def clear_slice(
         self, channel: str, slice_name: str, *, reason: str | None, if_match: int | None
     ) -> Any:
         """DELETE the canary or shadow slice."""
-        return self._json(
+        response = self._call(
             "DELETE",
             f"/admin/channels/{_segment(channel)}/{slice_name}",
-            json=_without_none({"reason": reason}),
+            json=_body(bodies.ChannelWrite(reason=reason)),
             headers=_if_match(if_match),
         )
+        return _checked(response, Channel)
 
     # Keys, lineage, audit
 
@@ -248,8 +282,12 @@ class AdminClient:
         limits: dict[str, Any] | None = None,
     ) -> Any:
         """``limits``: ``expires_at``, ``rate_limit`` and ``budget`` as the API takes them."""
-        body = _without_none({"name": name, "role": role, "channels": channels, "reason": reason})
-        return self._json("POST", "/admin/keys", json={**body, **(limits or {})})
+        body = bodies.CreateKey(
+            name=name, role=role, channels=channels, reason=reason, **(limits or {})
+        )
+        # Channels always sent, even empty: the key's reach is never left to a default.
+        sent = {**_body(body), "channels": body.channels}
+        return _checked(self._call("POST", "/admin/keys", json=sent), KeyCreated)
 
     def show_key(self, name: str) -> Any:
         return self._json("GET", f"/admin/keys/{_segment(name)}")
@@ -263,10 +301,11 @@ class AdminClient:
         if_match: int | None,
     ) -> Any:
         """Set the channel's rate limit, or clear it (``limit`` None)."""
+        body = bodies.SetRateLimit(reason=reason, **(limit or {}))
         return self._json(
             "DELETE" if limit is None else "PUT",
             f"/admin/channels/{_segment(channel)}/rate-limit",
-            json=_without_none({**(limit or {}), "reason": reason}),
+            json=_body(body),
             headers=_if_match(if_match),
         )
 
@@ -304,7 +343,8 @@ class AdminClient:
         """Audit entries, newest first; ``filters`` are ``GET /admin/audit``'s query
         (``channel``, ``release``, ``actor``, ``since``, ``until``, ``limit``)."""
         params = _without_none(filters or {})
-        return self._json("GET", "/admin/audit", params=params or None)
+        response = self._call("GET", "/admin/audit", params=params or None)
+        return _checked(response, ChangeEntry, many=True)
 
     def verify_audit(self, *, mirror: bool = False) -> Any:
         params = {"mirror": "1"} if mirror else None

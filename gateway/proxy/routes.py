@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from gateway.dialects import ANTHROPIC, OPENAI, Dialect
 from gateway.errors import HttpError
+from gateway.model_list import ModelList, ModelObject
 from gateway.proxy.answer import JsonAnswer
 from gateway.proxy.caller import authenticate
 from gateway.proxy.dataplane import DataPlane
@@ -63,12 +64,12 @@ def _models(plane: DataPlane, request: Request, name: str | None) -> ASGIApp:
     except HttpError as exc:
         return plane.error_answer(OPENAI, exc, tag)
     data = [
-        {"id": channel, "object": "model", "created": 0, "owned_by": "gateway"}
+        ModelObject(id=channel)
         for channel in (sorted(snapshot.channels) if name is None else [name])
         if key.may_call(channel)
     ]
-    answer = {"object": "list", "data": data} if name is None else data[0]
-    return JsonAnswer(orjson.dumps(answer), 200, tag.headers())
+    answer = ModelList(data=data) if name is None else data[0]
+    return JsonAnswer(orjson.dumps(answer.model_dump(mode="json")), 200, tag.headers())
 
 
 routes = [

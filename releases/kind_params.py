@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from releases.errors import FieldError
 
 if TYPE_CHECKING:  # the spec module imports this one to check its params
-    from releases.spec import Params
+    from releases.spec_models import Params
 
 # Kinds that speak another kind's API, and so take its params (Azure OpenAI is OpenAI's chat).
 SAME_PARAMS: Mapping[str, str] = {"azure_openai": "openai"}

@@ -20,10 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from releases.content import canonical_json, content_digest
+from releases.json_bounds import INT64_MAX, INT64_MIN
 from releases.kind_params import EMBEDDING_PARAMS
 from releases.spec import (
-    INT64_MAX,
-    INT64_MIN,
     PARAM_NAMES,
     VARIABLE_RE,
     ReleaseSpec,

@@ -18,7 +18,7 @@ from releases.evals.records import DriftCheck, EvalResult, Gate, GoldenSet, Prom
 from releases.evals.scorers import ScorerRegistry
 from releases.models import Actor, Channel, utc_now
 from releases.signing import Signer
-from releases.spec import RELEASE_ID_RE
+from releases.spec_models import RELEASE_ID_RE
 from releases.store import Read, RegistryStore
 
 

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from releases.cancellation import cancel_and_wait
 from releases.limit_counters import Increment, LimitCounters
+from releases.periodic import every
 
 log = logging.getLogger("gateway.limits")
 
@@ -157,12 +158,9 @@ class FleetCounters:
             await self.reconcile()
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)  # a period, not a wait for something to happen
-            try:
-                await self.reconcile()
-            except Exception:  # never let the task die: limits would stop seeing the fleet
-                log.exception("reconciling usage counters failed")
+        # A failed round is logged and the next still runs: a dead task would leave the
+        # limits blind to the rest of the fleet.
+        await every(self.interval, self.reconcile, log, "reconciling usage counters failed")
 
 
 class LimitCollector(Collector):

@@ -29,6 +29,7 @@ from releases.client import RedisClient
 from releases.errors import Conflict, NotFound, PreconditionFailed, StaleGeneration
 from releases.evals.lease import Lease
 from releases.models import Actor
+from releases.periodic import every
 from releases.registry import Registry
 
 log = logging.getLogger("gateway.rollout")
@@ -79,12 +80,7 @@ class RolloutDriver:
             await cancel_and_wait(self._task)
 
     async def _every_tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.tick)
-            try:
-                await self.run_once()
-            except Exception:  # one bad pass (Redis away) must not end the driving
-                log.exception("rollout pass failed")
+        await every(self.settings.tick, self.run_once, log, "rollout pass failed")
 
     def lease(self, channel: str) -> Lease:
         key = self.rollouts.keys.rollout_lease(channel)

@@ -33,6 +33,7 @@ from releases.errors import NotFound
 from releases.evals.lease import Lease
 from releases.evals.records import DriftCheck, EvalResult, Gate
 from releases.models import Actor, utc_now
+from releases.periodic import every
 from releases.registry import Registry
 
 log = logging.getLogger("gateway.drift")
@@ -100,12 +101,7 @@ class DriftWatch:
             await cancel_and_wait(self._task)
 
     async def _every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.interval)
-            try:
-                await self.run_once()
-            except Exception:  # one bad pass (Redis away) must not end the watch
-                log.exception("drift watch pass failed")
+        await every(self.settings.interval, self.run_once, log, "drift watch pass failed")
 
     def status(self) -> dict[str, object]:
         """Whether this replica watches, and how (``GET /admin/drift/watch``)."""

@@ -190,6 +190,8 @@ def _call_out(call: ToolCall) -> dict[str, Any]:
 
 def _message_out(message: Message) -> list[dict[str, Any]]:
     if message.role == "assistant":
+        if any(isinstance(p, Image) for p in message.parts):
+            raise Untranslatable("image_url", "an image in an assistant message has no OpenAI form")
         text = "".join(p.text for p in message.parts if isinstance(p, Text))
         calls = [_call_out(p) for p in message.parts if isinstance(p, ToolCall)]
         out: dict[str, Any] = {"role": "assistant", "content": text or None}

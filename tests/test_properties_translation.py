@@ -31,7 +31,9 @@ requests as an SDK caller does (``responses_request``: the first system text as
 and output_text parts; ``function_call`` / ``function_call_output`` items with their call ids;
 tools, tool_choice, max_output_tokens, temperature, top_p, text.format), reads its answers
 (``responses_answer``) and puts its typed stream events together as the SDK's accumulator does
-(``responses_from_stream``). Its meaning differs where its shape does: it has no ``stop`` and no
+(``responses_from_stream``); a Responses stream put together is the whole Response itself (its
+items, ids, status and usage), not only its meaning, but for its time and its calls'
+arguments compared as JSON values. Its meaning differs where its shape does: it has no ``stop`` and no
 ``top_k`` (not generated; a body sending them has them named as dropped, in
 X-Gateway-Overridden), no error flag on a tool result, and its stream always ends with usage
 (its request reads as one asking for it). Its answer has a ``resp_`` id, no stop sequence, no
@@ -766,7 +768,7 @@ def answers(draw: st.DrawFn) -> ChatAnswer:
     given_input = draw(st.integers(0, 10_000))
     cached = draw(st.none() | st.integers(0, given_input))
     return ChatAnswer(
-        id=draw(names),
+        id=draw(names | names.map("resp_{}".format)),  # a Responses-like id too
         model=draw(names),
         parts=(*text, *calls),
         stop_reason=reason,
@@ -991,6 +993,16 @@ def responses_from_stream(raw: bytes) -> dict[str, Any]:
     return final
 
 
+def _as_compared(response: Mapping[str, Any]) -> dict[str, Any]:
+    """A Response but for when it was made, its calls' arguments as JSON values (a provider's
+    stream may space its JSON otherwise than its whole answer)."""
+    output = [
+        {**item, "arguments": json.loads(item["arguments"])} if "arguments" in item else item
+        for item in response["output"]
+    ]
+    return {**response, "created_at": None, "output": output}
+
+
 FROM_STREAM: Mapping[str, Callable[[bytes], dict[str, Any]]] = {
     "openai": openai_from_stream,
     "anthropic": anthropic_from_stream,
@@ -1028,5 +1040,13 @@ def test_a_providers_stream_reaches_the_caller_as_its_whole_answer_would(
     reader, writer = provider.stream_reader(), caller.stream_writer(ASK_USAGE)
     written = b"".join(writer.write(e) for chunk in chunks for e in reader.feed(chunk))
     written += b"".join(writer.write(e) for e in reader.flush()) + writer.end()
-    streamed = ANSWER_READ[door](FROM_STREAM[door](written))
+    final = FROM_STREAM[door](written)
+    if door == R:  # the whole Response, not only its meaning: ids, items, status, usage
+        shown = wire(
+            caller.answer_from_ir(
+                provider.answer_to_ir(wire(provider_answer(kind, answer, with_ids)))
+            )
+        )
+        assert _as_compared(final) == _as_compared(shown)
+    streamed = ANSWER_READ[door](final)
     assert answer_meaning(streamed, [kind, door]) == answer_meaning(whole, [kind, door])

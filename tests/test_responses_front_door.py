@@ -371,6 +371,22 @@ def test_a_responses_stream_is_written_with_consecutive_sequence_numbers() -> No
     assert b'"arguments":"{\\"id\\":\\"7\\"}"' in out.split(b"\n\n")[-2]
 
 
+def test_a_streamed_response_has_the_items_and_ids_of_the_whole_one() -> None:
+    """Found by the stream property: an empty text (Gemini streams one) opened a message item
+    the whole answer does not have, and a provider id already spelled ``resp_`` gave the
+    message another id streamed than whole."""
+    answer = ChatAnswer("resp_7", "m", (Text("Hi"),), "end", Usage(3, 1))
+    writer = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    out = writer.write(MessageStart("resp_7", "m")) + writer.write(TextDelta(""))
+    out += writer.write(TextDelta("Hi")) + writer.end()
+    streamed = _stream_events(out)[-1]["response"]["output"]
+    whole = RESPONSES.answer_from_ir(answer)["output"]
+    assert [item["id"] for item in streamed] == [item["id"] for item in whole] == ["msg_7"]
+    empty = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    out = empty.write(MessageStart("a", "m")) + empty.write(TextDelta("")) + empty.end()
+    assert _stream_events(out)[-1]["response"]["output"] == []
+
+
 IMAGE = {"type": "input_image", "image_url": "https://x.test/a.png"}
 CALL = {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"}
 

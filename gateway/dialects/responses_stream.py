@@ -131,6 +131,8 @@ class ResponsesStreamWriter:
                 "response.in_progress", response=response
             )
         if isinstance(event, TextDelta):
+            if not event.text:
+                return b""  # no message item for nothing: the whole answer has none either
             item = self._open
             out = b""
             if item is None or item.call_id is not None:

@@ -326,13 +326,15 @@ def answer_from_ir(answer: ChatAnswer) -> dict[str, Any]:
     """A ``ChatAnswer`` as a Response object: one message item for the text, then one
     ``function_call`` item per tool call (its ``call_id`` the provider's call id)."""
     output: list[dict[str, Any]] = []
+    id = response_id(answer.id)
     text = "".join(p.text for p in answer.parts if isinstance(p, Text))
     if text:
-        output.append(message_item(f"msg_{answer.id}", text))
+        # The id its stream gives the same message (responses_stream): one answer, one id.
+        output.append(message_item(f"msg_{id.removeprefix('resp_')}", text))
     for call in (p for p in answer.parts if isinstance(p, ToolCall)):
         output.append(call_item(call.id, call.name, call.arguments))
     reason = INCOMPLETE.get(answer.stop_reason or "")
     return response_object(
-        response_id(answer.id), answer.model, answer.created, output,
+        id, answer.model, answer.created, output,
         "incomplete" if reason else "completed", reason, answer.usage,
     )  # fmt: skip

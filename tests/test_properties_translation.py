@@ -460,15 +460,19 @@ def _responses_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
     return dict(response_format)
 
 
-def responses_request(request: ChatRequest) -> dict[str, Any]:
+def responses_request(request: ChatRequest, plain: bool = False) -> dict[str, Any]:
     """``request`` as a Responses body, as an OpenAI SDK caller writes it: the first system
     text as ``instructions``, the others as developer messages opening ``input``; each turn's
     texts and images a message item, each call a ``function_call`` and each result a
-    ``function_call_output`` item, in the turn's order."""
+    ``function_call_output`` item, in the turn's order. ``plain``: in the short spellings
+    instead, every system text a system message (no ``instructions``), a lone text as a
+    message's string content, a lone user text as the string ``input``."""
+    system = request.system if plain else request.system[1:]
     items: list[dict[str, Any]] = [
-        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": t}]}
-        for t in request.system[1:]
-    ]
+        {"type": "message", "role": "system" if plain else "developer",
+         "content": t if plain else [{"type": "input_text", "text": t}]}
+        for t in system
+    ]  # fmt: skip
     for message in request.messages:
         text_type = "output_text" if message.role == "assistant" else "input_text"
         said: list[Text | Image] = []
@@ -477,7 +481,8 @@ def responses_request(request: ChatRequest) -> dict[str, Any]:
                 said.append(part)
                 continue
             if said:
-                content = _responses_content(said, text_type)
+                lone = plain and len(said) == 1 and isinstance(said[0], Text)
+                content = said[0].text if lone else _responses_content(said, text_type)
                 items.append({"type": "message", "role": message.role, "content": content})
                 said = []
             if isinstance(part, ToolCall):
@@ -486,8 +491,10 @@ def responses_request(request: ChatRequest) -> dict[str, Any]:
             elif isinstance(part, ToolResult):
                 items.append({"type": "function_call_output", "call_id": part.call_id,
                               "output": _responses_output(part)})  # fmt: skip
-    body: dict[str, Any] = {"model": request.model, "input": items, "stream": request.stream}
-    if request.system:
+    said = items[0]["content"] if len(items) == 1 and items[0]["role"] == "user" else None
+    whole: str | list[dict[str, Any]] = said if isinstance(said, str) else items
+    body: dict[str, Any] = {"model": request.model, "input": whole, "stream": request.stream}
+    if request.system and not plain:
         body["instructions"] = request.system[0]
     if request.tools:
         body["tools"] = [
@@ -563,6 +570,15 @@ def test_a_request_written_in_any_api_and_read_back_keeps_its_meaning(
 ) -> None:
     request = data.draw(requests(kind))
     assert meaning(round_trip(request, kind), kind) == meaning(request, kind)
+
+
+@EXAMPLES
+@given(request=requests(R))
+def test_a_responses_request_in_its_short_spellings_keeps_its_meaning(
+    request: ChatRequest,
+) -> None:
+    body = wire(responses_request(request, plain=True))
+    assert meaning(RESPONSES.request_to_ir(body), R) == meaning(request, R)
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai import omit
+from openai._models import construct_type
+from openai.lib.streaming.responses._responses import ResponseStreamState
+from openai.types.responses import ResponseStreamEvent
 
 from gateway.dialects import DIALECTS, FRONT_DOORS, GEMINI, RESPONSES, Dialect
 from gateway.dialects import gemini_translation as gt
@@ -1006,7 +1010,26 @@ def responses_from_stream(raw: bytes) -> dict[str, Any]:
         else:
             assert kind == "response.in_progress", kind
     assert final is not None, "no final response"
+    assert final["id"] == snapshot["id"], "the response's id changed"  # the SDK refuses that
+    _as_the_sdk_reads_it(raw, final)
     return final
+
+
+def _as_the_sdk_reads_it(raw: bytes, final: Mapping[str, Any]) -> None:
+    """The OpenAI SDK's own accumulator (``client.responses.stream``'s) takes every event
+    without an error and, for a completed stream, ends with the same items and text."""
+    state = ResponseStreamState(input_tools=omit, text_format=omit)
+    for event in sse_data(raw):
+        state.handle_event(construct_type(type_=ResponseStreamEvent, value=event))
+    if final["status"] != "completed":
+        return  # the SDK keeps only a completed response as final
+    read = state._completed_response
+    assert read is not None
+    assert [(item.type, item.id) for item in read.output] == [
+        (item["type"], item["id"]) for item in final["output"]
+    ]
+    texts = [c["text"] for i in final["output"] if i["type"] == "message" for c in i["content"]]
+    assert read.output_text == "".join(texts)
 
 
 def _as_compared(response: Mapping[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,11 @@ def _content(content: Any, where: str) -> tuple[Text | Image, ...]:
 
 
 def _system_text(content: Any, where: str) -> str:
-    return "\n\n".join(p.text for p in _content(content, where) if isinstance(p, Text))
+    parts = _content(content, where)
+    for j, part in enumerate(parts):
+        if isinstance(part, Image):  # refused, not dropped: a system text is text only
+            raise Untranslatable(f"{where}[{j}]", f"{where}[{j}]: an image in a system message")
+    return "\n\n".join(p.text for p in parts if isinstance(p, Text))
 
 
 def _messages(raw: list[Any]) -> tuple[tuple[str, ...], tuple[Message, ...]]:

@@ -221,6 +221,33 @@ def test_an_unknown_block_type_is_refused_by_position() -> None:
     assert refused.value.field == "messages[0].content[0]"
 
 
+def test_an_image_in_an_assistant_turn_is_refused_for_openai_not_dropped() -> None:
+    """Found by the translation properties: OpenAI's assistant message has no image, and an
+    Anthropic caller's assistant image went out as ``content: null``."""
+    body = {"model": "m", "max_tokens": 9, "messages": [
+        {"role": "user", "content": "Draw a square."},
+        {"role": "assistant", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}}]},
+        {"role": "user", "content": "Again."},
+    ]}  # fmt: skip
+    with pytest.raises(Untranslatable) as refused:
+        OPENAI.request_from_ir(ANTHROPIC.request_to_ir(body))
+    assert refused.value.field == "image_url"
+
+
+def test_an_image_in_a_system_message_is_refused_by_position_not_dropped() -> None:
+    """As the Responses door's developer message (found there by the translation properties):
+    only the system message's texts were read."""
+    body = {"model": "m", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."},
+                                       {"type": "image_url", "image_url": {"url": PNG}}]},
+        {"role": "user", "content": "Hi"},
+    ]}  # fmt: skip
+    with pytest.raises(Untranslatable) as refused:
+        OPENAI.request_to_ir(body)
+    assert refused.value.field == "messages[0].content[1]"
+
+
 def test_answers_read_and_write_back_unchanged() -> None:
     assert OPENAI.answer_from_ir(OPENAI.answer_to_ir(OPENAI_ANSWER)) == OPENAI_ANSWER
     assert ANTHROPIC.answer_from_ir(ANTHROPIC.answer_to_ir(ANTHROPIC_ANSWER)) == ANTHROPIC_ANSWER

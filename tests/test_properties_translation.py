@@ -25,6 +25,24 @@ shape cannot carry is refused by name (``Untranslatable``), never dropped: check
 ``parallel_tool_calls``) stays in its flat body for the caller-field allowlist to name as
 dropped.
 
+The Responses API (``openai_responses``) is a front door only: this module writes its
+requests as an SDK caller does (``responses_request``: the first system text as
+``instructions``, the others as developer messages; message items of input_text, input_image
+and output_text parts; ``function_call`` / ``function_call_output`` items with their call ids;
+tools, tool_choice, max_output_tokens, temperature, top_p, text.format), reads its answers
+(``responses_answer``) and puts its typed stream events together as the SDK's accumulator does
+(``responses_from_stream``); a Responses stream put together is the whole Response itself (its
+items, ids, status and usage), not only its meaning, but for its time and its calls'
+arguments compared as JSON values. Its meaning differs where its shape does: it has no ``stop`` and no
+``top_k`` (not generated; a body sending them has them named as dropped, in
+X-Gateway-Overridden), no error flag on a tool result, and its stream always ends with usage
+(its request reads as one asking for it). Its answer has a ``resp_`` id, no stop sequence, no
+stop reason beyond its status (completed with a function call is a tool use; incomplete says
+max_output_tokens or content_filter) and always says its cached tokens (none known is 0). What
+a Responses body says beyond the exchange types is named as dropped (``RESPONSES_NAMED``) or
+refused by name (``RESPONSES_REFUSED``: the stateful fields, built-in tools, items and parts
+with no translation, an image where only text goes, a call or tool without what names it).
+
 Gemini is a provider kind only, so its requests are read back here by ``gemini_request``,
 from the nested body the provider receives, and its answers and streams are written by
 ``gemini_answer`` / ``gemini_stream`` as Google's API writes them.
@@ -43,8 +61,12 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai import omit
+from openai._models import construct_type
+from openai.lib.streaming.responses._responses import ResponseStreamState
+from openai.types.responses import ResponseStreamEvent
 
-from gateway.dialects import DIALECTS, FRONT_DOORS, GEMINI, Dialect
+from gateway.dialects import DIALECTS, FRONT_DOORS, GEMINI, RESPONSES, Dialect
 from gateway.dialects import gemini_translation as gt
 from gateway.dialects.exchange_ir import (
     ChatAnswer,
@@ -68,16 +90,22 @@ from gateway.dialects.exchange_ir import (
     Usage,
     UsageUpdate,
 )
+from gateway.dialects.responses_translation import response_id
 
 # Every provider kind but azure_openai, which speaks OpenAI's API through OpenAI's translation
 # (``AzureOpenAIChat`` subclasses ``OpenAIChat``): the same cases again would prove nothing.
 KINDS = tuple(kind for kind in DIALECTS if kind != "azure_openai")
-# The chat front doors. The Responses door (openai_responses) has its own example tests
-# (tests/test_responses_front_door.py) and is not generated here yet.
-DOORS = tuple(d.kind for d in FRONT_DOORS if d.kind != "openai_responses")
+# Every front door, the Responses API's included: it has no request writer nor answer reader of
+# its own (no provider speaks it), so this module writes its requests (``responses_request``)
+# and reads its answers (``responses_answer``) and streams (``responses_from_stream``).
+DOORS = tuple(d.kind for d in FRONT_DOORS)
+R = RESPONSES.kind
+# Every API by kind, front door or provider.
+APIS: Mapping[str, Dialect] = {**DIALECTS, R: RESPONSES}
 OPENAI_SHAPED = ("openai", "azure_openai")
-# Bounded: the whole module runs in seconds on a loaded machine, the same cases every run.
-EXAMPLES = settings(max_examples=25, deadline=None)
+# Bounded: the whole module runs in seconds on a loaded machine (about 20 s of CPU, three
+# front doors by three provider kinds), the same cases every run.
+EXAMPLES = settings(max_examples=20, deadline=None)
 
 # -- strategies --------------------------------------------------------------------------------
 
@@ -118,9 +146,10 @@ def carried(*kinds: str) -> dict[str, bool]:
     round-trip."""
     return {
         "http_images": "gemini" not in kinds,
-        "result_images": set(kinds) == {"anthropic"},
-        "top_k": not set(kinds) & set(OPENAI_SHAPED),
+        "result_images": {"anthropic"} <= set(kinds) <= {"anthropic", R} or set(kinds) == {R},
+        "top_k": not set(kinds) & {*OPENAI_SHAPED, R},
         "response_format": "anthropic" not in kinds,
+        "stop": R not in kinds,
     }
 
 
@@ -191,7 +220,7 @@ def requests(draw: st.DrawFn, *kinds: str) -> ChatRequest:
             temperature=draw(optional(st.floats(0, 2))),
             top_p=draw(optional(st.floats(0, 1))),
             top_k=draw(optional(st.integers(1, 500))) if can["top_k"] else None,
-            stop=tuple(draw(st.lists(words, max_size=3))),
+            stop=tuple(draw(st.lists(words, max_size=3))) if can["stop"] else (),
             response_format=draw(formats),
             parallel_tool_calls=draw(optional(st.booleans())),
         ),
@@ -228,7 +257,7 @@ def _part(part: Any, kinds: frozenset[str]) -> Any:
     if isinstance(part, Image):
         return replace(part, detail=None) if kinds & {"anthropic", "gemini"} else part
     if isinstance(part, ToolResult):
-        flag = part.is_error and not kinds & set(OPENAI_SHAPED)
+        flag = part.is_error and not kinds & {*OPENAI_SHAPED, R}
         inner = tuple(_part(p, kinds) for p in _merged(part.content))
         return ("result", part.call_id, inner, flag)
     return part
@@ -267,10 +296,17 @@ def meaning(request: ChatRequest, *through: str) -> ChatRequest:
         messages=messages,
         tools=tuple(replace(t, description=t.description or None) for t in request.tools),
         params=replace(params, parallel_tool_calls=parallel, response_format=response_format),
-        stream_usage=request.stream_usage and request.stream and kinds <= set(OPENAI_SHAPED),
+        stream_usage=_stream_usage(request, kinds),
         user=None if "gemini" in kinds else request.user,
         untranslated=(),
     )
+
+
+def _stream_usage(request: ChatRequest, kinds: frozenset[str]) -> bool:
+    """Only OpenAI asks a stream for usage; a Responses stream always ends with it (its
+    caller asks for it, in OpenAI's words, whether it said so or not)."""
+    asked = request.stream_usage or R in kinds
+    return asked and request.stream and kinds - {R} <= set(OPENAI_SHAPED)
 
 
 def wire(body: Mapping[str, Any]) -> Any:
@@ -401,16 +437,137 @@ def gemini_stream(answer: ChatAnswer, with_ids: bool, pieces: list[int]) -> byte
     return b"".join(b"data: " + orjson.dumps(line) + b"\r\n\r\n" for line in lines)
 
 
+# -- the Responses API, as its callers say it ------------------------------------------------
+
+
+def _responses_content(parts: Iterable[Text | Image], text_type: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, Text):
+            out.append({"type": text_type, "text": part.text})
+        else:
+            image = {"type": "input_image", "image_url": part.url}
+            out.append(image if part.detail is None else {**image, "detail": part.detail})
+    return out
+
+
+def _responses_output(result: ToolResult) -> str | list[dict[str, Any]]:
+    """A result's output: a string when it is one text (as callers mostly send it), else a
+    list of input parts."""
+    if len(result.content) == 1 and isinstance(result.content[0], Text):
+        return result.content[0].text
+    return _responses_content(result.content, "input_text")
+
+
+def _responses_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
+    if response_format["type"] == "json_schema":
+        return {"type": "json_schema", **response_format["json_schema"]}
+    return dict(response_format)
+
+
+def responses_request(request: ChatRequest, plain: bool = False) -> dict[str, Any]:
+    """``request`` as a Responses body, as an OpenAI SDK caller writes it: the first system
+    text as ``instructions``, the others as developer messages opening ``input``; each turn's
+    texts and images a message item, each call a ``function_call`` and each result a
+    ``function_call_output`` item, in the turn's order. ``plain``: in the short spellings
+    instead, every system text a system message (no ``instructions``), a lone text as a
+    message's string content, a lone user text as the string ``input``."""
+    system = request.system if plain else request.system[1:]
+    items: list[dict[str, Any]] = [
+        {"type": "message", "role": "system" if plain else "developer",
+         "content": t if plain else [{"type": "input_text", "text": t}]}
+        for t in system
+    ]  # fmt: skip
+    for message in request.messages:
+        text_type = "output_text" if message.role == "assistant" else "input_text"
+        said: list[Text | Image] = []
+        for part in (*message.parts, None):
+            if isinstance(part, Text | Image):
+                said.append(part)
+                continue
+            if said:
+                lone = plain and len(said) == 1 and isinstance(said[0], Text)
+                content = said[0].text if lone else _responses_content(said, text_type)
+                items.append({"type": "message", "role": message.role, "content": content})
+                said = []
+            if isinstance(part, ToolCall):
+                items.append({"type": "function_call", "call_id": part.id, "name": part.name,
+                              "arguments": part.arguments})  # fmt: skip
+            elif isinstance(part, ToolResult):
+                items.append({"type": "function_call_output", "call_id": part.call_id,
+                              "output": _responses_output(part)})  # fmt: skip
+    said = items[0]["content"] if len(items) == 1 and items[0]["role"] == "user" else None
+    whole: str | list[dict[str, Any]] = said if isinstance(said, str) else items
+    body: dict[str, Any] = {"model": request.model, "input": whole, "stream": request.stream}
+    if request.system and not plain:
+        body["instructions"] = request.system[0]
+    if request.tools:
+        body["tools"] = [
+            {"type": "function", "name": t.name, "parameters": dict(t.parameters),
+             **({"description": t.description} if t.description is not None else {})}
+            for t in request.tools
+        ]  # fmt: skip
+    choice = request.tool_choice
+    if choice is not None:
+        body["tool_choice"] = (
+            {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
+        )
+    params = request.params
+    fields = {"max_output_tokens": params.max_tokens, "temperature": params.temperature,
+              "top_p": params.top_p, "parallel_tool_calls": params.parallel_tool_calls,
+              "user": request.user}  # fmt: skip
+    body.update({name: value for name, value in fields.items() if value is not None})
+    if params.response_format is not None:
+        body["text"] = {"format": _responses_format(params.response_format)}
+    return body
+
+
+RESPONSES_INCOMPLETE: Mapping[str, StopReason] = {
+    "max_output_tokens": "max_tokens", "content_filter": "content_filter",
+}  # fmt: skip
+
+
+def responses_answer(response: Mapping[str, Any]) -> ChatAnswer:
+    """A Response object read back as its caller reads it: the texts of its message items and
+    its function calls; stopped by its length or a filter when incomplete, else by a tool use
+    when it calls one (the API has no stop reason beyond its status)."""
+    parts: list[Text | ToolCall] = []
+    for item in response["output"]:
+        if item["type"] == "message":
+            parts += [Text(c["text"]) for c in item["content"] if c["type"] == "output_text"]
+        else:
+            assert item["type"] == "function_call", item
+            parts.append(ToolCall(item["call_id"], item["name"], item["arguments"]))
+    reason: StopReason
+    if response["status"] == "incomplete":
+        reason = RESPONSES_INCOMPLETE[response["incomplete_details"]["reason"]]
+    else:
+        assert response["status"] == "completed", response["status"]
+        reason = "tool_use" if any(isinstance(p, ToolCall) for p in parts) else "end"
+    usage = response["usage"]
+    return ChatAnswer(
+        id=response["id"],
+        model=response["model"],
+        parts=tuple(parts),
+        stop_reason=reason,
+        usage=Usage(usage["input_tokens"], usage["output_tokens"],
+                    usage["input_tokens_details"]["cached_tokens"]),
+    )  # fmt: skip
+
+
 # -- requests ----------------------------------------------------------------------------------
 
 
+def write_request(kind: str, request: ChatRequest) -> dict[str, Any]:
+    return responses_request(request) if kind == R else DIALECTS[kind].request_from_ir(request)
+
+
 def round_trip(request: ChatRequest, kind: str) -> ChatRequest:
-    dialect = DIALECTS[kind]
-    body = wire(dialect.request_from_ir(request))
-    return gemini_request(body) if kind == "gemini" else dialect.request_to_ir(body)
+    body = wire(write_request(kind, request))
+    return gemini_request(body) if kind == "gemini" else APIS[kind].request_to_ir(body)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", (*KINDS, R))
 @EXAMPLES
 @given(data=st.data())
 def test_a_request_written_in_any_api_and_read_back_keeps_its_meaning(
@@ -420,17 +577,26 @@ def test_a_request_written_in_any_api_and_read_back_keeps_its_meaning(
     assert meaning(round_trip(request, kind), kind) == meaning(request, kind)
 
 
+@EXAMPLES
+@given(request=requests(R))
+def test_a_responses_request_in_its_short_spellings_keeps_its_meaning(
+    request: ChatRequest,
+) -> None:
+    body = wire(responses_request(request, plain=True))
+    assert meaning(RESPONSES.request_to_ir(body), R) == meaning(request, R)
+
+
 @pytest.mark.parametrize(
     ("door", "kind"), [(door, kind) for door in DOORS for kind in KINDS if door != kind]
 )
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=16, deadline=None)
 @given(data=st.data())
 def test_a_callers_request_translated_to_a_provider_means_what_the_caller_said(
     door: str, kind: str, data: st.DataObject
 ) -> None:
     """The cross-kind path: the caller's body (front door A) -> IR -> kind K's body -> IR."""
     request = data.draw(requests(door, kind))
-    asked = DIALECTS[door].request_to_ir(wire(DIALECTS[door].request_from_ir(request)))
+    asked = round_trip(request, door)
     sent = round_trip(asked, kind)
     assert meaning(sent, kind) == meaning(request, door, kind)
 
@@ -440,6 +606,7 @@ def _with_user_turn(request: ChatRequest, *parts: Part) -> ChatRequest:
 
 
 GO_ON = Text("go")
+PNG_URL = "data:image/png;base64,AA=="
 
 
 def _calling(arguments: str, answer: Part = GO_ON) -> Callable[[ChatRequest], ChatRequest]:
@@ -456,6 +623,10 @@ def _calling(arguments: str, answer: Part = GO_ON) -> Callable[[ChatRequest], Ch
 REFUSALS: list[tuple[str, str, Callable[[ChatRequest], ChatRequest], str]] = [
     *[(k, "top_k", lambda r: replace(r, params=replace(r.params, top_k=40)), "top_k")
       for k in OPENAI_SHAPED],
+    *[(k, "an image in an assistant turn",
+       lambda r: replace(r, messages=(*r.messages, Message("assistant", (Image(PNG_URL),)),
+                                      Message("user", (GO_ON,)))),
+       "image_url") for k in OPENAI_SHAPED],
     *[(k, "an image in a tool result",
        _calling("{}", ToolResult("c9", (Image("data:image/png;base64,AA=="),))),
        "tool_result") for k in (*OPENAI_SHAPED, "gemini")],
@@ -485,6 +656,106 @@ def test_what_a_shape_cannot_carry_is_refused_by_name(
     with pytest.raises(Untranslatable) as refused:
         DIALECTS[kind].request_from_ir(request)
     assert refused.value.field == field
+
+
+def _in_input(item: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """A change appending ``item`` to a Responses body's input."""
+    return lambda body: body["input"].append(item)
+
+
+def _set(name: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda body: body.update({name: value})
+
+
+def _first_message(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """``change`` applied to the body's first message item (a developer one opens it)."""
+
+    def apply(body: dict[str, Any]) -> None:
+        body["input"].insert(0, {"type": "message", "role": "developer",
+                                 "content": [{"type": "input_text", "text": "be brief"}]})  # fmt: skip
+        change(body["input"][0])
+
+    return apply
+
+
+IMAGE_PART = {"type": "input_image", "image_url": PNG_URL}
+CALL = {"type": "function_call", "call_id": "c9", "name": "f", "arguments": "{}"}
+# What a Responses body can say that no exchange carries: (what, change, the name it is named
+# by in X-Gateway-Overridden). The request's meaning is otherwise kept.
+RESPONSES_NAMED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("stop", _set("stop", ["END"]), "stop"),
+    ("top_k", _set("top_k", 40), "top_k"),
+    ("reasoning", _set("reasoning", {"effort": "low"}), "reasoning"),
+    ("truncation", _set("truncation", "auto"), "truncation"),
+    ("include", _set("include", ["message.output_text.logprobs"]), "include"),
+    ("top_logprobs", _set("top_logprobs", 2), "top_logprobs"),
+    ("max_tool_calls", _set("max_tool_calls", 2), "max_tool_calls"),
+    ("service_tier", _set("service_tier", "flex"), "service_tier"),
+    ("safety_identifier", _set("safety_identifier", "u1"), "safety_identifier"),
+    ("a caller's metadata", _set("metadata", {"team": "a"}), "metadata"),
+    ("text.verbosity", lambda b: b.setdefault("text", {}).update(verbosity="low"),
+     "text.verbosity"),
+    ("a strict tool", lambda b: b.setdefault("tools", []).append(
+        {"type": "function", "name": "zz_strict", "parameters": {"type": "object"},
+         "strict": True}), "strict"),
+]  # fmt: skip
+# What it says that cannot be translated at all: (what, change, the field the 400 names).
+RESPONSES_REFUSED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("previous_response_id", _set("previous_response_id", "resp_1"), "previous_response_id"),
+    ("conversation", _set("conversation", "conv_1"), "conversation"),
+    ("a stored prompt", _set("prompt", {"id": "pmpt_1"}), "prompt"),
+    ("store: true", _set("store", True), "store"),
+    ("background", _set("background", True), "background"),
+    ("a built-in tool", _set("tools", [{"type": "web_search"}]), "tools[0]"),
+    ("an item reference", _in_input({"type": "item_reference", "id": "msg_1"}), "input["),
+    ("a reasoning item", _in_input({"type": "reasoning", "summary": []}), "input["),
+    ("a file part", _in_input({"type": "message", "role": "user", "content": [
+        {"type": "input_file", "file_id": "file_1"}]}), "].content[0]"),
+    ("an image in a developer message",
+     _first_message(lambda m: m["content"].append(IMAGE_PART)), "input[0].content[1]"),
+    ("an image in an assistant message", _in_input({"type": "message", "role": "assistant",
+     "content": [IMAGE_PART]}), "].content[0]"),
+    ("arguments that are no string", _in_input({**CALL, "arguments": {"a": 1}}), "].arguments"),
+    ("a call without its call_id", _in_input({**CALL, "call_id": None}), "].call_id"),
+    ("a result without its call_id",
+     _in_input({"type": "function_call_output", "output": "x"}), "].call_id"),
+    ("a tool without a name", _set("tools", [{"type": "function"}]), "tools[0].name"),
+    ("a forced tool without a name", _set("tool_choice", {"type": "function"}),
+     "tool_choice.name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"), [(c, f) for _, c, f in RESPONSES_NAMED],
+    ids=[what for what, _, _ in RESPONSES_NAMED],
+)  # fmt: skip
+@settings(max_examples=2, deadline=None)
+@given(request=requests(R))
+def test_what_a_responses_body_says_that_no_exchange_carries_is_named_not_dropped(
+    change: Callable[[dict[str, Any]], None], field: str, request: ChatRequest
+) -> None:
+    body = wire(responses_request(request))
+    change(body)
+    read = RESPONSES.request_to_ir(body)
+    assert any(field in name for name in read.untranslated), read.untranslated
+    kept = replace(read, tools=tuple(t for t in read.tools if t.name != "zz_strict"))
+    assert meaning(kept, R) == meaning(request, R)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"), [(c, f) for _, c, f in RESPONSES_REFUSED],
+    ids=[what for what, _, _ in RESPONSES_REFUSED],
+)  # fmt: skip
+@settings(max_examples=2, deadline=None)
+@given(request=requests(R))
+def test_what_a_responses_body_says_that_cannot_be_translated_is_refused_by_name(
+    change: Callable[[dict[str, Any]], None], field: str, request: ChatRequest
+) -> None:
+    body = wire(responses_request(request))
+    change(body)
+    with pytest.raises(Untranslatable) as refused:
+        RESPONSES.request_to_ir(body)
+    assert field in refused.value.field
 
 
 @EXAMPLES
@@ -518,7 +789,7 @@ def answers(draw: st.DrawFn) -> ChatAnswer:
     given_input = draw(st.integers(0, 10_000))
     cached = draw(st.none() | st.integers(0, given_input))
     return ChatAnswer(
-        id=draw(names),
+        id=draw(names | names.map("resp_{}".format)),  # a Responses-like id too
         model=draw(names),
         parts=(*text, *calls),
         stop_reason=reason,
@@ -528,19 +799,35 @@ def answers(draw: st.DrawFn) -> ChatAnswer:
 
 
 def answer_meaning(answer: ChatAnswer, kinds: Iterable[str]) -> Any:
-    """``answer`` as far as every API in ``kinds`` can say it: OpenAI and Gemini answers say
-    no stop sequence (a stop is a stop)."""
-    reason, sequence = answer.stop_reason, answer.stop_sequence
+    """``answer`` as far as every API in ``kinds`` can say it: OpenAI, Gemini and Responses
+    answers say no stop sequence (a stop is a stop). A Response's id is a ``resp_`` id, it
+    stops by its status (a completed one that calls a tool stopped for the tool), and its
+    usage always says its cached tokens (none known is 0)."""
+    reason, sequence, usage, id = answer.stop_reason, answer.stop_sequence, answer.usage, answer.id
     if reason == "stop_sequence" and set(kinds) - {"anthropic"}:
         reason, sequence = "end", None
+    if R in kinds:
+        id = response_id(id)
+        if reason in ("end", "tool_use"):
+            reason = "tool_use" if any(isinstance(p, ToolCall) for p in answer.parts) else "end"
+        if usage is not None:
+            usage = replace(usage, cached=usage.cached or 0)
     return (
-        answer.id,
+        id,
         answer.model,
         [_part(p, frozenset()) for p in _merged(answer.parts)],
         reason,
         sequence,
-        answer.usage,
+        usage,
     )
+
+
+# How each front door's caller reads a whole answer.
+ANSWER_READ: Mapping[str, Callable[[Mapping[str, Any]], ChatAnswer]] = {
+    "openai": DIALECTS["openai"].answer_to_ir,
+    "anthropic": DIALECTS["anthropic"].answer_to_ir,
+    R: responses_answer,
+}
 
 
 def provider_answer(kind: str, answer: ChatAnswer, with_ids: bool) -> Any:
@@ -571,8 +858,8 @@ def test_a_providers_answer_reaches_the_caller_with_its_meaning(
     read = DIALECTS[kind].answer_to_ir(wire(provider_answer(kind, answer, with_ids)))
     expected = _gemini_ids(answer, kind, with_ids)
     assert answer_meaning(read, [kind]) == answer_meaning(expected, [kind])
-    shown = DIALECTS[door].answer_from_ir(read)
-    back = DIALECTS[door].answer_to_ir(wire(shown))
+    shown = APIS[door].answer_from_ir(read)
+    back = ANSWER_READ[door](wire(shown))
     assert answer_meaning(back, [kind, door]) == answer_meaning(expected, [kind, door])
 
 
@@ -677,9 +964,89 @@ def anthropic_from_stream(raw: bytes) -> dict[str, Any]:
     return {**message, "content": [blocks[i] for i in sorted(blocks)]}
 
 
+def responses_from_stream(raw: bytes) -> dict[str, Any]:
+    """A Responses stream put together as its SDK's accumulator does (the snapshot from
+    ``response.created``, items as added, parts as added, text and arguments deltas appended),
+    checked against what the stream says whole: every event numbered in order, each ``.done``
+    event's text, part and item the accumulated one, and the final response's output the
+    snapshot's. The whole answer is the final response (``response.completed`` or
+    ``response.incomplete``), as the SDK's ``get_final_response`` reads it."""
+    snapshot: dict[str, Any] | None = None
+    final: dict[str, Any] | None = None
+    for number, event in enumerate(sse_data(raw)):
+        assert event["sequence_number"] == number, event
+        assert final is None, f"{event['type']} after the final response"
+        kind = event["type"]
+        if snapshot is None:
+            assert kind == "response.created", kind
+            snapshot = copy.deepcopy(event["response"])
+            continue
+        output: list[dict[str, Any]] = snapshot["output"]
+        if kind == "response.output_item.added":
+            assert event["output_index"] == len(output), event
+            output.append(copy.deepcopy(event["item"]))
+            continue
+        item = output[event["output_index"]] if "output_index" in event else {}
+        if "item_id" in event:
+            assert item["id"] == event["item_id"], (item, event)
+        if kind == "response.content_part.added":
+            assert event["content_index"] == len(item["content"]), event
+            item["content"].append(copy.deepcopy(event["part"]))
+        elif kind == "response.output_text.delta":
+            item["content"][event["content_index"]]["text"] += event["delta"]
+        elif kind == "response.function_call_arguments.delta":
+            item["arguments"] += event["delta"]
+        elif kind == "response.output_text.done":
+            assert item["content"][event["content_index"]]["text"] == event["text"]
+        elif kind == "response.content_part.done":
+            assert item["content"][event["content_index"]] == event["part"]
+        elif kind == "response.function_call_arguments.done":
+            assert (item["name"], item["arguments"]) == (event["name"], event["arguments"])
+        elif kind == "response.output_item.done":
+            assert {**item, "status": event["item"]["status"]} == event["item"]
+            output[event["output_index"]] = copy.deepcopy(event["item"])
+        elif kind in ("response.completed", "response.incomplete"):
+            final = event["response"]
+            assert final["output"] == output
+        else:
+            assert kind == "response.in_progress", kind
+    assert final is not None, "no final response"
+    assert final["id"] == snapshot["id"], "the response's id changed"  # the SDK refuses that
+    _as_the_sdk_reads_it(raw, final)
+    return final
+
+
+def _as_the_sdk_reads_it(raw: bytes, final: Mapping[str, Any]) -> None:
+    """The OpenAI SDK's own accumulator (``client.responses.stream``'s) takes every event
+    without an error and, for a completed stream, ends with the same items and text."""
+    state = ResponseStreamState(input_tools=omit, text_format=omit)
+    for event in sse_data(raw):
+        state.handle_event(construct_type(type_=ResponseStreamEvent, value=event))
+    if final["status"] != "completed":
+        return  # the SDK keeps only a completed response as final
+    read = state._completed_response
+    assert read is not None
+    assert [(item.type, item.id) for item in read.output] == [
+        (item["type"], item["id"]) for item in final["output"]
+    ]
+    texts = [c["text"] for i in final["output"] if i["type"] == "message" for c in i["content"]]
+    assert read.output_text == "".join(texts)
+
+
+def _as_compared(response: Mapping[str, Any]) -> dict[str, Any]:
+    """A Response but for when it was made, its calls' arguments as JSON values (a provider's
+    stream may space its JSON otherwise than its whole answer)."""
+    output = [
+        {**item, "arguments": json.loads(item["arguments"])} if "arguments" in item else item
+        for item in response["output"]
+    ]
+    return {**response, "created_at": None, "output": output}
+
+
 FROM_STREAM: Mapping[str, Callable[[bytes], dict[str, Any]]] = {
     "openai": openai_from_stream,
     "anthropic": anthropic_from_stream,
+    R: responses_from_stream,
 }
 
 
@@ -696,8 +1063,8 @@ def test_a_providers_stream_reaches_the_caller_as_its_whole_answer_would(
     door: str, kind: str, answer: ChatAnswer, with_ids: bool, pieces: list[int], cuts: list[int]
 ) -> None:
     provider: Dialect = DIALECTS[kind]
-    caller: Dialect = DIALECTS[door]
-    whole = caller.answer_to_ir(
+    caller: Dialect = APIS[door]
+    whole = ANSWER_READ[door](
         wire(
             caller.answer_from_ir(
                 provider.answer_to_ir(wire(provider_answer(kind, answer, with_ids)))
@@ -713,5 +1080,13 @@ def test_a_providers_stream_reaches_the_caller_as_its_whole_answer_would(
     reader, writer = provider.stream_reader(), caller.stream_writer(ASK_USAGE)
     written = b"".join(writer.write(e) for chunk in chunks for e in reader.feed(chunk))
     written += b"".join(writer.write(e) for e in reader.flush()) + writer.end()
-    streamed = caller.answer_to_ir(FROM_STREAM[door](written))
+    final = FROM_STREAM[door](written)
+    if door == R:  # the whole Response, not only its meaning: ids, items, status, usage
+        shown = wire(
+            caller.answer_from_ir(
+                provider.answer_to_ir(wire(provider_answer(kind, answer, with_ids)))
+            )
+        )
+        assert _as_compared(final) == _as_compared(shown)
+    streamed = ANSWER_READ[door](final)
     assert answer_meaning(streamed, [kind, door]) == answer_meaning(whole, [kind, door])

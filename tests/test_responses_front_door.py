@@ -31,6 +31,7 @@ from gateway.dialects.exchange_ir import (
     TextDelta,
     ToolCallDelta,
     ToolChoice,
+    Untranslatable,
     Usage,
 )
 from gateway.dialects.responses_translation import request_to_ir
@@ -368,6 +369,89 @@ def test_a_responses_stream_is_written_with_consecutive_sequence_numbers() -> No
         "response.completed",
     ]  # fmt: skip
     assert b'"arguments":"{\\"id\\":\\"7\\"}"' in out.split(b"\n\n")[-2]
+
+
+def test_a_streamed_response_has_the_items_and_ids_of_the_whole_one() -> None:
+    """Found by the stream property: an empty text (Gemini streams one) opened a message item
+    the whole answer does not have, and a provider id already spelled ``resp_`` gave the
+    message another id streamed than whole."""
+    answer = ChatAnswer("resp_7", "m", (Text("Hi"),), "end", Usage(3, 1))
+    writer = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    out = writer.write(MessageStart("resp_7", "m")) + writer.write(TextDelta(""))
+    out += writer.write(TextDelta("Hi")) + writer.end()
+    streamed = _stream_events(out)[-1]["response"]["output"]
+    whole = RESPONSES.answer_from_ir(answer)["output"]
+    assert [item["id"] for item in streamed] == [item["id"] for item in whole] == ["msg_7"]
+    empty = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    out = empty.write(MessageStart("a", "m")) + empty.write(TextDelta("")) + empty.end()
+    assert _stream_events(out)[-1]["response"]["output"] == []
+
+
+IMAGE = {"type": "input_image", "image_url": "https://x.test/a.png"}
+CALL = {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"}
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"role": "developer", "content": [{"type": "input_text", "text": "Be brief."}, IMAGE]},
+         "input[0].content[1]"),
+        ({"role": "assistant", "content": [IMAGE]}, "input[0].content[0]"),
+    ],
+    ids=["developer", "assistant"],
+)  # fmt: skip
+def test_an_image_where_only_text_goes_is_refused_by_position_not_dropped(
+    item: dict[str, Any], field: str
+) -> None:
+    """Found by the translation properties: a developer message's image was dropped (only its
+    texts were read), an assistant's reached an OpenAI provider as no content at all."""
+    with pytest.raises(Untranslatable) as refused:
+        request_to_ir({"model": CH, "input": [item, {"role": "user", "content": "Hi"}]})
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"input": ["u", {**CALL, "arguments": {"id": 7}}]}, "input[1].arguments"),
+        ({"input": ["u", {**CALL, "call_id": None}]}, "input[1].call_id"),
+        ({"input": ["u", CALL, {"type": "function_call_output", "output": "7"}]},
+         "input[2].call_id"),
+        ({"input": "Hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+        ({"input": "Hi", "tools": [{"type": "function", "name": "f"}],
+          "tool_choice": {"type": "function"}}, "tool_choice.name"),
+    ],
+    ids=["arguments-object", "call-without-id", "output-without-id", "tool-without-name",
+         "forced-tool-without-name"],
+)  # fmt: skip
+def test_a_call_or_tool_missing_what_names_it_is_refused_not_sent_as_the_text_none(
+    body: dict[str, Any], field: str
+) -> None:
+    """Found by the translation properties: a missing call_id or name went out as "None",
+    and arguments sent as an object as Python's repr of it (no JSON)."""
+    if body["input"] != "Hi":
+        body["input"] = [{"role": "user", "content": "Hi"}, *body["input"][1:]]
+    with pytest.raises(Refused) as refused:
+        request_to_ir({"model": CH, **body})
+    assert refused.value.field == field
+
+
+def _stream_events(raw: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in raw.split(b"\n") if line.startswith(b"data: ")]
+
+
+def test_a_streamed_message_is_added_with_no_part_so_its_part_event_adds_the_only_one() -> None:
+    """Found by the stream property (tests/test_properties_translation.py): the message item
+    was added already holding its output_text part, so the SDK's accumulator, which appends
+    the part of content_part.added, held two parts (the text in the first)."""
+    writer = RESPONSES.stream_writer(request_to_ir({"model": CH, "input": "Hi"}))
+    out = writer.write(MessageStart("chatcmpl-1", "m")) + writer.write(TextDelta("Hi"))
+    events = _stream_events(out + writer.end())
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["type"] == "message" and added["item"]["content"] == []
+    part = next(e for e in events if e["type"] == "response.content_part.added")
+    assert part["content_index"] == 0
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hi"
 
 
 async def test_a_providers_refusal_and_a_dropped_field_reach_the_responses_caller(

@@ -64,7 +64,11 @@ def _content(content: Any, where: str) -> tuple[Text | Image, ...]:
 
 
 def _system_text(content: Any, where: str) -> str:
-    return "\n\n".join(p.text for p in _content(content, where) if isinstance(p, Text))
+    parts = _content(content, where)
+    for j, part in enumerate(parts):
+        if isinstance(part, Image):  # refused, not dropped: a system text is text only
+            raise Untranslatable(f"{where}[{j}]", f"{where}[{j}]: an image in a system message")
+    return "\n\n".join(p.text for p in parts if isinstance(p, Text))
 
 
 def _messages(raw: list[Any]) -> tuple[tuple[str, ...], tuple[Message, ...]]:
@@ -190,6 +194,8 @@ def _call_out(call: ToolCall) -> dict[str, Any]:
 
 def _message_out(message: Message) -> list[dict[str, Any]]:
     if message.role == "assistant":
+        if any(isinstance(p, Image) for p in message.parts):
+            raise Untranslatable("image_url", "an image in an assistant message has no OpenAI form")
         text = "".join(p.text for p in message.parts if isinstance(p, Text))
         calls = [_call_out(p) for p in message.parts if isinstance(p, ToolCall)]
         out: dict[str, Any] = {"role": "assistant", "content": text or None}

@@ -87,9 +87,12 @@ class ResponsesStreamWriter:
         out = self._close()
         self._items.append(item)
         self._open = item
-        out += self._event(
-            "response.output_item.added", output_index=item.index, item=item.body("in_progress")
-        )
+        added = item.body("in_progress")
+        if item.call_id is None:
+            # OpenAI adds a message with no parts: its part comes by content_part.added, and
+            # an accumulator that appends it (the SDK's) would otherwise hold two.
+            added["content"] = []
+        out += self._event("response.output_item.added", output_index=item.index, item=added)
         if item.call_id is None:
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             out += self._event(
@@ -128,6 +131,8 @@ class ResponsesStreamWriter:
                 "response.in_progress", response=response
             )
         if isinstance(event, TextDelta):
+            if not event.text:
+                return b""  # no message item for nothing: the whole answer has none either
             item = self._open
             out = b""
             if item is None or item.call_id is not None:

@@ -87,6 +87,24 @@ def _content(content: Any, where: str) -> tuple[Text | Image, ...]:
     return tuple(parts)
 
 
+def _texts_only(content: tuple[Text | Image, ...], where: str, said: str) -> None:
+    """Only text has a place in ``said`` (system texts, an assistant's words): an image there
+    is refused, not dropped."""
+    for j, part in enumerate(content):
+        if isinstance(part, Image):
+            raise Untranslatable(
+                f"{where}[{j}]", f"{where}[{j}]: an image in {said} cannot be translated"
+            )
+
+
+def _named(item: Mapping[str, Any], name: str, where: str) -> str:
+    """A call's ``call_id`` or ``name``: a string there is no call without."""
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise Refused("invalid_input", f"{where}.{name}", f"{where}.{name} must be a string")
+    return value
+
+
 def _append(messages: list[Message], role: str, part: Part) -> None:
     """A tool call joins the assistant turn before it; a tool result joins the results before
     it (one user turn of results answers one assistant turn)."""
@@ -120,6 +138,7 @@ def _input(raw: Any) -> tuple[tuple[str, ...], tuple[Message, ...]]:
             role = item.get("role")
             content = _content(item.get("content"), f"{where}.content")
             if role in ("system", "developer"):
+                _texts_only(content, f"{where}.content", f"a {role} message")
                 if messages:
                     raise Untranslatable(
                         where,
@@ -130,16 +149,24 @@ def _input(raw: Any) -> tuple[tuple[str, ...], tuple[Message, ...]]:
             elif role == "user":
                 messages.append(Message("user", content))
             elif role == "assistant":
+                _texts_only(content, f"{where}.content", "an assistant message")
                 messages.append(Message("assistant", content))
             else:
                 raise Untranslatable(where, f"{where}: role {role!r} cannot be translated")
         elif kind == "function_call":
-            arguments = str(item.get("arguments") or "{}")
-            call = ToolCall(str(item.get("call_id")), str(item.get("name")), arguments)
+            arguments = item.get("arguments") or "{}"
+            if not isinstance(arguments, str):
+                raise Refused(
+                    "invalid_input", f"{where}.arguments",
+                    f"{where}.arguments must be a string of JSON, as the model wrote it",
+                )  # fmt: skip
+            call_id, name = _named(item, "call_id", where), _named(item, "name", where)
+            call = ToolCall(call_id, name, arguments)
             _append(messages, "assistant", call)
         elif kind == "function_call_output":
             output = item.get("output")
-            result = ToolResult(str(item.get("call_id")), _content(output, f"{where}.output"))
+            call_id = _named(item, "call_id", where)
+            result = ToolResult(call_id, _content(output, f"{where}.output"))
             _append(messages, "user", result)
         elif kind == "item_reference":
             raise Refused(
@@ -174,7 +201,8 @@ def _tools(raw: Any) -> tuple[tuple[Tool, ...], list[str]]:
         if tool.get("strict") is True:
             dropped.append(f"tools[{i}].strict")
         parameters = tool.get("parameters") or {"type": "object"}
-        tools.append(Tool(str(tool.get("name")), parameters, tool.get("description")))
+        name = _named(tool, "name", f"tools[{i}]")
+        tools.append(Tool(name, parameters, tool.get("description")))
     return tuple(tools), dropped
 
 
@@ -185,7 +213,7 @@ def _tool_choice(choice: Any) -> ToolChoice | None:
         return ToolChoice(choice)
     kind = choice.get("type") if isinstance(choice, dict) else None
     if kind == "function" and isinstance(choice, dict):
-        return ToolChoice("tool", str(choice.get("name")))
+        return ToolChoice("tool", _named(choice, "name", "tool_choice"))
     if kind == "allowed_tools" or kind is None:
         raise Untranslatable("tool_choice", f"tool_choice {choice!r} cannot be translated")
     raise Refused(
@@ -298,13 +326,15 @@ def answer_from_ir(answer: ChatAnswer) -> dict[str, Any]:
     """A ``ChatAnswer`` as a Response object: one message item for the text, then one
     ``function_call`` item per tool call (its ``call_id`` the provider's call id)."""
     output: list[dict[str, Any]] = []
+    id = response_id(answer.id)
     text = "".join(p.text for p in answer.parts if isinstance(p, Text))
     if text:
-        output.append(message_item(f"msg_{answer.id}", text))
+        # The id its stream gives the same message (responses_stream): one answer, one id.
+        output.append(message_item(f"msg_{id.removeprefix('resp_')}", text))
     for call in (p for p in answer.parts if isinstance(p, ToolCall)):
         output.append(call_item(call.id, call.name, call.arguments))
     reason = INCOMPLETE.get(answer.stop_reason or "")
     return response_object(
-        response_id(answer.id), answer.model, answer.created, output,
+        id, answer.model, answer.created, output,
         "incomplete" if reason else "completed", reason, answer.usage,
     )  # fmt: skip

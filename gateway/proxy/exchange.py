@@ -168,7 +168,11 @@ class Exchange:
             "replay_of": self.replay_of,
             "caller_tools_digest": self.caller_tools,
             "model_revision": self.model_revision,
-            **self._served_fields(),
+            "model_version": self.release.model_version if self.release is not None else None,
+            "served_model": self.served_model,
+            "served_mismatch": self.served_mismatch,
+            "revision_reported": self.revision_reported,
+            "revision_mismatch": self.revision_mismatch,
             "attempts": self.attempts,
             "fallback_from": self.fallback_from[0] if self.fallback_from else None,
             "fallback_slice": self.fallback_from[1] if self.fallback_from else None,
@@ -198,16 +202,6 @@ class Exchange:
             self.trace.end(status, _attributes(record, usage))
         if request_log.isEnabledFor(logging.INFO):
             request_log.info(line.decode())
-
-    def _served_fields(self) -> dict[str, Any]:
-        """The lineage record's last fields: what was pinned and what was served."""
-        return {
-            "model_version": self.release.model_version if self.release is not None else None,
-            "served_model": self.served_model,
-            "served_mismatch": self.served_mismatch,
-            "revision_reported": self.revision_reported,
-            "revision_mismatch": self.revision_mismatch,
-        }
 
     def _served(self, sinks: Sinks) -> None:
         """Count a mismatch, and tell the watch what was served."""

@@ -12,7 +12,7 @@ import orjson
 from gateway.caller_fields import Api, caller_metadata
 from gateway.dialects import anthropic_translation
 from gateway.dialects.anthropic_stream import AnthropicStreamReader, AnthropicStreamWriter
-from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
+from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest, dicts
 from gateway.dialects.protocol import StreamFilter
 from releases.lineage import Usage
 
@@ -78,11 +78,6 @@ ANTHROPIC_API = Api(
         "tool_choice": _anthropic_tool_choice,
     },
 )
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    """The objects of a JSON list (anything else: none), so odd answers never crash."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 class AnthropicMessages:
@@ -174,7 +169,7 @@ class AnthropicMessages:
 
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []
-        for block in _dicts(answer.get("content")):
+        for block in dicts(answer.get("content")):
             if block.get("type") == "text":
                 parts.append(str(block.get("text", "")))
             elif block.get("type") == "tool_use":

@@ -31,6 +31,11 @@ class Untranslatable(Exception):
         self.message = message
 
 
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list (anything else: none), so odd answers never crash."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def objects(value: Any, field: str) -> list[Mapping[str, Any]]:
     """A caller's list of JSON objects (``tools``, ``messages``), or ``Untranslatable``
     naming ``field``: absent (None) is an empty list."""

@@ -11,7 +11,7 @@ import orjson
 
 from gateway.caller_fields import TOOL_PARAMS, Api, caller_metadata
 from gateway.dialects import openai_translation
-from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
+from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest, dicts
 from gateway.dialects.openai_stream import OpenAIStreamReader, OpenAIStreamWriter
 from gateway.dialects.protocol import StreamFilter
 from gateway.dialects.sse import event_end
@@ -88,11 +88,6 @@ class UsageOnlyFilter:
         """Whatever was held back when the stream ends (an event missing its blank line)."""
         tail, self._tail = self._tail, b""
         return b"" if _is_usage_only(tail) else tail
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    """The objects of a JSON list (anything else: none), so odd answers never crash."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 class OpenAIChat:
@@ -183,24 +178,24 @@ class OpenAIChat:
 
     def answer_parts(self, answer: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []
-        for choice in _dicts(answer.get("choices")):
+        for choice in dicts(answer.get("choices")):
             message = choice.get("message")
             if not isinstance(message, dict):
                 continue
             if isinstance(message.get("content"), str):
                 parts.append(message["content"])
-            parts.extend(orjson.dumps(call).decode() for call in _dicts(message.get("tool_calls")))
+            parts.extend(orjson.dumps(call).decode() for call in dicts(message.get("tool_calls")))
         return parts
 
     def stream_parts(self, event: Mapping[str, Any]) -> list[str]:
         parts: list[str] = []
-        for choice in _dicts(event.get("choices")):
+        for choice in dicts(event.get("choices")):
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
             if isinstance(delta.get("content"), str):
                 parts.append(delta["content"])
-            parts.extend(orjson.dumps(call).decode() for call in _dicts(delta.get("tool_calls")))
+            parts.extend(orjson.dumps(call).decode() for call in dicts(delta.get("tool_calls")))
         return parts
 
     def request_to_ir(self, body: Mapping[str, Any]) -> ChatRequest:

@@ -16,7 +16,7 @@ import orjson
 
 from gateway.caller_fields import TOOL_PARAMS, Api
 from gateway.dialects import responses_translation
-from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest
+from gateway.dialects.exchange_ir import ChatAnswer, ChatRequest, dicts
 from gateway.dialects.openai_chat import OPENAI
 from gateway.dialects.protocol import StreamFilter, StreamReader
 from gateway.dialects.responses_stream import ResponsesStreamWriter, error_event
@@ -41,10 +41,6 @@ RESPONSES_API = Api(
 
 def _front_door_only() -> NoReturn:
     raise NotImplementedError("no provider kind speaks the Responses API: it is translated")
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 class OpenAIResponses:
@@ -106,11 +102,11 @@ class OpenAIResponses:
         """Texts, then each function call as Chat Completions writes a tool call: replay
         compares a Responses answer with the provider's own (an ``openai`` one's alike)."""
         parts: list[str] = []
-        for item in _dicts(answer.get("output")):
+        for item in dicts(answer.get("output")):
             if item.get("type") == "message":
                 parts.extend(
                     str(c.get("text", ""))
-                    for c in _dicts(item.get("content"))
+                    for c in dicts(item.get("content"))
                     if c.get("type") == "output_text"
                 )
             elif item.get("type") == "function_call":

@@ -1,4 +1,4 @@
-"""The request flow of both chat endpoints.
+"""The request flow of the chat front doors (OpenAI chat, Anthropic messages, Responses).
 
 snapshot -> key -> body -> route -> release -> injection -> provider -> tagged response.
 Every answer, error or not, carries the four ``X-Gateway-*`` headers; errors use the

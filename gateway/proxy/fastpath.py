@@ -1,8 +1,10 @@
-"""A plain ASGI dispatcher in front of Starlette that owns the two chat endpoints.
+"""A plain ASGI dispatcher in front of Starlette that owns the data plane's front doors: the
+chat APIs (``FRONT_DOORS``: OpenAI chat, Anthropic messages, Responses) and the one-call doors
+(``gateway/proxy/doors.py``: embeddings, count_tokens).
 
 Starlette's router, middleware and request/response wrappers cost about 40 µs a request on
-this machine (benchmarks/RESULTS.md), a large share of the gateway's whole budget. The chat
-endpoints need none of them: they answer every error themselves, in their own shape. Every
+this machine (benchmarks/RESULTS.md), a large share of the gateway's whole budget. The front
+doors need none of them: they answer every error themselves, in their own shape. Every
 other path (admin, health, metrics, models) goes through Starlette as usual.
 """
 

@@ -1,19 +1,19 @@
 """Static upstream for the hop benchmark: a raw ``asyncio.Protocol`` HTTP/1.1 keep-alive server.
 
-It answers every request (any method, any path) with the same ~300-byte chat-completion JSON,
-so the upstream costs next to nothing and the hop in front of it is what gets measured. A
-request whose body asks for ``"stream": true`` gets a fixed OpenAI-style SSE stream instead
-(``text/event-stream``, chunked): five content chunks, a usage chunk and ``data: [DONE]``, all
-in one write. A request to a path under ``/v1/messages`` (the path an ``anthropic`` provider
-kind calls) gets the same answer in Anthropic's Messages shape: a ``message`` object, or when
-streamed the SSE sequence ``message_start``, a text block in five deltas, ``message_delta``
-with the usage and ``message_stop``; so a gateway channel served by an Anthropic provider (the
-translated path, issue 17) can be measured against the same upstream. It parses just enough
-HTTP/1.1 for a load generator or a pooled client: the request line and headers up to the
-blank line, a ``Content-Length`` body (only searched for the
-stream flag), keep-alive unless the client sends ``Connection: close``, and pipelined requests
-in one read. No chunked request bodies. It runs on uvloop when uvloop is importable, else on
-the stock asyncio loop.
+It answers every request (any method, any path but ``/v1/messages``) with the same ~300-byte
+chat-completion JSON, so the upstream costs next to nothing and the hop in front of it is what
+gets measured. A request whose body asks for ``"stream": true`` gets a fixed OpenAI-style SSE
+stream instead (``text/event-stream``, chunked): five content chunks, a usage chunk and
+``data: [DONE]``, all in one write. A request to a path under ``/v1/messages`` (the path an
+``anthropic`` provider kind calls) gets the same answer in Anthropic's Messages shape: a
+``message`` object, or streamed the SSE sequence ``message_start``, a text block in five
+deltas, ``message_delta`` with the usage and ``message_stop``, so that a gateway channel served
+by an Anthropic provider (the translated path, issue 17) is measured against the same upstream.
+It parses just enough HTTP/1.1 for a load generator or a pooled client: the request line and
+headers up to the blank line, a ``Content-Length`` body (only searched for the stream flag),
+keep-alive unless the client sends ``Connection: close``, and pipelined requests in one read.
+No chunked request bodies. It runs on uvloop when uvloop is importable, else on the stock
+asyncio loop.
 
 Run it alone::
 

@@ -22,6 +22,25 @@ work (lineage flushes, shadow calls), which is part of what a request costs.
 ``bare`` is what resolution, injection, tagging and metrics cost; ``plain`` adds lineage; ``A``
 adds the 10% canary and the 10% shadow.
 
+Three more options each add servers to read against ``plain`` (or against ``A``), for what a
+feature costs in the same process (issues 17, 19, 21):
+
+- ``--translated``: ``xlat``, gateway ``A`` on ``bench-anthropic``, a channel like
+  ``bench-rollback`` whose release is served by a provider of kind ``anthropic`` (the static
+  upstream answers Anthropic's Messages shape there): the OpenAI caller's request and the
+  answer (with ``--stream``, each event) are translated. ``xlat`` against ``plain`` is what
+  translation costs.
+- ``--limits``: ``limits``, gateway ``A`` on ``bench-rollback`` called with another app key that
+  has every limit (requests and tokens per minute, a cost budget; none ever reached), the
+  providers file pricing the model. ``plain`` is the same call with a key without limits,
+  so ``limits`` against ``plain`` is admission, settlement and counting. The price table
+  makes every answer's cost in both (not with ``--baseline``: B's code may refuse ``prices``,
+  so B gets a providers file without them).
+- ``--sink``: starts a PostgreSQL (``benchmarks/lineage/cpu_sink.py``) and gateway ``A`` with
+  ``GATEWAY_LINEAGE_DSN`` set, its sink draining every lineage batch into it; ``nosink`` is a
+  second replica of this tree without it, on the same channel. ``A`` against ``nosink`` is
+  what the sink costs; the records it wrote are counted at the end.
+
 ``--profile FILE`` also records the current gateway (or ``--profile-server hop``/``B``) with
 ``py-spy record -f raw`` during one extra run (``.venv/bin/pip install py-spy``), and prints self and inclusive sample shares of
 the top functions. Run from the repository root::
@@ -30,11 +49,14 @@ the top functions. Run from the repository root::
     cp -r gateway releases /tmp/base/ ; (edit) ; \\
         .venv/bin/python benchmarks/gateway/cpu_probe.py --baseline /tmp/base --rounds 5
     .venv/bin/python benchmarks/gateway/cpu_probe.py --rounds 0 --profile /tmp/gw.txt
+    .venv/bin/python benchmarks/gateway/cpu_probe.py --limits --profile-server limits \
+        --profile /tmp/limits.txt
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -46,10 +68,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.gateway.stack import (
+    CHANNEL,
     CHAT_LUA,
     CHAT_PATH,
     FLIP_CHANNEL,
     READY_PATH,
+    TRANSLATED_CHANNEL,
     UVICORN_FAST,
     UVICORN_QUIET,
     Admin,
@@ -57,6 +81,7 @@ from benchmarks.gateway.stack import (
     GatewayConfig,
     check_floor,
     check_gateway,
+    create_limited_key,
     register_releases,
     set_up_channels,
     start_bare_hop,
@@ -157,38 +182,57 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--decompose", action="store_true", help="also 'plain' and 'bare' (see above)"
     )
+    parser.add_argument("--translated", action="store_true", help="also 'plain' and 'xlat'")
+    parser.add_argument("--limits", action="store_true", help="also 'plain' and 'limits'")
+    parser.add_argument("--sink", action="store_true", help="A with the sink, and 'nosink'")
     parser.add_argument("--profile", type=Path, help="py-spy raw output file")
-    parser.add_argument("--profile-server", default="A", help="hop, A (default) or B")
+    parser.add_argument("--profile-server", default="A", help="hop, A (default) or another")
     args = parser.parse_args(argv)
     require_wrk()
     stop_on_signals()
-    with tempfile.TemporaryDirectory(prefix="cpu-probe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cpu-probe-") as tmp, contextlib.ExitStack() as on:
         work_dir = Path(tmp)
         (work_dir / "logs").mkdir()
         procs = Processes(work_dir / "logs")
         redis = EmbeddedRedis(work_dir / "redis", appendonly=False)
         try:
+            sink = None
+            if args.sink:
+                from benchmarks.lineage.cpu_sink import PostgresSink  # only here: PostgreSQL
+
+                sink = on.enter_context(PostgresSink())
             upstream_port = start_upstream(procs)
             hop_port = start_bare_hop(procs, "hop", upstream_port)
             check_floor(procs, "hop", hop_port)
             redis.start()
-            config = GatewayConfig.write(work_dir, redis.url, upstream_port)
-            gateway = start_gateway(procs, config, "A")
+            config = GatewayConfig.write(work_dir, redis.url, upstream_port, prices=args.limits)
+            gateway = start_gateway(procs, config, "A", env=sink.env if sink else None)
             admin = Admin(gateway.port, config.admin_token)
             token = set_up_channels(admin, register_releases(admin))
-            servers = {"hop": (procs.pid("hop"), hop_port, wrk_env())}
-            gateways = [gateway]
+            # name -> (replica, key, channel) of each gateway server
+            targets: dict[str, tuple[Gateway, str, str]] = {"A": (gateway, token, CHANNEL)}
             if args.baseline is not None:
-                gateways.append(start_baseline(procs, config, args.baseline.resolve()))
-            for g in gateways:
-                check_gateway(procs, g, token, stream=args.stream)
-                servers[g.name] = (g.pid, g.port, wrk_env(token, stream=args.stream))
+                code = args.baseline.resolve()
+                targets["B"] = (
+                    start_baseline(procs, config.without_prices(), code),
+                    token,
+                    CHANNEL,
+                )
+            if args.decompose or args.translated or args.limits:
+                targets["plain"] = (gateway, token, FLIP_CHANNEL)
             if args.decompose:
-                plain = wrk_env(token, FLIP_CHANNEL, stream=args.stream)
-                servers["plain"] = (gateway.pid, gateway.port, plain)
                 bare = start_gateway(procs, config, "bare", lineage=False)
-                check_gateway(procs, bare, token, stream=args.stream)
-                servers["bare"] = (bare.pid, bare.port, plain)
+                targets["bare"] = (bare, token, FLIP_CHANNEL)
+            if args.translated:
+                targets["xlat"] = (gateway, token, TRANSLATED_CHANNEL)
+            if args.limits:
+                targets["limits"] = (gateway, create_limited_key(admin), FLIP_CHANNEL)
+            if args.sink:
+                targets["nosink"] = (start_gateway(procs, config, "nosink"), token, CHANNEL)
+            servers = {"hop": (procs.pid("hop"), hop_port, wrk_env())}
+            for name, (g, key, channel) in targets.items():
+                check_gateway(procs, g, key, stream=args.stream, channel=channel)
+                servers[name] = (g.pid, g.port, wrk_env(key, channel, stream=args.stream))
             for _pid, port, env in servers.values():
                 run_wrk(port, CHAT_PATH, args.concurrency, WARMUP_S, CHAT_LUA, env)
             results: dict[str, list[float]] = {name: [] for name in servers}
@@ -208,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.profile is not None:
                 pid, port, env = servers[args.profile_server]
                 profile(pid, port, 8, env, args.profile)
+            if sink is not None:
+                print(f"records A's sink wrote to PostgreSQL: {sink.records():,}")
         finally:
             procs.stop_all()
             redis.stop()

@@ -1,14 +1,19 @@
 """Static upstream for the hop benchmark: a raw ``asyncio.Protocol`` HTTP/1.1 keep-alive server.
 
-It answers every request (any method, any path) with the same ~300-byte chat-completion JSON,
-so the upstream costs next to nothing and the hop in front of it is what gets measured. A
-request whose body asks for ``"stream": true`` gets a fixed OpenAI-style SSE stream instead
-(``text/event-stream``, chunked): five content chunks, a usage chunk and ``data: [DONE]``, all
-in one write. It parses just enough HTTP/1.1 for a load generator or a pooled client: the
-request line and headers up to the blank line, a ``Content-Length`` body (only searched for the
-stream flag), keep-alive unless the client sends ``Connection: close``, and pipelined requests
-in one read. No chunked request bodies. It runs on uvloop when uvloop is importable, else on
-the stock asyncio loop.
+It answers every request (any method, any path but ``/v1/messages``) with the same ~300-byte
+chat-completion JSON, so the upstream costs next to nothing and the hop in front of it is what
+gets measured. A request whose body asks for ``"stream": true`` gets a fixed OpenAI-style SSE
+stream instead (``text/event-stream``, chunked): five content chunks, a usage chunk and
+``data: [DONE]``, all in one write. A request to a path under ``/v1/messages`` (the path an
+``anthropic`` provider kind calls) gets the same answer in Anthropic's Messages shape: a
+``message`` object, or streamed the SSE sequence ``message_start``, a text block in five
+deltas, ``message_delta`` with the usage and ``message_stop``, so that a gateway channel served
+by an Anthropic provider (the translated path, issue 17) is measured against the same upstream.
+It parses just enough HTTP/1.1 for a load generator or a pooled client: the request line and
+headers up to the blank line, a ``Content-Length`` body (only searched for the stream flag),
+keep-alive unless the client sends ``Connection: close``, and pipelined requests in one read.
+No chunked request bodies. It runs on uvloop when uvloop is importable, else on the stock
+asyncio loop.
 
 Run it alone::
 
@@ -102,12 +107,99 @@ STREAM_RESPONSE = (
     b"Transfer-Encoding: chunked\r\n"
     b"\r\n" + f"{len(STREAM_BODY):x}\r\n".encode() + STREAM_BODY + b"\r\n0\r\n\r\n"
 )
+
+# Anthropic's Messages API, the same answer: what an ``anthropic`` provider kind is answered.
+ANTHROPIC_TARGET = b" /v1/messages"  # in the request line
+ANTHROPIC_MODEL = "claude-static-20241022"  # dated, as the gateway requires of this kind
+ANTHROPIC_ID = "msg_hop_benchmark_0001"
+ANTHROPIC_BODY = json.dumps(
+    {
+        "id": ANTHROPIC_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": ANTHROPIC_MODEL,
+        "content": [{"type": "text", "text": "Hello from the static upstream."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 7},
+    },
+    separators=(",", ":"),
+).encode()
+ANTHROPIC_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: " + str(len(ANTHROPIC_BODY)).encode() + b"\r\n"
+    b"\r\n" + ANTHROPIC_BODY
+)
+
+
+def _anthropic_event(kind: str, data: dict[str, object]) -> bytes:
+    payload = json.dumps({"type": kind, **data}, separators=(",", ":")).encode()
+    return b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+ANTHROPIC_STREAM_BODY = b"".join(
+    [
+        _anthropic_event(
+            "message_start",
+            {
+                "message": {
+                    "id": ANTHROPIC_ID,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": ANTHROPIC_MODEL,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 12, "output_tokens": 1},
+                }
+            },
+        ),
+        _anthropic_event(
+            "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+        ),
+        *(
+            _anthropic_event(
+                "content_block_delta",
+                {"index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+            for piece in STREAM_PIECES
+        ),
+        _anthropic_event("content_block_stop", {"index": 0}),
+        _anthropic_event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 5},
+            },
+        ),
+        _anthropic_event("message_stop", {}),
+    ]
+)
+ANTHROPIC_STREAM_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: text/event-stream\r\n"
+    b"Cache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"\r\n"
+    + f"{len(ANTHROPIC_STREAM_BODY):x}\r\n".encode()
+    + ANTHROPIC_STREAM_BODY
+    + b"\r\n0\r\n\r\n"
+)
+# (Anthropic shape, streamed) -> the bytes to write
+ANSWERS = {
+    (False, False): RESPONSE,
+    (False, True): STREAM_RESPONSE,
+    (True, False): ANTHROPIC_RESPONSE,
+    (True, True): ANTHROPIC_STREAM_RESPONSE,
+}
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class StaticHttpProtocol(asyncio.Protocol):
     """One connection: split the byte stream into requests, answer each with ``RESPONSE``
-    (or ``STREAM_RESPONSE`` when the body asks for a stream)."""
+    (or ``STREAM_RESPONSE`` when the body asks for a stream; their Anthropic counterparts on
+    ``/v1/messages``)."""
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
@@ -125,7 +217,8 @@ class StaticHttpProtocol(asyncio.Protocol):
                 if len(self._buffer) > MAX_HEADER_BYTES:
                     self._reject()
                 return
-            body_length, keep_alive = self._parse_head(bytes(self._buffer[:end]))
+            head = bytes(self._buffer[:end])
+            body_length, keep_alive = self._parse_head(head)
             if body_length < 0:
                 self._reject()
                 return
@@ -135,7 +228,8 @@ class StaticHttpProtocol(asyncio.Protocol):
             body = bytes(self._buffer[end + len(HEADER_END) : request_end])
             del self._buffer[:request_end]
             streamed = body_length > 0 and STREAM_REQUESTED.search(body) is not None
-            self._transport.write(STREAM_RESPONSE if streamed else RESPONSE)
+            anthropic = ANTHROPIC_TARGET in head.partition(b"\r\n")[0]
+            self._transport.write(ANSWERS[anthropic, streamed])
             if not keep_alive:
                 self._transport.close()
                 self._transport = None

@@ -45,6 +45,7 @@ from gateway.proxy.resolve import Route, resolve
 from gateway.proxy.retries import FallBack, Traffic
 from gateway.proxy.shadow import ShadowRunner
 from gateway.proxy.shadow_copy import queue_shadow
+from gateway.proxy.splice import splice_tag
 from gateway.proxy.sse import tag_first_event
 from gateway.proxy.streaming import HangUp, ProxyStream
 from gateway.proxy.tagging import Tag, new_response_id, overridden_header
@@ -296,6 +297,10 @@ class DataPlane:
                                       response.status, headers)  # fmt: skip
             exchange.finish(self.sinks, response.status, error="provider_refused")
             return answered
+        if translation is None:  # the caller's API: the answer changes only by its tag
+            spliced = splice_tag(raw, response.status, upstream, exchange, self.sinks)
+            if spliced is not None:
+                return JsonAnswer(spliced, response.status, headers)
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError:

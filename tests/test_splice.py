@@ -163,5 +163,5 @@ def test_nesting_past_orjsons_writer_is_passed_on_tagged() -> None:
     with pytest.raises(Exception, match="upstream_invalid|cannot pass on"):
         decoded_and_encoded(raw)
     read = answer_fields(raw)
-    assert read == {"id": "x"}
+    assert read == {"id": "x", "model": None, "usage": None}
     assert orjson.loads(spliced(raw, TAG)) == {**orjson.loads(raw), "gateway": TAG.body()}

@@ -35,7 +35,7 @@ from pathlib import Path
 # The repository root, so that benchmarks.* imports when this runs as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway import lineage, memory, propagation
+from benchmarks.gateway import answer_splice, lineage, memory, propagation
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
 from benchmarks.gateway.nginx import nginx_binary, nginx_version, start_nginx
 from benchmarks.gateway.report import (
@@ -115,6 +115,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="rollback propagation rounds")
     parser.add_argument("--memory-requests", type=int, default=None)
     parser.add_argument("--skip-memory", action="store_true", help="skip the RSS step (minutes)")
+    parser.add_argument(
+        "--skip-splice", action="store_true", help="skip answer_splice's JSON table"
+    )
     parser.add_argument("--no-results", dest="results", action="store_false")
     args = parser.parse_args(argv)
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
@@ -304,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{own_s * CPU_ACCOUNTING_PRECISION:.0f} CPU-seconds)."
     )
     print_report(findings)
+    if not args.skip_splice:  # no server: orjson against msgspec and the splice, same run
+        print("\n" + answer_splice.report())
     if args.results:
         write_results(RESULTS, render(findings))
         print(f"\nwritten on top of {RESULTS}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -37,6 +38,10 @@ DEFAULT_PORT = 9100
 LISTEN_BACKLOG = 1024
 HEADER_END = b"\r\n\r\n"
 MAX_HEADER_BYTES = 64 * 1024
+# HOP_ANSWER_PAD=N: the non-streamed OpenAI answer's text grows by about N bytes of
+# HOP_ANSWER_PAD_TEXT (ASCII by default), to read a gateway's cost against the answer's size.
+PAD_TEXT = os.environ.get("HOP_ANSWER_PAD_TEXT", " The quick brown fox jumps over the lazy dog.")
+PAD = PAD_TEXT * (int(os.environ.get("HOP_ANSWER_PAD", "0")) // len(PAD_TEXT.encode()))
 
 RESPONSE_BODY = json.dumps(
     {
@@ -47,13 +52,17 @@ RESPONSE_BODY = json.dumps(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello from the static upstream."},
+                "message": {
+                    "role": "assistant",
+                    "content": "Hello from the static upstream." + PAD,
+                },
                 "finish_reason": "stop",
             }
         ],
         "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
     },
     separators=(",", ":"),
+    ensure_ascii=False,
 ).encode()
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\n"

@@ -11,8 +11,8 @@ what decode+encode gives (tests/test_splice.py, a property test over generated a
 Measured (benchmarks/gateway/answer_splice.py, same run): the splice costs 0.45x of
 decode+tag+encode on a 300-byte answer and 0.3-0.8x on a 100 KB one (0.8x for plain ASCII
 text, where orjson's string decoding is fastest; 0.3x for non-ASCII text and many small
-objects). Each field is kept as its raw bytes and read with ``orjson.loads``, so what the
-gateway reads of it (a huge integer, a float) is exactly what the decode path read.
+objects). What the gateway reads of them (usage's numbers, the id and model strings) is
+exactly what the decode path read.
 
 None (the decode path answers) whenever the splice could differ from decode+encode: not a
 JSON object (or not JSON: msgspec refuses what orjson refuses, BOM included), a top-level
@@ -46,10 +46,12 @@ NO_FIELD = msgspec.Raw()
 
 
 class AnswerFields(msgspec.Struct):
-    """The top-level fields of a whole answer the gateway reads, as their raw JSON."""
+    """The top-level fields of a whole answer the gateway reads. The id and the model count
+    only as strings, which both decoders read alike; usage is kept raw for orjson, which
+    reads an integer past 64 bits as the decode path did (a float)."""
 
-    id: msgspec.Raw = NO_FIELD
-    model: msgspec.Raw = NO_FIELD
+    id: Any = None
+    model: Any = None
     usage: msgspec.Raw = NO_FIELD
     gateway: msgspec.Raw = NO_FIELD
 
@@ -58,8 +60,9 @@ FIELDS = msgspec.json.Decoder(AnswerFields)
 
 
 def answer_fields(raw: bytes) -> dict[str, Any] | None:
-    """What of the answer ``raw`` the gateway reads, as ``orjson.loads`` would have given it
-    (only the keys present); None when the splice is not safe (see the module's docstring)."""
+    """What of the answer ``raw`` the gateway reads (``id``, ``model``, ``usage``; None for
+    one it lacks, as ``.get`` gives the readers), as the decode path read it; None when the
+    splice is not safe (see the module's docstring)."""
     try:
         fields = FIELDS.decode(raw)
     except msgspec.DecodeError:  # not an object, not JSON: the decode path says what it is
@@ -73,14 +76,8 @@ def answer_fields(raw: bytes) -> dict[str, Any] | None:
             raw.decode()
         except UnicodeDecodeError:
             return None
-    read: dict[str, Any] = {}
-    if fields.id:
-        read["id"] = orjson.loads(memoryview(fields.id))
-    if fields.model:
-        read["model"] = orjson.loads(memoryview(fields.model))
-    if fields.usage:
-        read["usage"] = orjson.loads(memoryview(fields.usage))
-    return read
+    usage = orjson.loads(memoryview(fields.usage)) if fields.usage else None
+    return {"id": fields.id, "model": fields.model, "usage": usage}
 
 
 def spliced(raw: bytes, tag: Tag) -> bytes:
@@ -90,8 +87,7 @@ def spliced(raw: bytes, tag: Tag) -> bytes:
     while raw[last] in JSON_WHITESPACE:
         last -= 1
     key = b'"gateway":' if raw[last] == 0x7B else b',"gateway":'  # 0x7B: "{", an empty object
-    view = memoryview(raw)
-    return b"".join((view[:end], key, orjson.dumps(tag.body()), view[end:]))
+    return b"".join((raw[:end], key, orjson.dumps(tag.body()), raw[end:]))
 
 
 def splice_tag(

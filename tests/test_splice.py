@@ -165,3 +165,15 @@ def test_nesting_past_orjsons_writer_is_passed_on_tagged() -> None:
     read = answer_fields(raw)
     assert read == {"id": "x", "model": None, "usage": None}
     assert orjson.loads(spliced(raw, TAG)) == {**orjson.loads(raw), "gateway": TAG.body()}
+
+
+def test_a_number_past_a_doubles_range_is_passed_on_as_written() -> None:
+    """orjson refuses 1e400 (the decode path answered 502); msgspec skips it unread, so the
+    caller gets it as the provider wrote it, tagged."""
+    raw = b'{"id":"x","score":1e400}'
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
+    assert answer_fields(raw) == {"id": "x", "model": None, "usage": None}
+    assert (
+        spliced(raw, TAG) == b'{"id":"x","score":1e400,"gateway":' + orjson.dumps(TAG.body()) + b"}"
+    )

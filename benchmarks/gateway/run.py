@@ -11,6 +11,10 @@ In one run, on loopback, one worker process each, it measures:
 4. the cost of lineage writes: c16 throughput with lineage on vs off, and Redis's own
    count of SET calls per request (``info commandstats``).
 
+After the report it prints ``answer_splice.py``'s table (no server, ~40 s; skip with
+``--skip-splice``): a provider's answer tagged by decode+encode against the splice, and
+orjson against msgspec for request bodies; it is printed, not written to RESULTS.md.
+
 It prints the tables and writes them, with the machine, the date and the figures against the
 targets, on top of ``benchmarks/RESULTS.md`` (``--no-results`` leaves it alone). Everything it
 starts (Redis, upstream, nginx, hop, gateways) is stopped at the end, also on error or Ctrl-C.

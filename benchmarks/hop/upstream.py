@@ -14,6 +14,8 @@ headers up to the blank line, a ``Content-Length`` body (only searched for the s
 keep-alive unless the client sends ``Connection: close``, and pipelined requests in one read.
 No chunked request bodies. It runs on uvloop when uvloop is importable, else on the stock
 asyncio loop.
+``HOP_ANSWER_PAD=N`` (environment) grows the non-streamed OpenAI answer's text by about N bytes
+of ``HOP_ANSWER_PAD_TEXT`` (ASCII by default), for probing a hop's cost against answer size.
 
 Run it alone::
 

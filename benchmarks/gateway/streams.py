@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -322,12 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_signals()
     started = time.monotonic()
+    load = os.getloadavg()
     try:
         findings = measure(args)
     except BenchmarkError as exc:
         print(f"streams benchmark failed: {exc}", file=sys.stderr)
         return 1
     findings.elapsed_s = time.monotonic() - started
+    findings.load = [load, os.getloadavg()]
     print(render(findings, argv if argv is not None else sys.argv[1:]))
     return 0 if findings.none_dropped else 1
 

@@ -168,7 +168,8 @@ def cpu_s(pid: int) -> float:
 
 
 def scrape(gateway: Gateway) -> dict[str, float]:
-    """The lag histogram's cumulative buckets (by ``le``) and the requests in flight."""
+    """The lag histogram's cumulative buckets (by ``le``), the requests in flight, the shadow
+    calls by outcome and the lineage records written and spilled."""
     status, _, body = request(gateway.port, "GET", "/metrics")
     if status != 200:
         raise BenchmarkError(f"{gateway.name}: /metrics answered {status}")
@@ -179,6 +180,11 @@ def scrape(gateway: Gateway) -> dict[str, float]:
             found[le] = float(line.rsplit(" ", 1)[1])
         elif line.startswith("gateway_in_flight_requests "):
             found["in_flight"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("gateway_shadow_calls_total{"):
+            outcome = line.partition('outcome="')[2].partition('"')[0]
+            found[f"shadow {outcome}"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(("gateway_lineage_written_total ", "gateway_lineage_spilled_total ")):
+            found[line.split("_")[2]] = float(line.rsplit(" ", 1)[1])  # written, spilled
     if "+Inf" not in found:
         raise BenchmarkError(f"{gateway.name} has no gateway_event_loop_lag_seconds on /metrics")
     return found

@@ -109,9 +109,11 @@ class Phase:
                 best = max(best, (later[0][2] - cpu) / (later[0][0] - at))
         return best
 
+    def delta(self, name: str) -> float:
+        return self.lag_after.get(name, 0.0) - self.lag_before.get(name, 0.0)
+
     def lag_delta(self) -> dict[str, float]:
-        return {le: self.lag_after[le] - self.lag_before.get(le, 0.0)
-                for le in self.lag_after if le != "in_flight"}  # fmt: skip
+        return {le: self.delta(le) for le in self.lag_after if le[0] in "+0123456789"}
 
 
 @dataclass
@@ -205,6 +207,9 @@ def render(f: StreamsFindings, argv: list[str]) -> str:
         f"({g.plateau.in_flight_text()}) / {f.after_rss_kib / KIB_PER_MIB:.1f}")  # fmt: skip
     row("memory per open stream, KiB", "", f"{f.kib_per_stream:.1f}", "",
         f"<= {TARGET_KIB_PER_STREAM:g}: {_met(f.kib_per_stream <= TARGET_KIB_PER_STREAM)}")  # fmt: skip
+    row("over the run: shadow calls completed / failed / dropped; lineage records written / "
+        "spilled", "", " / ".join(f"{g.delta(f'shadow {o}'):.0f}" for o in ("completed", "failed",
+        "dropped")) + f"; {g.delta('written'):.0f} / {g.delta('spilled'):.0f}")  # fmt: skip
     events = f.streams * g.expected_events
     row("gateway CPU over the run, s (per stream, ms; per event relayed, µs); its busiest 5 s",
         "", f"{g.cpu_s:.1f} ({g.cpu_s / f.streams * 1e3:.2f}; {g.cpu_s / events * 1e6:.0f}); "

@@ -229,9 +229,7 @@ def run_phase(procs: Processes, target: Target, args: argparse.Namespace, work_d
         if time.monotonic() > deadline:
             raise BenchmarkError(f"{target.name}: the clients did not finish in time")
         if gateway is not None:
-            target.samples.append(
-                (time.monotonic() - start_at, rss_kib(gateway.pid), cpu_s(gateway.pid))
-            )
+            target.samples.append((time.monotonic(), rss_kib(gateway.pid), cpu_s(gateway.pid)))
             if not plateau.taken and time.monotonic() >= plateau_at:
                 plateau.take(rss_kib(gateway.pid), scrape_in_time(gateway))
         time.sleep(SAMPLE_S)  # a sampling period

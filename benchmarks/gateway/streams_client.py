@@ -45,6 +45,7 @@ class Stream:
     first: int = -1  # the first body bytes
     there: int = -1  # sent -> the upstream had the request
     back: int = -1  # the upstream wrote the first token -> it arrived here
+    ended: int = -1  # the last body bytes, or the failure
     events: int = 0
     done: bool = False
     status: int = 0
@@ -84,6 +85,7 @@ async def one_stream(
         stream.done = last.rstrip().endswith(DONE)
     except Exception as exc:  # every way a stream can fail is a figure of the benchmark
         stream.error = f"{type(exc).__name__}: {exc}"[:200]
+    stream.ended = time.monotonic_ns()
     return stream
 
 

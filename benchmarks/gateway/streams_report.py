@@ -99,6 +99,15 @@ class Phase:
             return [(s["first"] - s["sent"]) / NS_PER_MS for s in self.streams if s["first"] >= 0]
         return [s[what] / NS_PER_MS for s in self.streams if s["back"] >= 0]
 
+    def open_at(self, at: float) -> int:
+        """Streams the clients had open at ``at`` (``time.monotonic()``): sent, not ended."""
+        ns = at * 1e9
+        return sum(1 for s in self.streams if s["sent"] <= ns < s["ended"])
+
+    def fullest(self) -> tuple[int, int]:
+        """(streams open, gateway RSS KiB) at the RSS sample with the most streams open."""
+        return max(((self.open_at(at), rss) for at, rss, _ in self.rss_samples), default=(0, 0))
+
     def busiest_share(self, window_s: float = 5.0) -> float:
         """The gateway's CPU over its busiest ``window_s``, as a share of one core: near 1.0
         its one loop was saturated, and queueing, not its own work, made the latencies."""
@@ -137,8 +146,11 @@ class StreamsFindings:
 
     @property
     def kib_per_stream(self) -> float:
+        """RSS over idle per open stream, where the most were open (all, when the gateway
+        kept up; fewer when openings queued and the first streams had ended meanwhile)."""
         assert self.through is not None
-        return (self.through.plateau.rss_kib - self.idle_rss_kib) / self.streams
+        open_streams, rss = self.through.fullest()
+        return (rss - self.idle_rss_kib) / max(open_streams, 1)
 
 
 def lag_bounds(delta: dict[str, float], q: float) -> str:
@@ -202,9 +214,11 @@ def render(f: StreamsFindings, argv: list[str]) -> str:
         f"{lag_bounds(lag, 0.5)} / {lag_bounds(lag, 0.99)} / {lag_bounds(lag, 1.0)}; "
         f"{late:.0f} of {lag.get('+Inf', 0.0):.0f}", "",
         f"under {TARGET_LAG_MS:g} ms: {_met(late == 0)}")  # fmt: skip
-    row("gateway RSS idle / every stream open / after, MiB", "",
-        f"{f.idle_rss_kib / KIB_PER_MIB:.1f} / {g.plateau.rss_kib / KIB_PER_MIB:.1f} "
-        f"({g.plateau.in_flight_text()}) / {f.after_rss_kib / KIB_PER_MIB:.1f}")  # fmt: skip
+    fullest, fullest_rss = g.fullest()
+    row("gateway RSS idle / with the most streams open / after, MiB", "",
+        f"{f.idle_rss_kib / KIB_PER_MIB:.1f} / {fullest_rss / KIB_PER_MIB:.1f} ({fullest:,} "
+        f"open; at the plateau's time: {g.plateau.in_flight_text()}) / "
+        f"{f.after_rss_kib / KIB_PER_MIB:.1f}")  # fmt: skip
     row("memory per open stream, KiB", "", f"{f.kib_per_stream:.1f}", "",
         f"<= {TARGET_KIB_PER_STREAM:g}: {_met(f.kib_per_stream <= TARGET_KIB_PER_STREAM)}")  # fmt: skip
     row("over the run: shadow calls completed / failed / dropped; lineage records written / "

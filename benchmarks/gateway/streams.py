@@ -15,8 +15,10 @@ provider's pool raised to match (``max_connections`` in the providers file). It 
   the first token -> the client has it), from the upstream's own timestamps;
 - the gateway's event-loop lag over the run (its ``gateway_event_loop_lag_seconds``), and the
   clients' own (so that a figure the client's loop made is seen as such);
-- the gateway's RSS idle (after a warm-up) and at the plateau (every stream open), and their
-  difference per open stream; its CPU over the run.
+- the gateway's RSS idle (after a warm-up) and, sampled every half second, where the most
+  streams were open (every one, when the gateway keeps up), and the difference per open
+  stream; /metrics at the plateau's time (requests in flight); the shadow calls' outcomes and
+  the lineage records written over the run; its CPU, and its busiest 5 s as a share of a core.
 
 Run it from the repository root (``make bench`` runs it last; ``--skip-streams`` there)::
 

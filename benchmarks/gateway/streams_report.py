@@ -100,9 +100,13 @@ class Phase:
         return [s[what] / NS_PER_MS for s in self.streams if s["back"] >= 0]
 
     def open_at(self, at: float) -> int:
-        """Streams the clients had open at ``at`` (``time.monotonic()``): sent, not ended."""
+        """Streams open at ``at`` (``time.monotonic()``) through to the upstream: it had the
+        request (so the gateway held both connections), and the stream had not ended. A
+        request still queued in front of a busy gateway is not counted."""
         ns = at * 1e9
-        return sum(1 for s in self.streams if s["sent"] <= ns < s["ended"])
+        return sum(
+            1 for s in self.streams if s["back"] >= 0 and s["sent"] + s["there"] <= ns < s["ended"]
+        )
 
     def fullest(self) -> tuple[int, int]:
         """(streams open, gateway RSS KiB) at the RSS sample with the most streams open."""

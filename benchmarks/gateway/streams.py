@@ -169,6 +169,12 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ)
 
 
+def waited_s(pid: int) -> float:
+    """Seconds the process's main thread (the event loop) has spent runnable but waiting for a
+    CPU (``/proc/<pid>/schedstat``'s run delay): what a busy machine takes from it."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def scrape(gateway: Gateway) -> dict[str, float]:
     """The lag histogram's cumulative buckets (by ``le``), the requests in flight, the shadow
     calls by outcome and the lineage records written and spilled."""
@@ -209,6 +215,8 @@ def run_phase(procs: Processes, target: Target, args: argparse.Namespace, work_d
     gateway = target.gateway
     before = scrape(gateway) if gateway is not None else {}
     cpu_before = cpu_s(gateway.pid) if gateway is not None else 0.0
+    waited_before = waited_s(gateway.pid) if gateway is not None else 0.0
+    wall_before = time.monotonic()
     start_at = time.monotonic() + CLIENT_START_S
     clients = []
     for index in range(args.clients):
@@ -243,6 +251,8 @@ def run_phase(procs: Processes, target: Target, args: argparse.Namespace, work_d
     if gateway is not None:
         phase.lag_before, phase.lag_after = before, scrape(gateway)
         phase.cpu_s = cpu_s(gateway.pid) - cpu_before
+        phase.waited_s = waited_s(gateway.pid) - waited_before
+        phase.wall_s = time.monotonic() - wall_before
         phase.plateau = plateau
         phase.rss_samples = target.samples
     return phase

@@ -60,6 +60,8 @@ class Phase:
     lag_before: dict[str, float] = field(default_factory=dict)
     lag_after: dict[str, float] = field(default_factory=dict)
     cpu_s: float = 0.0
+    waited_s: float = 0.0  # runnable, waiting for a CPU (the machine's other work)
+    wall_s: float = 0.0
     plateau: Plateau = field(default_factory=Plateau)
     rss_samples: list[tuple[float, int, float]] = field(default_factory=list)
 
@@ -232,6 +234,9 @@ def render(f: StreamsFindings, argv: list[str]) -> str:
     row("gateway CPU over the run, s (per stream, ms; per event relayed, µs); its busiest 5 s",
         "", f"{g.cpu_s:.1f} ({g.cpu_s / f.streams * 1e3:.2f}; {g.cpu_s / events * 1e6:.0f}); "
         f"{g.busiest_share():.0%} of a core")  # fmt: skip
+    row("gateway's event loop over the run: waiting for a CPU (runnable; the machine's other "
+        "work) / of the run's wall time, s", "",
+        f"{g.waited_s:.1f} / {g.wall_s:.0f} ({g.waited_s / max(g.wall_s, 1e-9):.0%})")  # fmt: skip
     notes = [
         f"Open streams (issue 24 item 3): {f.streams:,} streams, one token a second for "
         f"{f.seconds} s each ({g.expected_events} events), opened over {f.ramp:g} s "

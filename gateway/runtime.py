@@ -37,6 +37,7 @@ from gateway.fleet import Heartbeat, HeartbeatTiming
 from gateway.judging import Judging, open_judging
 from gateway.limits import FleetCounters, LimitCollector
 from gateway.lineage_store import SINK_SHARDS, open_lineage_store, register_sink
+from gateway.loop_lag import LoopLag
 from gateway.metrics import RequestMetrics, register_state
 from gateway.pricing import PriceTable
 from gateway.providers import close_providers, open_providers
@@ -144,6 +145,10 @@ async def _open(
     served.start()
     stack.push_async_callback(served.stop)
     metrics = CollectorRegistry(auto_describe=False)
+    loop_lag = LoopLag()  # the loop's own health, on /metrics (gateway_event_loop_lag_seconds)
+    loop_lag.start()
+    stack.push_async_callback(loop_lag.stop)
+    metrics.register(loop_lag)
     counters = FleetCounters(LimitCounters(client, keys), settings.limits_sync_interval)
     counters.start()
     stack.push_async_callback(counters.stop)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.upstream import USER_AGENT, AiohttpUpstream, Timeouts, UpstreamUnavailable
+from gateway.upstream import (
+    USER_AGENT,
+    AiohttpUpstream,
+    Timeouts,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from tests.live import LiveServer
 
 
@@ -88,3 +97,26 @@ async def test_a_failure_says_what_happened_and_only_its_detail_says_where() -> 
         await upstream.aclose()
     assert "127.0.0.1" not in str(caught.value) and "connection failed" in str(caught.value)
     assert "http://127.0.0.1:9/v1/chat" in caught.value.detail
+
+
+async def test_a_call_past_max_connections_waits_for_the_pool_and_then_times_out(
+    silent: tuple[str, list[socket.socket]],
+) -> None:
+    """A stream holds its connection for its whole life, so ``max_connections`` bounds the
+    streams open at once to a provider in a worker (README, the providers file); one more
+    waits for a free connection (``pool`` + ``connect`` seconds: aiohttp counts the wait in
+    its connect timeout) and fails as a timeout (504)."""
+    url, accepted = silent
+    upstream = AiohttpUpstream(Timeouts(connect=0.05, read=60.0, pool=0.05), max_connections=1)
+    holding = asyncio.create_task(upstream.post(f"{url}/v1/chat", b"{}", {}))
+    try:
+        deadline = time.monotonic() + 5.0
+        while not accepted:  # the first call holds the pool's one connection
+            assert time.monotonic() < deadline, "the first call never connected"
+            await asyncio.sleep(0.01)
+        with pytest.raises(UpstreamTimeout):
+            await upstream.post(f"{url}/v1/chat", b"{}", {})
+        assert not holding.done()  # still waiting for its answer, on its connection
+    finally:
+        holding.cancel()
+        await upstream.aclose()

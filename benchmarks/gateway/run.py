@@ -10,6 +10,8 @@ In one run, on loopback, one worker process each, it measures:
 3. RSS of a fresh gateway before and after 1,000,000 requests (skip with ``--skip-memory``);
 4. the cost of lineage writes: c16 throughput with lineage on vs off, and Redis's own
    count of SET calls per request (``info commandstats``).
+5. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
+   ``--skip-streams``): 5,000 slow streams in one worker (``--quick``: 500 of 10 s).
 
 After the report it prints ``answer_splice.py``'s table (no server, ~40 s; skip with
 ``--skip-splice``): a provider's answer tagged by decode+encode against the splice, and
@@ -39,7 +41,7 @@ from pathlib import Path
 # The repository root, so that benchmarks.* imports when this runs as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway import answer_splice, lineage, memory, propagation
+from benchmarks.gateway import answer_splice, lineage, memory, propagation, streams
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
 from benchmarks.gateway.nginx import nginx_binary, nginx_version, start_nginx
 from benchmarks.gateway.report import (
@@ -123,6 +125,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skip-splice", action="store_true", help="skip answer_splice's JSON table"
     )
     parser.add_argument("--no-results", dest="results", action="store_false")
+    parser.add_argument(
+        "--skip-streams", action="store_true", help="skip the open-streams step (streams.py)"
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
     if args.warmup is None:
@@ -316,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         write_results(RESULTS, render(findings))
         print(f"\nwritten on top of {RESULTS}")
+    if not args.skip_streams:  # its own processes and table (issue 24 item 3)
+        print()
+        return streams.bench(quick=args.quick)
     return 0
 
 

@@ -63,6 +63,9 @@ class Processes:
     def pid(self, name: str) -> int:
         return self._running[name][0].pid
 
+    def is_running(self, name: str) -> bool:
+        return self._running[name][0].poll() is None
+
     def check_alive(self, name: str) -> None:
         proc, log = self._running[name]
         if proc.poll() is not None:

@@ -59,6 +59,7 @@ bench: install
 		echo "installing:$$missing (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	$(BIN)/pip install --quiet -e '.[test,bench]'  # granian, for the servers step
 	$(BIN)/python benchmarks/gateway/run.py $(ARGS)
 
 clean:

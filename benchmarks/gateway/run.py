@@ -10,6 +10,9 @@ In one run, on loopback, one worker process each, it measures:
 3. RSS of a fresh gateway before and after 1,000,000 requests (skip with ``--skip-memory``);
 4. the cost of lineage writes: c16 throughput with lineage on vs off, and Redis's own
    count of SET calls per request (``info commandstats``).
+5. the HTTP server: the bare hop and the gateway on uvicorn against the same on granian, c16,
+   in alternating rounds, with CPU per request (``on_granian.py``; skip with
+   ``--skip-granian``).
 
 It prints the tables and writes them, with the machine, the date and the figures against the
 targets, on top of ``benchmarks/RESULTS.md`` (``--no-results`` leaves it alone). Everything it

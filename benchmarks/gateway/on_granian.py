@@ -10,7 +10,11 @@ and ``cpu_probe.py`` (``--granian``); not runnable by itself.
 
 granian runs a worker as a child process of the one started (even with one worker), and
 each process runs Rust threads beside Python's: ``tree_cpu_seconds`` adds up the CPU time of
-a process and all its descendants, every thread included, which is what a request costs.
+a process and all its descendants, every thread included, which is what a request costs, and
+apart the processes' main threads, where Python's event loop runs: granian moves HTTP parsing
+and writing off that thread (more req/s from one worker while another core is free) and pays
+for it in thread hand-offs (more CPU in all). ``gateway serve`` stays on uvicorn
+(benchmarks/RESULTS.md says why).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ from benchmarks.harness.wrk import WrkStats, format_stats, parse_wrk, run_wrk
 
 # One worker on uvloop; HTTP/1 only (wrk and every caller here speak it; "auto" sniffs each
 # connection for HTTP/2) and no websocket upgrade (the gateway has no websocket route).
+# Measured no cheaper per request, each beside these (cpu_probe.py --granian-opts, loaded
+# machine): --runtime-mode st, --runtime-mode mt --runtime-threads 2, --task-impl rust,
+# --backpressure 16.
 GRANIAN_FAST = ["--interface", "asgi", "--loop", "uvloop", "--http", "1", "--no-ws"]
 GRANIAN_QUIET = ["--log-level", "warning"]
 HOP = "hop"

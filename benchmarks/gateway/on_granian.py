@@ -56,7 +56,7 @@ from benchmarks.harness.wrk import WrkStats, format_stats, parse_wrk, run_wrk
 # One worker on uvloop; HTTP/1 only (wrk and every caller here speak it; "auto" sniffs each
 # connection for HTTP/2) and no websocket upgrade (the gateway has no websocket route).
 # Measured no cheaper per request, each beside these (cpu_probe.py --granian-opts, loaded
-# machine): --runtime-mode st, --runtime-mode mt --runtime-threads 2, --task-impl rust,
+# machine): --runtime-mode st, --runtime-mode mt, --task-impl rust,
 # --backpressure 16.
 GRANIAN_FAST = ["--interface", "asgi", "--loop", "uvloop", "--http", "1", "--no-ws"]
 GRANIAN_QUIET = ["--log-level", "warning"]

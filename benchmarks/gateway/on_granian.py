@@ -13,8 +13,8 @@ each process runs Rust threads beside Python's: ``tree_cpu_seconds`` adds up the
 a process and all its descendants, every thread included, which is what a request costs, and
 apart the processes' main threads, where Python's event loop runs: granian moves HTTP parsing
 and writing off that thread (more req/s from one worker while another core is free) and pays
-for it in thread hand-offs (more CPU in all). ``gateway serve`` stays on uvicorn
-(benchmarks/RESULTS.md says why).
+for it in thread hand-offs (per request, about the same CPU in all for the gateway, more for
+the bare hop). ``gateway serve`` stays on uvicorn (benchmarks/RESULTS.md says why).
 """
 
 from __future__ import annotations

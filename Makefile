@@ -50,7 +50,8 @@ bench-hop: install
 
 # Hand-run benchmark of the gateway against nginx and a bare Python hop (benchmarks/RESULTS.md):
 # throughput, rollback propagation, memory over 1M requests, lineage cost (about 8 minutes,
-# half of it the memory step; ARGS=--skip-memory leaves that out).
+# half of it the memory step; ARGS=--skip-memory leaves that out), then uvicorn against granian
+# (about 3 minutes; ARGS=--skip-granian leaves that out; granian comes from the `bench` extra).
 bench: install
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
@@ -59,6 +60,7 @@ bench: install
 		echo "installing:$$missing (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@$(BIN)/python -c 'import granian' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/gateway/run.py $(ARGS)
 
 clean:

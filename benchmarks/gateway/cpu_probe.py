@@ -41,6 +41,11 @@ feature costs in the same process (issues 17, 19, 21):
   second replica of this tree without it, on the same channel. ``A`` against ``nosink`` is
   what the sink costs; the records it wrote are counted at the end.
 
+``--granian`` adds the hop and gateway ``A``'s replica served by granian instead of uvicorn
+(``benchmarks/gateway/on_granian.py``): ``hop-gr`` and ``A-gr`` (CPU counted over the whole
+process tree, as granian's worker is a child process with Rust threads); each
+``--granian-opts "..."`` (repeatable) adds such a pair with those granian options, numbered.
+
 ``--profile FILE`` also records the current gateway (or ``--profile-server hop``/``B``) with
 ``py-spy record -f raw`` during one extra run (``.venv/bin/pip install py-spy``), and prints self and inclusive sample shares of
 the top functions. Run from the repository root::
@@ -51,13 +56,14 @@ the top functions. Run from the repository root::
     .venv/bin/python benchmarks/gateway/cpu_probe.py --rounds 0 --profile /tmp/gw.txt
     .venv/bin/python benchmarks/gateway/cpu_probe.py --limits --profile-server limits \
         --profile /tmp/limits.txt
+    .venv/bin/python benchmarks/gateway/cpu_probe.py --granian --profile-server A-gr \
+        --profile /tmp/granian.txt
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import subprocess
 import sys
@@ -67,6 +73,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.gateway.on_granian import (
+    start_granian_gateway,
+    start_granian_hop,
+    tree_cpu_seconds,
+)
 from benchmarks.gateway.stack import (
     CHANNEL,
     CHAT_LUA,
@@ -99,28 +110,23 @@ from benchmarks.harness.processes import (
 from benchmarks.harness.wrk import parse_wrk, require_wrk, run_wrk
 from gateway.embedded_redis import EmbeddedRedis
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WARMUP_S = 2
 PROFILE_RATE = 250
 TOP_FUNCTIONS = 40
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def cpu_per_request(
     pid: int, port: int, seconds: int, concurrency: int, env: dict[str, str]
-) -> tuple[float, float]:
-    """CPU µs per request of ``pid`` over one wrk run, and the run's req/s."""
-    before = cpu_seconds(pid)
+) -> tuple[float, float, float]:
+    """CPU µs per request of ``pid`` (and its children) over one wrk run, of which its main
+    threads' (the event loop's), and the run's req/s."""
+    before, loop_before = tree_cpu_seconds(pid)
     stats = parse_wrk(run_wrk(port, CHAT_PATH, concurrency, seconds, CHAT_LUA, env), str(port))
-    used = cpu_seconds(pid) - before
+    after, loop_after = tree_cpu_seconds(pid)
     if stats.errors:
         raise RuntimeError(f"{stats.errors} errors against :{port}")
-    return used * 1e6 / stats.requests, stats.rps
+    per = 1e6 / stats.requests
+    return (after - before) * per, (loop_after - loop_before) * per, stats.rps
 
 
 def start_baseline(procs: Processes, config: GatewayConfig, code_dir: Path) -> Gateway:
@@ -140,7 +146,8 @@ def profile(pid: int, port: int, seconds: int, env: dict[str, str], out: Path) -
     """py-spy raw samples of ``pid`` under one wrk run, then the top functions by share."""
     spy = subprocess.Popen(
         [str(Path(sys.executable).parent / "py-spy"), "record", "-r", str(PROFILE_RATE),
-         "-d", str(seconds), "-f", "raw", "-o", str(out), "--pid", str(pid)],
+         "-d", str(seconds), "-f", "raw", "-o", str(out), "--pid", str(pid),
+         "--subprocesses"],  # granian serves in a child process
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     run_wrk(port, CHAT_PATH, 16, seconds, CHAT_LUA, env)
@@ -185,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--translated", action="store_true", help="also 'plain' and 'xlat'")
     parser.add_argument("--limits", action="store_true", help="also 'plain' and 'limits'")
     parser.add_argument("--sink", action="store_true", help="A with the sink, and 'nosink'")
+    parser.add_argument("--granian", action="store_true", help="also hop-gr and A-gr")
+    parser.add_argument(
+        "--granian-opts", action="append", default=[], help="granian options of another pair"
+    )
     parser.add_argument("--profile", type=Path, help="py-spy raw output file")
     parser.add_argument("--profile-server", default="A", help="hop, A (default) or another")
     args = parser.parse_args(argv)
@@ -230,25 +241,39 @@ def main(argv: list[str] | None = None) -> None:
             if args.sink:
                 targets["nosink"] = (start_gateway(procs, config, "nosink"), token, CHANNEL)
             servers = {"hop": (procs.pid("hop"), hop_port, wrk_env())}
+            pairs = ([""] if args.granian else []) + [f" {o}" for o in args.granian_opts]
+            for n, opts in enumerate(pairs):
+                suffix = f"-gr{n if args.granian_opts else ''}"
+                port = start_granian_hop(procs, "hop" + suffix, upstream_port, opts.split())
+                check_floor(procs, "hop" + suffix, port)
+                servers["hop" + suffix] = (procs.pid("hop" + suffix), port, wrk_env())
+                on_granian = start_granian_gateway(procs, config, "A" + suffix, extra=opts.split())
+                targets["A" + suffix] = (on_granian, token, CHANNEL)
             for name, (g, key, channel) in targets.items():
                 check_gateway(procs, g, key, stream=args.stream, channel=channel)
                 servers[name] = (g.pid, g.port, wrk_env(key, channel, stream=args.stream))
             for _pid, port, env in servers.values():
                 run_wrk(port, CHAT_PATH, args.concurrency, WARMUP_S, CHAT_LUA, env)
             results: dict[str, list[float]] = {name: [] for name in servers}
+            loops: dict[str, list[float]] = {name: [] for name in servers}
             names = list(servers)
             for round_ in range(args.rounds):
                 order = names[round_ % len(names) :] + names[: round_ % len(names)]
                 line = []
                 for name in order:
                     pid, port, env = servers[name]
-                    us, rps = cpu_per_request(pid, port, args.duration, args.concurrency, env)
+                    us, loop_us, rps = cpu_per_request(
+                        pid, port, args.duration, args.concurrency, env
+                    )
                     results[name].append(us)
-                    line.append(f"{name} {us:6.1f} µs ({rps:5.0f}/s)")
+                    loops[name].append(loop_us)
+                    line.append(f"{name} {us:6.1f} µs (loop {loop_us:4.0f}; {rps:5.0f}/s)")
                 print(f"round {round_ + 1}: " + "  ".join(line), flush=True)
             if args.rounds:
                 print("median CPU µs/request: " + "  ".join(
                     f"{n} {statistics.median(v):.1f}" for n, v in results.items()))  # fmt: skip
+                print("median of the loop's thread: " + "  ".join(
+                    f"{n} {statistics.median(v):.1f}" for n, v in loops.items()))  # fmt: skip
             if args.profile is not None:
                 pid, port, env = servers[args.profile_server]
                 profile(pid, port, 8, env, args.profile)

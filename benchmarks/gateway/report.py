@@ -63,6 +63,7 @@ class Findings:
     command: str = ""
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)  # markdown of further steps, as they are
 
     def row(self, variant: str, concurrency: int) -> Row | None:
         return next(
@@ -256,6 +257,8 @@ def render(findings: Findings) -> str:
             "",
             memory_table(m),
         ]
+    for section in findings.sections:
+        parts += ["", section]
     return "\n".join(parts) + "\n"
 
 

@@ -10,7 +10,10 @@ In one run, on loopback, one worker process each, it measures:
 3. RSS of a fresh gateway before and after 1,000,000 requests (skip with ``--skip-memory``);
 4. the cost of lineage writes: c16 throughput with lineage on vs off, and Redis's own
    count of SET calls per request (``info commandstats``).
-5. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
+5. the HTTP server: the bare hop and the gateway on uvicorn against the same on granian, c16,
+   in alternating rounds, with CPU per request (``on_granian.py``; skip with
+   ``--skip-granian``).
+6. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
    ``--skip-streams``): 5,000 slow streams in one worker (``--quick``: 500 of 10 s).
 
 After the report it prints ``answer_splice.py``'s table (no server, ~40 s; skip with
@@ -41,7 +44,7 @@ from pathlib import Path
 # The repository root, so that benchmarks.* imports when this runs as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway import answer_splice, lineage, memory, propagation, streams
+from benchmarks.gateway import answer_splice, lineage, memory, on_granian, propagation, streams
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
 from benchmarks.gateway.nginx import nginx_binary, nginx_version, start_nginx
 from benchmarks.gateway.report import (
@@ -92,6 +95,7 @@ QUICK_DURATION_S = 2
 QUICK_WARMUP_S = 1
 QUICK_ROUNDS = 20
 QUICK_MEMORY_REQUESTS = 50_000
+GRANIAN_ROUNDS = 3
 CPU_ACCOUNTING_PRECISION = 0.02  # tick-based /proc/stat vs exact rusage
 LINEAGE_OFF_MAX_SETS = 0.01  # SET calls per request above which lineage was not really off
 SOURCE_DIRS = ("gateway", "releases")
@@ -127,6 +131,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-results", dest="results", action="store_false")
     parser.add_argument(
         "--skip-streams", action="store_true", help="skip the open-streams step (streams.py)"
+    )
+    parser.add_argument(
+        "--skip-granian", action="store_true", help="skip hop and gateway on granian vs uvicorn"
     )
     args = parser.parse_args(argv)
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
@@ -224,6 +231,13 @@ def run(args: argparse.Namespace) -> Findings:
             config = GatewayConfig.write(work_dir, redis.url, upstream_port)
             findings = measure_gateway(procs, config, redis.port, args)
             findings.rows = floors + findings.rows
+            if not args.skip_granian:  # issue 24: the HTTP server (on_granian.py), ~3 min
+                print(f"uvicorn vs granian, c16, {GRANIAN_ROUNDS} rounds", flush=True)
+                timing = Timing(args.duration, args.warmup)
+                runs = on_granian.measure_servers(
+                    procs, config, upstream_port, 16, timing, GRANIAN_ROUNDS
+                )
+                findings.sections.append(on_granian.section(runs, GRANIAN_ROUNDS))
             return findings
         finally:
             procs.stop_all()
@@ -253,6 +267,8 @@ def describe(
         findings.notes.append(f"{args.duration}s per wrk run, {args.warmup}s warm-up.")
     if args.skip_memory:
         findings.notes.append("memory step skipped (--skip-memory).")
+    if not args.skip_granian:
+        findings.software.update(package_versions(("granian",)))
 
 
 def source_revision() -> str:
@@ -289,6 +305,8 @@ def print_report(findings: Findings) -> None:
     if findings.memory:
         print()
         print(memory_table(findings.memory))
+    for section in findings.sections:
+        print(f"\n{section}")
     print()
     print("\n".join(f"note: {note}" for note in findings.notes))
 

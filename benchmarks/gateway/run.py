@@ -10,6 +10,8 @@ In one run, on loopback, one worker process each, it measures:
 3. RSS of a fresh gateway before and after 1,000,000 requests (skip with ``--skip-memory``);
 4. the cost of lineage writes: c16 throughput with lineage on vs off, and Redis's own
    count of SET calls per request (``info commandstats``).
+5. CPU µs per request of the gateway and the bare hop, split by layer from py-spy profiles
+   (``benchmarks/gateway/hotpath.py``, printed only; skip with ``--skip-hotpath``).
 
 It prints the tables and writes them, with the machine, the date and the figures against the
 targets, on top of ``benchmarks/RESULTS.md`` (``--no-results`` leaves it alone). Everything it
@@ -35,7 +37,7 @@ from pathlib import Path
 # The repository root, so that benchmarks.* imports when this runs as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway import lineage, memory, propagation
+from benchmarks.gateway import hotpath, lineage, memory, propagation
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
 from benchmarks.gateway.nginx import nginx_binary, nginx_version, start_nginx
 from benchmarks.gateway.report import (
@@ -115,6 +117,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="rollback propagation rounds")
     parser.add_argument("--memory-requests", type=int, default=None)
     parser.add_argument("--skip-memory", action="store_true", help="skip the RSS step (minutes)")
+    parser.add_argument(
+        "--skip-hotpath", action="store_true", help="skip CPU/request by layer vs the hop (~2 min)"
+    )
     parser.add_argument("--no-results", dest="results", action="store_false")
     args = parser.parse_args(argv)
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
@@ -304,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{own_s * CPU_ACCOUNTING_PRECISION:.0f} CPU-seconds)."
     )
     print_report(findings)
+    if not args.skip_hotpath:  # its own stack, after the others stopped (issue 24, item 1)
+        print("\nCPU per request by layer, gateway vs bare hop (benchmarks/gateway/hotpath.py)")
+        hotpath.main(["--rounds", "3" if args.quick else "5"])
     if args.results:
         write_results(RESULTS, render(findings))
         print(f"\nwritten on top of {RESULTS}")

@@ -9,7 +9,7 @@ server process over one wrk run, rounds alternating, per-round ratios), records 
 py-spy, and splits each figure by layer (the deepest frame of each sample that belongs to a
 known package: uvicorn/starlette, aiohttp, redis, the gateway's own code and what it calls,
 else the event loop) so the difference from the hop is said in µs per layer, with the
-gateway's own functions that cost the most. Needs py-spy for the split
+gateway's own modules that cost the most. Needs py-spy for the split
 (``.venv/bin/pip install py-spy``); without it, only the CPU figures are printed.
 
     .venv/bin/python benchmarks/gateway/hotpath.py [--rounds 5] [--duration 5]
@@ -51,7 +51,7 @@ from benchmarks.harness.wrk import require_wrk, run_wrk
 from gateway.embedded_redis import EmbeddedRedis
 
 PROFILE_S = 8
-TOP_OWN = 15
+TOP_OWN = 20
 # Layers by the top-level package of a frame's file (py-spy names files from sys.path).
 LAYERS = {
     "uvicorn": "HTTP server (uvicorn)",
@@ -73,7 +73,7 @@ FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 @dataclass
 class Split:
-    """One server's py-spy samples, by layer and by its own functions."""
+    """One server's py-spy samples, by layer and by the module of its own code."""
 
     samples: int = 0
     layers: Counter[str] = field(default_factory=Counter)
@@ -82,7 +82,8 @@ class Split:
 
 def split_profile(raw: Path) -> Split:
     """Each sample to the layer of its deepest frame in a known package; the gateway's own
-    samples also to the deepest gateway function (with what it calls outside any layer)."""
+    samples also to the module of the deepest gateway frame (with what it calls outside any
+    layer: orjson, hashlib, asyncio)."""
     split = Split()
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -100,7 +101,7 @@ def split_profile(raw: Path) -> Split:
             if top in LAYERS:
                 layer = LAYERS[top]
                 if layer == LAYERS["gateway"] and match is not None:
-                    own = f"{match['name']} ({match['file']})"
+                    own = match["file"]
                 break
         split.layers[layer] += count
         if own is not None:
@@ -135,7 +136,7 @@ def table(medians: dict[str, float], splits: dict[str, Split]) -> str:
     total = medians["gateway"] - medians["hop"]
     rows.append(f"| **all** | **{medians['hop']:.0f}** | **{medians['gateway']:.0f}** | "
                 f"**{total:+.0f}** |")  # fmt: skip
-    rows += ["", "| the gateway's own functions (with what they call) | share | µs/request |",
+    rows += ["", "| the gateway's own code by module (with what it calls) | share | µs/request |",
              "| --- | ---: | ---: |"]  # fmt: skip
     for name, count in gateway.own.most_common(TOP_OWN):
         share = count / gateway.samples

@@ -187,7 +187,7 @@ async def test_a_flush_leaves_the_same_hashes_in_redis_as_the_pipeline_did(
         updates: Updates = {}
         for record, ttft in part:
             reference_fold(updates, AT, record, ttft)
-            collector._tallies.add(minute_of(AT), record, ttft)
+            collector._seen.append((AT, record, ttft))  # observed at AT
         await reference_add(redis, old_keys, updates)
         await collector.flush()
 
@@ -198,7 +198,7 @@ async def test_a_flush_leaves_the_same_hashes_in_redis_as_the_pipeline_did(
         old_hash, new_hash = await redis.hgetall(old), await redis.hgetall(new)
         assert new_hash == old_hash and len(new_hash) > 20
         assert 0 < await redis.ttl(new) <= BUCKET_TTL_SECONDS
-    assert collector.stats.folds_written == 3
+    assert collector.stats.folds_written == 3 and collector.stats.observed == 1800
 
 
 async def test_a_whole_sum_onto_a_fractional_field_is_added_not_refused(
@@ -240,3 +240,18 @@ async def test_a_field_refusing_its_increment_fails_the_flush_after_every_other_
         b"r1|s|q": b"0.25",
     }
     assert await redis.ttl(key) > 0
+
+
+async def test_a_record_that_cannot_be_folded_loses_none_of_the_others(
+    settings: Settings, redis: Redis
+) -> None:
+    buckets = SliceBuckets(redis, Keyspace(settings.redis_prefix))
+    collector = SliceCollector(buckets)
+    good = {"channel": "alpha", "release_id": "r1", "slice": "stable", "status": 200,
+            "latency_ms": 12.0}  # fmt: skip
+    collector.observe(good)
+    collector.observe({"channel": "alpha", "release_id": "r1", "slice": "stable"})  # no status
+    collector.observe(good)
+    await collector.flush()
+    counts = (await buckets.window("alpha", 2))[("r1", "stable")]
+    assert counts.get("n") == 2 and collector.stats.observed == 3

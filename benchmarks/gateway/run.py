@@ -13,7 +13,9 @@ In one run, on loopback, one worker process each, it measures:
 5. the HTTP server: the bare hop and the gateway on uvicorn against the same on granian, c16,
    in alternating rounds, with CPU per request (``on_granian.py``; skip with
    ``--skip-granian``).
-6. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
+6. CPU µs per request of the gateway and the bare hop, split by layer from py-spy profiles
+   (``benchmarks/gateway/hotpath.py``, printed only; skip with ``--skip-hotpath``).
+7. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
    ``--skip-streams``): 5,000 slow streams in one worker (``--quick``: 500 of 10 s).
 
 After the report it prints ``answer_splice.py``'s table (no server, ~40 s; skip with
@@ -44,7 +46,15 @@ from pathlib import Path
 # The repository root, so that benchmarks.* imports when this runs as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway import answer_splice, lineage, memory, on_granian, propagation, streams
+from benchmarks.gateway import (
+    answer_splice,
+    hotpath,
+    lineage,
+    memory,
+    on_granian,
+    propagation,
+    streams,
+)
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
 from benchmarks.gateway.nginx import nginx_binary, nginx_version, start_nginx
 from benchmarks.gateway.report import (
@@ -127,6 +137,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-memory", action="store_true", help="skip the RSS step (minutes)")
     parser.add_argument(
         "--skip-splice", action="store_true", help="skip answer_splice's JSON table"
+    )
+    parser.add_argument(
+        "--skip-hotpath", action="store_true", help="skip CPU/request by layer vs the hop (~2 min)"
     )
     parser.add_argument("--no-results", dest="results", action="store_false")
     parser.add_argument(
@@ -336,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     print_report(findings)
     if not args.skip_splice:  # no server: orjson against msgspec and the splice, same run
         print("\n" + answer_splice.report())
+    if not args.skip_hotpath:  # its own stack, after the others stopped (issue 24, item 1)
+        print("\nCPU per request by layer, gateway vs bare hop (benchmarks/gateway/hotpath.py)")
+        hotpath.main(["--rounds", "3" if args.quick else "5"])
     if args.results:
         write_results(RESULTS, render(findings))
         print(f"\nwritten on top of {RESULTS}")

@@ -1,0 +1,210 @@
+"""Where the gateway's CPU per request goes, against the bare hop's (issue 24, item 1).
+
+The gateway and the bare uvicorn+aiohttp hop do the same three things for a request: an HTTP
+server reads it and writes the answer (uvicorn), a client calls the provider (aiohttp), and an
+event loop runs both. The gateway adds its own work (resolution, injection, tagging, lineage,
+metrics, shadows) and its background tasks (lineage and statistics writes to Redis). This
+measures the CPU µs per request of both (``cpu_probe.py``'s method: /proc CPU time of the
+server process over one wrk run, rounds alternating, per-round ratios), records each with
+py-spy, and splits each figure by layer (the deepest frame of each sample that belongs to a
+known package: uvicorn/starlette, aiohttp, redis, the gateway's own code and what it calls,
+else the event loop) so the difference from the hop is said in µs per layer, with the
+gateway's own modules that cost the most. Needs py-spy for the split
+(``.venv/bin/pip install py-spy``); without it, only the CPU figures are printed.
+
+    .venv/bin/python benchmarks/gateway/hotpath.py [--rounds 5] [--duration 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.gateway.cpu_probe import PROFILE_RATE, WARMUP_S, cpu_per_request
+from benchmarks.gateway.stack import (
+    CHANNEL,
+    CHAT_LUA,
+    CHAT_PATH,
+    Admin,
+    GatewayConfig,
+    check_floor,
+    check_gateway,
+    register_releases,
+    set_up_channels,
+    start_bare_hop,
+    start_gateway,
+    start_upstream,
+    wrk_env,
+)
+from benchmarks.harness.processes import Processes, stop_on_signals
+from benchmarks.harness.wrk import require_wrk, run_wrk
+from gateway.embedded_redis import EmbeddedRedis
+
+PROFILE_S = 8
+TOP_OWN = 20
+# Layers by the top-level package of a frame's file (py-spy names files from sys.path).
+LAYERS = {
+    "uvicorn": "HTTP server (uvicorn)",
+    "httptools": "HTTP server (uvicorn)",
+    "starlette": "HTTP server (uvicorn)",
+    "aiohttp": "provider client (aiohttp)",
+    "yarl": "provider client (aiohttp)",
+    "multidict": "provider client (aiohttp)",
+    "aiohappyeyeballs": "provider client (aiohttp)",
+    "redis": "Redis client (background writes)",
+    "gateway": "the app's own code (the hop's: its route)",
+    "releases": "the app's own code (the hop's: its route)",
+    "hop_app.py": "the app's own code (the hop's: its route)",
+}
+EVENT_LOOP = "event loop (uvloop, asyncio)"
+LOOP_FILE = "asyncio/runners.py"  # Runner.run: the loop's own work (uvloop's C) shows as it
+FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+@dataclass
+class Split:
+    """One server's py-spy samples, by layer and by the module of its own code."""
+
+    samples: int = 0
+    layers: Counter[str] = field(default_factory=Counter)
+    own: Counter[str] = field(default_factory=Counter)
+
+
+def split_profile(raw: Path) -> Split:
+    """Each sample to the layer of its deepest frame in a known package; the gateway's own
+    samples also to the module of the deepest gateway frame (with what it calls outside any
+    layer: orjson, hashlib, asyncio)."""
+    split = Split()
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        split.samples += count
+        layer, own = EVENT_LOOP, None
+        for frame in reversed(stack.split(";")):
+            match = FRAME.match(frame)
+            file = match["file"] if match else ""
+            if file.startswith(LOOP_FILE):  # what runs the loop (uvicorn's main) is above it
+                break
+            top = file.split("/", 1)[0]
+            if top in LAYERS:
+                layer = LAYERS[top]
+                if layer == LAYERS["gateway"] and match is not None:
+                    own = match["file"]
+                break
+        split.layers[layer] += count
+        if own is not None:
+            split.own[own] += count
+    return split
+
+
+def record(pid: int, port: int, env: dict[str, str], out: Path) -> Split | None:
+    """py-spy raw samples of ``pid`` under one wrk run; None without py-spy."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists() and shutil.which("py-spy") is None:
+        return None
+    binary = str(spy) if spy.exists() else "py-spy"
+    argv = [binary, "record", "-r", str(PROFILE_RATE), "-d", str(PROFILE_S), "-f", "raw",
+            "-o", str(out), "--pid", str(pid)]  # fmt: skip
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as spying:
+        run_wrk(port, CHAT_PATH, 16, PROFILE_S, CHAT_LUA, env)
+        spying.wait(timeout=30)
+    return split_profile(out) if out.exists() else None
+
+
+def table(medians: dict[str, float], splits: dict[str, Split]) -> str:
+    """Markdown: µs per request of each layer, hop and gateway, and the difference."""
+    hop, gateway = splits["hop"], splits["gateway"]
+    rows = ["| layer | hop µs/request | gateway µs/request | gateway - hop |",
+            "| --- | ---: | ---: | ---: |"]  # fmt: skip
+    layers = sorted(set(hop.layers) | set(gateway.layers), key=lambda n: -gateway.layers[n])
+    for layer in layers:
+        a = medians["hop"] * hop.layers[layer] / hop.samples
+        b = medians["gateway"] * gateway.layers[layer] / gateway.samples
+        rows.append(f"| {layer} | {a:.0f} | {b:.0f} | {b - a:+.0f} |")
+    total = medians["gateway"] - medians["hop"]
+    rows.append(f"| **all** | **{medians['hop']:.0f}** | **{medians['gateway']:.0f}** | "
+                f"**{total:+.0f}** |")  # fmt: skip
+    rows += ["", "| the gateway's own code by module (with what it calls) | share | µs/request |",
+             "| --- | ---: | ---: |"]  # fmt: skip
+    for name, count in gateway.own.most_common(TOP_OWN):
+        share = count / gateway.samples
+        rows.append(f"| `{name}` | {100 * share:.1f}% | {medians['gateway'] * share:.1f} |")
+    return "\n".join(rows)
+
+
+def measure(rounds: int, duration: int) -> None:
+    require_wrk()
+    with tempfile.TemporaryDirectory(prefix="hotpath-") as tmp:
+        work_dir = Path(tmp)
+        (work_dir / "logs").mkdir()
+        procs = Processes(work_dir / "logs")
+        redis = EmbeddedRedis(work_dir / "redis", appendonly=False)
+        try:
+            upstream_port = start_upstream(procs)
+            hop_port = start_bare_hop(procs, "hop", upstream_port)
+            check_floor(procs, "hop", hop_port)
+            redis.start()
+            config = GatewayConfig.write(work_dir, redis.url, upstream_port)
+            gateway = start_gateway(procs, config, "gateway")
+            admin = Admin(gateway.port, config.admin_token)
+            token = set_up_channels(admin, register_releases(admin))
+            check_gateway(procs, gateway, token, stream=False, channel=CHANNEL)
+            servers = {
+                "hop": (procs.pid("hop"), hop_port, wrk_env()),
+                "gateway": (gateway.pid, gateway.port, wrk_env(token, CHANNEL)),
+            }
+            for _pid, port, env in servers.values():
+                run_wrk(port, CHAT_PATH, 16, WARMUP_S, CHAT_LUA, env)
+            results: dict[str, list[float]] = {name: [] for name in servers}
+            for round_ in range(rounds):
+                order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+                for name in order:
+                    pid, port, env = servers[name]
+                    results[name].append(cpu_per_request(pid, port, duration, 16, env)[0])
+                hop_us, gateway_us = results["hop"][-1], results["gateway"][-1]
+                print(f"round {round_ + 1}: hop {hop_us:.1f} µs  gateway {gateway_us:.1f} µs  "
+                      f"ratio {gateway_us / hop_us:.2f}", flush=True)  # fmt: skip
+            medians = {name: statistics.median(v) for name, v in results.items()}
+            ratios = [g / h for g, h in zip(results["gateway"], results["hop"], strict=True)]
+            print(f"\nCPU µs/request, medians of {rounds} rounds x {duration} s (wrk -c16, "
+                  f"{CHANNEL}): hop {medians['hop']:.1f}, gateway {medians['gateway']:.1f}; "
+                  f"gateway/hop per round: {' '.join(f'{r:.2f}' for r in ratios)}")  # fmt: skip
+            splits: dict[str, Split] = {}
+            for name, (pid, port, env) in servers.items():
+                found = record(pid, port, env, work_dir / f"{name}.raw")
+                if found is None:
+                    print("py-spy not found: no split by layer (.venv/bin/pip install py-spy)")
+                    return
+                splits[name] = found
+            print(f"\npy-spy, {PROFILE_RATE} Hz for {PROFILE_S} s each "
+                  f"(hop {splits['hop'].samples}, gateway {splits['gateway'].samples} samples); "
+                  "µs = the median above x the layer's share of samples\n")  # fmt: skip
+            print(table(medians, splits))
+        finally:
+            procs.stop_all()
+            redis.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    args = parser.parse_args(argv)
+    stop_on_signals()
+    measure(args.rounds, args.duration)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,10 @@ In one run, on loopback, one worker process each, it measures:
    replica 2 serves the new release (p50/p99/max);
 3. RSS of a fresh gateway before and after 1,000,000 requests (skip with ``--skip-memory``);
 4. the cost of lineage writes: c16 throughput with lineage on vs off, and Redis's own
-   count of SET calls per request (``info commandstats``).
+   count of SET calls per request (``info commandstats``);
+5. cost as work grows: the gateway's added CPU and latency per request against request body
+   size (1 KB to 5 MB) and answer size (``bodies.py``, its own stack; skip with
+   ``--skip-bodies``).
 
 It prints the tables and writes them, with the machine, the date and the figures against the
 targets, on top of ``benchmarks/RESULTS.md`` (``--no-results`` leaves it alone). Everything it
@@ -35,7 +38,7 @@ from pathlib import Path
 # The repository root, so that benchmarks.* imports when this runs as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway import lineage, memory, propagation
+from benchmarks.gateway import bodies, lineage, memory, propagation
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
 from benchmarks.gateway.nginx import nginx_binary, nginx_version, start_nginx
 from benchmarks.gateway.report import (
@@ -115,6 +118,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="rollback propagation rounds")
     parser.add_argument("--memory-requests", type=int, default=None)
     parser.add_argument("--skip-memory", action="store_true", help="skip the RSS step (minutes)")
+    parser.add_argument(
+        "--skip-bodies", action="store_true", help="skip the body-size step (bodies.py, ~6 min)"
+    )
     parser.add_argument("--no-results", dest="results", action="store_false")
     args = parser.parse_args(argv)
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
@@ -289,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     revision = source_revision()
     try:
         findings = run(args)
+        body_section = "" if args.skip_bodies else "\n\n" + bodies.step(args.quick)
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -305,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_report(findings)
     if args.results:
-        write_results(RESULTS, render(findings))
+        write_results(RESULTS, render(findings) + body_section)
         print(f"\nwritten on top of {RESULTS}")
     return 0
 

@@ -50,7 +50,8 @@ bench-hop: install
 
 # Hand-run benchmark of the gateway against nginx and a bare Python hop (benchmarks/RESULTS.md):
 # throughput, rollback propagation, memory over 1M requests, lineage cost (about 8 minutes,
-# half of it the memory step; ARGS=--skip-memory leaves that out).
+# half of it the memory step; ARGS=--skip-memory leaves that out), then request body and
+# answer sizes (about 6 minutes more; ARGS=--skip-bodies leaves that out).
 bench: install
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \

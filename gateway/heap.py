@@ -15,9 +15,16 @@ gateway's p99 came from. Two changes, both undone at shutdown:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# mallopt's parameters (malloc.h): the size from which an allocation is its own mmap, and the
+# free top of the heap past which it is given back.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
 
 
 @contextmanager
@@ -36,3 +43,21 @@ def tuned_collector(young_threshold: int) -> Iterator[None]:
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+def tuned_allocator(mmap_threshold: int) -> bool:
+    """Keep allocations up to ``mmap_threshold`` bytes in glibc's heap, and its free top up
+    to twice that (see above); whether it was done. 0, or a C library without ``mallopt``
+    (musl), leaves the allocator as it is. Not undone at shutdown: glibc has no way back to
+    its moving thresholds, and they are the process's, not the app's."""
+    if mmap_threshold <= 0:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(
+        mallopt(M_MMAP_THRESHOLD, mmap_threshold) and mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold)
+    )

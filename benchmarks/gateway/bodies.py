@@ -46,12 +46,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.gateway.bodies_payload import Body, CodecCost, codec_cost, make_body
-from benchmarks.gateway.cpu_probe import cpu_seconds, summarise
+from benchmarks.gateway.cpu_probe import CLOCK_TICKS, summarise
 from benchmarks.gateway.stack import (
     CANARY_WEIGHT,
     CHAT_PATH,
     HOP_DIR,
     HOP_GC_THRESHOLD,
+    HOP_MALLOC_MMAP_THRESHOLD,
     MODEL_ID,
     SHADOW_SAMPLE,
     SPEC_BASE,
@@ -94,6 +95,7 @@ ROUNDS = 2
 MAX_TOKENS = 64
 PROFILE_RATE = 250
 PROFILE_S = 8
+UNTUNED_ENV = {"GATEWAY_MALLOC_MMAP_THRESHOLD": "0"}
 
 
 def answer_path(answer: int) -> str:
@@ -119,6 +121,8 @@ class Server:
 @dataclass(frozen=True)
 class Run:
     cpu_us: float
+    sys_us: float  # of which in the kernel (stime): socket copies, page faults
+    faults: float  # minor page faults per request
     p50_ms: float
     p99_ms: float
     rps: float
@@ -154,6 +158,7 @@ def start_sized_hop(procs: Processes, upstream_port: int, answer: int) -> int:
         "HOP_CLIENT": "aiohttp",
         "HOP_UPSTREAM": f"http://{HOST}:{upstream_port}{answer_path(answer)}",
         "HOP_GC_THRESHOLD": str(HOP_GC_THRESHOLD),
+        "HOP_MALLOC_MMAP_THRESHOLD": str(HOP_MALLOC_MMAP_THRESHOLD),
     }
     procs.start(name, argv, env)
     wait_until_accepting(procs, name, port)
@@ -215,16 +220,31 @@ def wrk_env(server: Server, body_file: Path) -> dict[str, str]:
     return {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_TOKEN": server.token}
 
 
+def user_and_system(pid: int) -> tuple[float, float, float]:
+    """utime and stime of one process in seconds (``cpu_probe.cpu_seconds`` adds them), and
+    its minor page faults so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS, float(fields[7])
+
+
 def measure_run(server: Server, body_file: Path, concurrency: int, seconds: int) -> Run:
-    before = cpu_seconds(server.pid)
+    before = user_and_system(server.pid)
     env = wrk_env(server, body_file)
     stats = parse_wrk(
         run_wrk(server.port, server.path, concurrency, seconds, BODY_LUA, env), server.name
     )
-    used = cpu_seconds(server.pid) - before
+    user, system, faults = (b - a for a, b in zip(before, user_and_system(server.pid), strict=True))
     if stats.errors or not stats.requests:
         raise BenchmarkError(f"{stats.errors} errors of {stats.requests} against {server.name}")
-    return Run(used * 1e6 / stats.requests, stats.p50_ms, stats.p99_ms, stats.rps)
+    per_request = 1e6 / stats.requests
+    return Run(
+        (user + system) * per_request,
+        system * per_request,
+        faults / stats.requests,
+        stats.p50_ms,
+        stats.p99_ms,
+        stats.rps,
+    )
 
 
 def measure_row(
@@ -239,7 +259,10 @@ def measure_row(
             for server in order:
                 run = measure_run(server, body_file, concurrency, seconds)
                 row.runs.setdefault((server.name, concurrency), []).append(run)
-                line.append(f"{server.name} {run.cpu_us:8.0f} µs p50 {run.p50_ms:6.2f} ms")
+                line.append(
+                    f"{server.name} {run.cpu_us:6.0f} µs ({run.sys_us:.0f} sys, "
+                    f"{run.faults:.0f} faults) p50 {run.p50_ms:6.2f} ms"
+                )
             print(f"  {row.body.label}/{row.answer} c{concurrency} round {round_ + 1}: "
                   + "  ".join(line), flush=True)  # fmt: skip
 
@@ -258,9 +281,9 @@ def profile(server: Server, body_file: Path, out: Path) -> None:
 
 def cpu_table(rows: list[Row]) -> str:
     lines = [
-        "| body | answer | loads + dumps µs (loads / dumps) | hop CPU µs/req | gateway "
-        "CPU µs/req | added (gateway - hop) | added / (loads + dumps) | added µs per KB "
-        "of body | per-round added |",
+        "| body | answer | loads + dumps µs (loads / dumps) | hop CPU µs/req (kernel) | "
+        "gateway CPU µs/req (kernel) | added (gateway - hop) | added / (loads + dumps) | "
+        "added µs per KB of body | per-round added |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
@@ -270,7 +293,9 @@ def cpu_table(rows: list[Row]) -> str:
             f"| {row.body.label}{' (image)' if row.body.image else ''} | {row.answer} "
             f"| {row.codec.both_us:.0f} ({row.codec.loads_us:.0f} / {row.codec.dumps_us:.0f}) "
             f"| {row.median('hop', CPU_AT, 'cpu_us'):.0f} "
-            f"| {row.median('gateway', CPU_AT, 'cpu_us'):.0f} | **{row.added_cpu():.0f}** "
+            f"({row.median('hop', CPU_AT, 'sys_us'):.0f}) "
+            f"| {row.median('gateway', CPU_AT, 'cpu_us'):.0f} "
+            f"({row.median('gateway', CPU_AT, 'sys_us'):.0f}) | **{row.added_cpu():.0f}** "
             f"| **{row.ratio():.2f}x** | {row.added_cpu() * KB / row.body.size:.2f} "
             f"| {per_round} |"
         )
@@ -298,7 +323,15 @@ def latency_table(rows: list[Row]) -> str:
 
 
 def verdicts(rows: list[Row]) -> list[str]:
-    said = []
+    said = [
+        f"- {r.body.label}/{r.answer}: with glibc's allocator left alone (`untuned`, "
+        f"GATEWAY_MALLOC_MMAP_THRESHOLD=0) the gateway used "
+        f"{r.median('untuned', CPU_AT, 'cpu_us'):.0f} µs/request "
+        f"({r.median('untuned', CPU_AT, 'sys_us'):.0f} in the kernel) against "
+        f"{r.median('gateway', CPU_AT, 'cpu_us'):.0f} ({r.median('gateway', CPU_AT, 'sys_us'):.0f})."
+        for r in rows
+        if ("untuned", CPU_AT) in r.runs
+    ]
     target = [r for r in rows if r.body.label == TARGET_BODY]
     for row in target:
         met = "met" if row.ratio() <= TARGET_RATIO else "**missed**"
@@ -349,6 +382,7 @@ def measure(
     rounds: int,
     seconds: int,
     profile_of: tuple[str, str, str, Path] | None = None,
+    untuned: bool = False,
 ) -> list[Row]:
     """Bring up the stack, measure every body and answer, stop everything; ``profile_of``
     is (server name, body, answer, output file) for one py-spy run at the end."""
@@ -365,6 +399,9 @@ def measure(
             config = GatewayConfig.write(work, redis.url, upstream_port)
             write_providers(config, sizes)
             gateway = start_gateway(procs, config, "gateway")
+            # The same code with glibc's allocator left alone (gateway/heap.py), for an A/B.
+            plain = UNTUNED_ENV if untuned else None
+            other = start_gateway(procs, config, "untuned", env=plain) if plain else None
             token = set_up(Admin(gateway.port, config.admin_token), sizes)
             rows: list[Row] = []
             for answer_label, answer in zip(answers, sizes, strict=True):
@@ -374,6 +411,8 @@ def measure(
                     Server("hop", procs.pid(f"hop-{answer}"), hops[answer], CHAT_PATH),
                     Server("gateway", gateway.pid, gateway.port, CHAT_PATH, token),
                 ]  # fmt: skip
+                if other is not None:
+                    servers.append(Server("untuned", other.pid, other.port, CHAT_PATH, token))
                 for label in bodies:
                     body = make_body(
                         label, BODIES[label], channel_of(answer), label in IMAGE_BODIES
@@ -412,6 +451,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=DURATION_S, help="seconds per wrk run")
     parser.add_argument("--bodies", nargs="+", choices=list(BODIES), default=list(BODIES))
     parser.add_argument("--answers", nargs="+", choices=list(ANSWERS), default=list(ANSWERS))
+    parser.add_argument(
+        "--untuned", action="store_true", help="also a gateway with glibc's allocator untuned"
+    )
     parser.add_argument("--profile", type=Path, help="py-spy raw output file")
     parser.add_argument("--profile-server", default="gateway", choices=SERVERS)
     parser.add_argument("--profile-body", default=TARGET_BODY, choices=list(BODIES))
@@ -425,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         profile_of = (args.profile_server, args.profile_body, args.profile_answer, args.profile)
         args.bodies = list(dict.fromkeys([*args.bodies, args.profile_body]))
         args.answers = list(dict.fromkeys([*args.answers, args.profile_answer]))
-    rows = measure(args.bodies, args.answers, args.rounds, args.duration, profile_of)
+    rows = measure(args.bodies, args.answers, args.rounds, args.duration, profile_of, args.untuned)
     if rows:
         print()
         print(section(rows, args.rounds, args.duration, load))

@@ -11,6 +11,19 @@ gateway's p99 came from. Two changes, both undone at shutdown:
   minus frees, and requests free what they allocate. At 700 (the default) the objects of the
   requests in flight alone set it off every few dozen requests; at 10,000 it takes garbage
   that refcounting cannot free (reference cycles), and collections become rare.
+
+And the C allocator (glibc's malloc), for large request bodies (issue 24, ``tuned_allocator``):
+by default an allocation past a threshold that glibc moves between 128 KiB and 32 MiB is
+its own ``mmap``, given back when freed, and the heap's free top is given back past twice
+that. A 5 MB body makes a few such allocations per request (the body joined, orjson's parse
+buffer, the parsed image string, the upstream body), so every request faulted its pages in
+afresh: 2,800-5,400 minor page faults and half the gateway's CPU in the kernel. Kept in the
+heap (allocations up to 64 MiB, its free top kept up to twice that), the same load costs
+35% less CPU: 28.4 -> 18.4 ms a request, 15.2 -> 7.8 ms of it in the kernel, faults 3,300 ->
+300-750 (c4, medians of a same-run A/B, ``benchmarks/gateway/bodies.py --untuned`` on the
+shared 2-core machine of benchmarks/RESULTS.md at a load average of 7); 1 MB bodies did not
+fault either way. The price: after a burst of large requests the process keeps up to twice
+the threshold of freed memory instead of returning it at once.
 """
 
 from __future__ import annotations

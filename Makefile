@@ -51,7 +51,8 @@ bench-hop: install
 # Hand-run benchmark of the gateway against nginx and a bare Python hop (benchmarks/RESULTS.md):
 # throughput, rollback propagation, memory over 1M requests, lineage cost (about 8 minutes,
 # half of it the memory step; ARGS=--skip-memory leaves that out), then uvicorn against granian
-# (about 3 minutes; ARGS=--skip-granian leaves that out; granian comes from the `bench` extra).
+# (about 3 minutes; ARGS=--skip-granian leaves that out; granian comes from the `bench` extra),
+# then request body and answer sizes (about 6 minutes more; ARGS=--skip-bodies leaves that out).
 bench: install
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \

@@ -23,7 +23,7 @@ from gateway.bounded_http import MAX_HEAD_STATE
 from gateway.config import Settings
 from gateway.console import console_routes
 from gateway.errors import HttpError, error_response
-from gateway.heap import tuned_collector
+from gateway.heap import tuned_allocator, tuned_collector
 from gateway.metrics import CONTENT_TYPE
 from gateway.proxy.fastpath import FastPath
 from gateway.proxy.routes import api_of
@@ -96,6 +96,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, int]]:
         async with running(settings, redis, tracer_provider) as started:
             app.state.runtime = started  # one object, reached through gateway.runtime.runtime
+            tuned_allocator(settings.malloc_mmap_threshold)
             with tuned_collector(settings.gc_threshold):
                 # The lifespan state is how the server's protocol learns the app's head bound.
                 yield {MAX_HEAD_STATE: settings.max_header_bytes}

@@ -114,6 +114,8 @@ def settings(
         # The collector is process-wide and tests run many apps in one process: each start
         # would freeze the others' objects. tests/test_heap.py checks the tuning itself.
         gc_threshold=0,
+        # The C allocator's thresholds are process-wide too (tests/test_heap.py checks them).
+        malloc_mmap_threshold=0,
         # Retries back off for milliseconds, not seconds: failure tests stay fast.
         retry_backoff=0.002,
         retry_backoff_max=0.02,

@@ -13,9 +13,12 @@ In one run, on loopback, one worker process each, it measures:
 5. the HTTP server: the bare hop and the gateway on uvicorn against the same on granian, c16,
    in alternating rounds, with CPU per request (``on_granian.py``; skip with
    ``--skip-granian``).
-6. CPU µs per request of the gateway and the bare hop, split by layer from py-spy profiles
+6. cost as work grows: the gateway's added CPU and latency per request against request body
+   size (1 KB to 5 MB) and answer size (``bodies.py``, its own stack; skip with
+   ``--skip-bodies``).
+7. CPU µs per request of the gateway and the bare hop, split by layer from py-spy profiles
    (``benchmarks/gateway/hotpath.py``, printed only; skip with ``--skip-hotpath``).
-7. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
+8. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
    ``--skip-streams``): 5,000 slow streams in one worker (``--quick``: 500 of 10 s).
 
 After the report it prints ``answer_splice.py``'s table (no server, ~40 s; skip with
@@ -48,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.gateway import (
     answer_splice,
+    bodies,
     hotpath,
     lineage,
     memory,
@@ -140,6 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--skip-hotpath", action="store_true", help="skip CPU/request by layer vs the hop (~2 min)"
+    )
+    parser.add_argument(
+        "--skip-bodies", action="store_true", help="skip the body-size step (bodies.py, ~6 min)"
     )
     parser.add_argument("--no-results", dest="results", action="store_false")
     parser.add_argument(
@@ -332,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     revision = source_revision()
     try:
         findings = run(args)
+        body_section = "" if args.skip_bodies else "\n\n" + bodies.step(args.quick)
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -353,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nCPU per request by layer, gateway vs bare hop (benchmarks/gateway/hotpath.py)")
         hotpath.main(["--rounds", "3" if args.quick else "5"])
     if args.results:
-        write_results(RESULTS, render(findings))
+        write_results(RESULTS, render(findings) + body_section)
         print(f"\nwritten on top of {RESULTS}")
     if not args.skip_streams:  # its own processes and table (issue 24 item 3)
         print()

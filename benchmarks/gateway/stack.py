@@ -78,6 +78,7 @@ TOKEN_BYTES = 32
 # The gateway's collector tuning (gateway/heap.py, its default threshold) for the hop too: a
 # floor without it would credit the gateway with what any Python proxy can have.
 HOP_GC_THRESHOLD: int = Settings.model_fields["gc_threshold"].default
+HOP_MALLOC_MMAP_THRESHOLD: int = Settings.model_fields["malloc_mmap_threshold"].default  # same
 UVICORN_FAST = ["--loop", "uvloop", "--http", "httptools"]
 UVICORN_QUIET = ["--no-access-log", "--log-level", "warning"]
 RELEASE_HEADER = "x-gateway-release"
@@ -138,6 +139,7 @@ def start_bare_hop(procs: Processes, name: str, upstream_port: int) -> int:
         "HOP_CLIENT": "aiohttp",
         "HOP_UPSTREAM": f"http://{HOST}:{upstream_port}",
         "HOP_GC_THRESHOLD": str(HOP_GC_THRESHOLD),
+        "HOP_MALLOC_MMAP_THRESHOLD": str(HOP_MALLOC_MMAP_THRESHOLD),
     }
     procs.start(name, argv, env)
     wait_until_accepting(procs, name, port)

@@ -13,6 +13,8 @@ Every client gets the same pool size (``POOL_SIZE``) and the same total timeout.
 ``HOP_UPSTREAM`` is the upstream's base URL. ``HOP_GC_THRESHOLD`` (when set) tunes the garbage
 collector once started as the gateway does (``gateway/heap.py``): start-up objects frozen, the
 young threshold raised; the gateway benchmark sets it, so the floor gets the same tuning.
+``HOP_MALLOC_MMAP_THRESHOLD`` likewise tunes glibc's allocator as the gateway does
+(``gateway/heap.py`` ``tuned_allocator``, inlined here: the hop imports nothing of the gateway).
 Serve it with uvicorn, for example::
 
     HOP_CLIENT=aiohttp HOP_UPSTREAM=http://127.0.0.1:9100 .venv/bin/python -m uvicorn \\
@@ -24,6 +26,8 @@ Serve it with uvicorn, for example::
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -38,6 +42,7 @@ from starlette.routing import Route
 CLIENT_ENV = "HOP_CLIENT"
 UPSTREAM_ENV = "HOP_UPSTREAM"
 GC_THRESHOLD_ENV = "HOP_GC_THRESHOLD"
+MALLOC_ENV = "HOP_MALLOC_MMAP_THRESHOLD"
 DEFAULT_CLIENT = "httpx"
 DEFAULT_UPSTREAM = "http://127.0.0.1:9100"
 ROUTE_PATH = "/v1/chat/completions"
@@ -166,6 +171,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     base = os.environ.get(UPSTREAM_ENV, DEFAULT_UPSTREAM).rstrip("/")
     # Created inside the running loop: aiohttp's session binds to the loop it is made on.
     app.state.upstream = make_client(name, base + ROUTE_PATH)
+    if mmap_threshold := int(os.environ.get(MALLOC_ENV, "0")):
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD
+        mallopt(-1, 2 * mmap_threshold)  # M_TRIM_THRESHOLD
     if threshold := int(os.environ.get(GC_THRESHOLD_ENV, "0")):
         gc.collect()
         gc.freeze()

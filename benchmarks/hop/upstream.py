@@ -9,6 +9,8 @@ stream instead (``text/event-stream``, chunked): five content chunks, a usage ch
 ``message`` object, or streamed the SSE sequence ``message_start``, a text block in five
 deltas, ``message_delta`` with the usage and ``message_stop``, so that a gateway channel served
 by an Anthropic provider (the translated path, issue 17) is measured against the same upstream.
+A path under ``/answer-<N>`` (``/answer-102400/v1/chat/completions``) gets a non-streamed
+completion padded to N bytes (``sized_response``), for answers of a given size (issue 24).
 It parses just enough HTTP/1.1 for a load generator or a pooled client: the request line and
 headers up to the blank line, a ``Content-Length`` body (only searched for the stream flag),
 keep-alive unless the client sends ``Connection: close``, and pipelined requests in one read.
@@ -204,6 +206,21 @@ ANSWERS = {
     (True, False): ANTHROPIC_RESPONSE,
     (True, True): ANTHROPIC_STREAM_RESPONSE,
 }
+ANSWER_SIZE = re.compile(rb"^[A-Z]+ /answer-(\d{1,9})/")
+_sized: dict[int, bytes] = {}
+
+
+def sized_response(size: int) -> bytes:
+    """``RESPONSE`` with its completion padded so that the body is ``size`` bytes (at least
+    ``RESPONSE_BODY``'s), made once per size."""
+    if size not in _sized:
+        pad = "x" * max(0, size - len(RESPONSE_BODY))
+        body = RESPONSE_BODY.replace(b"upstream.", b"upstream." + pad.encode(), 1)
+        head = RESPONSE[: RESPONSE.index(b"Content-Length: ")]
+        _sized[size] = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    return _sized[size]
+
+
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -236,11 +253,17 @@ class StaticHttpProtocol(asyncio.Protocol):
             request_end = end + len(HEADER_END) + body_length
             if len(self._buffer) < request_end:
                 return  # the body is still on its way
-            body = bytes(self._buffer[end + len(HEADER_END) : request_end])
+            # Searched where it lies, not copied out: two copies of a 1 MB body cost more
+            # than the search (issue 24's body sizes).
+            start = end + len(HEADER_END)
+            streamed = STREAM_REQUESTED.search(self._buffer, start, request_end) is not None
             del self._buffer[:request_end]
-            streamed = body_length > 0 and STREAM_REQUESTED.search(body) is not None
             anthropic = ANTHROPIC_TARGET in head.partition(b"\r\n")[0]
-            self._transport.write(ANSWERS[anthropic, streamed])
+            sized = ANSWER_SIZE.match(head)
+            if sized is not None and not streamed:
+                self._transport.write(sized_response(int(sized.group(1))))
+            else:
+                self._transport.write(ANSWERS[anthropic, streamed])
             if not keep_alive:
                 self._transport.close()
                 self._transport = None

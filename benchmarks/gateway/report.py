@@ -57,6 +57,7 @@ class Findings:
     lineage: list[LineageRun] | None = None
     propagation: Propagation | None = None
     memory: MemoryGrowth | None = None
+    sections: list[str] = field(default_factory=list)  # more "###" sections, in order
     machine: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
     date: str = ""
@@ -256,6 +257,8 @@ def render(findings: Findings) -> str:
             "",
             memory_table(m),
         ]
+    for section in findings.sections:
+        parts += ["", section]
     return "\n".join(parts) + "\n"
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 # The repository root, so that benchmarks.* imports when this runs as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway import lineage, memory, propagation
+from benchmarks.gateway import lineage, memory, propagation, scaling
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
 from benchmarks.gateway.nginx import nginx_binary, nginx_version, start_nginx
 from benchmarks.gateway.report import (
@@ -116,6 +116,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-requests", type=int, default=None)
     parser.add_argument("--skip-memory", action="store_true", help="skip the RSS step (minutes)")
     parser.add_argument("--no-results", dest="results", action="store_false")
+    scaling.add_arguments(parser)  # items 4-6 of issue 24: workers, paths, fan-out
     args = parser.parse_args(argv)
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
     if args.warmup is None:
@@ -181,6 +182,7 @@ def measure_gateway(
     p = findings.propagation
     print(f"  p50 {p.p50_ms:.2f} ms  p99 {p.p99_ms:.2f} ms  max {p.max_ms:.2f} ms", flush=True)
     procs.stop(replica2.name)
+    findings.sections += scaling.measure(procs, config, replica1, releases, token, args)
 
     if not args.skip_memory:
         procs.stop(replica1.name)  # only the measured gateway (and its upstream, Redis) runs
@@ -277,6 +279,8 @@ def print_report(findings: Findings) -> None:
     if findings.memory:
         print()
         print(memory_table(findings.memory))
+    for section in findings.sections:
+        print(f"\n{section}")
     print()
     print("\n".join(f"note: {note}" for note in findings.notes))
 

@@ -1,0 +1,262 @@
+"""Fan-out (issue 24, item 6): how long until EVERY replica of N serves a channel change.
+
+``benchmarks/gateway/propagation.py`` generalised from 2 replicas to N. The channel
+``bench-rollback`` is alternately rolled back (to A) and promoted (to B), ``rounds`` times,
+through replica 1's admin API. Each round's clock starts just before the admin call is sent;
+at the same moment every replica (replica 1 included) starts being asked which release
+serves the channel, concurrently, each on its own keep-alive connection in a tight loop, and
+each replica's clock stops at its first answer whose ``X-Gateway-Release`` names the new
+stable release. The round's figure is the time until the last replica; the per-replica
+figures say whether one replica is always last. The polls are real chat calls (what a
+caller sees), so during a round every replica serves one request after another: the figure
+includes that load. Used by ``benchmarks/gateway/run.py``; not runnable by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.gateway.stack import (
+    CHAT_PATH,
+    FLIP_CHANNEL,
+    RELEASE_HEADER,
+    Gateway,
+    GatewayConfig,
+    chat_body,
+    chat_headers,
+    check_gateway,
+    start_gateway,
+)
+from benchmarks.harness.processes import HOST, HTTP_TIMEOUT_S, BenchmarkError, Processes
+
+REPLICAS = 8
+ROUNDS = 100
+DEADLINE_S = 5.0  # per round; a replica that runs out counts as a miss at the deadline
+PAUSE_S = 0.05  # between rounds, so each change starts from a settled state
+TARGET_P99_MS = 100.0
+STARTERS = 4  # replicas started at once (each import is CPU-bound; 2 cores)
+MS = 1000.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p99 of 100 samples is the 99th smallest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, asyncio, answers with ``Content-Length`` only
+    (what the gateway sends for a non-streamed chat call and for the admin API)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def call(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(HOST, self.port)
+        assert self._reader is not None
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self._writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        raw = await asyncio.wait_for(self._reader.readuntil(b"\r\n\r\n"), HTTP_TIMEOUT_S)
+        status_line, *lines = raw.decode("latin-1").split("\r\n")
+        answer_headers = {}
+        for line in lines:
+            name, sep, value = line.partition(":")
+            if sep:
+                answer_headers[name.strip().lower()] = value.strip()
+        length = int(answer_headers.get("content-length", "0"))
+        answer = await asyncio.wait_for(self._reader.readexactly(length), HTTP_TIMEOUT_S)
+        return int(status_line.split()[1]), answer_headers, answer
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            await self._writer.wait_closed()
+
+
+class ReplicaProbe:
+    """Asks one replica which release serves ``bench-rollback``, on its own connection."""
+
+    def __init__(self, replica: Gateway, token: str) -> None:
+        self.replica = replica
+        self.connection = Connection(replica.port)
+        self._body = chat_body(FLIP_CHANNEL)
+        self._headers = chat_headers(token)
+        self.polls = 0
+
+    async def release(self) -> str:
+        self.polls += 1
+        status, headers, _ = await self.connection.call(
+            "POST", CHAT_PATH, self._body, self._headers
+        )
+        if status != 200:
+            raise BenchmarkError(f"{self.replica.name} answered {status} on {FLIP_CHANNEL}")
+        return headers.get(RELEASE_HEADER, "")
+
+    async def wait_for(self, release: str, started: float) -> float:
+        """Milliseconds from ``started`` to the first answer from ``release``; the deadline
+        (``DEADLINE_S``) if it never comes (a miss)."""
+        while await self.release() != release:
+            if time.perf_counter() > started + DEADLINE_S:
+                return DEADLINE_S * MS
+        return (time.perf_counter() - started) * MS
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """Per round: milliseconds until each replica served the change (replica 1 first)."""
+
+    per_round_ms: list[list[float]]
+    admin_ms: list[float]
+    polls: int
+
+    @property
+    def last_ms(self) -> list[float]:
+        return [max(r) for r in self.per_round_ms]
+
+    @property
+    def replicas(self) -> int:
+        return len(self.per_round_ms[0])
+
+    @property
+    def misses(self) -> int:
+        return sum(1 for r in self.per_round_ms for ms in r if ms >= DEADLINE_S * MS)
+
+    def of_replica(self, i: int) -> list[float]:
+        return [r[i] for r in self.per_round_ms]
+
+    def last_counts(self) -> Counter[int]:
+        """How often each replica (0-based) was the last to serve the change."""
+        return Counter(r.index(max(r)) for r in self.per_round_ms)
+
+
+async def _rounds(
+    admin_port: int, admin_token: str, probes: list[ReplicaProbe], a: str, b: str, rounds: int
+) -> FanOut:
+    channel = f"/admin/channels/{FLIP_CHANNEL}"
+    admin = Connection(admin_port)
+    headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
+
+    async def change(action: str, body: dict[str, Any]) -> str:
+        status, _, answer = await admin.call(
+            "POST", f"{channel}/{action}", json.dumps(body).encode(), headers
+        )
+        if not 200 <= status < 300:
+            raise BenchmarkError(f"admin {action} answered {status}: {answer[:300]!r}")
+        return str(json.loads(answer)["stable"])
+
+    try:
+        if await change("promote", {"release": b, "reason": "bench"}) != b:
+            raise BenchmarkError(f"{FLIP_CHANNEL} was not promoted to {b}")
+        settled = await asyncio.gather(*(p.wait_for(b, time.perf_counter()) for p in probes))
+        if max(settled) >= DEADLINE_S * MS:
+            raise BenchmarkError(f"not every replica served {b} on {FLIP_CHANNEL}")
+        for p in probes:
+            p.polls = 0
+        per_round, admin_times = [], []
+        for i in range(rounds):
+            await asyncio.sleep(PAUSE_S)
+            rollback = i % 2 == 0  # the channel is at B: roll back to A, then promote B again
+            expected = a if rollback else b
+            started = time.perf_counter()
+            sent = asyncio.ensure_future(
+                change("rollback", {"reason": "bench"})
+                if rollback
+                else change("promote", {"release": b, "reason": "bench"})
+            )
+            waits = [asyncio.ensure_future(p.wait_for(expected, started)) for p in probes]
+            stable = await sent
+            admin_times.append((time.perf_counter() - started) * MS)
+            if stable != expected:
+                raise BenchmarkError(f"{FLIP_CHANNEL} is at {stable}, not {expected}")
+            per_round.append(list(await asyncio.gather(*waits)))
+        return FanOut(per_round, admin_times, sum(p.polls for p in probes))
+    finally:
+        await admin.close()
+        for p in probes:
+            await p.connection.close()
+
+
+def measure_fanout(
+    procs: Processes,
+    config: GatewayConfig,
+    replica1: Gateway,
+    token: str,
+    a: str,
+    b: str,
+    replicas: int = REPLICAS,
+    rounds: int = ROUNDS,
+) -> FanOut:
+    """Start replicas 2..N next to ``replica1``, measure, and stop them again."""
+    names = [f"gateway-fan-{i}" for i in range(2, replicas + 1)]
+    try:
+        with ThreadPoolExecutor(STARTERS) as pool:
+            others = list(pool.map(lambda name: start_gateway(procs, config, name), names))
+        fleet = [replica1, *others]
+        for replica in fleet:
+            check_gateway(procs, replica, token, stream=False, channel=FLIP_CHANNEL)
+        print(f"fan-out to {replicas} replicas, {rounds} rounds", flush=True)
+        probes = [ReplicaProbe(r, token) for r in fleet]
+        return asyncio.run(_rounds(replica1.port, config.admin_token, probes, a, b, rounds))
+    finally:
+        for name in names:
+            with contextlib.suppress(KeyError):  # not started: its start-up failed first
+                procs.stop(name)
+
+
+def fanout_table(f: FanOut) -> str:
+    lines = [
+        "| replica | p50 ms | p99 ms | max ms | rounds it was last |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    last = f.last_ms
+    lines.append(
+        f"| **every replica (the last one)** | **{percentile(last, 50):.2f}** | "
+        f"**{percentile(last, 99):.2f}** | **{max(last):.2f}** | |"
+    )
+    counts = f.last_counts()
+    for i in range(f.replicas):
+        ms = f.of_replica(i)
+        lines.append(
+            f"| {i + 1}{' (admin)' if i == 0 else ''} | {percentile(ms, 50):.2f} | "
+            f"{percentile(ms, 99):.2f} | {max(ms):.2f} | {counts.get(i, 0)} |"
+        )
+    return "\n".join(lines)
+
+
+def fanout_section(f: FanOut) -> str:
+    p99 = percentile(f.last_ms, 99)
+    met = p99 < TARGET_P99_MS and f.misses == 0
+    return "\n".join(
+        [
+            f"### Fan-out: a rollback visible on every replica of {f.replicas} (issue 24, item 6)",
+            "",
+            f"{f.replicas} replicas (uvicorn, one worker each) on one Redis; `bench-rollback` "
+            "rolled back and promoted in turn on replica 1; each round timed from just before "
+            "the admin call until every replica's first answer from the new stable release "
+            "(each replica asked concurrently in a tight loop on its own keep-alive "
+            f"connection); {len(f.per_round_ms)} rounds, nearest-rank percentiles. Admin call "
+            f"p50 {percentile(f.admin_ms, 50):.2f} ms; {f.polls:,} polls; {f.misses} misses "
+            f"(> {DEADLINE_S:.0f} s). Target p99 < {TARGET_P99_MS:.0f} ms: "
+            f"**{'met' if met else 'missed'}** ({p99:.2f} ms).",
+            "",
+            fanout_table(f),
+        ]
+    )

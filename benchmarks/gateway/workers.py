@@ -1,0 +1,158 @@
+"""Workers (issue 24, item 4): ``gateway serve --workers 2`` against one worker.
+
+Both servers are the real command line, ``gateway serve --workers N`` (its uvicorn, loop,
+HTTP protocol and request log as shipped), on the benchmark stack's Redis, providers file and
+channel ``bench-prod``; they run side by side and wrk loads one at a time, at c16 and c64, the
+order alternating round by round. Each run's CPU is utime + stime summed over the whole
+process tree (the serving parent and every worker it spawned), divided by the requests wrk
+completed. On 2 cores shared with wrk, the upstream and Redis, two workers cannot double the
+throughput; what must hold is that a request costs no more CPU with two workers than with one
+(each worker's background work — lineage flushes, heartbeat, collector, snapshot backstop,
+limits sync — is paid per process, so it would show here if it were not small).
+Used by ``benchmarks/gateway/run.py``; not runnable by itself.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.gateway.stack import (
+    CHAT_LUA,
+    CHAT_PATH,
+    READY_PATH,
+    Gateway,
+    GatewayConfig,
+    check_gateway,
+    wrk_env,
+)
+from benchmarks.harness.cpu_rounds import (
+    CpuRun,
+    Target,
+    cpu_run,
+    measure_rounds,
+    median,
+    process_tree,
+    ratios,
+)
+from benchmarks.harness.processes import (
+    HOST,
+    BenchmarkError,
+    Processes,
+    free_port,
+    wait_until_ok,
+)
+from benchmarks.harness.wrk import run_wrk
+
+WORKERS = (1, 2)
+CONCURRENCIES = (16, 64)
+ROUNDS = 3
+WARMUP_S = 2
+STARTED_LINE = "Application startup complete"  # uvicorn says it once per worker
+STARTUP_TIMEOUT_S = 30.0
+STARTUP_POLL_S = 0.1
+
+
+def start_serve(procs: Processes, config: GatewayConfig, workers: int) -> Gateway:
+    """``gateway serve --workers N``; returns once every worker has finished its start-up."""
+    name = f"serve-w{workers}"
+    port = free_port()
+    argv = [
+        str(Path(sys.executable).parent / "gateway"), "serve", "--host", HOST,
+        "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    pid = procs.start(name, argv, config.env(name, lineage=True))
+    wait_until_ok(procs, name, port, READY_PATH)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while procs.log_of(name).read_text(errors="replace").count(STARTED_LINE) < workers:
+        procs.check_alive(name)
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"{name}: not all {workers} workers started:\n{procs.tail(name)}")
+        time.sleep(STARTUP_POLL_S)
+    return Gateway(name, port, pid)
+
+
+@dataclass(frozen=True)
+class WorkersRun:
+    """Every measured run, by concurrency then by server name (``1 worker``, ...)."""
+
+    runs: dict[int, dict[str, list[CpuRun]]]
+    processes: dict[str, int]  # processes in each server's tree
+    duration_s: int
+
+
+def label(workers: int) -> str:
+    return f"{workers} worker" + ("s" if workers > 1 else "")
+
+
+def measure_workers(
+    procs: Processes, config: GatewayConfig, token: str, duration_s: int, rounds: int = ROUNDS
+) -> WorkersRun:
+    servers = [start_serve(procs, config, n) for n in WORKERS]
+    try:
+        targets = []
+        for n, server in zip(WORKERS, servers, strict=True):
+            check_gateway(procs, server, token, stream=False)
+            targets.append(Target(label(n), server.pid, server.port, wrk_env(token)))
+            run_wrk(server.port, CHAT_PATH, max(CONCURRENCIES), WARMUP_S, CHAT_LUA, targets[-1].env)
+        runs: dict[int, dict[str, list[CpuRun]]] = {}
+        for c in CONCURRENCIES:
+            print(f"workers at c{c}, {rounds} alternating rounds of {duration_s}s", flush=True)
+            runs[c] = measure_rounds(
+                targets,
+                rounds,
+                lambda t, c=c: cpu_run(t, CHAT_PATH, CHAT_LUA, c, duration_s),  # type: ignore[misc]
+                lambda line: print(line, flush=True),
+            )
+        sizes = {t.name: len(process_tree(t.pid)) for t in targets}
+        return WorkersRun(runs, sizes, duration_s)
+    finally:
+        for server in servers:
+            procs.stop(server.name)
+
+
+def workers_table(result: WorkersRun) -> str:
+    lines = [
+        "| conc. | server | processes | req/s | p50 ms | p99 ms | CPU µs/request | "
+        "CPU per process (parent first) | vs 1 worker, per round |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    one = label(WORKERS[0])
+    for c, by_server in result.runs.items():
+        for name, runs in by_server.items():
+            shares = [
+                statistics.median(r.shares()[i] for r in runs)
+                for i in range(min(len(r.cpu_s) for r in runs))
+            ]
+            versus = (
+                " ".join(f"{x:.2f}" for x in ratios(runs, by_server[one])) if name != one else ""
+            )
+            lines.append(
+                f"| {c} | {name} | {result.processes[name]} | "
+                f"{median(runs, lambda r: r.stats.rps):,.0f} | "
+                f"{median(runs, lambda r: r.stats.p50_ms):.2f} | "
+                f"{median(runs, lambda r: r.stats.p99_ms):.2f} | "
+                f"**{median(runs, lambda r: r.us_per_request):.1f}** | "
+                f"{' / '.join(f'{100 * s:.0f}%' for s in shares)} | {versus} |"
+            )
+    return "\n".join(lines)
+
+
+def workers_section(result: WorkersRun) -> str:
+    rounds = len(next(iter(next(iter(result.runs.values())).values())))
+    return "\n".join(
+        [
+            "### Workers: `gateway serve --workers 2` against one worker (issue 24, item 4)",
+            "",
+            "Both servers are `gateway serve` as shipped (its request log on), side by side on "
+            "the same Redis, channel `bench-prod`; wrk loads one at a time, "
+            f"{rounds} rounds of {result.duration_s} s per concurrency in alternating order. "
+            "CPU is utime + stime of the whole process tree (the parent and each worker) per "
+            "request wrk completed; figures are medians of the rounds.",
+            "",
+            workers_table(result),
+        ]
+    )

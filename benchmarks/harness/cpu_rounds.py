@@ -1,0 +1,131 @@
+"""CPU per request of whole process trees, measured in alternating rounds with wrk.
+
+A server under load on a shared 2-core machine moves its throughput with every neighbour, but
+its CPU time per request (utime + stime, ``/proc/<pid>/stat``, divided by the requests wrk
+completed) barely does. ``tree_cpu`` sums that over a process and every descendant (found
+through ``/proc/<pid>/task/<tid>/children``), so a ``--workers`` parent and its children count
+as one server. ``measure_rounds`` runs the same wrk load against each target in turn, rotating
+the order every round, so drift hits every target alike; ``median`` and ``ratios`` read the
+runs. Used by ``benchmarks/gateway/workers.py`` and ``paths.py``; not runnable by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.harness.processes import BenchmarkError
+from benchmarks.harness.wrk import WrkStats, parse_wrk, run_wrk
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+US_PER_S = 1_000_000
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (every thread's list; empty once it has exited)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants, parents first."""
+    tree, i = [pid], 0
+    while i < len(tree):
+        tree += children(tree[i])
+        i += 1
+    return tree
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of one process in seconds (fields 14 and 15 of /proc/<pid>/stat); 0.0
+    if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of each descendant, by pid."""
+    return {p: process_cpu(p) for p in process_tree(pid)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One server to load: the root of its process tree, its port and wrk's environment."""
+
+    name: str
+    pid: int
+    port: int
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class CpuRun:
+    """One wrk run against one target: what wrk saw and the CPU each process used."""
+
+    stats: WrkStats
+    cpu_s: dict[int, float]  # by pid: the root and each descendant alive at the end
+
+    @property
+    def us_per_request(self) -> float:
+        return sum(self.cpu_s.values()) * US_PER_S / self.stats.requests
+
+    def shares(self) -> list[float]:
+        """Each process's share of the tree's CPU in the run, root first."""
+        total = sum(self.cpu_s.values()) or 1.0
+        return [used / total for used in self.cpu_s.values()]
+
+
+def cpu_run(target: Target, path: str, script: Path, concurrency: int, seconds: int) -> CpuRun:
+    """One wrk run; any socket error or non-2xx answer aborts (the figure would be wrong)."""
+    before = tree_cpu(target.pid)
+    output = run_wrk(target.port, path, concurrency, seconds, script, target.env)
+    after = tree_cpu(target.pid)
+    stats = parse_wrk(output, f"{target.name} c{concurrency}")
+    if stats.errors or not stats.requests:
+        raise BenchmarkError(f"{target.name} c{concurrency}: {stats.errors} errors:\n{output}")
+    used = {pid: cpu - before.get(pid, 0.0) for pid, cpu in after.items()}
+    return CpuRun(stats, used)
+
+
+def measure_rounds(
+    targets: list[Target],
+    rounds: int,
+    run: Callable[[Target], CpuRun],
+    say: Callable[[str], None] = print,
+) -> dict[str, list[CpuRun]]:
+    """``rounds`` runs of each target, the order rotated by one every round."""
+    runs: dict[str, list[CpuRun]] = {t.name: [] for t in targets}
+    for i in range(rounds):
+        order = targets[i % len(targets) :] + targets[: i % len(targets)]
+        line = []
+        for target in order:
+            done = run(target)
+            runs[target.name].append(done)
+            line.append(f"{target.name} {done.us_per_request:6.1f} µs ({done.stats.rps:5.0f}/s)")
+        say(f"  round {i + 1}: " + "  ".join(line))
+    return runs
+
+
+def median(runs: list[CpuRun], figure: Callable[[CpuRun], float]) -> float:
+    return statistics.median(figure(r) for r in runs)
+
+
+def ratios(a: list[CpuRun], b: list[CpuRun]) -> list[float]:
+    """Per-round ratio of ``a``'s CPU µs/request to ``b``'s (same round, same load)."""
+    return [x.us_per_request / y.us_per_request for x, y in zip(a, b, strict=True)]

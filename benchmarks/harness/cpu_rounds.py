@@ -2,9 +2,10 @@
 
 A server under load on a shared 2-core machine moves its throughput with every neighbour, but
 its CPU time per request (utime + stime, ``/proc/<pid>/stat``, divided by the requests wrk
-completed) barely does. ``tree_cpu`` sums that over a process and every descendant (found
-through ``/proc/<pid>/task/<tid>/children``), so a ``--workers`` parent and its children count
-as one server. ``measure_rounds`` runs the same wrk load against each target in turn, rotating
+completed) barely does. ``tree_usage`` reads it, with the voluntary context switches (an
+event loop going idle), for a process and every descendant (found through
+``/proc/<pid>/task/<tid>/children``), so a ``--workers`` parent and its children count as one
+server. ``measure_rounds`` runs the same wrk load against each target in turn, rotating
 the order every round, so drift hits every target alike; ``median`` and ``ratios`` read the
 runs. Used by ``benchmarks/gateway/workers.py`` and ``paths.py``; not runnable by itself.
 """
@@ -22,6 +23,7 @@ from benchmarks.harness.wrk import WrkStats, parse_wrk, run_wrk
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 US_PER_S = 1_000_000
+SWITCHES = "voluntary_ctxt_switches:"
 
 
 def children(pid: int) -> list[int]:
@@ -48,20 +50,45 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def process_cpu(pid: int) -> float:
-    """utime + stime of one process in seconds (fields 14 and 15 of /proc/<pid>/stat); 0.0
-    if it is gone."""
+@dataclass(frozen=True)
+class Usage:
+    """What one process used so far: user and system CPU seconds, and how often it gave up
+    the CPU waiting for something (``voluntary_ctxt_switches``: an event loop going idle)."""
+
+    user_s: float = 0.0
+    system_s: float = 0.0
+    switches: int = 0
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.system_s
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(
+            self.user_s - other.user_s,
+            self.system_s - other.system_s,
+            self.switches - other.switches,
+        )
+
+
+def process_usage(pid: int) -> Usage:
+    """utime and stime (fields 14 and 15 of /proc/<pid>/stat) and voluntary context switches
+    (/proc/<pid>/status); zeros if the process is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return 0.0
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return Usage()
+    fields = stat.rsplit(")", 1)[1].split()
+    switches = next(
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith(SWITCHES)), 0
+    )
+    return Usage(int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS, switches)
 
 
-def tree_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds of ``pid`` and of each descendant, by pid."""
-    return {p: process_cpu(p) for p in process_tree(pid)}
+def tree_usage(pid: int) -> dict[int, Usage]:
+    """What ``pid`` and each descendant used so far, by pid."""
+    return {p: process_usage(p) for p in process_tree(pid)}
 
 
 @dataclass(frozen=True)
@@ -79,28 +106,37 @@ class CpuRun:
     """One wrk run against one target: what wrk saw and the CPU each process used."""
 
     stats: WrkStats
-    cpu_s: dict[int, float]  # by pid: the root and each descendant alive at the end
+    used: dict[int, Usage]  # by pid: the root and each descendant alive at the end
 
     @property
     def us_per_request(self) -> float:
-        return sum(self.cpu_s.values()) * US_PER_S / self.stats.requests
+        return sum(u.cpu_s for u in self.used.values()) * US_PER_S / self.stats.requests
+
+    @property
+    def system_share(self) -> float:
+        """The system (kernel) part of the tree's CPU."""
+        total = sum(u.cpu_s for u in self.used.values()) or 1.0
+        return sum(u.system_s for u in self.used.values()) / total
+
+    @property
+    def switches_per_request(self) -> float:
+        return sum(u.switches for u in self.used.values()) / self.stats.requests
 
     def shares(self) -> list[float]:
         """Each process's share of the tree's CPU in the run, root first."""
-        total = sum(self.cpu_s.values()) or 1.0
-        return [used / total for used in self.cpu_s.values()]
+        total = sum(u.cpu_s for u in self.used.values()) or 1.0
+        return [u.cpu_s / total for u in self.used.values()]
 
 
 def cpu_run(target: Target, path: str, script: Path, concurrency: int, seconds: int) -> CpuRun:
     """One wrk run; any socket error or non-2xx answer aborts (the figure would be wrong)."""
-    before = tree_cpu(target.pid)
+    before = tree_usage(target.pid)
     output = run_wrk(target.port, path, concurrency, seconds, script, target.env)
-    after = tree_cpu(target.pid)
+    after = tree_usage(target.pid)
     stats = parse_wrk(output, f"{target.name} c{concurrency}")
     if stats.errors or not stats.requests:
         raise BenchmarkError(f"{target.name} c{concurrency}: {stats.errors} errors:\n{output}")
-    used = {pid: cpu - before.get(pid, 0.0) for pid, cpu in after.items()}
-    return CpuRun(stats, used)
+    return CpuRun(stats, {pid: now - before.get(pid, Usage()) for pid, now in after.items()})
 
 
 def measure_rounds(

@@ -15,6 +15,10 @@ from benchmarks.gateway import fanout, paths, workers
 from benchmarks.gateway.stack import Gateway, GatewayConfig, Releases
 from benchmarks.harness.processes import Processes
 
+# Seconds per wrk run in the workers and paths sections (fewer with --duration): rounds of
+# alternating runs decide there, not long ones, and the two sections make 42 runs.
+RUN_S = 5
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -43,12 +47,13 @@ def measure(
     args: argparse.Namespace,
 ) -> list[str]:
     sections = []
+    duration = min(args.duration, RUN_S)
     if not args.skip_workers:
-        result = workers.measure_workers(procs, config, token, args.duration)
+        result = workers.measure_workers(procs, config, token, duration)
         sections.append(workers.workers_section(result))
         print(workers.workers_table(result), flush=True)
     if not args.skip_paths:
-        found = paths.measure_paths(procs, config, token, args.duration)
+        found = paths.measure_paths(procs, config, token, duration)
         sections.append(paths.paths_section(found))
         print(paths.paths_table(found), flush=True)
     if not args.skip_fanout:

@@ -8,8 +8,10 @@ process tree (the serving parent and every worker it spawned), divided by the re
 completed. On 2 cores shared with wrk, the upstream and Redis, two workers cannot double the
 throughput; what must hold is that a request costs no more CPU with two workers than with one
 (each worker's background work — lineage flushes, heartbeat, collector, snapshot backstop,
-limits sync — is paid per process, so it would show here if it were not small).
-Used by ``benchmarks/gateway/run.py``; not runnable by itself.
+limits sync — is paid per process, so it would show here if it were not small). The control
+is the bare hop (``benchmarks/hop/hop_app.py``, no background work at all) under ``uvicorn
+--workers 1`` and ``2``, measured in the same rounds: what a second process costs by itself on
+these cores. Used by ``benchmarks/gateway/run.py``; not runnable by itself.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from pathlib import Path
 from benchmarks.gateway.stack import (
     CHAT_LUA,
     CHAT_PATH,
+    HOP_DIR,
+    HOP_GC_THRESHOLD,
     READY_PATH,
+    UVICORN_FAST,
     Gateway,
     GatewayConfig,
+    check_floor,
     check_gateway,
     wrk_env,
 )
@@ -43,6 +49,7 @@ from benchmarks.harness.processes import (
     BenchmarkError,
     Processes,
     free_port,
+    wait_until_accepting,
     wait_until_ok,
 )
 from benchmarks.harness.wrk import run_wrk
@@ -54,29 +61,56 @@ WARMUP_S = 2
 STARTED_LINE = "Application startup complete"  # uvicorn says it once per worker
 STARTUP_TIMEOUT_S = 90.0
 STARTUP_POLL_S = 0.1
+GATEWAY = "gateway serve"
+HOP = "bare hop"
 
 
-def start_serve(procs: Processes, config: GatewayConfig, workers: int) -> Gateway:
-    """``gateway serve --workers N``; returns once every worker has finished its start-up.
+def start_workers(
+    procs: Processes, name: str, argv: list[str], env: dict[str, str], workers: int, port: int
+) -> int:
+    """Start a server of ``workers`` processes; returns once each has finished its start-up.
 
     Bounded by ``STARTUP_TIMEOUT_S``, not the harness's 15 s: on a loaded machine uvicorn's
     supervisor kills a spawned worker that has not answered its health check within 5 s
     (still importing) and starts another ("Child process [...] died" in the log)."""
-    name = f"serve-w{workers}"
-    port = free_port()
-    argv = [
-        str(Path(sys.executable).parent / "gateway"), "serve", "--host", HOST,
-        "--port", str(port), "--workers", str(workers),
-    ]  # fmt: skip
-    pid = procs.start(name, argv, config.env(name, lineage=True))
+    pid = procs.start(name, argv, env)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while procs.log_of(name).read_text(errors="replace").count(STARTED_LINE) < workers:
         procs.check_alive(name)
         if time.monotonic() > deadline:
             raise BenchmarkError(f"{name}: not all {workers} workers started:\n{procs.tail(name)}")
         time.sleep(STARTUP_POLL_S)
+    wait_until_accepting(procs, name, port)
+    return pid
+
+
+def start_serve(procs: Processes, config: GatewayConfig, workers: int) -> Gateway:
+    """``gateway serve --workers N``, every worker started."""
+    name, port = f"serve-w{workers}", free_port()
+    argv = [
+        str(Path(sys.executable).parent / "gateway"), "serve", "--host", HOST,
+        "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    pid = start_workers(procs, name, argv, config.env(name, lineage=True), workers, port)
     wait_until_ok(procs, name, port, READY_PATH)
     return Gateway(name, port, pid)
+
+
+def start_hop(procs: Processes, upstream_port: int, workers: int) -> Gateway:
+    """The bare hop of ``stack.start_bare_hop`` under ``uvicorn --workers N`` (its start-up
+    lines logged, to be counted): the control, a server with no background work of its own."""
+    name, port = f"hop-w{workers}", free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--app-dir", str(HOP_DIR), "hop_app:app",
+        "--host", HOST, "--port", str(port), "--lifespan", "on", *UVICORN_FAST,
+        "--no-access-log", "--workers", str(workers),
+    ]  # fmt: skip
+    env = {
+        "HOP_CLIENT": "aiohttp",
+        "HOP_UPSTREAM": f"http://{HOST}:{upstream_port}",
+        "HOP_GC_THRESHOLD": str(HOP_GC_THRESHOLD),
+    }
+    return Gateway(name, port, start_workers(procs, name, argv, env, workers, port))
 
 
 @dataclass(frozen=True)
@@ -88,20 +122,28 @@ class WorkersRun:
     duration_s: int
 
 
-def label(workers: int) -> str:
-    return f"{workers} worker" + ("s" if workers > 1 else "")
+def label(kind: str, workers: int) -> str:
+    return f"{kind}, {workers} worker" + ("s" if workers > 1 else "")
 
 
 def measure_workers(
     procs: Processes, config: GatewayConfig, token: str, duration_s: int, rounds: int = ROUNDS
 ) -> WorkersRun:
-    servers = [start_serve(procs, config, n) for n in WORKERS]
+    names: list[str] = []
     try:
         targets = []
-        for n, server in zip(WORKERS, servers, strict=True):
+        for n in WORKERS:
+            server = start_serve(procs, config, n)
+            names.append(server.name)
             check_gateway(procs, server, token, stream=False)
-            targets.append(Target(label(n), server.pid, server.port, wrk_env(token)))
-            run_wrk(server.port, CHAT_PATH, max(CONCURRENCIES), WARMUP_S, CHAT_LUA, targets[-1].env)
+            targets.append(Target(label(GATEWAY, n), server.pid, server.port, wrk_env(token)))
+        for n in WORKERS:
+            hop = start_hop(procs, config.upstream_port, n)
+            names.append(hop.name)
+            check_floor(procs, hop.name, hop.port)
+            targets.append(Target(label(HOP, n), hop.pid, hop.port, wrk_env()))
+        for t in targets:
+            run_wrk(t.port, CHAT_PATH, max(CONCURRENCIES), WARMUP_S, CHAT_LUA, t.env)
         runs: dict[int, dict[str, list[CpuRun]]] = {}
         for c in CONCURRENCIES:
             print(f"workers at c{c}, {rounds} alternating rounds of {duration_s}s", flush=True)
@@ -114,8 +156,8 @@ def measure_workers(
         sizes = {t.name: len(process_tree(t.pid)) for t in targets}
         return WorkersRun(runs, sizes, duration_s)
     finally:
-        for server in servers:
-            procs.stop(server.name)
+        for name in names:
+            procs.stop(name)
 
 
 def workers_table(result: WorkersRun) -> str:
@@ -125,9 +167,9 @@ def workers_table(result: WorkersRun) -> str:
         "(parent first) |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
-    one = label(WORKERS[0])
     for c, by_server in result.runs.items():
         for name, runs in by_server.items():
+            one = label(name.split(",")[0], WORKERS[0])
             shares = [
                 statistics.median(r.shares()[i] for r in runs)
                 for i in range(min(len(r.used) for r in runs))
@@ -154,8 +196,10 @@ def workers_section(result: WorkersRun) -> str:
         [
             "### Workers: `gateway serve --workers 2` against one worker (issue 24, item 4)",
             "",
-            "Both servers are `gateway serve` as shipped (its request log on), side by side on "
-            "the same Redis, channel `bench-prod`; wrk loads one at a time, "
+            "`gateway serve --workers 1` and `--workers 2` as shipped (its request log on), side "
+            "by side on the same Redis, channel `bench-prod`, and as the control the bare hop "
+            "(aiohttp, no background work) under `uvicorn --workers 1` and `2`; wrk loads one "
+            "at a time, "
             f"{rounds} rounds of {result.duration_s} s per concurrency in alternating order. "
             "CPU is utime + stime of the whole process tree (the parent and each worker) per "
             "request wrk completed; figures are medians of the rounds. `system CPU` is the "

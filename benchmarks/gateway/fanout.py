@@ -25,9 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
+
 from benchmarks.gateway.stack import (
     CHAT_PATH,
     FLIP_CHANNEL,
+    REDIS_PREFIX,
     RELEASE_HEADER,
     Gateway,
     GatewayConfig,
@@ -37,6 +40,8 @@ from benchmarks.gateway.stack import (
     start_gateway,
 )
 from benchmarks.harness.processes import HOST, HTTP_TIMEOUT_S, BenchmarkError, Processes
+from releases.cancellation import cancel_and_wait
+from releases.keyspace import Keyspace
 
 REPLICAS = 8
 ROUNDS = 100
@@ -99,13 +104,14 @@ class ReplicaProbe:
         self.connection = Connection(replica.port)
         self._body = chat_body(FLIP_CHANNEL)
         self._headers = chat_headers(token)
-        self.polls = 0
+        self.poll_ms: list[float] = []  # each poll's round trip: the figures' resolution
 
     async def release(self) -> str:
-        self.polls += 1
+        sent = time.perf_counter()
         status, headers, _ = await self.connection.call(
             "POST", CHAT_PATH, self._body, self._headers
         )
+        self.poll_ms.append((time.perf_counter() - sent) * MS)
         if status != 200:
             raise BenchmarkError(f"{self.replica.name} answered {status} on {FLIP_CHANNEL}")
         return headers.get(RELEASE_HEADER, "")
@@ -125,7 +131,8 @@ class FanOut:
 
     per_round_ms: list[list[float]]
     admin_ms: list[float]
-    polls: int
+    announced_ms: list[float]  # the registry's announcement reaching a subscriber here
+    poll_ms: list[float]  # every poll's round trip, every replica
 
     @property
     def last_ms(self) -> list[float]:
@@ -135,6 +142,11 @@ class FanOut:
     def after_admin_ms(self) -> list[float]:
         """Per round: from the admin call's answer to the last replica serving the change."""
         return [last - admin for last, admin in zip(self.last_ms, self.admin_ms, strict=True)]
+
+    @property
+    def after_announcement_ms(self) -> list[float]:
+        """Per round: from the announcement to the last replica serving the change."""
+        return [last - seen for last, seen in zip(self.last_ms, self.announced_ms, strict=True)]
 
     @property
     def replicas(self) -> int:
@@ -152,11 +164,49 @@ class FanOut:
         return Counter(r.index(max(r)) for r in self.per_round_ms)
 
 
+class Announcements:
+    """When each of the registry's change announcements reached a subscriber of our own: the
+    moment the commit was published, as every replica's listener can first hear it."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis = Redis.from_url(redis_url)
+        self._pubsub = self._redis.pubsub()
+        self.times: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._pubsub.subscribe(Keyspace(prefix=REDIS_PREFIX).changes_channel)
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        async for message in self._pubsub.listen():
+            if message["type"] == "message":
+                self.times.append(time.perf_counter())
+
+    def first_after(self, started: float) -> float:
+        """Milliseconds from ``started`` to the first announcement heard after it."""
+        return (min(t for t in self.times if t >= started) - started) * MS
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        await self._redis.aclose()
+
+
 async def _rounds(
-    admin_port: int, admin_token: str, probes: list[ReplicaProbe], a: str, b: str, rounds: int
+    admin_port: int,
+    config: GatewayConfig,
+    probes: list[ReplicaProbe],
+    a: str,
+    b: str,
+    rounds: int,
 ) -> FanOut:
     channel = f"/admin/channels/{FLIP_CHANNEL}"
     admin = Connection(admin_port)
+    admin_token = config.admin_token
+    heard = Announcements(config.redis_url)
+    await heard.start()
     headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
 
     async def change(action: str, body: dict[str, Any]) -> str:
@@ -174,8 +224,8 @@ async def _rounds(
         if max(settled) >= DEADLINE_S * MS:
             raise BenchmarkError(f"not every replica served {b} on {FLIP_CHANNEL}")
         for p in probes:
-            p.polls = 0
-        per_round, admin_times = [], []
+            p.poll_ms.clear()
+        per_round, admin_times, announced = [], [], []
         for i in range(rounds):
             await asyncio.sleep(PAUSE_S)
             rollback = i % 2 == 0  # the channel is at B: roll back to A, then promote B again
@@ -192,8 +242,11 @@ async def _rounds(
             if stable != expected:
                 raise BenchmarkError(f"{FLIP_CHANNEL} is at {stable}, not {expected}")
             per_round.append(list(await asyncio.gather(*waits)))
-        return FanOut(per_round, admin_times, sum(p.polls for p in probes))
+            announced.append(heard.first_after(started))
+        polls = [ms for p in probes for ms in p.poll_ms]
+        return FanOut(per_round, admin_times, announced, polls)
     finally:
+        await heard.close()
         await admin.close()
         for p in probes:
             await p.connection.close()
@@ -219,7 +272,7 @@ def measure_fanout(
             check_gateway(procs, replica, token, stream=False, channel=FLIP_CHANNEL)
         print(f"fan-out to {replicas} replicas, {rounds} rounds", flush=True)
         probes = [ReplicaProbe(r, token) for r in fleet]
-        return asyncio.run(_rounds(replica1.port, config.admin_token, probes, a, b, rounds))
+        return asyncio.run(_rounds(replica1.port, config, probes, a, b, rounds))
     finally:
         for name in names:
             with contextlib.suppress(KeyError):  # not started: its start-up failed first
@@ -236,13 +289,16 @@ def fanout_table(f: FanOut) -> str:
         f"| **every replica (the last one)** | **{percentile(last, 50):.2f}** | "
         f"**{percentile(last, 99):.2f}** | **{max(last):.2f}** | |"
     )
-    admin, after = f.admin_ms, f.after_admin_ms
-    lines += [
-        f"| the admin call (replica 1) | {percentile(admin, 50):.2f} | "
-        f"{percentile(admin, 99):.2f} | {max(admin):.2f} | |",
-        f"| the last replica, after the admin call's answer | {percentile(after, 50):.2f} | "
-        f"{percentile(after, 99):.2f} | {max(after):.2f} | |",
-    ]
+    for what, ms in (
+        ("one poll's round trip (every poll of every replica)", f.poll_ms),
+        ("the announcement (the commit's PUBLISH) heard here", f.announced_ms),
+        ("the admin call's answer (replica 1)", f.admin_ms),
+        ("the last replica, after the announcement", f.after_announcement_ms),
+        ("the last replica, after the admin call's answer", f.after_admin_ms),
+    ):
+        lines.append(
+            f"| {what} | {percentile(ms, 50):.2f} | {percentile(ms, 99):.2f} | {max(ms):.2f} | |"
+        )
     counts = f.last_counts()
     for i in range(f.replicas):
         ms = f.of_replica(i)
@@ -265,7 +321,7 @@ def fanout_section(f: FanOut) -> str:
             "the admin call until every replica's first answer from the new stable release "
             "(each replica asked concurrently in a tight loop on its own keep-alive "
             f"connection); {len(f.per_round_ms)} rounds, nearest-rank percentiles; "
-            f"{f.polls:,} polls; {f.misses} misses "
+            f"{len(f.poll_ms):,} polls; {f.misses} misses "
             f"(> {DEADLINE_S:.0f} s). Target p99 < {TARGET_P99_MS:.0f} ms: "
             f"**{'met' if met else 'missed'}** ({p99:.2f} ms).",
             "",

@@ -10,6 +10,10 @@ In one run, on loopback, one worker process each, it measures:
 3. RSS of a fresh gateway before and after 1,000,000 requests (skip with ``--skip-memory``);
 4. the cost of lineage writes: c16 throughput with lineage on vs off, and Redis's own
    count of SET calls per request (``info commandstats``).
+5. issue 24's items 4-6 (``benchmarks/gateway/scaling.py``): ``gateway serve --workers 2``
+   against one worker, the translated and rate-limited paths against the plain one, and a
+   rollback's fan-out to every replica of ``--replicas`` (skip each with ``--skip-workers``,
+   ``--skip-paths``, ``--skip-fanout``).
 
 It prints the tables and writes them, with the machine, the date and the figures against the
 targets, on top of ``benchmarks/RESULTS.md`` (``--no-results`` leaves it alone). Everything it

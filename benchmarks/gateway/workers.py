@@ -203,8 +203,9 @@ def workers_section(result: WorkersRun) -> str:
             f"{rounds} rounds of {result.duration_s} s per concurrency in alternating order. "
             "CPU is utime + stime of the whole process tree (the parent and each worker) per "
             "request wrk completed; figures are medians of the rounds. `system CPU` is the "
-            "kernel's part of it; `waits / request` counts the tree's voluntary context "
-            "switches (an event loop with nothing to do blocking in `epoll_wait`) per request.",
+            "kernel's part of it; `waits / request` counts the voluntary context switches of "
+            "each process's main thread (its event loop blocking in `epoll_wait` with nothing "
+            "to do) per request.",
             "",
             workers_table(result),
         ]

@@ -72,8 +72,9 @@ class Usage:
 
 
 def process_usage(pid: int) -> Usage:
-    """utime and stime (fields 14 and 15 of /proc/<pid>/stat) and voluntary context switches
-    (/proc/<pid>/status); zeros if the process is gone."""
+    """utime and stime of all its threads (fields 14 and 15 of /proc/<pid>/stat) and the
+    voluntary context switches of its main thread, the event loop's (/proc/<pid>/status);
+    zeros if the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()

@@ -9,7 +9,9 @@ each replica's clock stops at its first answer whose ``X-Gateway-Release`` names
 stable release. The round's figure is the time until the last replica; the per-replica
 figures say whether one replica is always last. The polls are real chat calls (what a
 caller sees), so during a round every replica serves one request after another: the figure
-includes that load. Used by ``benchmarks/gateway/run.py``; not runnable by itself.
+includes that load. To split a round, a Redis subscriber of the benchmark's own, polling
+nothing, times the registry's announcement of the change and each replica's heartbeat
+reporting it (a replica beats right after each snapshot reload). Used by ``benchmarks/gateway/run.py``; not runnable by itself.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ ROUNDS = 100
 DEADLINE_S = 5.0  # per round; a replica that runs out counts as a miss at the deadline
 PAUSE_S = 0.05  # between rounds, so each change starts from a settled state
 TARGET_P99_MS = 100.0
+KEYSPACE_EVENTS = "K$"  # keyspace notifications of string commands: a heartbeat's SET
 STARTERS = 2  # replicas started at once (each start-up is CPU-bound; 2 cores)
 MS = 1000.0
 
@@ -133,6 +136,8 @@ class FanOut:
     admin_ms: list[float]
     announced_ms: list[float]  # the registry's announcement reaching a subscriber here
     poll_ms: list[float]  # every poll's round trip, every replica
+    # Per round, per replica: ms to its heartbeat reporting the change (no polling involved).
+    reloaded_ms: list[list[float]]
 
     @property
     def last_ms(self) -> list[float]:
@@ -147,6 +152,11 @@ class FanOut:
     def after_announcement_ms(self) -> list[float]:
         """Per round: from the announcement to the last replica serving the change."""
         return [last - seen for last, seen in zip(self.last_ms, self.announced_ms, strict=True)]
+
+    @property
+    def last_reload_ms(self) -> list[float]:
+        """Per round: until the last replica's heartbeat reported the change."""
+        return [max(r) for r in self.reloaded_ms]
 
     @property
     def replicas(self) -> int:
@@ -165,32 +175,57 @@ class FanOut:
 
 
 class Announcements:
-    """When each of the registry's change announcements reached a subscriber of our own: the
-    moment the commit was published, as every replica's listener can first hear it."""
+    """What a Redis subscriber of our own hears, polling nothing: when each change's
+    announcement (``<counter> ...`` on the changes channel) arrived, and when each replica's
+    heartbeat first reported that counter. A replica beats right after every snapshot reload
+    (``gateway/fleet.py``), so with keyspace notifications on (``K$``, set here on the
+    benchmark's own Redis) that beat times the reload itself, not the next poll."""
 
     def __init__(self, redis_url: str) -> None:
         self._redis = Redis.from_url(redis_url)
         self._pubsub = self._redis.pubsub()
-        self.times: list[float] = []
+        self._keys = Keyspace(prefix=REDIS_PREFIX)
+        self.announced: list[tuple[float, int]] = []  # (time, counter)
+        self.reported: dict[str, list[tuple[float, int]]] = {}  # replica key: (time, counter)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._pubsub.subscribe(Keyspace(prefix=REDIS_PREFIX).changes_channel)
+        await self._redis.config_set("notify-keyspace-events", KEYSPACE_EVENTS)
+        await self._pubsub.subscribe(self._keys.changes_channel)
+        await self._pubsub.psubscribe(f"__keyspace@*__:{self._keys.replica('*')}")
         self._task = asyncio.create_task(self._listen())
 
     async def _listen(self) -> None:
         async for message in self._pubsub.listen():
+            at = time.perf_counter()
             if message["type"] == "message":
-                self.times.append(time.perf_counter())
+                self.announced.append((at, int(message["data"].split()[0])))
+            elif message["type"] == "pmessage" and message["data"] == b"set":
+                key = message["channel"].decode().split("__:", 1)[1]
+                # Read while listening: the next beat is a second away, the read a few ms.
+                report = await self._redis.get(key)
+                counter = json.loads(report)["counter"] if report else None
+                self.reported.setdefault(key, []).append((at, counter or 0))
 
-    def first_after(self, started: float) -> float:
-        """Milliseconds from ``started`` to the first announcement heard after it."""
-        return (min(t for t in self.times if t >= started) - started) * MS
+    def after(self, started: float) -> tuple[float, int]:
+        """The first announcement heard after ``started``: (ms after it, its counter)."""
+        at, counter = min((a, c) for a, c in self.announced if a >= started)
+        return (at - started) * MS, counter
+
+    def reloaded(self, started: float, counter: int) -> list[float]:
+        """For each replica, ms from ``started`` to its first beat reporting ``counter`` or
+        later (``DEADLINE_S`` if none did)."""
+        return [
+            min(((at - started) * MS for at, c in beats if at >= started and c >= counter),
+                default=DEADLINE_S * MS)
+            for beats in self.reported.values()
+        ]  # fmt: skip
 
     async def close(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        await self._redis.config_set("notify-keyspace-events", "")
         await self._redis.aclose()
 
 
@@ -226,6 +261,7 @@ async def _rounds(
         for p in probes:
             p.poll_ms.clear()
         per_round, admin_times, announced = [], [], []
+        reloaded: list[list[float]] = []
         for i in range(rounds):
             await asyncio.sleep(PAUSE_S)
             rollback = i % 2 == 0  # the channel is at B: roll back to A, then promote B again
@@ -242,9 +278,12 @@ async def _rounds(
             if stable != expected:
                 raise BenchmarkError(f"{FLIP_CHANNEL} is at {stable}, not {expected}")
             per_round.append(list(await asyncio.gather(*waits)))
-            announced.append(heard.first_after(started))
+            await asyncio.sleep(PAUSE_S)  # the last beats' reads, before this round is read
+            announced_ms, counter = heard.after(started)
+            announced.append(announced_ms)
+            reloaded.append(heard.reloaded(started, counter))
         polls = [ms for p in probes for ms in p.poll_ms]
-        return FanOut(per_round, admin_times, announced, polls)
+        return FanOut(per_round, admin_times, announced, polls, reloaded)
     finally:
         await heard.close()
         await admin.close()
@@ -295,6 +334,11 @@ def fanout_table(f: FanOut) -> str:
         ("the admin call's answer (replica 1)", f.admin_ms),
         ("the last replica, after the announcement", f.after_announcement_ms),
         ("the last replica, after the admin call's answer", f.after_admin_ms),
+        ("the last replica's heartbeat reporting the change (no polls)", f.last_reload_ms),
+        (
+            "the same, after the announcement",
+            [r - a for r, a in zip(f.last_reload_ms, f.announced_ms, strict=True)],
+        ),
     ):
         lines.append(
             f"| {what} | {percentile(ms, 50):.2f} | {percentile(ms, 99):.2f} | {max(ms):.2f} | |"

@@ -51,7 +51,7 @@ bench-hop: install
 # Hand-run benchmark of the gateway against nginx and a bare Python hop (benchmarks/RESULTS.md):
 # throughput, rollback propagation, memory over 1M requests, lineage cost (about 8 minutes,
 # half of it the memory step; ARGS=--skip-memory leaves that out), then workers, the translated
-# and rate-limited paths, and fan-out to 8 replicas (about 5 minutes; --skip-workers,
+# and rate-limited paths, and fan-out to 8 replicas (about 6 minutes; --skip-workers,
 # --skip-paths, --skip-fanout).
 bench: install
 	@missing=""; \

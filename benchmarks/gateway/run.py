@@ -22,7 +22,7 @@ starts (Redis, upstream, nginx, hop, gateways) is stopped at the end, also on er
 Run it from the repository root (needs ``wrk``, ``nginx`` and ``redis-server``;
 ``make bench`` installs them)::
 
-    .venv/bin/python benchmarks/gateway/run.py                  # the whole thing, ~8 min
+    .venv/bin/python benchmarks/gateway/run.py                  # the whole thing, ~14 min
     .venv/bin/python benchmarks/gateway/run.py --quick --skip-memory --no-results  # a look
 """
 

@@ -52,7 +52,10 @@ bench-hop: install
 # throughput, rollback propagation, memory over 1M requests, lineage cost (about 8 minutes,
 # half of it the memory step; ARGS=--skip-memory leaves that out), then uvicorn against granian
 # (about 3 minutes; ARGS=--skip-granian leaves that out; granian comes from the `bench` extra),
-# then request body and answer sizes (about 6 minutes more; ARGS=--skip-bodies leaves that out).
+# workers, the translated and rate-limited paths, and fan-out to 8 replicas (about 6 minutes;
+# --skip-workers, --skip-paths, --skip-fanout), request body and answer sizes (about 6 minutes;
+# --skip-bodies), CPU by layer (about 2 minutes; --skip-hotpath) and 5,000 open streams (about
+# 3 minutes; --skip-streams).
 bench: install
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \

@@ -57,13 +57,13 @@ class Findings:
     lineage: list[LineageRun] | None = None
     propagation: Propagation | None = None
     memory: MemoryGrowth | None = None
+    sections: list[str] = field(default_factory=list)  # more "###" sections, in order
     machine: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
     date: str = ""
     command: str = ""
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
-    sections: list[str] = field(default_factory=list)  # markdown of further steps, as they are
 
     def row(self, variant: str, concurrency: int) -> Row | None:
         return next(

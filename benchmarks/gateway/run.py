@@ -13,12 +13,16 @@ In one run, on loopback, one worker process each, it measures:
 5. the HTTP server: the bare hop and the gateway on uvicorn against the same on granian, c16,
    in alternating rounds, with CPU per request (``on_granian.py``; skip with
    ``--skip-granian``).
-6. cost as work grows: the gateway's added CPU and latency per request against request body
+6. issue 24's items 4-6 (``benchmarks/gateway/scaling.py``): ``gateway serve --workers 2``
+   against one worker, the translated and rate-limited paths against the plain one, and a
+   rollback's fan-out to every replica of ``--replicas`` (skip each with ``--skip-workers``,
+   ``--skip-paths``, ``--skip-fanout``).
+7. cost as work grows: the gateway's added CPU and latency per request against request body
    size (1 KB to 5 MB) and answer size (``bodies.py``, its own stack; skip with
    ``--skip-bodies``).
-7. CPU µs per request of the gateway and the bare hop, split by layer from py-spy profiles
+8. CPU µs per request of the gateway and the bare hop, split by layer from py-spy profiles
    (``benchmarks/gateway/hotpath.py``, printed only; skip with ``--skip-hotpath``).
-8. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
+9. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
    ``--skip-streams``): 5,000 slow streams in one worker (``--quick``: 500 of 10 s).
 
 After the report it prints ``answer_splice.py``'s table (no server, ~40 s; skip with
@@ -32,7 +36,7 @@ starts (Redis, upstream, nginx, hop, gateways) is stopped at the end, also on er
 Run it from the repository root (needs ``wrk``, ``nginx`` and ``redis-server``;
 ``make bench`` installs them)::
 
-    .venv/bin/python benchmarks/gateway/run.py                  # the whole thing, ~8 min
+    .venv/bin/python benchmarks/gateway/run.py                  # the whole thing, ~14 min
     .venv/bin/python benchmarks/gateway/run.py --quick --skip-memory --no-results  # a look
 """
 
@@ -57,6 +61,7 @@ from benchmarks.gateway import (
     memory,
     on_granian,
     propagation,
+    scaling,
     streams,
 )
 from benchmarks.gateway.nginx import NAME as NGINX_NAME
@@ -155,6 +160,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-granian", action="store_true", help="skip hop and gateway on granian vs uvicorn"
     )
+    scaling.add_arguments(parser)  # items 4-6 of issue 24: workers, paths, fan-out
     args = parser.parse_args(argv)
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
     if args.warmup is None:
@@ -220,6 +226,7 @@ def measure_gateway(
     p = findings.propagation
     print(f"  p50 {p.p50_ms:.2f} ms  p99 {p.p99_ms:.2f} ms  max {p.max_ms:.2f} ms", flush=True)
     procs.stop(replica2.name)
+    findings.sections += scaling.measure(procs, config, replica1, releases, token, args)
 
     if not args.skip_memory:
         procs.stop(replica1.name)  # only the measured gateway (and its upstream, Redis) runs

@@ -58,7 +58,7 @@ from benchmarks.gateway.bodies_report import (
     Run,
     section,
 )
-from benchmarks.gateway.cpu_probe import CLOCK_TICKS, summarise
+from benchmarks.gateway.cpu_probe import summarise
 from benchmarks.gateway.stack import (
     CANARY_WEIGHT,
     CHAT_PATH,
@@ -78,6 +78,7 @@ from benchmarks.gateway.stack import (
     start_gateway,
     start_upstream,
 )
+from benchmarks.harness.cpu_rounds import CLOCK_TICKS
 from benchmarks.harness.processes import (
     HOST,
     BenchmarkError,

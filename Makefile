@@ -64,7 +64,7 @@ bench: install
 		echo "installing:$$missing (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
-	@$(BIN)/python -c 'import granian' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
+	@{ $(BIN)/python -c 'import granian' 2>/dev/null && [ -x $(BIN)/py-spy ]; } || $(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/gateway/run.py $(ARGS)
 
 clean:

@@ -134,6 +134,7 @@ async def _open(
         circuits=traffic.circuits,
     )  # fmt: skip
     view.on_load = heartbeat.poke  # beat right after each reload: convergence is prompt
+    services.registry.store.committed = view.catch_up  # this replica serves its own writes
     await view.start()
     stack.push_async_callback(view.stop)
     heartbeat.start()

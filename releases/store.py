@@ -124,6 +124,9 @@ class RegistryStore:
         self.keyspace = keyspace
         self.ack = ack
         self._commit = COMMIT_SCRIPT
+        # Awaited with the new change counter after each commit of this process, before the
+        # writer answers: the runtime hands in its snapshot's catch-up (read-your-writes).
+        self.committed: Callable[[int], Awaitable[None]] | None = None
 
     def plan(self) -> Plan:
         return Plan(self.keyspace)
@@ -148,9 +151,12 @@ class RegistryStore:
             result = await self._commit(self.redis, plan.keys, args)
         status = as_text(result[0])
         if status == "ok":
+            counter = int(result[1])
+            if self.committed is not None:
+                await self.committed(counter)
             if acked < self.ack.replicas:
-                raise NotDurable(int(result[1]), acked, self.ack.replicas, self.ack.timeout_ms)
-            return int(result[1])
+                raise NotDurable(counter, acked, self.ack.replicas, self.ack.timeout_ms)
+            return counter
         if status == "stale":
             raise StaleState(int(result[1]))
         raise NotFound(f"release {as_text(result[1])!r} is not registered")

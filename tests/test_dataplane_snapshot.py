@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.registry_services import RegistryServices
+from gateway.runtime import runtime_of
 from releases.models import Release
 from tests.factories import ADMIN_TOKEN
 from tests.live import LiveServer
@@ -90,6 +92,30 @@ async def test_a_rollback_reaches_a_second_replica_within_a_second(
     assert rolled.status_code == 200
     assert wait_until_served(second, one.id, releases, PROPAGATION_DEADLINE) < PROPAGATION_DEADLINE
     assert served_release(first, releases) == one.id
+
+
+async def test_the_replica_an_admin_change_is_sent_to_serves_it_before_answering(
+    dp_services: RegistryServices,
+    start_gateway: Callable[..., LiveServer],
+    fake_control: httpx.Client,
+) -> None:
+    one = await publish(dp_services, spec_saying("Release one"), CH)
+    two = await publish(dp_services, spec_saying("Release two"), CH)
+    releases = {one.id: one, two.id: two}
+    gateway = start_gateway()
+    assert served_release(gateway, releases) == two.id
+    # Deaf to announcements and the counter backstop: only read-your-writes can move it now.
+    view = runtime_of(gateway.app).view
+    assert gateway.loop is not None
+    asyncio.run_coroutine_threadsafe(view.stop(), gateway.loop).result(timeout=5)
+
+    rolled = httpx.post(
+        f"{gateway.url}/admin/channels/{CH}/rollback", json={"reason": "test"}, headers=AUTH
+    )
+    assert rolled.status_code == 200, rolled.text
+    assert view.current is not None
+    assert view.current.channels[CH].generation == rolled.json()["generation"]
+    assert served_release(gateway, releases) == one.id
 
 
 async def test_a_lost_change_message_is_caught_by_the_counter_backstop(

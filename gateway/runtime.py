@@ -19,7 +19,9 @@ closing, which is:
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
+from gateway import request_log
 from gateway.config import Settings
 from gateway.evals.drift import DRIFT_KEY, DriftWatch
 from gateway.evals.lifecycle import open_evals
@@ -54,6 +57,7 @@ from gateway.served_watch import ServedWatch
 from gateway.snapshot import RegistryView
 from gateway.telemetry import Tracing
 from gateway.traffic_metrics import TrafficCollector
+from releases.cancellation import cancel_and_wait
 from releases.client import RedisClient
 from releases.keyspace import Keyspace
 from releases.limit_counters import LimitCounters
@@ -61,7 +65,10 @@ from releases.lineage import LineageLimits, LineageWriter, SpillDir
 from releases.lineage.reader import LineageReader
 from releases.lineage.sink import LineageSink
 from releases.models import Actor
+from releases.periodic import every
 from releases.served import ServedRecords
+
+log = logging.getLogger("gateway.runtime")
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,13 @@ async def _open(
     served.start()
     stack.push_async_callback(served.stop)
     metrics = CollectorRegistry(auto_describe=False)
+    # The request log's lines, written without a flush each, are flushed every second and at
+    # shutdown (gateway/request_log.py).
+    lines = asyncio.create_task(
+        every(request_log.FLUSH_PERIOD, request_log.flush_lines, log, "flushing request lines")
+    )
+    stack.callback(request_log.flush_now)
+    stack.push_async_callback(cancel_and_wait, lines)
     loop_lag = LoopLag()  # the loop's own health, on /metrics (gateway_event_loop_lag_seconds)
     loop_lag.start()
     stack.push_async_callback(loop_lag.stop)

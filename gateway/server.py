@@ -16,7 +16,7 @@ def logging_config(request_log: bool = True) -> dict[str, Any]:
     config["formatters"]["gateway_line"] = {"format": "%(message)s"}
     config["formatters"]["gateway_text"] = {"format": "%(levelname)s:     %(name)s: %(message)s"}
     config["handlers"]["gateway_requests"] = {
-        "class": "logging.StreamHandler",
+        "class": "gateway.request_log.LineHandler",  # no flush per line: see its module
         "formatter": "gateway_line",
         "stream": "ext://sys.stdout",
     }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.config
+import time
 
 import pytest
 
+from gateway.request_log import FLUSH_PERIOD, LineHandler, flush_lines, flush_now
 from gateway.server import logging_config
+from tests.live import LiveServer
 
 
 def test_request_lines_go_to_stdout_as_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -16,6 +20,7 @@ def test_request_lines_go_to_stdout_as_json(capsys: pytest.CaptureFixture[str]) 
     try:
         logging.getLogger("gateway.requests").info(json.dumps({"response_id": "gwr_1"}))
         logging.getLogger("gateway.snapshot").warning("registry unreachable")
+        flush_now()  # the runtime does it every second and at shutdown
         out, err = capsys.readouterr()
         assert json.loads(out) == {"response_id": "gwr_1"}
         assert "registry unreachable" in err and "gwr_1" not in err
@@ -26,3 +31,52 @@ def test_request_lines_go_to_stdout_as_json(capsys: pytest.CaptureFixture[str]) 
             logger.handlers.clear()
             logger.propagate = True
             logger.setLevel(logging.NOTSET)
+
+
+class Counted(io.StringIO):
+    """A stream that counts its flushes."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+async def test_request_lines_are_written_without_a_flush_each_until_the_flush_pass() -> None:
+    stream = Counted()
+    handler = LineHandler(stream)
+    logger = logging.getLogger("gateway.requests")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for n in range(3):
+            logger.info(json.dumps({"response_id": f"gwr_{n}"}))
+        assert stream.flushes == 0  # StreamHandler would have flushed three times
+        assert [json.loads(line)["response_id"] for line in stream.getvalue().splitlines()] == [
+            "gwr_0",
+            "gwr_1",
+            "gwr_2",
+        ]
+        await flush_lines()
+        assert stream.flushes == 1
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+def test_a_running_gateway_flushes_its_request_lines_within_a_period(gateway: LiveServer) -> None:
+    stream = Counted()
+    handler = LineHandler(stream)
+    logger = logging.getLogger("gateway.requests")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info(json.dumps({"response_id": "gwr_quiet"}))
+        deadline = time.monotonic() + 5 * FLUSH_PERIOD
+        while stream.flushes == 0:  # the runtime's flush pass, not the line, flushes
+            assert time.monotonic() < deadline, "request lines not flushed by the runtime"
+            time.sleep(0.01)  # polling a condition with a deadline
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)

@@ -10,6 +10,9 @@ The bound is the app's: its lifespan state carries ``MAX_HEAD_STATE`` (its setti
 ``max_header_bytes``), read once per connection. Counting stops when a head is complete, so
 bodies and normal requests pay one attribute test per read. The overrides call the base class
 by name: ``super()`` costs ~0.2 µs a call here, three times a request.
+
+Each request's cycle writes through its own ``JoinedWrites`` (gateway/joined_writes.py): an
+answer's head and body leave in one write, not two.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+from gateway.joined_writes import JoinedWrites
 
 # The scope extension of a request whose head was too large; its value says the bound.
 HEAD_TOO_LARGE = "gateway.head_too_large"
@@ -76,6 +81,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.cycle.keep_alive = False  # its body is never read: the connection ends
             return
         HttpToolsProtocol.on_headers_complete(self)
+        cycle = self.cycle
+        # Not a websocket upgrade, nor a request whose first write may be "100 Continue".
+        if cycle is not None and cycle.scope is self.scope and not self.expect_100_continue:
+            cycle.transport = JoinedWrites(self.transport, self.loop)
+
+    def send_400_response(self, msg: str) -> None:
+        # A head still held by the cycle answering goes first, as it would have without it.
+        cycle = self.cycle
+        if cycle is not None and isinstance(cycle.transport, JoinedWrites):
+            cycle.transport.flush()
+        HttpToolsProtocol.send_400_response(self, msg)
 
     def on_message_complete(self) -> None:
         HttpToolsProtocol.on_message_complete(self)

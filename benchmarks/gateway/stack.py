@@ -79,6 +79,9 @@ TOKEN_BYTES = 32
 # floor without it would credit the gateway with what any Python proxy can have.
 HOP_GC_THRESHOLD: int = Settings.model_fields["gc_threshold"].default
 UVICORN_FAST = ["--loop", "uvloop", "--http", "httptools"]
+# What `gateway serve` runs (gateway/server.py): its own httptools protocol, so a gateway
+# measured here is the product (the bounded head, one write per answer).
+GATEWAY_UVICORN = ["--loop", "uvloop", "--http", "gateway.bounded_http:BoundedHttpToolsProtocol"]
 UVICORN_QUIET = ["--no-access-log", "--log-level", "warning"]
 RELEASE_HEADER = "x-gateway-release"
 SSE_TYPE = "text/event-stream"
@@ -235,7 +238,7 @@ def start_gateway(
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-        "--host", HOST, "--port", str(port), *UVICORN_FAST, *UVICORN_QUIET,
+        "--host", HOST, "--port", str(port), *GATEWAY_UVICORN, *UVICORN_QUIET,
     ]  # fmt: skip
     pid = procs.start(name, argv, config.env(name, lineage, env))
     wait_until_ok(procs, name, port, READY_PATH)

@@ -12,7 +12,8 @@ bodies and normal requests pay one attribute test per read. The overrides call t
 by name: ``super()`` costs ~0.2 µs a call here, three times a request.
 
 Each request's cycle writes through its own ``JoinedWrites`` (gateway/joined_writes.py): an
-answer's head and body leave in one write, not two.
+answer's head and body leave in one write, not two. Each request's scope holds a
+``HangUpHook`` (gateway/hang_up_hook.py), called when the connection is lost mid-answer.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from gateway.hang_up_hook import HANG_UP, HangUpHook
 from gateway.joined_writes import JoinedWrites
 
 # The scope extension of a request whose head was too large; its value says the bound.
@@ -82,9 +84,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         HttpToolsProtocol.on_headers_complete(self)
         cycle = self.cycle
-        # Not a websocket upgrade, nor a request whose first write may be "100 Continue".
-        if cycle is not None and cycle.scope is self.scope and not self.expect_100_continue:
-            cycle.transport = JoinedWrites(self.transport, self.loop)
+        if cycle is not None and cycle.scope is self.scope:  # not a websocket upgrade
+            # uvicorn types an extension as a dict; ASGI lets it be any object.
+            self.scope["extensions"] = {HANG_UP: HangUpHook()}  # type: ignore[dict-item]
+            if not self.expect_100_continue:  # whose first write may be "100 Continue"
+                cycle.transport = JoinedWrites(self.transport, self.loop)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        HttpToolsProtocol.connection_lost(self, exc)
+        # The cycle uvicorn tells of the hang-up (its receive() says http.disconnect).
+        if cycle is not None and not cycle.response_complete:
+            extensions = cycle.scope.get("extensions")
+            hook = extensions.get(HANG_UP) if extensions else None
+            if isinstance(hook, HangUpHook) and hook.callback is not None:
+                hook.callback()
 
     def send_400_response(self, msg: str) -> None:
         # A head still held by the cycle answering goes first, as it would have without it.

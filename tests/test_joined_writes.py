@@ -37,6 +37,11 @@ class Recorded:
         self._writes.append(bytes(data))
         self._transport.write(data)
 
+    def writelines(self, parts: Any) -> None:
+        parts = list(parts)
+        self._writes.append(b"".join(parts))
+        self._transport.writelines(parts)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
@@ -60,8 +65,8 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    if path == "/plain":
-        text = b"plain:" + body
+    if path in ("/plain", "/large"):
+        text = b"plain:" + body * (100_000 if path == "/large" else 1)
         headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": text})
@@ -112,6 +117,7 @@ def undated(answer: bytes) -> bytes:
 
 REQUESTS = {
     "plain": b"POST /plain HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+    "large": b"POST /large HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
     "stream": b"GET /stream HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
     "head": b"HEAD /plain HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
     "fail": b"GET /fail HTTP/1.1\r\nhost: x\r\n\r\n",
@@ -132,12 +138,14 @@ def test_the_caller_receives_what_uvicorns_protocol_sends(
     assert undated(ours) == undated(exchange(plain.port, REQUESTS[name]))
 
 
-def test_a_plain_answer_is_one_write_where_uvicorn_makes_two(
-    servers: tuple[LiveServer, LiveServer, list[bytes], list[bytes]],
+@pytest.mark.parametrize("name", ["plain", "large"])
+def test_an_answer_is_one_write_where_uvicorn_makes_two(
+    servers: tuple[LiveServer, LiveServer, list[bytes], list[bytes]], name: str
 ) -> None:
     joined, plain, ours, stock = servers
-    exchange(joined.port, REQUESTS["plain"])
-    exchange(plain.port, REQUESTS["plain"])
+    assert undated(exchange(joined.port, REQUESTS[name])) == undated(
+        exchange(plain.port, REQUESTS[name])
+    )
     assert len(stock) == 2
     assert ours == [b"".join(stock)]
 

@@ -1,8 +1,9 @@
 """Noticing a caller hanging up: while the provider is asked (``HangUp``) and while its answer
 streams (``ProxyStream``).
 
-Both listen for ``http.disconnect`` beside the work, whatever ASGI version the server speaks,
-and cancel it, so the provider's connection is dropped at once.
+Both listen for the hang-up beside the work (told by the gateway's protocol through a scope
+hook, gateway/hang_up_hook.py; under another server, ``http.disconnect`` from ``receive``,
+whatever ASGI version it speaks) and cancel it, so the provider's connection is dropped at once.
 """
 
 from __future__ import annotations

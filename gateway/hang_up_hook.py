@@ -7,7 +7,9 @@ the gateway's samples under load (benchmarks/gateway/hotpath.py). The gateway's 
 ``HANG_UP``; ``HangUp`` sets its ``callback``, and the protocol calls it when the connection
 is lost before the answer was complete, where uvicorn would answer ``receive()`` with
 ``http.disconnect``. Under another server (httpx's ASGITransport, the in-process caller) the
-scope has no hook and ``HangUp`` watches ``receive()`` as before.
+scope has no hook and ``HangUp`` watches ``receive()`` as before. Measured on a bare ASGI
+app holding a ``HangUp`` across one await (wrk -c16, 9 alternating rounds): 117.6 µs per
+request with the watcher, 83.5 with the hook, per-round ratio median 0.64.
 """
 
 from __future__ import annotations

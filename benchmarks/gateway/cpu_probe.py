@@ -83,9 +83,9 @@ from benchmarks.gateway.stack import (
     CHAT_LUA,
     CHAT_PATH,
     FLIP_CHANNEL,
+    GATEWAY_UVICORN,
     READY_PATH,
     TRANSLATED_CHANNEL,
-    UVICORN_FAST,
     UVICORN_QUIET,
     Admin,
     Gateway,
@@ -134,7 +134,7 @@ def start_baseline(procs: Processes, config: GatewayConfig, code_dir: Path) -> G
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "--app-dir", str(code_dir), "gateway.app:create_app",
-        "--factory", "--host", HOST, "--port", str(port), *UVICORN_FAST, *UVICORN_QUIET,
+        "--factory", "--host", HOST, "--port", str(port), *GATEWAY_UVICORN, *UVICORN_QUIET,
     ]  # fmt: skip
     env = {**config.env("B", lineage=True), "PYTHONPATH": str(code_dir)}
     pid = procs.start("B", argv, env)

@@ -66,6 +66,8 @@ LAYERS = {
     "releases": "the app's own code (the hop's: its route)",
     "hop_app.py": "the app's own code (the hop's: its route)",
 }
+# The gateway's own HTTP protocol (what `gateway serve` runs, over uvicorn's) is the server's.
+SERVER_FILES = {"gateway/bounded_http.py", "gateway/joined_writes.py"}
 EVENT_LOOP = "event loop (uvloop, asyncio)"
 LOOP_FILE = "asyncio/runners.py"  # Runner.run: the loop's own work (uvloop's C) shows as it
 FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -97,7 +99,7 @@ def split_profile(raw: Path) -> Split:
             file = match["file"] if match else ""
             if file.startswith(LOOP_FILE):  # what runs the loop (uvicorn's main) is above it
                 break
-            top = file.split("/", 1)[0]
+            top = "uvicorn" if file in SERVER_FILES else file.split("/", 1)[0]
             if top in LAYERS:
                 layer = LAYERS[top]
                 if layer == LAYERS["gateway"] and match is not None:

@@ -21,7 +21,9 @@ In one run, on loopback, one worker process each, it measures:
    size (1 KB to 5 MB) and answer size (``bodies.py``, its own stack; skip with
    ``--skip-bodies``).
 8. CPU µs per request of the gateway and the bare hop, split by layer from py-spy profiles
-   (``benchmarks/gateway/hotpath.py``, printed only; skip with ``--skip-hotpath``).
+   (``benchmarks/gateway/hotpath.py``, printed only; skip with ``--skip-hotpath``), then the
+   gateway on its own protocol against uvicorn's httptools (``protocol.py``, printed only;
+   ``--skip-protocol``).
 9. open streams, last (``streams.py``, its own processes and table, ~2.5 min; skip with
    ``--skip-streams``): 5,000 slow streams in one worker (``--quick``: 500 of 10 s).
 
@@ -61,6 +63,7 @@ from benchmarks.gateway import (
     memory,
     on_granian,
     propagation,
+    protocol,
     scaling,
     streams,
 )
@@ -152,6 +155,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--skip-bodies", action="store_true", help="skip the body-size step (bodies.py, ~6 min)"
+    )
+    parser.add_argument(
+        "--skip-protocol", action="store_true", help="skip gateway's protocol vs stock (~2 min)"
     )
     parser.add_argument("--no-results", dest="results", action="store_false")
     parser.add_argument(
@@ -367,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_hotpath:  # its own stack, after the others stopped (issue 24, item 1)
         print("\nCPU per request by layer, gateway vs bare hop (benchmarks/gateway/hotpath.py)")
         hotpath.main(["--rounds", "3" if args.quick else "5"])
+    if not args.skip_protocol:  # its own stack too (issue 24, item 1: beat the hop)
+        print("\nCPU per request, gateway's protocol vs uvicorn's (benchmarks/gateway/protocol.py)")
+        protocol.main(["--rounds", "3" if args.quick else "7"])
     if args.results:
         write_results(RESULTS, render(findings) + body_section)
         print(f"\nwritten on top of {RESULTS}")

@@ -80,6 +80,9 @@ TOKEN_BYTES = 32
 HOP_GC_THRESHOLD: int = Settings.model_fields["gc_threshold"].default
 HOP_MALLOC_MMAP_THRESHOLD: int = Settings.model_fields["malloc_mmap_threshold"].default  # same
 UVICORN_FAST = ["--loop", "uvloop", "--http", "httptools"]
+# What `gateway serve` runs (gateway/server.py): its own httptools protocol, so a gateway
+# measured here is the product (the bounded head, one write per answer).
+GATEWAY_UVICORN = ["--loop", "uvloop", "--http", "gateway.bounded_http:BoundedHttpToolsProtocol"]
 UVICORN_QUIET = ["--no-access-log", "--log-level", "warning"]
 RELEASE_HEADER = "x-gateway-release"
 SSE_TYPE = "text/event-stream"
@@ -237,7 +240,7 @@ def start_gateway(
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-        "--host", HOST, "--port", str(port), *UVICORN_FAST, *UVICORN_QUIET,
+        "--host", HOST, "--port", str(port), *GATEWAY_UVICORN, *UVICORN_QUIET,
     ]  # fmt: skip
     pid = procs.start(name, argv, config.env(name, lineage, env))
     wait_until_ok(procs, name, port, READY_PATH)

@@ -250,7 +250,7 @@ class DataPlane:
         exchange.upstream_started = time.perf_counter()
         # The body was read whole: a hang-up from here on cancels the provider call at once,
         # not when the provider answers (up to its read timeout). A stream takes the watch over.
-        hang_up: HangUp | None = HangUp(request.receive)
+        hang_up: HangUp | None = HangUp(request.receive, request.scope)
         response: UpstreamResponse | None = None
         try:
             response = await self.traffic.send(provider, url, payload, upstream_headers, exchange)

@@ -182,7 +182,7 @@ class OneCallDoor:
             upstream_headers.update(exchange.trace.upstream_headers())
         payload = orjson.dumps(wire)
         exchange.upstream_started = time.perf_counter()
-        hang_up = HangUp(request.receive)
+        hang_up = HangUp(request.receive, request.scope)
         response: UpstreamResponse | None = None
         try:
             # Retries, the retry budget and the provider's circuit, as for chat calls (a

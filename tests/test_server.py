@@ -7,6 +7,8 @@ import json
 import logging
 import logging.config
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -43,40 +45,36 @@ class Counted(io.StringIO):
         super().flush()
 
 
-async def test_request_lines_are_written_without_a_flush_each_until_the_flush_pass() -> None:
+@contextmanager
+def request_lines() -> Iterator[Counted]:
+    """The request log written through a ``LineHandler`` into a stream that counts flushes."""
     stream = Counted()
     handler = LineHandler(stream)
     logger = logging.getLogger("gateway.requests")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        for n in range(3):
-            logger.info(json.dumps({"response_id": f"gwr_{n}"}))
-        assert stream.flushes == 0  # StreamHandler would have flushed three times
-        assert [json.loads(line)["response_id"] for line in stream.getvalue().splitlines()] == [
-            "gwr_0",
-            "gwr_1",
-            "gwr_2",
-        ]
-        await flush_lines()
-        assert stream.flushes == 1
+        yield stream
     finally:
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
 
 
+async def test_request_lines_are_written_without_a_flush_each_until_the_flush_pass() -> None:
+    with request_lines() as stream:
+        for n in range(3):
+            logging.getLogger("gateway.requests").info(json.dumps({"response_id": f"gwr_{n}"}))
+        assert stream.flushes == 0  # StreamHandler would have flushed three times
+        said = [json.loads(line)["response_id"] for line in stream.getvalue().splitlines()]
+        assert said == ["gwr_0", "gwr_1", "gwr_2"]
+        await flush_lines()
+        assert stream.flushes == 1
+
+
 def test_a_running_gateway_flushes_its_request_lines_within_a_period(gateway: LiveServer) -> None:
-    stream = Counted()
-    handler = LineHandler(stream)
-    logger = logging.getLogger("gateway.requests")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        logger.info(json.dumps({"response_id": "gwr_quiet"}))
+    with request_lines() as stream:
+        logging.getLogger("gateway.requests").info(json.dumps({"response_id": "gwr_quiet"}))
         deadline = time.monotonic() + 5 * FLUSH_PERIOD
         while stream.flushes == 0:  # the runtime's flush pass, not the line, flushes
             assert time.monotonic() < deadline, "request lines not flushed by the runtime"
             time.sleep(0.01)  # polling a condition with a deadline
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)

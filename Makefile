@@ -49,13 +49,11 @@ bench-hop: install
 	$(BIN)/python benchmarks/hop/run.py
 
 # Hand-run benchmark of the gateway against nginx and a bare Python hop (benchmarks/RESULTS.md):
-# throughput, rollback propagation, memory over 1M requests, lineage cost (about 8 minutes,
-# half of it the memory step; ARGS=--skip-memory leaves that out), then uvicorn against granian
-# (about 3 minutes; ARGS=--skip-granian leaves that out; granian comes from the `bench` extra),
-# workers, the translated and rate-limited paths, and fan-out to 8 replicas (about 6 minutes;
-# --skip-workers, --skip-paths, --skip-fanout), request body and answer sizes (about 6 minutes;
-# --skip-bodies), CPU by layer (about 2 minutes; --skip-hotpath) and 5,000 open streams (about
-# 3 minutes; --skip-streams).
+# throughput, rollback propagation, lineage cost, workers, the translated and rate-limited
+# paths, fan-out to 8 replicas, memory over 1M requests, uvicorn against granian, body and
+# answer sizes, then printed only: JSON work, CPU by layer, the gateway's protocol and 5,000
+# open streams (37 minutes in the last recorded run; ARGS="--skip-memory --skip-bodies ..."
+# leaves steps out, see README "Benchmarks"; granian and py-spy come from the `bench` extra).
 bench: install
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \

@@ -720,11 +720,11 @@ def test_serve_runs_the_server_with_host_port_and_workers(
     monkeypatch.setenv("GATEWAY_SIGNING_KEY", SIGNING_KEY)
 
     assert main(["serve", "--host", "0.0.0.0", "--port", "9000", "--workers", "4"]) == 0
-    assert main(["serve", "--drain-seconds", "5"]) == 0
+    assert main(["serve", "--drain-seconds", "5", "--backlog", "8192"]) == 0
 
     assert calls == [
-        {"host": "0.0.0.0", "port": 9000, "workers": 4, "drain_seconds": 30.0},
-        {"host": "127.0.0.1", "port": 8080, "workers": 1, "drain_seconds": 5.0},
+        {"host": "0.0.0.0", "port": 9000, "workers": 4, "drain_seconds": 30.0, "backlog": 2048},
+        {"host": "127.0.0.1", "port": 8080, "workers": 1, "drain_seconds": 5.0, "backlog": 8192},
     ]
 
 

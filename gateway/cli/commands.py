@@ -130,7 +130,11 @@ def serve(args: argparse.Namespace) -> int:
 
     check_settings()
     run_server(
-        host=args.host, port=args.port, workers=args.workers, drain_seconds=args.drain_seconds
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        drain_seconds=args.drain_seconds,
+        backlog=args.backlog,
     )
     return 0
 

@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="on SIGTERM, how long in-flight requests may finish (default %(default)s)",
     )
+    serve.add_argument(
+        "--backlog",
+        type=int,
+        default=2048,
+        help="connections the kernel queues before they are accepted: a burst of new streams "
+        "past it is refused (capped by net.core.somaxconn; default %(default)s)",
+    )
     serve.set_defaults(local=commands.serve)
     _add_release_commands(tree)
     _add_channel_commands(tree)

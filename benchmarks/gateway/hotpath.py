@@ -23,32 +23,22 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway.cpu_probe import PROFILE_RATE, WARMUP_S, cpu_per_request
+from benchmarks.gateway.cpu_probe import PROFILE_RATE
+from benchmarks.gateway.probe_stack import Server, probe_stack, rotating_rounds
 from benchmarks.gateway.stack import (
     CHANNEL,
     CHAT_LUA,
     CHAT_PATH,
-    Admin,
-    GatewayConfig,
-    check_floor,
-    check_gateway,
-    register_releases,
-    set_up_channels,
-    start_bare_hop,
-    start_gateway,
-    start_upstream,
     wrk_env,
 )
-from benchmarks.harness.processes import Processes, stop_on_signals
+from benchmarks.harness.processes import stop_on_signals
 from benchmarks.harness.wrk import require_wrk, run_wrk
-from gateway.embedded_redis import EmbeddedRedis
 
 PROFILE_S = 8
 TOP_OWN = 20
@@ -148,55 +138,34 @@ def table(medians: dict[str, float], splits: dict[str, Split]) -> str:
 
 def measure(rounds: int, duration: int) -> None:
     require_wrk()
-    with tempfile.TemporaryDirectory(prefix="hotpath-") as tmp:
-        work_dir = Path(tmp)
-        (work_dir / "logs").mkdir()
-        procs = Processes(work_dir / "logs")
-        redis = EmbeddedRedis(work_dir / "redis", appendonly=False)
-        try:
-            upstream_port = start_upstream(procs)
-            hop_port = start_bare_hop(procs, "hop", upstream_port)
-            check_floor(procs, "hop", hop_port)
-            redis.start()
-            config = GatewayConfig.write(work_dir, redis.url, upstream_port)
-            gateway = start_gateway(procs, config, "gateway")
-            admin = Admin(gateway.port, config.admin_token)
-            token = set_up_channels(admin, register_releases(admin))
-            check_gateway(procs, gateway, token, stream=False, channel=CHANNEL)
-            servers = {
-                "hop": (procs.pid("hop"), hop_port, wrk_env()),
-                "gateway": (gateway.pid, gateway.port, wrk_env(token, CHANNEL)),
-            }
-            for _pid, port, env in servers.values():
-                run_wrk(port, CHAT_PATH, 16, WARMUP_S, CHAT_LUA, env)
-            results: dict[str, list[float]] = {name: [] for name in servers}
-            for round_ in range(rounds):
-                order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
-                for name in order:
-                    pid, port, env = servers[name]
-                    results[name].append(cpu_per_request(pid, port, duration, 16, env)[0])
-                hop_us, gateway_us = results["hop"][-1], results["gateway"][-1]
-                print(f"round {round_ + 1}: hop {hop_us:.1f} µs  gateway {gateway_us:.1f} µs  "
-                      f"ratio {gateway_us / hop_us:.2f}", flush=True)  # fmt: skip
-            medians = {name: statistics.median(v) for name, v in results.items()}
-            ratios = [g / h for g, h in zip(results["gateway"], results["hop"], strict=True)]
-            print(f"\nCPU µs/request, medians of {rounds} rounds x {duration} s (wrk -c16, "
-                  f"{CHANNEL}): hop {medians['hop']:.1f}, gateway {medians['gateway']:.1f}; "
-                  f"gateway/hop per round: {' '.join(f'{r:.2f}' for r in ratios)}")  # fmt: skip
-            splits: dict[str, Split] = {}
-            for name, (pid, port, env) in servers.items():
-                found = record(pid, port, env, work_dir / f"{name}.raw")
-                if found is None:
-                    print("py-spy not found: no split by layer (.venv/bin/pip install py-spy)")
-                    return
-                splits[name] = found
-            print(f"\npy-spy, {PROFILE_RATE} Hz for {PROFILE_S} s each "
-                  f"(hop {splits['hop'].samples}, gateway {splits['gateway'].samples} samples); "
-                  "µs = the median above x the layer's share of samples\n")  # fmt: skip
-            print(table(medians, splits))
-        finally:
-            procs.stop_all()
-            redis.stop()
+    with probe_stack("hotpath-", "gateway") as stack:
+        servers: dict[str, Server] = {
+            "hop": (stack.procs.pid("hop"), stack.hop_port, wrk_env()),
+            "gateway": (stack.gateway.pid, stack.gateway.port, wrk_env(stack.token, CHANNEL)),
+        }
+
+        def progress(n: int, results: dict[str, list[float]]) -> None:
+            hop_us, gateway_us = results["hop"][-1], results["gateway"][-1]
+            print(f"round {n}: hop {hop_us:.1f} µs  gateway {gateway_us:.1f} µs  "
+                  f"ratio {gateway_us / hop_us:.2f}", flush=True)  # fmt: skip
+
+        results = rotating_rounds(servers, rounds, duration, 16, progress)
+        medians = {name: statistics.median(v) for name, v in results.items()}
+        ratios = [g / h for g, h in zip(results["gateway"], results["hop"], strict=True)]
+        print(f"\nCPU µs/request, medians of {rounds} rounds x {duration} s (wrk -c16, "
+              f"{CHANNEL}): hop {medians['hop']:.1f}, gateway {medians['gateway']:.1f}; "
+              f"gateway/hop per round: {' '.join(f'{r:.2f}' for r in ratios)}")  # fmt: skip
+        splits: dict[str, Split] = {}
+        for name, (pid, port, env) in servers.items():
+            found = record(pid, port, env, stack.work_dir / f"{name}.raw")
+            if found is None:
+                print("py-spy not found: no split by layer (.venv/bin/pip install py-spy)")
+                return
+            splits[name] = found
+        print(f"\npy-spy, {PROFILE_RATE} Hz for {PROFILE_S} s each "
+              f"(hop {splits['hop'].samples}, gateway {splits['gateway'].samples} samples); "
+              "µs = the median above x the layer's share of samples\n")  # fmt: skip
+        print(table(medians, splits))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,29 +17,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gateway.cpu_probe import WARMUP_S, cpu_per_request
+from benchmarks.gateway.probe_stack import Server, probe_stack, rotating_rounds
 from benchmarks.gateway.stack import (
     CHANNEL,
-    CHAT_LUA,
-    CHAT_PATH,
     READY_PATH,
     UVICORN_FAST,
     UVICORN_QUIET,
-    Admin,
     Gateway,
     GatewayConfig,
-    check_floor,
     check_gateway,
-    register_releases,
-    set_up_channels,
-    start_bare_hop,
-    start_gateway,
-    start_upstream,
     wrk_env,
 )
 from benchmarks.harness.processes import (
@@ -49,8 +39,7 @@ from benchmarks.harness.processes import (
     stop_on_signals,
     wait_until_ok,
 )
-from benchmarks.harness.wrk import require_wrk, run_wrk
-from gateway.embedded_redis import EmbeddedRedis
+from benchmarks.harness.wrk import require_wrk
 
 CONCURRENCY = 16
 
@@ -70,40 +59,21 @@ def start_stock(procs: Processes, config: GatewayConfig, name: str) -> Gateway:
 def measure(rounds: int, duration: int) -> str:
     """Run the rounds; the markdown table of the medians and ratios."""
     require_wrk()
-    with tempfile.TemporaryDirectory(prefix="protocol-") as tmp:
-        work_dir = Path(tmp)
-        (work_dir / "logs").mkdir()
-        procs = Processes(work_dir / "logs")
-        redis = EmbeddedRedis(work_dir / "redis", appendonly=False)
-        try:
-            upstream_port = start_upstream(procs)
-            hop_port = start_bare_hop(procs, "hop", upstream_port)
-            check_floor(procs, "hop", hop_port)
-            redis.start()
-            config = GatewayConfig.write(work_dir, redis.url, upstream_port)
-            serve = start_gateway(procs, config, "serve")
-            admin = Admin(serve.port, config.admin_token)
-            token = set_up_channels(admin, register_releases(admin))
-            stock = start_stock(procs, config, "stock")
-            env = wrk_env(token, CHANNEL)
-            servers = {"hop": (procs.pid("hop"), hop_port, wrk_env())}
-            for gateway in (serve, stock):
-                check_gateway(procs, gateway, token, stream=False, channel=CHANNEL)
-                servers[gateway.name] = (gateway.pid, gateway.port, env)
-            for _pid, port, env_ in servers.values():
-                run_wrk(port, CHAT_PATH, CONCURRENCY, WARMUP_S, CHAT_LUA, env_)
-            results: dict[str, list[float]] = {name: [] for name in servers}
-            names = list(servers)
-            for round_ in range(rounds):
-                order = names[round_ % len(names) :] + names[: round_ % len(names)]
-                for name in order:
-                    pid, port, env_ = servers[name]
-                    results[name].append(cpu_per_request(pid, port, duration, CONCURRENCY, env_)[0])
-                print(f"round {round_ + 1}: " + "  ".join(
-                    f"{n} {results[n][-1]:.1f} µs" for n in names), flush=True)  # fmt: skip
-        finally:
-            procs.stop_all()
-            redis.stop()
+    with probe_stack("protocol-", "serve") as stack:
+        stock = start_stock(stack.procs, stack.config, "stock")
+        check_gateway(stack.procs, stock, stack.token, stream=False, channel=CHANNEL)
+        env = wrk_env(stack.token, CHANNEL)
+        servers: dict[str, Server] = {
+            "hop": (stack.procs.pid("hop"), stack.hop_port, wrk_env()),
+            "serve": (stack.gateway.pid, stack.gateway.port, env),
+            "stock": (stock.pid, stock.port, env),
+        }
+
+        def progress(n: int, results: dict[str, list[float]]) -> None:
+            print(f"round {n}: " + "  ".join(
+                f"{name} {runs[-1]:.1f} µs" for name, runs in results.items()), flush=True)  # fmt: skip
+
+        results = rotating_rounds(servers, rounds, duration, CONCURRENCY, progress)
     medians = {name: statistics.median(v) for name, v in results.items()}
     ratios = [a / b for a, b in zip(results["serve"], results["stock"], strict=True)]
     return "\n".join([
